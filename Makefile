@@ -1,0 +1,29 @@
+# The two commands of the README are `make demo` and `make test`; both set up what they need.
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test unit lint bench render-examples clean
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(VENV)/bin/ovsnet lab demo --hosts 3
+
+test: setup
+	$(PY) -m pytest -q
+
+unit: setup
+	$(PY) -m pytest -q -m "not lab and not vm"
+
+lint: setup
+	$(VENV)/bin/ruff check ovsnet tests bench
+
+bench: setup
+	$(PY) -m bench
+
+render-examples: setup
+	$(VENV)/bin/ovsnet render-examples cloud-config
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,3 @@
+from ovsnet.cli import main
+
+main()

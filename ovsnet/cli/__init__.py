@@ -1,0 +1,32 @@
+"""The CLI edge: the only place that turns ovsnet's errors into messages and exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ovsnet.errors import OvsnetError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `ovsnet` command. Returns (and exits with) the exit code."""
+    from ovsnet.cli.app import app
+
+    try:
+        result = app(args=argv, prog_name="ovsnet", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except OvsnetError as exc:
+        print(f"ovsnet: error: {exc.one_line()}", file=sys.stderr)
+        code = exc.exit_code
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = 2 if isinstance(exc, click.UsageError) else exc.exit_code
+    except click.exceptions.Abort:
+        print("ovsnet: aborted", file=sys.stderr)
+        code = 1
+    if argv is None:
+        sys.exit(code)
+    return code

@@ -1,0 +1,41 @@
+"""The root typer app: global options and the command groups."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from ovsnet.cli.output import Settings
+
+DEFAULT_DB = "unix:/var/run/openvswitch/db.sock"
+
+app = typer.Typer(
+    help="One flat, optionally encrypted network for Docker containers on many hosts, over OVS.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets (PSKs, keys)
+    add_completion=False,
+)
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    db: str = typer.Option(
+        None, "--db", help="OVSDB to talk to (env OVSNET_DB; default " + DEFAULT_DB + ")"
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    ctx.obj = Settings(db=db or os.environ.get("OVSNET_DB") or DEFAULT_DB, json=json_output)
+
+
+def _register() -> None:
+    # Each command group lives in its own module; keep this list the only shared edit point.
+    from ovsnet.cli import host_commands, lab_commands, peer_commands
+
+    host_commands.register(app)
+    peer_commands.register(app)
+    lab_commands.register(app)
+
+
+_register()

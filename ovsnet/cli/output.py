@@ -1,0 +1,32 @@
+"""One renderer for every command: rich text for people, one JSON document for `--json`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass
+class Settings:
+    """Global options, shared by every command through typer's context."""
+
+    db: str
+    json: bool = False
+
+
+class Result(Protocol):
+    def as_json(self) -> Any: ...
+
+    def render(self, console) -> None: ...
+
+
+def emit(settings: Settings, result: Result) -> None:
+    if settings.json:
+        json.dump(result.as_json(), sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+        return
+    from rich.console import Console
+
+    result.render(Console(highlight=False, soft_wrap=True))

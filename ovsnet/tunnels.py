@@ -1,0 +1,78 @@
+"""Tunnel facts: port names, encapsulation overhead, peer validation. Pure, no I/O."""
+
+from __future__ import annotations
+
+import ipaddress
+from ipaddress import IPv4Address, IPv4Network
+
+from ovsnet.errors import InvalidInput
+
+TUNNEL_TYPES = ("gre", "vxlan", "geneve")
+LINUX_IFNAME_MAX = 15
+
+# Bytes each encapsulation adds in front of the inner IP packet, IPv4 underlay (DESIGN.md 1).
+# OVS gre carries whole Ethernet frames: outer IP 20 + GRE 4 + inner Ethernet 14.
+_OVERHEAD = {
+    "gre": 20 + 4 + 14,
+    "vxlan": 20 + 8 + 8 + 14,
+    "geneve": 20 + 8 + 8 + 14,
+}
+IPV6_UNDERLAY_EXTRA = 20
+# ESP transport with AES-GCM adds about 37 bytes and NAT-T 8 more; the rest is margin for
+# padding so the overlay lands at 1400 on a 1500 underlay, the figure DESIGN.md recommends.
+IPSEC_OVERHEAD = 62
+MIN_OVERLAY_MTU = 576
+
+
+def overlay_mtu(
+    underlay_mtu: int, tunnel_type: str = "gre", ipsec: bool = False, ipv6: bool = False
+) -> int:
+    """The MTU containers and br0 must use so encapsulated frames fit the underlay."""
+    overhead = _OVERHEAD[tunnel_type]
+    overhead += IPV6_UNDERLAY_EXTRA if ipv6 else 0
+    overhead += IPSEC_OVERHEAD if ipsec else 0
+    mtu = underlay_mtu - overhead
+    if mtu < MIN_OVERLAY_MTU:
+        raise InvalidInput(
+            f"underlay MTU {underlay_mtu} leaves only {mtu} bytes for the overlay",
+            f"use an underlay MTU of at least {MIN_OVERLAY_MTU + overhead}",
+        )
+    return mtu
+
+
+def port_name(remote_ip: IPv4Address, tunnel_type: str = "gre") -> str:
+    """Stable interface name from the peer address: `gre-c6336402` (<= 15 characters)."""
+    kind = {"gre": "gre", "vxlan": "vxl", "geneve": "gnv"}[tunnel_type]
+    name = f"{kind}-{int(remote_ip):08x}"
+    assert len(name) <= LINUX_IFNAME_MAX
+    return name
+
+
+def parse_peer(
+    text: str, own_addresses: set[IPv4Address], supernet: IPv4Network | None
+) -> IPv4Address:
+    """Validate a peer's underlay address."""
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        raise InvalidInput(
+            f"peer {text!r} is not an IP address", "give the peer's underlay IPv4 address"
+        ) from None
+    if not isinstance(address, IPv4Address):
+        raise InvalidInput(f"peer {address} is IPv6", "IPv6 underlays are not supported yet")
+    if (
+        address.is_multicast
+        or address.is_unspecified
+        or address.is_loopback
+        or address.is_link_local
+        or address == IPv4Address("255.255.255.255")
+    ):
+        raise InvalidInput(f"peer {address} is not a unicast host address")
+    if address in own_addresses:
+        raise InvalidInput(f"peer {address} is this host's own address", "give a remote host")
+    if supernet is not None and address in supernet:
+        raise InvalidInput(
+            f"peer {address} is inside the overlay supernet {supernet}",
+            "tunnels run over the underlay: give the peer's underlay address",
+        )
+    return address

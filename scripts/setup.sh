@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs everything ovsnet's lab, tests and benchmarks need on a fresh Debian 12 machine (root).
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  # the data plane and its control
+  openvswitch-switch openvswitch-ipsec strongswan libstrongswan-standard-plugins
+  # one real Docker engine per lab host, iptables for its rules, etcd for cluster mode
+  docker.io iptables etcd-server etcd-client
+  # lab plumbing and measurement
+  iproute2 ethtool kmod procps psmisc busybox-static tcpdump iperf3 openssl
+  # validators for rendered configuration
+  ignition cloud-init systemd ruby
+  # the real-kernel lab
+  debootstrap qemu-system-x86 qemu-utils
+  # Python
+  python3 python3-venv python3-dev gcc
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Do not let package scripts start the host's own OVS/Docker/etcd: the lab starts its own.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get update -qq
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.ovsnet-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[test]'
+  touch "$stamp"
+fi
+echo "setup: ready (.venv/bin/ovsnet)"
