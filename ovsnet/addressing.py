@@ -104,9 +104,7 @@ def host_addressing(
     return HostAddressing(supernet=super_net, subnet=host_net)
 
 
-def overlaps_underlay(
-    supernet: IPv4Network, underlay: list[IPv4Network]
-) -> IPv4Network | None:
+def overlaps_underlay(supernet: IPv4Network, underlay: list[IPv4Network]) -> IPv4Network | None:
     """The first underlay network (address or route) the supernet overlaps, if any."""
     for network in underlay:
         if network.prefixlen == 0:

@@ -1,9 +1,84 @@
-"""`ovsnet` commands: host (work in progress)."""
+"""`ovsnet init`, `ovsnet status`, `ovsnet reset`."""
 
 from __future__ import annotations
 
 import typer
 
+from ovsnet.cli.output import Settings, emit
+from ovsnet.errors import OperationFailed
+
+BRIDGE = typer.Option("br0", "--bridge", help="OVS bridge that carries the overlay.")
+
+
+def init(
+    ctx: typer.Context,
+    prefix: str = typer.Option(None, "--prefix", help="The host's /24 as A.B.C (10.0.42)."),
+    subnet: str = typer.Option(None, "--subnet", help="The host's subnet as a CIDR."),
+    supernet: str = typer.Option("10.0.0.0/8", "--supernet", help="The overlay supernet."),
+    bridge: str = BRIDGE,
+    docker_bridge: str = typer.Option("docker0", "--docker-bridge", help="Docker's bridge."),
+    datapath: str = typer.Option("system", "--datapath", help="system (kernel) or netdev."),
+    underlay_mtu: int = typer.Option(None, "--underlay-mtu", help="Default: detected."),
+    ipsec: bool = typer.Option(False, "--ipsec", help="Leave room in the MTU for IPsec."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change."),
+) -> None:
+    """Create the OVS bridge, move the docker bridge's address onto it and attach it."""
+    from ovsnet.addressing import host_addressing
+    from ovsnet.netlink import Netlink
+    from ovsnet.ovsdb import OvsDb
+    from ovsnet.services.host import InitRequest, init_host
+
+    settings: Settings = ctx.obj
+    addressing = host_addressing(prefix=prefix, subnet=subnet, supernet=supernet)
+    request = InitRequest(
+        addressing=addressing,
+        bridge=bridge,
+        docker_bridge=docker_bridge,
+        datapath=datapath,
+        underlay_mtu=underlay_mtu,
+        ipsec=ipsec,
+    )
+    with OvsDb(settings.db) as db, Netlink() as net:
+        emit(settings, init_host(db, net, request, dry_run=dry_run))
+
+
+def status(
+    ctx: typer.Context,
+    bridge: str = BRIDGE,
+    check: bool = typer.Option(
+        False, "--check", help="Exit non-zero unless the bridge is attached and all peers are up."
+    ),
+) -> None:
+    """Show the bridge, subnet, gateway, MTU, docker bridge and every peer."""
+    from ovsnet.netlink import Netlink
+    from ovsnet.ovsdb import OvsDb
+    from ovsnet.services.status import host_status
+
+    settings: Settings = ctx.obj
+    with OvsDb(settings.db) as db, Netlink() as net:
+        result = host_status(db, net, bridge)
+    emit(settings, result)
+    if check and result.health_problems():
+        raise OperationFailed("unhealthy: " + "; ".join(result.health_problems()))
+
+
+def reset(
+    ctx: typer.Context,
+    bridge: str = BRIDGE,
+    docker_bridge: str = typer.Option(None, "--docker-bridge", help="Default: as init recorded."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change."),
+) -> None:
+    """Remove ovsnet's tunnels and bridge and give the address back to the docker bridge."""
+    from ovsnet.netlink import Netlink
+    from ovsnet.ovsdb import OvsDb
+    from ovsnet.services.host import reset_host
+
+    settings: Settings = ctx.obj
+    with OvsDb(settings.db) as db, Netlink() as net:
+        emit(settings, reset_host(db, net, bridge, docker_bridge, dry_run=dry_run))
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command()(init)
+    app.command()(status)
+    app.command()(reset)

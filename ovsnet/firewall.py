@@ -1,0 +1,63 @@
+"""The one iptables rule ovsnet needs (DESIGN.md section 1, br_netfilter).
+
+Docker sets net.bridge.bridge-nf-call-iptables=1, so frames that docker0 bridges toward its OVS
+port traverse iptables, where Docker's FORWARD rules drop them. Rather than flip the sysctl for
+the whole host, ovsnet adds the narrowest accept rule to Docker's DOCKER-USER chain (which
+Docker keeps across restarts and never flushes). iptables has no netlink API that pyroute2
+speaks, so this module runs the iptables command, with a fixed argument list and no secrets.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from ovsnet.errors import OperationFailed
+
+CHAIN = "DOCKER-USER"
+COMMENT = "ovsnet: docker bridge to OVS"
+
+
+def _rules(docker_bridge: str) -> list[list[str]]:
+    match = ["-m", "physdev", "--physdev-is-bridged", "-m", "comment", "--comment", COMMENT]
+    return [
+        ["-i", docker_bridge, *match, "-j", "ACCEPT"],
+        ["-o", docker_bridge, *match, "-j", "ACCEPT"],
+    ]
+
+
+def _iptables(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True)
+
+
+def _available() -> bool:
+    return shutil.which("iptables") is not None and _iptables("-n", "-L", CHAIN).returncode == 0
+
+
+def _missing(docker_bridge: str) -> list[list[str]]:
+    return [r for r in _rules(docker_bridge) if _iptables("-C", CHAIN, *r).returncode != 0]
+
+
+def plan_accept(docker_bridge: str) -> list[str]:
+    if not _available() or not _missing(docker_bridge):
+        return []
+    return [f"accept bridged traffic of {docker_bridge} in iptables {CHAIN}"]
+
+
+def ensure_accept(docker_bridge: str) -> None:
+    for rule in _missing(docker_bridge):
+        result = _iptables("-I", CHAIN, "1", *rule)
+        if result.returncode != 0:
+            raise OperationFailed(f"could not add iptables rule: {result.stderr.strip()}")
+
+
+def plan_remove(docker_bridge: str) -> list[str]:
+    if not _available() or len(_missing(docker_bridge)) == len(_rules(docker_bridge)):
+        return []
+    return [f"remove ovsnet's accept rules from iptables {CHAIN}"]
+
+
+def remove_accept(docker_bridge: str) -> None:
+    for rule in _rules(docker_bridge):
+        while _iptables("-C", CHAIN, *rule).returncode == 0:
+            _iptables("-D", CHAIN, *rule)

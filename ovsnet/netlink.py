@@ -1,0 +1,151 @@
+"""The kernel facade (pyroute2): links, IPv4 addresses, routes. Nothing else imports pyroute2."""
+
+from __future__ import annotations
+
+import socket
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from ovsnet.errors import NotReady, OperationFailed
+from ovsnet.model import LinkState
+
+
+class Netlink:
+    """Domain verbs over the current network namespace's rtnetlink."""
+
+    def __init__(self):
+        self._ipr = None
+
+    @property
+    def ipr(self):
+        if self._ipr is None:
+            from pyroute2 import IPRoute
+
+            self._ipr = IPRoute()
+        return self._ipr
+
+    def close(self) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+    def __enter__(self) -> Netlink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def _index(self, name: str) -> int | None:
+        found = self.ipr.link_lookup(ifname=name)
+        return found[0] if found else None
+
+    def link(self, name: str) -> LinkState:
+        index = self._index(name)
+        if index is None:
+            return LinkState(name=name, exists=False)
+        msg = self.ipr.get_links(index)[0]
+        return LinkState(
+            name=name,
+            exists=True,
+            up=bool(msg["flags"] & 1),  # IFF_UP: administratively up
+            mtu=msg.get("IFLA_MTU"),
+            mac=msg.get("IFLA_ADDRESS"),
+            addresses=tuple(self._addresses(index)),
+        )
+
+    def _addresses(self, index: int) -> list[IPv4Interface]:
+        return [
+            IPv4Interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
+            for msg in self.ipr.get_addr(family=socket.AF_INET, index=index)
+        ]
+
+    def local_addresses(self) -> set[IPv4Address]:
+        return {
+            IPv4Address(msg.get("IFA_ADDRESS")) for msg in self.ipr.get_addr(family=socket.AF_INET)
+        }
+
+    def underlay_networks(self, exclude: set[str]) -> list[IPv4Network]:
+        """Networks the host already uses outside the overlay: its addresses and routes."""
+        names = {msg["index"]: msg.get("IFLA_IFNAME") for msg in self.ipr.get_links()}
+        skip = {index for index, name in names.items() if name in exclude or name == "lo"}
+        networks = [
+            IPv4Interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}").network
+            for msg in self.ipr.get_addr(family=socket.AF_INET)
+            if msg["index"] not in skip
+        ]
+        for msg in self.ipr.get_routes(family=socket.AF_INET, table=254):
+            if msg.get("RTA_OIF") in skip or msg["dst_len"] == 0:
+                continue
+            networks.append(IPv4Network(f"{msg.get('RTA_DST')}/{msg['dst_len']}", strict=False))
+        return networks
+
+    def default_route_mtu(self, exclude: set[str]) -> int | None:
+        """MTU of the underlay: the default route's device, else the smallest addressed link."""
+        for msg in self.ipr.get_routes(family=socket.AF_INET, table=254):
+            if msg["dst_len"] == 0 and msg.get("RTA_OIF"):
+                return self.ipr.get_links(msg.get("RTA_OIF"))[0].get("IFLA_MTU")
+        mtus = []
+        for link in self.ipr.get_links():
+            name = link.get("IFLA_IFNAME")
+            if name in exclude or name == "lo":
+                continue
+            if self.ipr.get_addr(family=socket.AF_INET, index=link["index"]):
+                mtus.append(link.get("IFLA_MTU"))
+        return min(mtus) if mtus else None
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def set_up(self, name: str) -> None:
+        index = self._require(name)
+        self._call(f"bring {name} up", self.ipr.link, "set", index=index, state="up")
+
+    def add_address(self, name: str, address: IPv4Interface) -> None:
+        index = self._require(name)
+        self._call(
+            f"add {address} to {name}",
+            self.ipr.addr,
+            "add",
+            index=index,
+            address=str(address.ip),
+            prefixlen=address.network.prefixlen,
+        )
+
+    def remove_address(self, name: str, address: IPv4Interface) -> None:
+        index = self._require(name)
+        self._call(
+            f"remove {address} from {name}",
+            self.ipr.addr,
+            "del",
+            index=index,
+            address=str(address.ip),
+            prefixlen=address.network.prefixlen,
+        )
+
+    def move_address(self, address: IPv4Interface, source: str, target: str) -> None:
+        """Move an address between links, putting it back on the source if the add fails.
+
+        The riskiest step of `init`: while the address is nowhere, containers lose their
+        gateway, so the window is two netlink calls.
+        """
+        self.remove_address(source, address)
+        try:
+            self.add_address(target, address)
+        except Exception:
+            self.add_address(source, address)
+            raise
+
+    def _require(self, name: str) -> int:
+        index = self._index(name)
+        if index is None:
+            raise NotReady(f"network interface {name} does not exist")
+        return index
+
+    @staticmethod
+    def _call(what: str, fn, *args, **kwargs):
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        try:
+            return fn(*args, **kwargs)
+        except NetlinkError as exc:
+            raise OperationFailed(f"could not {what}: {exc.args[-1]}") from None

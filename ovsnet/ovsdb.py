@@ -1,0 +1,352 @@
+"""The OVSDB facade: every read and write ovsnet makes to Open vSwitch's database.
+
+Nothing else in ovsnet imports ovsdbapp or ovs. The connection opens lazily, only the four
+tables ovsnet needs are monitored, and every change is one transaction that waits until
+ovs-vswitchd has applied it (`cur_cfg` catches up with `next_cfg`), then reports each interface
+that vswitchd refused (`Interface.error`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ovsnet.errors import NotReady, OperationFailed
+from ovsnet.model import BridgeSpec, ObservedBridge, ObservedPort, TunnelSpec
+
+TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface")
+DEFAULT_TIMEOUT = 10.0
+
+# ovsdbapp logs post-commit problems with tracebacks and then ignores them; ovsnet checks the
+# same conditions itself and reports them as one-line errors.
+logging.getLogger("ovsdbapp").addHandler(logging.NullHandler())
+logging.getLogger("ovsdbapp").propagate = False
+
+
+@dataclass
+class Changes:
+    """One OVSDB transaction's worth of ensure/remove operations (filled by the planner)."""
+
+    bridge: BridgeSpec | None = None
+    # The bridge tunnels are added to (when `bridge` above is not being ensured too).
+    tunnel_bridge: str | None = None
+    system_ports: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    add_tunnels: list[TunnelSpec] = field(default_factory=list)
+    update_tunnels: list[TunnelSpec] = field(default_factory=list)
+    remove_ports: list[str] = field(default_factory=list)
+    delete_bridge: str | None = None
+    other_config: dict[str, str | None] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.bridge
+            or self.system_ports
+            or self.add_tunnels
+            or self.update_tunnels
+            or self.remove_ports
+            or self.delete_bridge
+            or self.other_config
+        )
+
+
+class OvsDb:
+    """Domain verbs over one OVSDB (`unix:/path` or `tcp:host:port`)."""
+
+    def __init__(self, db: str, timeout: float = DEFAULT_TIMEOUT):
+        self.db = db
+        self.timeout = timeout
+        self._api = None
+
+    # -- connection -----------------------------------------------------------------------
+
+    @property
+    def api(self):
+        if self._api is None:
+            self._api = self._connect()
+        return self._api
+
+    def _connect(self):
+        from ovsdbapp.backend.ovs_idl import connection, idlutils
+        from ovsdbapp.schema.open_vswitch import impl_idl
+
+        hint = "start ovsdb-server and ovs-vswitchd (or the ovsnet container), or pass --db"
+        if self.db.startswith("unix:") and not os.path.exists(self.db[len("unix:") :]):
+            raise NotReady(f"cannot reach OVSDB at {self.db}: no such socket", hint)
+        try:
+            helper = idlutils.get_schema_helper(self.db, "Open_vSwitch")
+            for table in TABLES:
+                helper.register_table(table)
+            idl = connection.OvsdbIdl(self.db, helper)
+            api = impl_idl.OvsdbIdl(connection.Connection(idl, timeout=self.timeout))
+        except Exception as exc:  # ovs raises bare Exceptions for connection failures
+            raise NotReady(f"cannot reach OVSDB at {self.db} ({exc})", hint) from None
+        return api
+
+    def close(self) -> None:
+        if self._api is not None:
+            self._api.ovsdb_connection.stop(timeout=1)
+            self._api = None
+
+    def __enter__(self) -> OvsDb:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def _read(self, fn: Callable):
+        with self.api.ovsdb_connection.lock:
+            return fn(self.api.tables)
+
+    def ovs_version(self) -> str | None:
+        def read(tables):
+            for row in tables["Open_vSwitch"].rows.values():
+                return _optional(row.ovs_version)
+            return None
+
+        return self._read(read)
+
+    def other_config(self) -> dict[str, str]:
+        def read(tables):
+            for row in tables["Open_vSwitch"].rows.values():
+                return dict(row.other_config)
+            return {}
+
+        return self._read(read)
+
+    def bridge(self, name: str) -> ObservedBridge | None:
+        """The bridge as OVSDB holds it, or None if it does not exist."""
+
+        def read(tables):
+            row = _find(tables["Bridge"], name)
+            return _observe_bridge(row) if row is not None else None
+
+        return self._read(read)
+
+    def bridge_names(self) -> list[str]:
+        return self._read(lambda tables: sorted(r.name for r in tables["Bridge"].rows.values()))
+
+    def port_owner(self, port: str) -> str | None:
+        """The bridge that holds a port of this name, if any."""
+
+        def read(tables):
+            for bridge in tables["Bridge"].rows.values():
+                if any(p.name == port for p in bridge.ports):
+                    return bridge.name
+            return None
+
+        return self._read(read)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def apply(self, changes: Changes) -> None:
+        """Apply all changes in one transaction and wait for ovs-vswitchd to act on them."""
+        if not changes:
+            return
+        from ovsdbapp.backend.ovs_idl.command import BaseCommand
+
+        class _Apply(BaseCommand):
+            def run_idl(self, txn):
+                _write(self.api, txn, changes)
+
+        try:
+            with self.api.transaction(check_error=True, log_errors=False) as txn:
+                txn.add(_Apply(self.api))
+        except Exception as exc:
+            raise OperationFailed(f"OVSDB transaction failed: {exc}") from None
+        self._wait_applied()
+        self._raise_interface_errors(changes)
+
+    def _wait_applied(self) -> None:
+        # ovsdbapp already waited for vswitchd but only logs a timeout; check it ourselves.
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            done = self._read(
+                lambda t: all(r.cur_cfg >= r.next_cfg for r in t["Open_vSwitch"].rows.values())
+            )
+            if done:
+                return
+            time.sleep(0.05)
+        raise NotReady(
+            f"ovs-vswitchd did not apply the change within {self.timeout:.0f} s",
+            "is ovs-vswitchd running? the change is stored in OVSDB and applies when it starts",
+        )
+
+    def _raise_interface_errors(self, changes: Changes) -> None:
+        names = {t.port for t in changes.add_tunnels + changes.update_tunnels}
+        names |= {name for name, _ in changes.system_ports}
+        if changes.bridge:
+            names.add(changes.bridge.name)
+        if not names:
+            return
+
+        def read(tables):
+            return {
+                row.name: _optional(row.error)
+                for row in tables["Interface"].rows.values()
+                if row.name in names and _optional(row.error)
+            }
+
+        failed = self._read(read)
+        if failed:
+            details = "; ".join(f"{name}: {error}" for name, error in sorted(failed.items()))
+            raise OperationFailed(f"ovs-vswitchd refused {len(failed)} interface(s): {details}")
+
+
+# -- row helpers (run inside the IDL's lock or transaction) ---------------------------------
+
+
+def _optional(value):
+    """Optional OVSDB columns come back as [] or [value]."""
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+def _find(table, name: str):
+    for row in table.rows.values():
+        if row.name == name:
+            return row
+    return None
+
+
+def _observe_port(port) -> ObservedPort:
+    iface = port.interfaces[0] if port.interfaces else None
+    if iface is None:
+        return ObservedPort(name=port.name, type="", external_ids=dict(port.external_ids))
+    return ObservedPort(
+        name=port.name,
+        type=iface.type,
+        options=dict(iface.options),
+        external_ids={**dict(iface.external_ids), **dict(port.external_ids)},
+        protected=bool(port.protected),
+        bfd=dict(iface.bfd),
+        bfd_status=dict(iface.bfd_status),
+        link_state=_optional(iface.link_state),
+        statistics=dict(iface.statistics),
+        error=_optional(iface.error),
+        ofport=_optional(iface.ofport),
+        mtu_request=_optional(iface.mtu_request),
+    )
+
+
+def _observe_bridge(row) -> ObservedBridge:
+    return ObservedBridge(
+        name=row.name,
+        datapath_type=row.datapath_type,
+        external_ids=dict(row.external_ids),
+        ports={p.name: _observe_port(p) for p in row.ports},
+    )
+
+
+def _write(api, txn, changes: Changes) -> None:
+    tables = api.tables
+    if changes.bridge:
+        bridge = _ensure_bridge(api, txn, changes.bridge)
+    else:
+        bridge = _find(tables["Bridge"], changes.tunnel_bridge or "")
+    for name in changes.remove_ports:
+        _remove_port(tables, name)
+    for name, external_ids in changes.system_ports:
+        _ensure_port(tables, txn, bridge, name, "", {}, external_ids)
+    if changes.update_tunnels:
+        ports = {row.name: row for row in tables["Port"].rows.values()}
+        for spec in changes.update_tunnels:
+            port = ports[spec.port]
+            port.protected = True
+            _set_tunnel_interface(port.interfaces[0], spec)
+    for spec in changes.add_tunnels:
+        _insert_tunnel(tables, txn, bridge, spec)
+    if changes.delete_bridge:
+        _delete_bridge(api, changes.delete_bridge)
+    if changes.other_config:
+        ovs = next(iter(tables["Open_vSwitch"].rows.values()))
+        for key, value in changes.other_config.items():
+            if value is None:
+                ovs.delkey("other_config", key)
+            else:
+                ovs.setkey("other_config", key, value)
+    # ovsdbapp's transaction increments next_cfg, so vswitchd reports back through cur_cfg.
+
+
+def _ensure_bridge(api, txn, spec: BridgeSpec):
+    tables = api.tables
+    row = _find(tables["Bridge"], spec.name)
+    if row is None:
+        row = txn.insert(tables["Bridge"])
+        row.name = spec.name
+        api._ovs.addvalue("bridges", row)
+    row.datapath_type = spec.datapath_type
+    for key, value in spec.external_ids.items():
+        row.setkey("external_ids", key, value)
+    internal = _ensure_port(tables, txn, row, spec.name, "internal", {}, {})
+    internal.mtu_request = [spec.mtu]
+    return row
+
+
+def _ensure_port(tables, txn, bridge, name, iface_type, options, external_ids):
+    """Ensure a single-interface port on the bridge; return its Interface row."""
+    port = _find(tables["Port"], name)
+    if port is None:
+        iface = txn.insert(tables["Interface"])
+        iface.name = name
+        port = txn.insert(tables["Port"])
+        port.name = name
+        port.interfaces = [iface]
+        bridge.addvalue("ports", port)
+    else:
+        iface = port.interfaces[0]
+    iface.type = iface_type
+    if options:
+        iface.options = options
+    for key, value in external_ids.items():
+        port.setkey("external_ids", key, value)
+    return iface
+
+
+def _insert_tunnel(tables, txn, bridge, spec: TunnelSpec) -> None:
+    iface = txn.insert(tables["Interface"])
+    iface.name = spec.port
+    _set_tunnel_interface(iface, spec)
+    iface.external_ids = spec.external_ids
+    port = txn.insert(tables["Port"])
+    port.name = spec.port
+    port.interfaces = [iface]
+    # Split horizon: frames never go from one tunnel to another, so a full mesh cannot loop.
+    port.protected = True
+    port.external_ids = spec.external_ids
+    bridge.addvalue("ports", port)
+
+
+def _set_tunnel_interface(iface, spec: TunnelSpec) -> None:
+    iface.type = spec.type
+    iface.options = spec.options
+    iface.bfd = spec.bfd
+
+
+def _remove_port(tables, name: str) -> None:
+    port = _find(tables["Port"], name)
+    if port is None:
+        return
+    for bridge in tables["Bridge"].rows.values():
+        if port in bridge.ports:
+            bridge.delvalue("ports", port)
+    for iface in port.interfaces:
+        iface.delete()
+    port.delete()
+
+
+def _delete_bridge(api, name: str) -> None:
+    row = _find(api.tables["Bridge"], name)
+    if row is None:
+        return
+    for port in row.ports:
+        for iface in port.interfaces:
+            iface.delete()
+        port.delete()
+    api._ovs.delvalue("bridges", row)
+    row.delete()

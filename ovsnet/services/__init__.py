@@ -1,0 +1,1 @@
+"""Service functions: one per command, returning results (never printing)."""

@@ -1,0 +1,147 @@
+"""`ovsnet init` and `ovsnet reset`: turn a Docker host into an overlay member and back."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from ovsnet import arp, firewall
+from ovsnet.addressing import HostAddressing
+from ovsnet.errors import InvalidInput, NotReady
+from ovsnet.model import DOCKER_BRIDGE_KEY, BridgeSpec
+from ovsnet.netlink import Netlink
+from ovsnet.ovsdb import Changes, OvsDb
+from ovsnet.plan import HostPlan, plan_init, plan_reset
+from ovsnet.report import ChangeReport
+from ovsnet.tunnels import overlay_mtu
+
+DEFAULT_UNDERLAY_MTU = 1500
+DATAPATHS = ("system", "netdev")
+
+
+@dataclass(frozen=True)
+class InitRequest:
+    addressing: HostAddressing
+    bridge: str = "br0"
+    docker_bridge: str = "docker0"
+    datapath: str = "system"
+    underlay_mtu: int | None = None
+    tunnel_type: str = "gre"
+    ipsec: bool = False
+
+
+def init_host(db: OvsDb, net: Netlink, request: InitRequest, dry_run: bool = False) -> ChangeReport:
+    if request.datapath not in DATAPATHS:
+        raise InvalidInput(f"unknown datapath {request.datapath!r}", "use system or netdev")
+    ours = {request.bridge, request.docker_bridge}
+    _refuse_underlay_overlap(net, request.addressing, ours)
+    underlay_mtu = request.underlay_mtu or net.default_route_mtu(ours) or DEFAULT_UNDERLAY_MTU
+    mtu = overlay_mtu(underlay_mtu, request.tunnel_type, request.ipsec)
+    spec = BridgeSpec(
+        name=request.bridge,
+        datapath_type=request.datapath,
+        mtu=mtu,
+        docker_bridge=request.docker_bridge,
+        subnet=request.addressing.subnet,
+        supernet=request.addressing.supernet,
+    )
+    plan = plan_init(
+        spec,
+        request.addressing,
+        db.bridge(request.bridge),
+        net.link(request.docker_bridge),
+        net.link(request.bridge),
+        db.port_owner(request.docker_bridge),
+    )
+    firewall_steps = firewall.plan_accept(request.docker_bridge)
+    steps = plan.steps + firewall_steps
+    if not dry_run and (plan or firewall_steps):
+        _apply_init(db, net, plan, spec, firewall_steps)
+    return ChangeReport(
+        command="init",
+        steps=steps,
+        dry_run=dry_run,
+        details={
+            "bridge": spec.name,
+            "subnet": str(request.addressing.subnet),
+            "gateway": str(request.addressing.gateway),
+            "supernet": str(request.addressing.supernet),
+            "mtu": mtu,
+            "docker_options": request.addressing.docker_options(mtu),
+        },
+    )
+
+
+def _refuse_underlay_overlap(net: Netlink, addressing: HostAddressing, ours: set[str]) -> None:
+    for network in net.underlay_networks(exclude=ours):
+        if network.overlaps(addressing.supernet) and network.prefixlen > 0:
+            raise InvalidInput(
+                f"supernet {addressing.supernet} overlaps {network}, which this host already "
+                "uses outside the overlay",
+                "choose a --supernet that does not overlap the underlay",
+            )
+
+
+def _apply_init(
+    db: OvsDb, net: Netlink, plan: HostPlan, spec: BridgeSpec, firewall_steps: list[str]
+) -> None:
+    """Apply the plan; if any step fails, undo the earlier ones so the host is as it was."""
+    created_bridge = plan.changes.bridge is not None and db.bridge(spec.name) is None
+    with ExitStack() as undo:
+        db.apply(plan.changes)
+        if created_bridge:
+            undo.callback(db.apply, Changes(delete_bridge=spec.name))
+        elif plan.changes.system_ports:
+            undo.callback(db.apply, Changes(remove_ports=[spec.docker_bridge]))
+        for name in plan.bring_up:
+            net.set_up(name)
+        for link, stale in plan.drop_addresses:
+            net.remove_address(link, stale)
+            if link == spec.docker_bridge:
+                undo.callback(net.add_address, link, stale)
+                arp.announce(spec.name, stale.ip)
+        if plan.move_address:
+            address, source, target = plan.move_address
+            net.move_address(address, source, target)
+            undo.callback(net.move_address, address, target, source)
+            # Containers still map the gateway to docker0's MAC: announce the new owner.
+            arp.announce(spec.name, address.ip)
+        if firewall_steps:
+            firewall.ensure_accept(spec.docker_bridge)
+        undo.pop_all()
+
+
+def reset_host(
+    db: OvsDb, net: Netlink, bridge: str, docker_bridge: str | None, dry_run: bool = False
+) -> ChangeReport:
+    observed = db.bridge(bridge)
+    if observed is not None and docker_bridge is None:
+        docker_bridge = observed.external_ids.get(DOCKER_BRIDGE_KEY, "docker0")
+    docker_bridge = docker_bridge or "docker0"
+    plan = plan_reset(bridge, observed, docker_bridge, net.link(docker_bridge), net.link(bridge))
+    firewall_steps = firewall.plan_remove(docker_bridge)
+    steps = plan.steps + firewall_steps
+    if not dry_run:
+        for link, stale in plan.drop_addresses:
+            net.remove_address(link, stale)
+        with ExitStack() as undo:
+            if plan.move_address:
+                address, source, target = plan.move_address
+                net.move_address(address, source, target)
+                undo.callback(net.move_address, address, target, source)
+                arp.announce(docker_bridge, address.ip)
+            db.apply(plan.changes)
+            undo.pop_all()
+        if firewall_steps:
+            firewall.remove_accept(docker_bridge)
+    return ChangeReport(command="reset", steps=steps, dry_run=dry_run, details={"bridge": bridge})
+
+
+def require_bridge(db: OvsDb, bridge: str):
+    observed = db.bridge(bridge)
+    if observed is None:
+        raise NotReady(
+            f"bridge {bridge} does not exist in OVSDB {db.db}",
+            "run `ovsnet init` first, or pass the right --bridge / --db",
+        )
+    return observed

@@ -1,0 +1,103 @@
+"""`ovsnet status`: what the host's overlay looks like right now, and what is wrong with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface, IPv4Network
+
+from ovsnet.model import DOCKER_BRIDGE_KEY, SUBNET_KEY, SUPERNET_KEY
+from ovsnet.netlink import Netlink
+from ovsnet.ovsdb import OvsDb
+from ovsnet.services.peers import sorted_peers
+
+
+@dataclass
+class HostStatus:
+    bridge: str
+    exists: bool
+    ovs_version: str | None = None
+    datapath: str | None = None
+    subnet: str | None = None
+    supernet: str | None = None
+    gateway: str | None = None
+    mtu: int | None = None
+    bridge_up: bool = False
+    docker_bridge: str | None = None
+    docker_attached: bool = False
+    peers: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return dict(self.__dict__)
+
+    def render(self, console) -> None:
+        from rich.table import Table
+
+        from ovsnet.views import peer_table
+
+        if not self.exists:
+            console.print(f"bridge {self.bridge}: not initialised (run `ovsnet init`)")
+            return
+        summary = Table.grid(padding=(0, 2))
+        rows = [
+            ("bridge", f"{self.bridge} ({self.datapath}, {'up' if self.bridge_up else 'DOWN'})"),
+            ("subnet", f"{self.subnet} of {self.supernet}"),
+            ("gateway", str(self.gateway)),
+            ("MTU", str(self.mtu)),
+            (
+                "docker bridge",
+                f"{self.docker_bridge} ({'attached' if self.docker_attached else 'NOT attached'})",
+            ),
+            ("OVS", str(self.ovs_version)),
+        ]
+        for key, value in rows:
+            summary.add_row(f"[bold]{key}[/]", value)
+        console.print(summary)
+        console.print(peer_table(self.peers))
+        for problem in self.problems:
+            console.print(f"[red]problem:[/] {problem}")
+
+    def health_problems(self) -> list[str]:
+        """For `status --check`: attached bridge and every peer's BFD up or unknown."""
+        found = list(self.problems)
+        found += [
+            f"peer {p['remote_ip']} is {p['state']}"
+            for p in self.peers
+            if p["state"] in ("down", "error", "admin_down")
+        ]
+        return found
+
+
+def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> HostStatus:
+    bridge = db.bridge(bridge_name)
+    status = HostStatus(bridge=bridge_name, exists=bridge is not None, ovs_version=db.ovs_version())
+    if bridge is None:
+        status.problems.append(f"bridge {bridge_name} does not exist")
+        return status
+    status.datapath = bridge.datapath_type or "system"
+    status.subnet = bridge.external_ids.get(SUBNET_KEY)
+    status.supernet = bridge.external_ids.get(SUPERNET_KEY)
+    status.docker_bridge = bridge.external_ids.get(DOCKER_BRIDGE_KEY, "docker0")
+    internal = bridge.internal
+    status.mtu = internal.mtu_request if internal else None
+    link = net.link(bridge_name)
+    status.bridge_up = link.up
+    if status.subnet and status.supernet:
+        subnet, supernet = IPv4Network(status.subnet), IPv4Network(status.supernet)
+        gateway = IPv4Interface(f"{subnet.network_address + 1}/{supernet.prefixlen}")
+        status.gateway = str(gateway.ip)
+        docker = net.link(status.docker_bridge)
+        status.docker_attached = status.docker_bridge in bridge.ports and docker.exists
+        if gateway in docker.addresses:
+            status.problems.append(
+                f"{status.docker_bridge} has the gateway address again (Docker restarted?): "
+                "run `ovsnet init` to heal"
+            )
+        elif gateway not in link.addresses:
+            status.problems.append(f"{bridge_name} does not carry the gateway {gateway}")
+        if not docker.exists:
+            status.problems.append(f"docker bridge {status.docker_bridge} does not exist")
+    if not status.docker_attached:
+        status.problems.append(f"{status.docker_bridge} is not attached to {bridge_name}")
+    status.peers = sorted_peers(bridge)
+    return status
