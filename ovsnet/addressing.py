@@ -94,11 +94,10 @@ def host_addressing(
     if host_net.num_addresses < 4:
         raise InvalidInput(f"subnet {host_net} is too small", "use a /30 or larger (normally /24)")
     gateway = host_net.network_address + 1
-    if gateway == super_net.network_address or host_net.broadcast_address == (
-        super_net.broadcast_address
-    ):
+    if gateway in (super_net.network_address, super_net.broadcast_address):
         raise InvalidInput(
-            f"subnet {host_net} holds the supernet's network or broadcast address",
+            f"subnet {host_net} would put the gateway on the supernet's network or broadcast "
+            "address",
             "pick another subnet of the supernet",
         )
     return HostAddressing(supernet=super_net, subnet=host_net)

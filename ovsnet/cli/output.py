@@ -29,4 +29,6 @@ def emit(settings: Settings, result: Result) -> None:
         return
     from rich.console import Console
 
-    result.render(Console(highlight=False, soft_wrap=True))
+    # Piped output keeps whole table rows: rich would squeeze them into 80 columns.
+    width = None if sys.stdout.isatty() else 120
+    result.render(Console(highlight=False, width=width))
