@@ -1,0 +1,459 @@
+"""Boot, reach and tear down the VMs of the real-kernel lab.
+
+Host side, everything lives in one network namespace per lab: a Linux bridge (198.51.100.254)
+with one tap per VM, and the qemu processes themselves, so no VM traffic can leave the machine.
+Each VM boots the cached image's kernel with a qcow2 overlay over the shared base image. The
+lab's state (PIDs, names) is kept in <run dir>/state.json so another process (the CLI) can reach
+or remove it later; `down()` kills by PID after checking the PID still is ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ovsnet.errors import InvalidInput, NotReady, OperationFailed
+from ovsnet.vmlab import config
+from ovsnet.vmlab.config import QemuPaths, VmSpec
+from ovsnet.vmlab.image import Image, build_ovsnet_wheel, ensure_image
+
+Log = Callable[[str], None]
+SSH_BOOT_TIMEOUT = 600.0  # TCG boot of 3 VMs on 2 busy cores: normally 45-90 s
+
+
+def _stderr_log(message: str) -> None:
+    print(f"vmlab: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Vm:
+    """One VM of a lab, reached over ssh from inside the lab's namespace."""
+
+    spec: VmSpec
+    lab: VmLab = field(repr=False)
+    pid: int | None = None
+    ssh_master_pid: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def underlay_ip(self) -> str:
+        return self.spec.underlay_ip
+
+    @property
+    def control_path(self) -> Path:
+        return self.lab.run_dir / f"ssh-{self.name}.sock"
+
+    def ssh_argv(self, command: str, master: bool = False) -> list[str]:
+        options = [
+            "-i", str(self.lab.ssh_key),
+            "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR",
+            "-o", "ConnectTimeout=5",
+            "-o", "ServerAliveInterval=10",
+            "-o", f"ControlPath={self.control_path}",
+            "-o", "ControlMaster=" + ("yes" if master else "no"),
+        ]  # fmt: skip
+        tail = ["-N"] if master else [command]
+        return ["ip", "netns", "exec", self.lab.netns, "ssh", *options,
+                f"root@{self.underlay_ip}", *tail]  # fmt: skip
+
+    def ssh(
+        self,
+        command: str | Sequence[str],
+        *,
+        check: bool = False,
+        timeout: float = 300,
+        input: str | bytes | None = None,
+    ) -> subprocess.CompletedProcess:
+        """Run a shell command in the VM as root. A list is quoted for the remote shell."""
+        text = command if isinstance(command, str) else shlex.join(command)
+        binary = isinstance(input, bytes)
+        proc = subprocess.run(
+            self.ssh_argv(text),
+            input=input,
+            capture_output=True,
+            text=not binary,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            stderr = proc.stderr.decode(errors="replace") if binary else proc.stderr
+            raise OperationFailed(
+                f"{self.name}: `{text}` failed (exit {proc.returncode}): {stderr.strip()[-800:]}"
+            )
+        return proc
+
+    def put(self, local: Path, remote: str) -> None:
+        """Copy a host file into the VM (over the ssh connection, no scp/sftp needed)."""
+        self.ssh(f"cat > {shlex.quote(remote)}", input=local.read_bytes(), check=True)
+
+    def reachable(self) -> bool:
+        try:
+            return self.ssh("true", timeout=15).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    def running(self) -> bool:
+        return self.pid is not None and _is_ours(self.pid, str(self.lab.run_dir))
+
+    def console_tail(self, lines: int = 20) -> str:
+        path = self.lab.run_dir / f"{self.name}.console.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def rss_mib(self) -> float | None:
+        """Resident memory of this VM's qemu process."""
+        if not self.running():
+            return None
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return None
+
+
+@dataclass
+class VmLab:
+    """A set of VMs on one private underlay. Use `VmLab.up()`, then `down()`."""
+
+    name: str
+    lab_id: str
+    run_dir: Path
+    image: Image
+    vms: list[Vm] = field(default_factory=list)
+    capture_pids: list[int] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def netns(self) -> str:
+        return f"ovsnet-{self.name}"
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.image.ssh_key
+
+    # ----- lifecycle -----------------------------------------------------------------------
+
+    @classmethod
+    def up(
+        cls,
+        vms: int = 3,
+        *,
+        name: str | None = None,
+        memory_mib: int = config.DEFAULT_MEMORY_MIB,
+        install_ovsnet: bool = True,
+        boot_timeout: float = SSH_BOOT_TIMEOUT,
+        log: Log = _stderr_log,
+    ) -> VmLab:
+        """Boot `vms` VMs and wait until each answers ssh; tear all down if anything fails."""
+        if not 1 <= vms <= 20:
+            raise InvalidInput(f"cannot run {vms} VMs", "give between 1 and 20")
+        started = time.monotonic()
+        image = ensure_image(log=log)
+        image_ready = time.monotonic()
+        lab_id = secrets.token_hex(3)
+        name = name or f"vmlab-{lab_id}"
+        _check_name(name)
+        run_dir = config.run_root() / name
+        if run_dir.exists():
+            raise InvalidInput(f"a VM lab named {name} exists", f"run `ovsnet vmlab down {name}`")
+        run_dir.mkdir(parents=True, mode=0o700)
+        lab = cls(name=name, lab_id=lab_id, run_dir=run_dir, image=image)
+        lab.vms = [Vm(spec=VmSpec(index=i, lab_id=lab_id), lab=lab) for i in range(1, vms + 1)]
+        lab.timings["image_s"] = round(image_ready - started, 1)
+        try:
+            lab._save()
+            lab._create_underlay()
+            for vm in lab.vms:
+                lab._start_vm(vm, memory_mib)
+            lab._save()
+            booted = time.monotonic()
+            log(f"{vms} VMs started in namespace {lab.netns}; waiting for ssh")
+            wheel = build_ovsnet_wheel(run_dir / "wheel") if install_ovsnet else None
+            lab.wait_for_ssh(deadline=booted + boot_timeout)
+            lab.timings["boot_to_ssh_s"] = round(time.monotonic() - booted, 1)
+            lab._start_ssh_masters()
+            if wheel is not None:
+                step = time.monotonic()
+                lab.install_ovsnet(wheel)
+                lab.timings["install_ovsnet_s"] = round(time.monotonic() - step, 1)
+            lab._save()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                lab.down()
+            raise
+        log(f"lab {name} up: {lab.timings}")
+        return lab
+
+    def down(self) -> None:
+        """Stop every process of the lab by PID and remove its namespace and files."""
+        problems: list[str] = []
+        for pid in self.capture_pids:
+            _stop_pid(pid, str(self.run_dir), signal.SIGINT)
+        for vm in self.vms:
+            if vm.ssh_master_pid:
+                _stop_pid(vm.ssh_master_pid, str(vm.control_path))
+        for vm in self.vms:
+            if vm.pid is None:
+                vm.pid = _read_pid(self.run_dir / f"{vm.name}.pid")
+            if vm.pid and not _stop_pid(vm.pid, str(self.run_dir)):
+                problems.append(f"qemu {vm.pid} of {vm.name} did not stop")
+        if _netns_exists(self.netns):
+            proc = subprocess.run(["ip", "netns", "delete", self.netns], capture_output=True)
+            if proc.returncode != 0:
+                problems.append(f"netns {self.netns}: {proc.stderr.decode().strip()}")
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        if problems:
+            raise OperationFailed("VM lab not fully removed: " + "; ".join(problems))
+
+    @classmethod
+    def load(cls, name: str) -> VmLab:
+        """A lab started earlier (by this or another process), from its state file."""
+        _check_name(name)
+        state_file = config.run_root() / name / "state.json"
+        if not state_file.exists():
+            raise InvalidInput(f"no VM lab named {name}", "see `ovsnet vmlab status`")
+        state = json.loads(state_file.read_text())
+        image = Image(directory=Path(state["image"]), ssh_key=Path(state["ssh_key"]))
+        lab = cls(
+            name=state["name"],
+            lab_id=state["lab_id"],
+            run_dir=state_file.parent,
+            image=image,
+            capture_pids=state.get("capture_pids", []),
+            timings=state.get("timings", {}),
+        )
+        lab.vms = [
+            Vm(spec=VmSpec(index=v["index"], lab_id=state["lab_id"]), lab=lab, pid=v.get("pid"),
+               ssh_master_pid=v.get("ssh_master_pid"))
+            for v in state["vms"]
+        ]  # fmt: skip
+        return lab
+
+    @staticmethod
+    def names() -> list[str]:
+        root = config.run_root()
+        if not root.is_dir():
+            return []
+        return sorted(p.parent.name for p in root.glob("*/state.json"))
+
+    # ----- use ----------------------------------------------------------------------------
+
+    def vm(self, name: str) -> Vm:
+        for vm in self.vms:
+            if name in (vm.name, vm.underlay_ip):
+                return vm
+        known = ", ".join(v.name for v in self.vms)
+        raise InvalidInput(f"lab {self.name} has no VM {name!r}", f"pick one of {known}")
+
+    def on_all(self, command: str, *, check: bool = True, timeout: float = 300) -> list:
+        """Run one command on every VM in parallel; results in VM order."""
+        with ThreadPoolExecutor(max_workers=len(self.vms)) as pool:
+            return list(pool.map(lambda vm: vm.ssh(command, check=check, timeout=timeout),
+                                 self.vms))  # fmt: skip
+
+    def install_ovsnet(self, wheel: Path) -> None:
+        """Install this checkout's wheel into the image's venv (dependencies are baked in)."""
+        remote = f"/tmp/{wheel.name}"
+        venv = config.VM_VENV
+
+        def install(vm: Vm) -> None:
+            vm.put(wheel, remote)
+            vm.ssh(
+                f"{venv}/bin/pip install -q --no-index --no-deps --force-reinstall {remote}"
+                f" && ln -sf {venv}/bin/ovsnet /usr/local/bin/ovsnet && rm -f {remote}",
+                check=True,
+            )
+
+        with ThreadPoolExecutor(max_workers=len(self.vms)) as pool:
+            list(pool.map(install, self.vms))
+
+    def wait_for_ssh(self, deadline: float) -> None:
+        """Poll every VM until it answers ssh; fail early if its qemu died."""
+        waiting = list(self.vms)
+        while waiting:
+            for vm in list(waiting):
+                if not vm.running():
+                    raise OperationFailed(
+                        f"{vm.name}'s qemu exited during boot; console:\n{vm.console_tail()}"
+                    )
+                if vm.reachable():
+                    waiting.remove(vm)
+            if waiting and time.monotonic() > deadline:
+                names = ", ".join(v.name for v in waiting)
+                raise OperationFailed(
+                    f"{names} did not answer ssh in time; console of {waiting[0].name}:\n"
+                    + waiting[0].console_tail()
+                )
+            if waiting:
+                time.sleep(1)  # poll interval while TCG boots, not a wait for a condition
+
+    def status(self) -> dict:
+        return {
+            "name": self.name,
+            "netns": self.netns,
+            "run_dir": str(self.run_dir),
+            "image": str(self.image.directory),
+            "timings": self.timings,
+            "vms": [
+                {
+                    "name": vm.name,
+                    "underlay_ip": vm.underlay_ip,
+                    "pid": vm.pid,
+                    "running": vm.running(),
+                    "ssh": vm.running() and vm.reachable(),
+                    "rss_mib": round(vm.rss_mib() or 0),
+                }
+                for vm in self.vms
+            ],
+        }
+
+    # ----- internals ----------------------------------------------------------------------
+
+    def _save(self) -> None:
+        state = {
+            "name": self.name,
+            "lab_id": self.lab_id,
+            "image": str(self.image.directory),
+            "ssh_key": str(self.image.ssh_key),
+            "capture_pids": self.capture_pids,
+            "timings": self.timings,
+            "vms": [
+                {"index": vm.spec.index, "pid": vm.pid, "ssh_master_pid": vm.ssh_master_pid}
+                for vm in self.vms
+            ],
+        }
+        tmp = self.run_dir / "state.json.tmp"
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        tmp.rename(self.run_dir / "state.json")
+
+    def _create_underlay(self) -> None:
+        host = config.host_side_address()
+        commands = [
+            "link set lo up",
+            "link add br0 type bridge stp_state 0 nf_call_iptables 0 nf_call_ip6tables 0"
+            " nf_call_arptables 0",
+            f"addr add {host} dev br0",
+            "link set br0 up",
+        ]
+        for vm in self.vms:
+            commands += [f"tuntap add dev {vm.spec.tap} mode tap",
+                         f"link set {vm.spec.tap} master br0 up"]  # fmt: skip
+        _run(["ip", "netns", "add", self.netns])
+        _run(["ip", "-netns", self.netns, "-batch", "-"], input="\n".join(commands) + "\n")
+
+    def _start_vm(self, vm: Vm, memory_mib: int) -> None:
+        paths = QemuPaths(
+            kernel=self.image.kernel,
+            initrd=self.image.initrd,
+            disk=self.run_dir / f"{vm.name}.qcow2",
+            pidfile=self.run_dir / f"{vm.name}.pid",
+            console=self.run_dir / f"{vm.name}.console.log",
+            monitor=self.run_dir / f"{vm.name}.monitor",
+        )
+        _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+              str(self.image.rootfs), str(paths.disk)])  # fmt: skip
+        argv = config.qemu_argv(vm.spec, paths, memory_mib)
+        _run(["nice", "-n", "10", "ip", "netns", "exec", self.netns, *argv])
+        vm.pid = _read_pid(paths.pidfile)
+        if vm.pid is None:
+            raise OperationFailed(f"qemu of {vm.name} left no pidfile")
+
+    def _start_ssh_masters(self) -> None:
+        """One persistent ssh connection per VM: later commands skip the key exchange,
+        which costs most of a second under emulation."""
+        for vm in self.vms:
+            proc = subprocess.Popen(
+                vm.ssh_argv("", master=True),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            vm.ssh_master_pid = proc.pid
+        deadline = time.monotonic() + 30
+        while not all(vm.control_path.exists() for vm in self.vms):
+            if time.monotonic() > deadline:
+                break  # commands still work, each with its own connection
+            time.sleep(0.2)
+
+
+def _check_name(name: str) -> None:
+    if not name.replace("-", "").isalnum() or len(name) > 40:
+        raise InvalidInput(f"bad lab name {name!r}", "use letters, digits and dashes")
+
+
+def _run(argv: list[str], input: str | None = None) -> None:
+    proc = subprocess.run(argv, input=input, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise OperationFailed(f"`{' '.join(argv[:8])}` failed: {proc.stderr.strip()[-500:]}")
+
+
+def _netns_exists(name: str) -> bool:
+    return Path("/run/netns", name).exists()
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_ours(pid: int, marker: str) -> bool:
+    """True if `pid` is alive and its command line mentions `marker` (guards PID reuse)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return marker in cmdline
+
+
+def _stop_pid(pid: int, marker: str, sig: int = signal.SIGTERM, grace: float = 10) -> bool:
+    """Signal our process `pid`, escalate to SIGKILL after `grace`; True once it is gone."""
+    if not _is_ours(pid, marker):
+        return True
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _is_ours(pid, marker) or _is_zombie(pid):
+            return True
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if not _is_ours(pid, marker) or _is_zombie(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return True
+    return fields[0] == "Z"
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise NotReady("the VM lab needs root", "run it as root")
