@@ -16,7 +16,7 @@ APT_PACKAGES=(
   # the real-kernel lab
   debootstrap qemu-system-x86 qemu-utils
   # Python
-  python3 python3-venv python3-dev gcc
+  python3 python3-venv python3-dev gcc python3-openvswitch
 )
 
 missing=()
@@ -44,5 +44,15 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e '.[test]'
   touch "$stamp"
+fi
+
+# PyPI's `ovs` builds its C JSON parser only against libopenvswitch, which Debian does not ship
+# as a library; without it the pure-Python parser makes every OVSDB read ~10x slower. Debian's
+# python3-openvswitch carries the same module built for Python 3.11: lend it to the venv.
+ovs_dir=$(.venv/bin/python -c 'import os, ovs; print(os.path.dirname(ovs.__file__))')
+debian_json=$(ls /usr/lib/python3/dist-packages/ovs/_json.cpython-3*.so 2>/dev/null | head -1 || true)
+if [ -n "$debian_json" ] && ! .venv/bin/python -c 'import ovs._json' 2>/dev/null; then
+  ln -sf "$debian_json" "$ovs_dir/$(basename "$debian_json")"
+  .venv/bin/python -c 'import ovs._json' || rm -f "$ovs_dir/$(basename "$debian_json")"
 fi
 echo "setup: ready (.venv/bin/ovsnet)"

@@ -24,8 +24,7 @@ class Result(Protocol):
 
 def emit(settings: Settings, result: Result) -> None:
     if settings.json:
-        json.dump(result.as_json(), sys.stdout, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
+        sys.stdout.write(json.dumps(result.as_json(), indent=2, sort_keys=True) + "\n")
         return
     from rich.console import Console
 
