@@ -10,7 +10,7 @@ APT_PACKAGES=(
   # one real Docker engine per lab host, iptables for its rules, etcd for cluster mode
   docker.io iptables etcd-server etcd-client
   # lab plumbing and measurement
-  iproute2 ethtool kmod procps psmisc busybox-static tcpdump iperf3 openssl
+  iproute2 iputils-ping ethtool kmod procps psmisc busybox-static tcpdump iperf3 openssl
   # validators for rendered configuration
   ignition cloud-init systemd ruby
   # the real-kernel lab

@@ -1,0 +1,10 @@
+"""The multi-host lab: emulated hosts in network namespaces, each with its own OVS and dockerd.
+
+The README's demo ground, the test suite's fixtures (`ovsnet.lab.pytest_plugin`) and the
+benchmarks' ground. Standard library only, so `import ovsnet.lab` stays cheap.
+"""
+
+from ovsnet.lab.lab import Lab, LabContainer, LabHost, list_labs
+from ovsnet.lab.proc import LabCommandError, LabError
+
+__all__ = ["Lab", "LabCommandError", "LabContainer", "LabError", "LabHost", "list_labs"]
