@@ -31,12 +31,19 @@ def _global_options(
 
 def _register() -> None:
     # Each command group lives in its own module; keep this list the only shared edit point.
-    from ovsnet.cli import host_commands, lab_commands, peer_commands, pki_commands
+    from ovsnet.cli import (
+        host_commands,
+        lab_commands,
+        peer_commands,
+        pki_commands,
+        vmlab_commands,
+    )
 
     host_commands.register(app)
     peer_commands.register(app)
     lab_commands.register(app)
     pki_commands.register(app)
+    vmlab_commands.register(app)
 
 
 _register()

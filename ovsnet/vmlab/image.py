@@ -292,8 +292,9 @@ def _extract_boot_files(rootfs: Path, directory: Path) -> None:
 
 
 def _check_tools() -> None:
-    missing = [t for t in ("debootstrap", "mkfs.ext4", "qemu-system-x86_64", "qemu-img",
-                           "ssh", "ssh-keygen", "unshare", "chroot") if not shutil.which(t)]  # fmt: skip
+    tools = ("debootstrap", "mkfs.ext4", "qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen",
+             "unshare", "chroot", "tcpdump")  # fmt: skip
+    missing = [tool for tool in tools if not shutil.which(tool)]
     if missing:
         raise NotReady(f"missing tools: {' '.join(missing)}", "run `bash scripts/setup.sh`")
     if os.geteuid() != 0:

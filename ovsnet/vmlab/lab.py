@@ -268,6 +268,12 @@ class VmLab:
             return list(pool.map(lambda vm: vm.ssh(command, check=check, timeout=timeout),
                                  self.vms))  # fmt: skip
 
+    def capture(self, name: str = "capture"):
+        """Count underlay packets by protocol: `with lab.capture() as cap: ...; cap.counts`."""
+        from ovsnet.vmlab.capture import UnderlayCapture
+
+        return UnderlayCapture(self, name)
+
     def install_ovsnet(self, wheel: Path) -> None:
         """Install this checkout's wheel into the image's venv (dependencies are baked in)."""
         remote = f"/tmp/{wheel.name}"

@@ -1,0 +1,151 @@
+"""`ovsnet vmlab image|up|exec|status|down`: the real-kernel lab (Debian VMs under qemu)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+
+from ovsnet.cli.output import emit
+from ovsnet.errors import InvalidInput
+
+vmlab_app = typer.Typer(
+    help="Real-kernel lab: Debian 12 VMs under qemu (kernel OVS datapath, GRE, IPsec, Docker).",
+    no_args_is_help=True,
+)
+
+NAME = typer.Option(None, "--name", help="Lab name (default: the only lab running).")
+
+
+@dataclass
+class LabsResult:
+    labs: list[dict[str, Any]]
+
+    def as_json(self) -> Any:
+        return self.labs
+
+    def render(self, console) -> None:
+        from rich.table import Table
+
+        if not self.labs:
+            console.print("no VM lab running")
+            return
+        for lab in self.labs:
+            table = Table(title=f"{lab['name']} (netns {lab['netns']})")
+            for column in ("vm", "underlay", "pid", "running", "ssh", "rss MiB"):
+                table.add_column(column)
+            for vm in lab["vms"]:
+                table.add_row(vm["name"], vm["underlay_ip"], str(vm["pid"]), str(vm["running"]),
+                              str(vm["ssh"]), str(vm["rss_mib"]))  # fmt: skip
+            console.print(table)
+            if lab.get("timings"):
+                console.print(f"timings: {lab['timings']}")
+
+
+@dataclass
+class ImageResult:
+    meta: dict[str, Any]
+
+    def as_json(self) -> Any:
+        return self.meta
+
+    def render(self, console) -> None:
+        console.print(f"image {self.meta['key']} at {self.meta['directory']}")
+        console.print(f"built in {self.meta['build_seconds']} s, {self.meta['used_bytes']} bytes")
+
+
+@vmlab_app.command("image")
+def image(ctx: typer.Context) -> None:
+    """Build the VM image if it is not cached yet (about 2 minutes cold)."""
+    from ovsnet.vmlab.image import ensure_image
+
+    built = ensure_image()
+    emit(ctx.obj, ImageResult({"directory": str(built.directory), **built.meta()}))
+
+
+@vmlab_app.command("up")
+def up(
+    ctx: typer.Context,
+    vms: int = typer.Option(3, "--vms", help="How many VMs to boot."),
+    name: str = typer.Option(None, "--name", help="Lab name (default: random)."),
+    memory: int = typer.Option(1024, "--memory", help="MiB of RAM per VM."),
+    install: bool = typer.Option(True, "--install/--no-install", help="Install this ovsnet."),
+) -> None:
+    """Boot VMs on a private underlay and install this checkout's ovsnet in them."""
+    from ovsnet.vmlab.lab import VmLab, require_root
+
+    require_root()
+    lab = VmLab.up(vms=vms, name=name, memory_mib=memory, install_ovsnet=install)
+    emit(ctx.obj, LabsResult([lab.status()]))
+
+
+@vmlab_app.command(
+    "exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def exec_(
+    ctx: typer.Context,
+    vm: str = typer.Argument(..., help="VM name (vm1) or underlay address."),
+    command: list[str] = typer.Argument(..., help="Command to run in the VM (after --)."),
+    name: str = NAME,
+) -> int:
+    """Run a command in a VM as root; prints its output and exits with its exit code."""
+    lab = _lab(name)
+    proc = lab.vm(vm).ssh(command if len(command) > 1 else command[0], timeout=3600)
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
+    return proc.returncode
+
+
+@vmlab_app.command("status")
+def status(ctx: typer.Context, name: str = typer.Option(None, "--name")) -> None:
+    """Show the running labs: VMs, PIDs, ssh reachability, memory."""
+    from ovsnet.vmlab.lab import VmLab
+
+    names = [name] if name else VmLab.names()
+    emit(ctx.obj, LabsResult([VmLab.load(n).status() for n in names]))
+
+
+@vmlab_app.command("down")
+def down(
+    ctx: typer.Context,
+    name: str = typer.Argument(None, help="Lab name (default: the only lab running)."),
+    all_labs: bool = typer.Option(False, "--all", help="Remove every VM lab."),
+) -> None:
+    """Stop the VMs and remove the lab's namespace, taps and disks."""
+    from ovsnet.vmlab.lab import VmLab
+
+    names = VmLab.names() if all_labs else [_lab(name).name]
+    for each in names:
+        VmLab.load(each).down()
+    emit(ctx.obj, _Removed(names))
+
+
+@dataclass
+class _Removed:
+    names: list[str]
+
+    def as_json(self) -> Any:
+        return {"removed": self.names}
+
+    def render(self, console) -> None:
+        console.print("removed " + (", ".join(self.names) or "nothing"))
+
+
+def _lab(name: str | None):
+    from ovsnet.vmlab.lab import VmLab
+
+    if name:
+        return VmLab.load(name)
+    names = VmLab.names()
+    if len(names) != 1:
+        raise InvalidInput(
+            "no VM lab running" if not names else f"{len(names)} VM labs running",
+            "start one with `ovsnet vmlab up`" if not names else "pick one with --name",
+        )
+    return VmLab.load(names[0])
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(vmlab_app, name="vmlab")

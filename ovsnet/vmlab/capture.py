@@ -1,0 +1,162 @@
+"""Count underlay packets by protocol (GRE, ESP, IKE, ICMP, ...) while a test runs.
+
+tcpdump runs in the lab's namespace on all interfaces, inbound only: a frame a VM sends enters
+the namespace once, on its tap, so each underlay packet is counted once (the bridge forwarding
+it out of another tap is outbound and ignored). ssh (the lab's own control traffic) is filtered
+out. The pcap is read back with `tcpdump -r -nn` and each line classified by `classify()`, a
+pure function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import select
+import signal
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ovsnet.errors import OperationFailed
+
+if TYPE_CHECKING:
+    from ovsnet.vmlab.lab import VmLab
+
+SNAPLEN = 256  # enough for the outer and inner headers, keeps a 20 MB transfer's pcap small
+CATEGORIES = ("gre", "esp", "ike", "icmp", "vxlan", "geneve", "arp", "other")
+
+_IKE_RE = re.compile(r"\.(500|4500) > \S+\.(500|4500): ")
+_VXLAN_RE = re.compile(r"\.4789: VXLAN|\bVXLAN\b")
+_GENEVE_RE = re.compile(r"\.6081: Geneve|\bGeneve\b")
+_INNER_TCP_RE = re.compile(r"Flags \[")
+
+
+@dataclass
+class PacketCounts:
+    """Underlay packets per outer protocol, plus what plaintext tunnels carried inside."""
+
+    outer: Counter = field(default_factory=Counter)
+    # Packets whose inner payload was readable on the wire (unencrypted tunnels).
+    inner_icmp: int = 0
+    inner_tcp: int = 0
+
+    def __getitem__(self, category: str) -> int:
+        return self.outer[category]
+
+    def as_dict(self) -> dict[str, int]:
+        counts = {category: self.outer[category] for category in CATEGORIES}
+        return {**counts, "inner_icmp": self.inner_icmp, "inner_tcp": self.inner_tcp}
+
+
+def classify(line: str) -> tuple[str, str | None]:
+    """(outer category, inner protocol or None) of one `tcpdump -nn` line."""
+    if "ESP(spi=" in line:
+        return "esp", None
+    if "isakmp" in line or "NONESP-encap" in line or _IKE_RE.search(line):
+        return "ike", None
+    if "GREv0" in line or "GREv1" in line:
+        return "gre", _inner_protocol(line.split("GRE", 1)[1])
+    if _VXLAN_RE.search(line):
+        return "vxlan", _inner_protocol(line.split("VXLAN", 1)[1])
+    if _GENEVE_RE.search(line):
+        return "geneve", _inner_protocol(line.split("Geneve", 1)[1])
+    if "ARP," in line:
+        return "arp", None
+    if ": ICMP " in line:
+        return "icmp", None
+    return "other", None
+
+
+def _inner_protocol(rest: str) -> str | None:
+    if "ICMP" in rest:
+        return "icmp"
+    if _INNER_TCP_RE.search(rest):
+        return "tcp"
+    return None
+
+
+def count_lines(lines: list[str]) -> PacketCounts:
+    counts = PacketCounts()
+    for line in lines:
+        if not line.strip():
+            continue
+        outer, inner = classify(line)
+        counts.outer[outer] += 1
+        if inner == "icmp":
+            counts.inner_icmp += 1
+        elif inner == "tcp":
+            counts.inner_tcp += 1
+    return counts
+
+
+class UnderlayCapture:
+    """`with lab.capture() as cap: ...` then `cap.counts` (a PacketCounts)."""
+
+    def __init__(self, lab: VmLab, name: str = "capture"):
+        self.lab = lab
+        self.pcap = lab.run_dir / f"{name}-{os.getpid()}-{time.monotonic_ns()}.pcap"
+        self.proc: subprocess.Popen | None = None
+        self.counts: PacketCounts | None = None
+        self.lines: list[str] = []
+
+    def start(self) -> UnderlayCapture:
+        argv = ["ip", "netns", "exec", self.lab.netns, "tcpdump", "-i", "any", "-Q", "in", "-nn",
+                "-s", str(SNAPLEN), "-U", "-w", str(self.pcap), "not tcp port 22"]  # fmt: skip
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        self.lab.capture_pids.append(self.proc.pid)
+        self.lab._save()
+        self._wait_listening(deadline=time.monotonic() + 15)
+        return self
+
+    def stop(self) -> PacketCounts:
+        if self.proc is None:
+            raise OperationFailed("capture was not started")
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        with contextlib.suppress(ValueError):
+            self.lab.capture_pids.remove(self.proc.pid)
+        self.lab._save()
+        read = subprocess.run(
+            ["tcpdump", "-r", str(self.pcap), "-nn"], capture_output=True, text=True
+        )
+        if read.returncode != 0:
+            raise OperationFailed(f"reading {self.pcap} failed: {read.stderr.strip()}")
+        self.lines = read.stdout.splitlines()
+        self.counts = count_lines(self.lines)
+        Path(self.pcap).unlink(missing_ok=True)
+        return self.counts
+
+    def _wait_listening(self, deadline: float) -> None:
+        """tcpdump says 'listening on' once its socket is open: only then is nothing missed."""
+        assert self.proc is not None and self.proc.stderr is not None
+        seen = b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stderr], [], [], 0.5)
+            if ready:
+                chunk = os.read(self.proc.stderr.fileno(), 4096)
+                if not chunk:
+                    break
+                seen += chunk
+                if b"listening on" in seen:
+                    return
+        self.proc.kill()
+        self.proc.wait()
+        raise OperationFailed(f"tcpdump did not start: {seen.decode(errors='replace').strip()}")
+
+    def __enter__(self) -> UnderlayCapture:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
