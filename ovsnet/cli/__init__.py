@@ -21,9 +21,13 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.exit_code
     except click.exceptions.Exit as exc:
         code = exc.exit_code
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "ovsnet"
+        print(f"ovsnet: error: {exc.format_message()} (see `{command} --help`)", file=sys.stderr)
+        code = 2
     except click.ClickException as exc:
-        exc.show()
-        code = 2 if isinstance(exc, click.UsageError) else exc.exit_code
+        print(f"ovsnet: error: {exc.format_message()}", file=sys.stderr)
+        code = exc.exit_code
     except click.exceptions.Abort:
         print("ovsnet: aborted", file=sys.stderr)
         code = 1
