@@ -48,7 +48,7 @@ class HostStatus:
                 "docker bridge",
                 f"{self.docker_bridge} ({'attached' if self.docker_attached else 'NOT attached'})",
             ),
-            ("OVS", str(self.ovs_version)),
+            ("OVS", self.ovs_version or "unknown (ovs_version not set in OVSDB)"),
         ]
         for key, value in rows:
             summary.add_row(f"[bold]{key}[/]", value)
