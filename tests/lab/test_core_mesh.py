@@ -1,0 +1,234 @@
+"""Issue 2 acceptance on the netns lab: 3 hosts, real OVS (userspace datapath), real dockerd.
+
+The tests of this module run in order on one lab: init, mesh, traffic, idempotency, Docker
+restart, peer remove, reset. Each checks through the system (OVSDB, addresses, packets), not
+through ovsnet's own output.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+TEN_MB = 10 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def mesh(lab3):
+    """lab3 with `init` on every host, a full `peer add` mesh and one container per host."""
+    for host in lab3.hosts:
+        done = host.ovsnet("init", "--prefix", host.prefix, "--datapath", "netdev")
+        assert done.returncode == 0, done.stderr
+    for host in lab3.hosts:
+        others = [h.underlay_ip for h in lab3.hosts if h is not host]
+        done = host.ovsnet("peer", "add", *others)
+        assert done.returncode == 0, done.stderr
+    containers = {host.name: host.start_container() for host in lab3.hosts}
+    return lab3, containers
+
+
+def ovsdb_snapshot(host) -> str:
+    """Every row ovsnet may touch, as ovs-vsctl sees it (independent of ovsnet's IDL)."""
+    out = []
+    for table in ("Bridge", "Port", "Interface"):
+        columns = {
+            "Bridge": "name,datapath_type,ports,external_ids",
+            "Port": "name,interfaces,protected,external_ids",
+            "Interface": "name,type,options,bfd,mtu_request,external_ids",
+        }[table]
+        out.append(host.vsctl("--format=json", f"--columns={columns}", "list", table).stdout)
+    return "\n".join(sorted(out))
+
+
+def addresses(host) -> str:
+    return host.run(["ip", "-4", "-br", "addr"]).stdout
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def tcp_transfer(sender, receiver, nbytes: int, port: int = 5201) -> int:
+    """Send nbytes from one container's netns to another's; return bytes the receiver got."""
+    listen = (
+        "import socket,sys\n"
+        "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        f"s.bind(('0.0.0.0',{port})); s.listen(1); print('ready', flush=True)\n"
+        "c,_=s.accept(); n=0\n"
+        "while True:\n"
+        "    b=c.recv(1<<16)\n"
+        "    if not b: break\n"
+        "    n+=len(b)\n"
+        "print(n)\n"
+    )
+    send = (
+        "import socket\n"
+        f"s=socket.create_connection(('{receiver.ip}',{port}), timeout=20)\n"
+        f"s.sendall(b'x'*{nbytes}); s.close()\n"
+    )
+    nsenter = ["nsenter", "-t"]
+    with subprocess.Popen(
+        [*nsenter, str(receiver.pid), "-n", sys.executable, "-c", listen],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as server:
+        try:
+            assert server.stdout.readline().strip() == "ready"
+            subprocess.run(
+                [*nsenter, str(sender.pid), "-n", sys.executable, "-c", send],
+                check=True,
+                timeout=60,
+            )
+            out, _ = server.communicate(timeout=60)
+        finally:
+            server.kill()
+    return int(out.strip().splitlines()[-1])
+
+
+def test_init_builds_the_bridge_in_ovsdb_and_moves_the_address(mesh):
+    lab, _ = mesh
+    for host in lab.hosts:
+        bridge = host.vsctl("get", "Bridge", "br0", "datapath_type").stdout.strip()
+        assert bridge == "netdev"
+        assert "docker0" in host.vsctl("list-ports", "br0").stdout.split()
+        assert host.vsctl("get", "Interface", "br0", "mtu_request").stdout.strip() == "1462"
+        gateway = f"{host.prefix}.1/8"
+        brief = addresses(host)
+        assert gateway in next(line for line in brief.splitlines() if line.startswith("br0"))
+        docker0 = next(line for line in brief.splitlines() if line.startswith("docker0"))
+        assert gateway not in docker0
+
+
+def test_tunnels_are_protected_with_bfd_and_tagged(mesh):
+    lab, _ = mesh
+    for host in lab.hosts:
+        peers = [h.underlay_ip for h in lab.hosts if h is not host]
+        listed = json.loads(host.ovsnet("--json", "peer", "list", check=True).stdout)
+        assert sorted(p["remote_ip"] for p in listed) == sorted(peers)
+        for peer in listed:
+            port = peer["port"]
+            assert len(port) <= 15
+            assert host.vsctl("get", "Port", port, "protected").stdout.strip() == "true"
+            assert host.vsctl("get", "Interface", port, "bfd:enable").stdout.strip() == '"true"'
+            remote = host.vsctl("get", "Interface", port, "options:remote_ip").stdout.strip()
+            assert remote.strip('"') == peer["remote_ip"]
+            ids = host.vsctl("get", "Port", port, "external_ids:ovsnet-peer").stdout.strip()
+            assert ids.strip('"') == peer["remote_ip"]
+
+
+def test_every_container_pings_every_other(mesh):
+    _, containers = mesh
+    for a, b in itertools.permutations(containers.values(), 2):
+        assert a.ping(b.ip, count=3), f"{a} cannot reach {b}"
+
+
+def test_bfd_comes_up_on_every_tunnel(mesh):
+    lab, _ = mesh
+
+    def all_up():
+        for host in lab.hosts:
+            peers = json.loads(host.ovsnet("--json", "peer", "list", check=True).stdout)
+            if any(p["bfd_state"] != "up" for p in peers):
+                return False
+        return True
+
+    wait_until(all_up, 30, "BFD up on all tunnels")
+
+
+def test_ten_megabytes_cross_hosts_without_an_mtu_black_hole(mesh):
+    _, containers = mesh
+    sender, receiver = containers["h1"], containers["h3"]
+    assert tcp_transfer(sender, receiver, TEN_MB) == TEN_MB
+
+
+def test_idle_mesh_does_not_loop(mesh):
+    lab, _ = mesh
+    before = [h.datapath_lookups() for h in lab.hosts]
+    time.sleep(3)
+    after = [h.datapath_lookups() for h in lab.hosts]
+    rates = [(b - a) / 3 for a, b in zip(before, after, strict=True)]
+    # An idle mesh sees BFD and the odd ARP; a broadcast storm is ~10^4-10^5 lookups/s.
+    assert max(rates) < 200, f"datapath lookups per second per host: {rates}"
+
+
+def test_second_init_and_peer_add_change_nothing(mesh):
+    lab, _ = mesh
+    for host in lab.hosts:
+        snapshot, addrs = ovsdb_snapshot(host), addresses(host)
+        init = host.ovsnet("--json", "init", "--prefix", host.prefix, "--datapath", "netdev")
+        assert init.returncode == 0, init.stderr
+        assert json.loads(init.stdout)["changed"] is False
+        others = [h.underlay_ip for h in lab.hosts if h is not host]
+        peer = host.ovsnet("--json", "peer", "add", *others)
+        assert peer.returncode == 0, peer.stderr
+        assert json.loads(peer.stdout)["changed"] is False
+        assert ovsdb_snapshot(host) == snapshot
+        assert addresses(host) == addrs
+        text = host.ovsnet("init", "--prefix", host.prefix, "--datapath", "netdev")
+        assert "nothing to do" in text.stdout
+
+
+def test_docker_restart_is_healed_by_init(mesh):
+    lab, containers = mesh
+    host = lab.hosts[1]
+    host.restart_docker()
+    wait_until(
+        lambda: (
+            f"{host.prefix}.1/8"
+            in next(line for line in addresses(host).splitlines() if line.startswith("docker0"))
+        ),
+        30,
+        "Docker to put the gateway back on docker0",
+    )
+    status = json.loads(host.ovsnet("--json", "status").stdout)
+    assert any("Docker restarted" in problem for problem in status["problems"])
+    healed = host.ovsnet("init", "--prefix", host.prefix, "--datapath", "netdev")
+    assert healed.returncode == 0, healed.stderr
+    moved = containers[host.name].refresh()
+    for other in containers.values():
+        if other is not moved:
+            assert moved.ping(other.ip, count=3), f"{moved} cannot reach {other} after heal"
+            assert other.ping(moved.ip, count=3), f"{other} cannot reach {moved} after heal"
+
+
+def test_peer_remove_removes_exactly_that_tunnel(mesh):
+    lab, _ = mesh
+    host, gone, kept = lab.hosts[0], lab.hosts[1], lab.hosts[2]
+    ports_before = set(host.vsctl("list-ports", "br0").stdout.split())
+    done = host.ovsnet("peer", "remove", gone.underlay_ip)
+    assert done.returncode == 0, done.stderr
+    ports_after = set(host.vsctl("list-ports", "br0").stdout.split())
+    assert len(ports_before - ports_after) == 1
+    assert ports_after < ports_before
+    listed = json.loads(host.ovsnet("--json", "peer", "list", check=True).stdout)
+    assert [p["remote_ip"] for p in listed] == [kept.underlay_ip]
+    again = host.ovsnet("--json", "peer", "remove", gone.underlay_ip)
+    assert json.loads(again.stdout)["changed"] is False
+
+
+def test_reset_gives_docker0_back_and_local_containers_still_talk(mesh):
+    lab, containers = mesh
+    host = lab.hosts[2]
+    second = host.start_container()
+    first = containers[host.name].refresh()
+    done = host.ovsnet("reset")
+    assert done.returncode == 0, done.stderr
+    assert host.vsctl("list-br").stdout.split() == ["br-phy"]
+    docker0 = next(line for line in addresses(host).splitlines() if line.startswith("docker0"))
+    assert f"{host.prefix}.1/8" in docker0
+    assert first.ping(second.ip, count=3)
+    assert first.ping(f"{host.prefix}.1", count=3)
+    again = host.ovsnet("--json", "reset")
+    assert json.loads(again.stdout)["changed"] is False
