@@ -510,91 +510,129 @@ def host_paths(directory: Path, host: str) -> tuple[Path, Path]:
     return directory / "hosts" / f"{host}-cert.pem", directory / "hosts" / f"{host}-key.pem"
 
 
-def _current(
-    cert_path: Path, key_path: Path, ca_cert, dns: Sequence[str], ips: Sequence, now: dt.datetime
-) -> CertSummary | None:
+@dataclass(frozen=True)
+class LeafRequest:
+    """One end-entity certificate to keep on disk: what it says and where it goes."""
+
+    kind: str
+    name: str
+    cert_path: Path
+    key_path: Path
+    common_name: str
+    dns: tuple[str, ...]
+    ips: tuple
+    profile: LeafProfile
+    key_type: str | None = None  # "rsa" | "ecdsa"; None: same as the CA's key
+    ca_copy: Path | None = None  # also write the CA certificate here (Docker's ca.pem)
+
+    def new_key(self, ca_key):
+        if self.key_type is None:
+            return key_like(ca_key)
+        return generate_key(rsa=self.key_type == "rsa")
+
+
+def key_type_of(public_key) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric import rsa as rsa_mod
+
+    if isinstance(public_key, rsa_mod.RSAPublicKey):
+        return "rsa"
+    return "ecdsa" if isinstance(public_key, ec.EllipticCurvePublicKey) else "other"
+
+
+def _current(request: LeafRequest, ca_cert, now: dt.datetime) -> CertSummary | None:
     """The existing certificate's summary if it already is what was asked for, else None."""
-    if not (cert_path.exists() and key_path.exists()):
+    if not (request.cert_path.exists() and request.key_path.exists()):
         return None
     try:
-        cert = _read_cert(cert_path)
+        cert = _read_cert(request.cert_path)
         summary = verify_chain(cert, ca_cert, now)
     except InvalidInput:
         return None
-    wanted_dns = tuple(dict.fromkeys(dns))
-    wanted_ips = tuple(str(ip) for ip in dict.fromkeys(ips))
+    wanted_dns = tuple(dict.fromkeys(request.dns))
+    wanted_ips = tuple(str(ip) for ip in dict.fromkeys(request.ips))
     if summary.dns_names != wanted_dns or summary.ip_addresses != wanted_ips:
+        return None
+    if request.key_type and key_type_of(cert.public_key()) != request.key_type:
         return None
     if summary.expires_soon(now):
         return None
     return summary
 
 
-def _ensure_leaf(
-    kind: str,
-    name: str,
-    directory: Path,
-    cert_path: Path,
-    key_path: Path,
-    common_name: str,
-    dns: Sequence[str],
-    ips: Sequence,
-    profile: LeafProfile,
-    renew: bool,
-    dry_run: bool,
-    now: dt.datetime,
-    days: int,
-    ca_copy: Path | None = None,
-) -> Issued:
+@dataclass(frozen=True)
+class IssueOptions:
+    renew: bool = False
+    dry_run: bool = False
+    days: int = LEAF_DAYS
+    now: dt.datetime | None = None
+
+
+def _ensure_leaf(directory: Path, request: LeafRequest, options: IssueOptions) -> Issued:
     ca_cert, ca_key = load_ca(directory)
-    if not renew:
-        summary = _current(cert_path, key_path, ca_cert, dns, ips, now)
-        if summary is not None:
-            return Issued(kind, name, cert_path, key_path, summary, False)
-    key = key_like(ca_key)
+    now = options.now or utcnow()
+    found = None if options.renew else _current(request, ca_cert, now)
+    if found is not None:
+        return Issued(request.kind, request.name, request.cert_path, request.key_path, found, False)
+    key = request.new_key(ca_key)
     cert = build_leaf(
-        ca_cert, ca_key, key.public_key(), common_name, dns, ips, profile, now, check_days(days)
+        ca_cert,
+        ca_key,
+        key.public_key(),
+        request.common_name,
+        request.dns,
+        request.ips,
+        request.profile,
+        now,
+        check_days(options.days),
     )
-    if not dry_run:
-        _private_dir(cert_path.parent)
-        write_private_key(key_path, key)
-        write_certificate(cert_path, cert)
-        if ca_copy is not None:
-            write_certificate(ca_copy, ca_cert)
-    return Issued(kind, name, cert_path, key_path, summarize(cert), True)
+    if not options.dry_run:
+        _private_dir(request.cert_path.parent)
+        write_private_key(request.key_path, key)
+        write_certificate(request.cert_path, cert)
+        if request.ca_copy is not None:
+            write_certificate(request.ca_copy, ca_cert)
+    return Issued(
+        request.kind, request.name, request.cert_path, request.key_path, summarize(cert), True
+    )
+
+
+# NOTE: ovs-monitor-ipsec writes the host key into ipsec.secrets as `: RSA <file>`, and
+# strongSwan 5.9 then loads only RSA keys ("building CRED_PRIVATE_KEY - RSA failed" for an
+# ECDSA key, seen here): IKE host certificates get RSA keys whatever the CA's algorithm.
+HOST_KEY_TYPE = "rsa"
+KEY_TYPES = ("rsa", "ecdsa")
 
 
 def ensure_host_cert(
     directory: Path,
     host: str,
     ips: Sequence[str] = (),
-    renew: bool = False,
-    dry_run: bool = False,
-    now: dt.datetime | None = None,
-    days: int = LEAF_DAYS,
+    options: IssueOptions = IssueOptions(),
+    key_type: str = HOST_KEY_TYPE,
 ) -> Issued:
     """Issue (or keep) HOST's certificate for IKE and TLS: CN=HOST, SAN DNS=HOST + IPs.
 
-    An existing certificate is kept when it chains to the CA, has the asked-for SANs and does
-    not expire within 30 days; otherwise (or with renew) a new key and certificate are written.
+    An existing certificate is kept when it chains to the CA, has the asked-for SANs and key
+    type and does not expire within 30 days; otherwise (or with renew) a new key and
+    certificate are written.
     """
     host = check_host_name(host)
+    if key_type not in KEY_TYPES:
+        raise InvalidInput(f"unknown key type {key_type!r}", f"use one of {', '.join(KEY_TYPES)}")
     cert_path, key_path = host_paths(directory, host)
-    return _ensure_leaf(
+    request = LeafRequest(
         "host",
         host,
-        directory,
         cert_path,
         key_path,
         host,
-        [host],
-        parse_ips(ips),
+        (host,),
+        tuple(parse_ips(ips)),
         HOST_PROFILE,
-        renew,
-        dry_run,
-        now or utcnow(),
-        days,
+        key_type=key_type,
     )
+    return _ensure_leaf(directory, request, options)
 
 
 def docker_dirs(directory: Path, host: str) -> tuple[Path, Path]:
@@ -607,10 +645,7 @@ def ensure_docker_certs(
     host: str,
     ips: Sequence[str] = (),
     dns: Sequence[str] = (),
-    renew: bool = False,
-    dry_run: bool = False,
-    now: dt.datetime | None = None,
-    days: int = LEAF_DAYS,
+    options: IssueOptions = IssueOptions(),
 ) -> tuple[Issued, Issued]:
     """The dockerd server certificate (SAN = HOST, --dns names, --ip addresses) and a client one.
 
@@ -620,41 +655,30 @@ def ensure_docker_certs(
     host = check_host_name(host)
     for name in dns:
         check_host_name(name)
-    now = now or utcnow()
     server_dir, client_dir = docker_dirs(directory, host)
-    server = _ensure_leaf(
+    server = LeafRequest(
         "docker-server",
         host,
-        directory,
         server_dir / "cert.pem",
         server_dir / "key.pem",
         host,
-        [host, *dns],
-        parse_ips(ips),
+        (host, *dns),
+        tuple(parse_ips(ips)),
         DOCKER_SERVER_PROFILE,
-        renew,
-        dry_run,
-        now,
-        days,
         ca_copy=server_dir / "ca.pem",
     )
-    client = _ensure_leaf(
+    client = LeafRequest(
         "docker-client",
         host,
-        directory,
         client_dir / "cert.pem",
         client_dir / "key.pem",
         DOCKER_CLIENT_CN,
-        [],
-        [],
+        (),
+        (),
         DOCKER_CLIENT_PROFILE,
-        renew,
-        dry_run,
-        now,
-        days,
         ca_copy=client_dir / "ca.pem",
     )
-    return server, client
+    return _ensure_leaf(directory, server, options), _ensure_leaf(directory, client, options)
 
 
 def list_certificates(directory: Path) -> list[Issued]:

@@ -107,14 +107,20 @@ def issue_cmd(
     directory: DirOption = None,
     renew: Renew = False,
     days: Days = 825,
+    key_type: Annotated[
+        str,
+        typer.Option(
+            "--key-type",
+            help="rsa (3072, default: what strongSwan loads through ovs-monitor-ipsec) or ecdsa.",
+        ),
+    ] = "rsa",
     dry_run: DryRun = False,
 ) -> None:
     """Issue HOST's certificate for IPsec (IKE) and TLS, signed by the ovsnet CA."""
     from ovsnet import pki
 
-    issued = pki.ensure_host_cert(
-        pki.pki_dir(directory), host, ips or [], renew=renew, dry_run=dry_run, days=days
-    )
+    options = pki.IssueOptions(renew=renew, dry_run=dry_run, days=days)
+    issued = pki.ensure_host_cert(pki.pki_dir(directory), host, ips or [], options, key_type)
     emit(ctx.obj, IssuedResult("issue", [issued], dry_run))
 
 
@@ -136,14 +142,9 @@ def issue_docker_cmd(
     """Issue dockerd's TLS server certificate and a client certificate for HOST."""
     from ovsnet import pki
 
+    options = pki.IssueOptions(renew=renew, dry_run=dry_run, days=days)
     server, client = pki.ensure_docker_certs(
-        pki.pki_dir(directory),
-        host,
-        ips or [],
-        dns or [],
-        renew=renew,
-        dry_run=dry_run,
-        days=days,
+        pki.pki_dir(directory), host, ips or [], dns or [], options
     )
     emit(ctx.obj, IssuedResult("issue-docker", [server, client], dry_run))
 

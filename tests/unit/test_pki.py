@@ -68,15 +68,37 @@ def test_init_twice_keeps_the_existing_ca(pki_dir):
     assert ((pki_dir / pki.CA_CERT).read_bytes(), (pki_dir / pki.CA_KEY).read_bytes()) == before
 
 
-def test_rsa_ca_issues_rsa_3072_host_keys(tmp_path):
+def test_rsa_ca_issues_rsa_3072_keys_for_hosts_and_docker(tmp_path):
     directory = tmp_path / "pki"
     ca = pki.ensure_ca(directory, rsa=True)
     host = pki.ensure_host_cert(directory, "node1")
-    for issued in (ca, host):
+    server, client = pki.ensure_docker_certs(directory, "node1")
+    for issued in (ca, host, server, client):
         key = _cert(issued.cert_path).public_key()
         assert isinstance(key, rsa.RSAPublicKey)
         assert key.key_size == 3072
     assert _openssl_verify(ca.cert_path, host.cert_path).returncode == 0
+
+
+def test_ecdsa_ca_issues_rsa_host_keys_for_strongswan_and_ecdsa_docker_keys(pki_dir):
+    # ovs-monitor-ipsec hands strongSwan the host key as `: RSA <file>`.
+    host = pki.ensure_host_cert(pki_dir, "node1")
+    assert isinstance(_cert(host.cert_path).public_key(), rsa.RSAPublicKey)
+    assert b"RSA PRIVATE KEY" in host.key_path.read_bytes()
+    server, _ = pki.ensure_docker_certs(pki_dir, "node1")
+    assert isinstance(_cert(server.cert_path).public_key(), ec.EllipticCurvePublicKey)
+    result = _openssl_verify(pki_dir / pki.CA_CERT, host.cert_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_host_key_type_can_be_ecdsa_and_a_type_change_reissues(pki_dir):
+    rsa_cert = pki.ensure_host_cert(pki_dir, "node1")
+    ecdsa = pki.ensure_host_cert(pki_dir, "node1", key_type="ecdsa")
+    assert ecdsa.changed
+    assert isinstance(_cert(ecdsa.cert_path).public_key(), ec.EllipticCurvePublicKey)
+    assert ecdsa.summary.fingerprint_sha256 != rsa_cert.summary.fingerprint_sha256
+    with pytest.raises(InvalidInput):
+        pki.ensure_host_cert(pki_dir, "node1", key_type="dsa")
 
 
 def test_host_certificate_has_subject_san_and_usages_ike_and_tls_need(pki_dir):
@@ -190,7 +212,7 @@ def test_issue_again_keeps_the_certificate_and_renew_replaces_it(pki_dir):
     again = pki.ensure_host_cert(pki_dir, "node1", ["198.51.100.2"])
     assert first.changed and not again.changed
     assert again.summary.fingerprint_sha256 == first.summary.fingerprint_sha256
-    renewed = pki.ensure_host_cert(pki_dir, "node1", ["198.51.100.2"], renew=True)
+    renewed = pki.ensure_host_cert(pki_dir, "node1", ["198.51.100.2"], pki.IssueOptions(renew=True))
     assert renewed.changed
     assert renewed.summary.fingerprint_sha256 != first.summary.fingerprint_sha256
 
@@ -204,7 +226,7 @@ def test_issue_with_other_addresses_reissues(pki_dir):
 
 
 def test_issue_reissues_a_certificate_close_to_expiry(pki_dir):
-    short = pki.ensure_host_cert(pki_dir, "node1", days=10)
+    short = pki.ensure_host_cert(pki_dir, "node1", options=pki.IssueOptions(days=10))
     assert short.summary.expires_soon(pki.utcnow())
     assert pki.ensure_host_cert(pki_dir, "node1").changed
 
@@ -214,6 +236,9 @@ def test_dry_run_writes_nothing(tmp_path):
     issued = pki.ensure_ca(directory, dry_run=True)
     assert issued.changed
     assert not directory.exists()
+    pki.ensure_ca(directory)
+    host = pki.ensure_host_cert(directory, "node1", options=pki.IssueOptions(dry_run=True))
+    assert host.changed and not (directory / "hosts").exists()
 
 
 def test_issue_without_a_ca_is_not_ready(tmp_path):
@@ -301,8 +326,8 @@ def test_key_must_match_certificate(pki_dir):
 
 
 def test_list_flags_certificates_expiring_within_30_days(pki_dir):
-    pki.ensure_host_cert(pki_dir, "soon", days=20)
-    pki.ensure_host_cert(pki_dir, "later", days=200)
+    pki.ensure_host_cert(pki_dir, "soon", options=pki.IssueOptions(days=20))
+    pki.ensure_host_cert(pki_dir, "later", options=pki.IssueOptions(days=200))
     now = pki.utcnow()
     listed = {i.name: i for i in pki.list_certificates(pki_dir)}
     assert set(listed) == {"ca", "soon", "later"}
