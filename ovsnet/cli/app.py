@@ -33,9 +33,11 @@ def _register() -> None:
     # Each command group lives in its own module; keep this list the only shared edit point.
     from ovsnet.cli import (
         host_commands,
+        inventory_commands,
         lab_commands,
         peer_commands,
         pki_commands,
+        render_commands,
         vmlab_commands,
     )
 
@@ -43,6 +45,8 @@ def _register() -> None:
     peer_commands.register(app)
     lab_commands.register(app)
     pki_commands.register(app)
+    render_commands.register(app)
+    inventory_commands.register(app)
     vmlab_commands.register(app)
 
 

@@ -1,0 +1,73 @@
+"""`ovsnet render KIND` and the hidden `ovsnet render-examples` (regenerates cloud-config/)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import typer
+
+# Kept here rather than imported so `ovsnet --help` loads no rendering code; a unit test checks
+# that it matches ovsnet.render.KINDS.
+KIND_NAMES = ("cloud-config", "ignition", "cloud-init", "daemon-json", "docker-dropin")
+
+
+def render_command(
+    ctx: typer.Context,
+    kind: str = typer.Argument(..., click_type=click.Choice(KIND_NAMES), show_default=False),
+    prefix: str = typer.Option(None, "--prefix", help="The host's /24 as A.B.C."),
+    subnet: str = typer.Option(None, "--subnet", help="The host's subnet as a CIDR."),
+    supernet: str = typer.Option(None, "--supernet", help="Overlay supernet [10.0.0.0/8]."),
+    underlay_mtu: int = typer.Option(None, "--underlay-mtu", help="Underlay MTU [1500]."),
+    peers: list[str] = typer.Option([], "--peer", help="A peer's underlay IP (repeatable)."),
+    ipsec: bool = typer.Option(False, "--ipsec", help="Encrypt the tunnels (IPsec)."),
+    image: str = typer.Option(None, "--image", help="Companion container image."),
+    inventory: Path = typer.Option(None, "--inventory", help="Fleet inventory (hosts.yaml)."),
+    host: str = typer.Option(None, "--host", help="Render this inventory host."),
+    all_hosts: bool = typer.Option(False, "--all", help="Render every inventory host (-o DIR)."),
+    output: Path = typer.Option(None, "-o", "--output", help="Write here, not to stdout."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be written."),
+) -> None:
+    """Render first-boot configuration for a host: user-data, Ignition, daemon.json, drop-in."""
+    from ovsnet.cli.output import emit
+    from ovsnet.render.service import RenderRequest, run_render
+
+    result = run_render(
+        RenderRequest(
+            kind=kind,
+            prefix=prefix,
+            subnet=subnet,
+            supernet=supernet,
+            underlay_mtu=underlay_mtu,
+            peers=tuple(peers),
+            ipsec=ipsec,
+            image=image,
+            inventory=inventory,
+            host=host,
+            all_hosts=all_hosts,
+            output=output,
+            dry_run=dry_run,
+        )
+    )
+    if result.text is not None and not ctx.obj.json:
+        sys.stdout.write(result.text)  # the document itself, byte for byte
+        return
+    emit(ctx.obj, result)
+
+
+def render_examples_command(
+    ctx: typer.Context,
+    folder: Path = typer.Argument(Path("cloud-config"), help="The examples folder."),
+    check: bool = typer.Option(False, "--check", help="Only report stale files (exit 1)."),
+) -> None:
+    """Regenerate the example inventories and rendered files (`make render-examples`)."""
+    from ovsnet.cli.output import emit
+    from ovsnet.render.service import run_render_examples
+
+    emit(ctx.obj, run_render_examples(folder, check=check))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("render")(render_command)
+    app.command("render-examples", hidden=True)(render_examples_command)

@@ -1,0 +1,135 @@
+"""Render each kind of first-boot configuration from a HostConfig."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ovsnet import __version__
+from ovsnet.render.context import (
+    COMPANION_NAME,
+    COMPANION_UNIT,
+    DOCKER,
+    DOCKER_DROPIN_NAME,
+    INIT_UNIT,
+    MODPROBE,
+    HostConfig,
+    command_line,
+)
+from ovsnet.render.templating import render_template
+
+IGNITION_VERSION = "3.3.0"  # Flatcar >= 3185 and Fedora CoreOS accept it; ignition 2.14 validates
+DAEMON_JSON_PATH = "/etc/docker/daemon.json"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A systemd unit (or drop-in) file: its name and its text."""
+
+    name: str
+    contents: str
+
+
+@dataclass(frozen=True)
+class Kind:
+    template: str
+    suffix: str  # file name suffix for `--all -o DIR`
+    description: str
+
+
+KINDS: dict[str, Kind] = {
+    "cloud-config": Kind(
+        "coreos-cloud-config.yaml.j2", ".coreos.yaml", "CoreOS-style #cloud-config with units"
+    ),
+    "ignition": Kind("ignition.json.j2", ".ign", "Ignition config (spec 3.3)"),
+    "cloud-init": Kind("cloud-init.yaml.j2", ".cloud-init.yaml", "cloud-init #cloud-config"),
+    "daemon-json": Kind("daemon.json.j2", ".daemon.json", "Docker's /etc/docker/daemon.json"),
+    "docker-dropin": Kind(
+        "docker-dropin.conf.j2", "." + DOCKER_DROPIN_NAME, "docker.service drop-in"
+    ),
+}
+
+
+def header(config: HostConfig) -> list[str]:
+    """Comment lines saying what the file is; no timestamp, so re-rendering is stable."""
+    who = f"host {config.name}" if config.name else "one host"
+    peers = ", ".join(str(peer) for peer in config.peers) or "none"
+    return [
+        f"Rendered by ovsnet {__version__} for {who}; re-render rather than edit.",
+        f"subnet {config.addressing.subnet} of {config.addressing.supernet}, MTU {config.mtu}, "
+        f"IPsec {'on' if config.ipsec else 'off'}, peers: {peers}",
+    ]
+
+
+def _exec_start(argv: list[str]) -> str:
+    """A long command line for a unit, one option group per continuation line."""
+    command_line(argv)  # refuses unsafe tokens
+    lines = [argv[0]]
+    for index, token in enumerate(argv[1:], start=1):
+        starts_group = token == "--volume" or index == len(argv) - 1
+        if starts_group:
+            lines.append(token)
+        else:
+            lines[-1] += " " + token
+    return " \\\n    ".join(lines)
+
+
+def _unit_context(config: HostConfig) -> dict:
+    return {
+        "header": header(config),
+        "docker": DOCKER,
+        "modprobe": MODPROBE,
+        "companion_name": COMPANION_NAME,
+        "companion_unit": COMPANION_UNIT,
+        "companion_run": _exec_start(config.companion_run()),
+        "ovsnet_commands": [
+            command_line(config.companion_exec(args)) for args in config.ovsnet_commands()
+        ],
+        "docker_flags": config.docker_flags,
+    }
+
+
+def docker_dropin(config: HostConfig) -> Unit:
+    return Unit(
+        DOCKER_DROPIN_NAME, render_template(KINDS["docker-dropin"].template, _unit_context(config))
+    )
+
+
+def units(config: HostConfig) -> list[Unit]:
+    """The ovsnet units every kind of user-data carries, in start order."""
+    context = _unit_context(config)
+    return [
+        Unit(COMPANION_UNIT, render_template("ovsnet.service.j2", context)),
+        Unit(INIT_UNIT, render_template("ovsnet-init.service.j2", context)),
+    ]
+
+
+def daemon_json(config: HostConfig) -> str:
+    text = render_template(KINDS["daemon-json"].template, {"docker_options": config.docker_options})
+    return _normalise_json(text)
+
+
+def render(kind: str, config: HostConfig) -> str:
+    """The text of one kind of configuration for one host."""
+    if kind == "docker-dropin":
+        return docker_dropin(config).contents
+    if kind == "daemon-json":
+        return daemon_json(config)
+    context = {
+        "header": header(config),
+        "units": units(config),
+        "docker_dropin": docker_dropin(config),
+        "daemon_json": {"path": DAEMON_JSON_PATH, "mode": 0o644, "contents": daemon_json(config)},
+        "ignition_version": IGNITION_VERSION,
+    }
+    text = render_template(KINDS[kind].template, context)
+    if kind == "ignition":
+        return _normalise_json(text)
+    import yaml
+
+    yaml.safe_load(text)  # a template bug must not reach a host's first boot
+    return text
+
+
+def _normalise_json(text: str) -> str:
+    return json.dumps(json.loads(text), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,72 @@
+"""Render for hosts of an inventory, and the examples in cloud-config/. Pure: text in, text out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ovsnet import inventory as inv
+from ovsnet.errors import InvalidInput
+from ovsnet.render.context import DEFAULT_IMAGE, DEFAULT_UNDERLAY_MTU, HostConfig, build_host_config
+from ovsnet.render.documents import KINDS, render
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line settings that win over the inventory's (None: not given)."""
+
+    underlay_mtu: int | None = None
+    ipsec: bool | None = None
+    image: str | None = None
+
+
+def host_config(inventory: inv.Inventory, name: str, overrides: Overrides) -> HostConfig:
+    """One host of the inventory, with every other host as a peer (a full mesh)."""
+    host = inventory.host(name)
+    prefix = host.prefix or inventory.allocations.get(name)
+    if prefix is None:
+        raise InvalidInput(
+            f"host {name} has no prefix yet", "run `ovsnet inventory allocate` on the inventory"
+        )
+    return build_host_config(
+        prefix=prefix,
+        supernet=str(inventory.supernet),
+        underlay_mtu=_first(overrides.underlay_mtu, inventory.underlay_mtu, DEFAULT_UNDERLAY_MTU),
+        peers=[str(peer) for peer in inventory.peers_of(name)],
+        ipsec=_first(overrides.ipsec, inventory.ipsec, False),
+        image=_first(overrides.image, inventory.image, DEFAULT_IMAGE),
+        name=name,
+        own_ip=host.ip,
+    )
+
+
+def _first(*values):
+    return next(value for value in values if value is not None)
+
+
+def file_name(kind: str, host: str) -> str:
+    return host + KINDS[kind].suffix
+
+
+def render_fleet(kind: str, inventory: inv.Inventory, overrides: Overrides) -> dict[str, str]:
+    """{file name: text}, one file per host of the inventory."""
+    return {
+        file_name(kind, host.name): render(kind, host_config(inventory, host.name, overrides))
+        for host in inventory.hosts
+    }
+
+
+def render_examples(inventories: dict[str, str]) -> dict[str, str]:
+    """Everything cloud-config/ holds, from its inventories ({file name: YAML text}).
+
+    Returns {relative path: text}: each inventory as `allocate` leaves it, and for an
+    inventory `NAME.yaml` every kind for every host under `NAME/`.
+    """
+    files: dict[str, str] = {}
+    for file, text in sorted(inventories.items()):
+        allocated = inv.allocate(inv.loads(text, file)).inventory
+        files[file] = inv.dumps(allocated)
+        folder = file.removesuffix(".yaml")
+        for kind in KINDS:
+            for name, rendered in render_fleet(kind, allocated, Overrides()).items():
+                files[f"{folder}/{name}"] = rendered
+    return files

@@ -1,0 +1,183 @@
+"""`ovsnet render` and `ovsnet render-examples`: read inputs, render, write files (the I/O side)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ovsnet.errors import InvalidInput, OperationFailed
+from ovsnet.render.context import DEFAULT_IMAGE, DEFAULT_UNDERLAY_MTU, build_host_config
+from ovsnet.render.documents import KINDS, render
+from ovsnet.render.fleet import Overrides, file_name, host_config, render_examples, render_fleet
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    kind: str
+    prefix: str | None = None
+    subnet: str | None = None
+    supernet: str | None = None
+    underlay_mtu: int | None = None
+    peers: tuple[str, ...] = ()
+    ipsec: bool = False
+    image: str | None = None
+    inventory: Path | None = None
+    host: str | None = None
+    all_hosts: bool = False
+    output: Path | None = None
+    dry_run: bool = False
+
+
+@dataclass
+class FileOutcome:
+    path: str
+    status: str  # written | unchanged | would write | stale | missing | extra
+
+    def as_json(self) -> dict:
+        return {"path": self.path, "status": self.status}
+
+
+@dataclass
+class RenderResult:
+    kind: str
+    files: list[FileOutcome] = field(default_factory=list)
+    text: str | None = None  # set when rendering to stdout
+
+    def as_json(self) -> dict:
+        data: dict = {"kind": self.kind, "files": [f.as_json() for f in self.files]}
+        if self.text is not None:
+            data["text"] = self.text
+        return data
+
+    def render(self, console) -> None:
+        if self.text is not None:
+            console.file.write(self.text)
+            return
+        changed = [f for f in self.files if f.status != "unchanged"]
+        for outcome in changed:
+            console.print(f"{outcome.status}: {outcome.path}")
+        unchanged = len(self.files) - len(changed)
+        if not changed:
+            console.print(f"nothing to do: {unchanged} file(s) already up to date")
+        elif unchanged:
+            console.print(f"{unchanged} other file(s) already up to date")
+
+
+def run_render(request: RenderRequest) -> RenderResult:
+    """Render one host (from flags or an inventory) or every host of an inventory."""
+    if request.kind not in KINDS:
+        raise InvalidInput(f"unknown kind {request.kind!r}", f"choose one of: {', '.join(KINDS)}")
+    if request.inventory is None:
+        return _single(request, render(request.kind, _config_from_flags(request)))
+    inventory = _load_inventory(request)
+    overrides = Overrides(
+        underlay_mtu=request.underlay_mtu, ipsec=request.ipsec or None, image=request.image
+    )
+    if not request.all_hosts:
+        config = host_config(inventory, request.host, overrides)
+        return _single(request, render(request.kind, config))
+    files = render_fleet(request.kind, inventory, overrides)
+    outcomes = [
+        write_file(request.output / name, text, request.dry_run) for name, text in files.items()
+    ]
+    return RenderResult(kind=request.kind, files=outcomes)
+
+
+def _config_from_flags(request: RenderRequest):
+    if request.host is not None or request.all_hosts:
+        raise InvalidInput("--host and --all need --inventory FILE")
+    return build_host_config(
+        prefix=request.prefix,
+        subnet=request.subnet,
+        supernet=request.supernet or "10.0.0.0/8",
+        underlay_mtu=request.underlay_mtu or DEFAULT_UNDERLAY_MTU,
+        peers=request.peers,
+        ipsec=request.ipsec,
+        image=request.image or DEFAULT_IMAGE,
+    )
+
+
+def _load_inventory(request: RenderRequest):
+    from ovsnet import inventory
+
+    given = [
+        flag
+        for flag, value in (
+            ("--prefix", request.prefix),
+            ("--subnet", request.subnet),
+            ("--supernet", request.supernet),
+            ("--peer", request.peers or None),
+        )
+        if value is not None
+    ]
+    if given:
+        raise InvalidInput(
+            f"{given[0]} cannot be combined with --inventory",
+            "the inventory decides subnets, supernet and peers: edit it there",
+        )
+    if request.all_hosts == (request.host is not None):
+        raise InvalidInput("with --inventory give either --host NAME or --all")
+    if request.all_hosts and request.output is None:
+        raise InvalidInput("--all writes one file per host", "give the folder with -o DIR")
+    if request.all_hosts and request.output.exists() and not request.output.is_dir():
+        raise InvalidInput(f"{request.output} is not a folder", "with --all, -o names a folder")
+    return inventory.load(request.inventory)
+
+
+def _single(request: RenderRequest, text: str) -> RenderResult:
+    if request.output is None:
+        return RenderResult(kind=request.kind, text=text)
+    path = request.output
+    if path.is_dir():
+        path = path / file_name(request.kind, request.host or "host")
+    return RenderResult(kind=request.kind, files=[write_file(path, text, request.dry_run)])
+
+
+def write_file(path: Path, text: str, dry_run: bool) -> FileOutcome:
+    """Write only when the content differs, so a second identical run changes nothing."""
+    if path.is_file() and path.read_text() == text:
+        return FileOutcome(str(path), "unchanged")
+    if dry_run:
+        return FileOutcome(str(path), "would write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        raise OperationFailed(f"cannot write {path}: {exc.strerror}") from None
+    return FileOutcome(str(path), "written")
+
+
+def run_render_examples(folder: Path, check: bool = False) -> RenderResult:
+    """Regenerate cloud-config/ from its inventories, or with check=True report what is stale."""
+    if not folder.is_dir():
+        raise InvalidInput(f"{folder} is not a folder", "give the cloud-config/ folder")
+    inventories = {path.name: path.read_text() for path in sorted(folder.glob("*.yaml"))}
+    if not inventories:
+        raise InvalidInput(f"{folder} holds no inventory (*.yaml)")
+    expected = render_examples(inventories)
+    outcomes = [write_file(folder / name, text, dry_run=check) for name, text in expected.items()]
+    outcomes += _extra_files(folder, expected, dry_run=check)
+    if check:
+        for outcome in outcomes:
+            if outcome.status == "would write":
+                outcome.status = "stale"
+        stale = [o.path for o in outcomes if o.status != "unchanged"]
+        if stale:
+            raise OperationFailed(
+                f"{len(stale)} example file(s) are stale: {', '.join(stale)}",
+                "run `make render-examples` and commit the result",
+            )
+    return RenderResult(kind="examples", files=outcomes)
+
+
+def _extra_files(folder: Path, expected: dict[str, str], dry_run: bool) -> list[FileOutcome]:
+    """Files in an inventory's rendered folder that it no longer produces (a host was removed)."""
+    folders = {name.rsplit("/", 1)[0] for name in expected if "/" in name}
+    extra = []
+    for sub in sorted(folders):
+        for path in sorted((folder / sub).glob("*")):
+            if f"{sub}/{path.name}" not in expected:
+                if not dry_run:
+                    path.unlink()
+                extra.append(FileOutcome(str(path), "extra" if dry_run else "removed"))
+    return extra
