@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from ovsnet import __version__
-from ovsnet.addressing import DEFAULT_SUPERNET, HostAddressing, host_addressing
+from ovsnet.addressing import DEFAULT_SUPERNET, HOST_PREFIXLEN, HostAddressing, host_addressing
 from ovsnet.errors import InvalidInput
 from ovsnet.tunnels import overlay_mtu, parse_peer
 
@@ -65,10 +65,7 @@ class HostConfig:
         """`ovsnet init` arguments for this host (everything explicit, nothing left to defaults)."""
         return [
             "init",
-            "--prefix" if self.addressing.subnet.prefixlen == 24 else "--subnet",
-            self.addressing.prefix
-            if self.addressing.subnet.prefixlen == 24
-            else str(self.addressing.subnet),
+            *self._subnet_args(),
             "--supernet",
             str(self.addressing.supernet),
             "--underlay-mtu",
@@ -76,6 +73,12 @@ class HostConfig:
             # init leaves the same room for IPsec in br0's MTU as Docker's --mtu here
             *self._ipsec_args(),
         ]
+
+    def _subnet_args(self) -> list[str]:
+        subnet = self.addressing.subnet
+        if subnet.prefixlen == HOST_PREFIXLEN:
+            return ["--prefix", self.addressing.prefix]
+        return ["--subnet", str(subnet)]
 
     def peer_args(self) -> list[str] | None:
         """`ovsnet peer add` for every peer at once (one OVSDB transaction); None: no peers."""
@@ -94,7 +97,7 @@ class HostConfig:
     def companion_run(self) -> list[str]:
         """`docker run` of the companion container: OVS and ovsnet, privileged, host network."""
         mounts = [
-            # the kernel datapath: the container loads openvswitch (and for IPsec, ESP) itself
+            # the host's kernel modules, for the OVS start scripts inside (openvswitch; ESP)
             "/lib/modules:/lib/modules:ro",
             # OVSDB survives container upgrades in a named volume
             f"{OVS_DB_VOLUME}:/var/lib/openvswitch",

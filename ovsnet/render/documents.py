@@ -34,19 +34,14 @@ class Unit:
 class Kind:
     template: str
     suffix: str  # file name suffix for `--all -o DIR`
-    description: str
 
 
 KINDS: dict[str, Kind] = {
-    "cloud-config": Kind(
-        "coreos-cloud-config.yaml.j2", ".coreos.yaml", "CoreOS-style #cloud-config with units"
-    ),
-    "ignition": Kind("ignition.json.j2", ".ign", "Ignition config (spec 3.3)"),
-    "cloud-init": Kind("cloud-init.yaml.j2", ".cloud-init.yaml", "cloud-init #cloud-config"),
-    "daemon-json": Kind("daemon.json.j2", ".daemon.json", "Docker's /etc/docker/daemon.json"),
-    "docker-dropin": Kind(
-        "docker-dropin.conf.j2", "." + DOCKER_DROPIN_NAME, "docker.service drop-in"
-    ),
+    "cloud-config": Kind("coreos-cloud-config.yaml.j2", ".coreos.yaml"),  # CoreOS user-data
+    "ignition": Kind("ignition.json.j2", ".ign"),  # Ignition spec 3.3
+    "cloud-init": Kind("cloud-init.yaml.j2", ".cloud-init.yaml"),  # Debian/Ubuntu user-data
+    "daemon-json": Kind("daemon.json.j2", ".daemon.json"),  # /etc/docker/daemon.json
+    "docker-dropin": Kind("docker-dropin.conf.j2", "." + DOCKER_DROPIN_NAME),
 }
 
 
