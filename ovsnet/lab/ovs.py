@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import subprocess
+import uuid
 from pathlib import Path
 
 from ovsnet.lab import netns
@@ -76,8 +79,46 @@ def start(host: HostLayout) -> None:
     db_file = host.rundir / "conf.db"
     run(["ovsdb-tool", "create", db_file, SCHEMA])
     _start(host, "ovsdb-server", [str(db_file), f"--remote=punix:{host.db_socket}"])
-    run(vsctl_argv(host, "--no-wait", "init"))
+    run(vsctl_argv(host, "--no-wait", "init", "--", "set", "Open_vSwitch", ".",
+                   *system_ids(host, ovs_version(), schema_version(), os_release())))
     _start(host, "ovs-vswitchd", [host.db])
+
+
+def system_ids(host: HostLayout, version: str, db_version: str, release: dict[str, str]
+               ) -> list[str]:
+    """What ovs-ctl records at start on a real host; ovsnet reads ovs_version, for one."""
+    return [
+        f"ovs_version={version}",
+        f"db_version={db_version}",
+        f'system_type="{release.get("ID", "linux")}"',
+        f'system_version="{release.get("VERSION_ID", "")}"',
+        f'external_ids:system-id="{uuid.uuid4()}"',
+        f'external_ids:hostname="{host.name}"',
+        f'external_ids:rundir="{host.rundir}"',
+    ]
+
+
+@functools.lru_cache(maxsize=1)
+def ovs_version() -> str:
+    out = run(["ovs-vswitchd", "--version"]).stdout
+    found = re.search(r"Open vSwitch\)\s+(\S+)", out)
+    if not found:
+        raise LabError(f"cannot read the OVS version from {out.strip()!r}")
+    return found.group(1)
+
+
+@functools.lru_cache(maxsize=1)
+def schema_version() -> str:
+    return run(["ovsdb-tool", "schema-version", SCHEMA]).stdout.strip()
+
+
+def os_release(path: Path = Path("/etc/os-release")) -> dict[str, str]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    pairs = (line.split("=", 1) for line in lines if "=" in line)
+    return {key: value.strip().strip('"') for key, value in pairs}
 
 
 def add_phy_bridge(host: HostLayout) -> None:

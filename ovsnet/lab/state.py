@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ovsnet.errors import NotReady
+from ovsnet.errors import InvalidInput, NotReady
 from ovsnet.lab.layout import DEFAULT_BASE_DIR, LabLayout, lab_layout
 from ovsnet.lab.proc import is_alive, start_time
 
@@ -91,3 +91,20 @@ def list_states(workdir: str | os.PathLike | None = None) -> list[LabState]:
         except (OSError, ValueError, TypeError):
             continue
     return states
+
+
+NAME_ENV = "OVSNET_LAB"
+
+
+def resolve_name(name: str | None, workdir: str | os.PathLike | None = None) -> str:
+    """The lab a CLI call means: --name, else $OVSNET_LAB, else the only lab kept by `up`."""
+    if name:
+        return name
+    if os.environ.get(NAME_ENV):
+        return os.environ[NAME_ENV]
+    kept = [s.name for s in list_states(workdir) if s.owner is None]
+    if len(kept) == 1:
+        return kept[0]
+    if not kept:
+        raise NotReady("no lab is up", "start one with `ovsnet lab up`, or give --name")
+    raise InvalidInput(f"several labs are up ({', '.join(kept)})", "pick one with --name")
