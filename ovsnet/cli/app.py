@@ -32,6 +32,7 @@ def _global_options(
 def _register() -> None:
     # Each command group lives in its own module; keep this list the only shared edit point.
     from ovsnet.cli import (
+        cluster_commands,
         host_commands,
         inventory_commands,
         lab_commands,
@@ -45,6 +46,7 @@ def _register() -> None:
     peer_commands.register(app)
     lab_commands.register(app)
     pki_commands.register(app)
+    cluster_commands.register(app)
     render_commands.register(app)
     inventory_commands.register(app)
     vmlab_commands.register(app)

@@ -1,0 +1,213 @@
+"""`ovsnet agent` and `ovsnet cluster status|release|grant|enable-auth`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+
+from ovsnet.cli.output import Settings, emit
+from ovsnet.errors import InvalidInput
+
+cluster_app = typer.Typer(help="The etcd-coordinated cluster: hosts, subnets, access.",
+                          no_args_is_help=True)
+
+ETCD = typer.Option(None, "--etcd", help="etcd URL, https://HOST:PORT (env OVSNET_ETCD).")
+ETCD_CERT = typer.Option(None, "--etcd-cert", help="Client certificate (env OVSNET_ETCD_CERT).")
+ETCD_KEY = typer.Option(None, "--etcd-key", help="Client key, 0600 (env OVSNET_ETCD_KEY).")
+ETCD_CA = typer.Option(None, "--etcd-ca", help="CA of etcd's certificate (env OVSNET_ETCD_CA).")
+KEY_PREFIX = typer.Option("/ovsnet/", "--key-prefix", help="Where ovsnet's keys live in etcd.")
+
+
+def etcd_config(url, cert, key, ca):
+    from ovsnet.etcd import EtcdConfig
+
+    url = url or os.environ.get("OVSNET_ETCD")
+    if not url:
+        raise InvalidInput("no etcd URL", "pass --etcd https://HOST:PORT or set OVSNET_ETCD")
+    return EtcdConfig(
+        url=url,
+        cert=cert or os.environ.get("OVSNET_ETCD_CERT"),
+        key=key or os.environ.get("OVSNET_ETCD_KEY"),
+        ca=ca or os.environ.get("OVSNET_ETCD_CA"),
+    ).check()
+
+
+# -- agent -----------------------------------------------------------------------------------
+
+
+def agent(
+    ctx: typer.Context,
+    etcd: str = ETCD,
+    etcd_cert: str = ETCD_CERT,
+    etcd_key: str = ETCD_KEY,
+    etcd_ca: str = ETCD_CA,
+    key_prefix: str = KEY_PREFIX,
+    name: str = typer.Option(None, "--name", help="This host's name (default: hostname)."),
+    underlay_ip: str = typer.Option(
+        None, "--underlay-ip", help="Address peers tunnel to (default: the one facing etcd)."
+    ),
+    supernet: str = typer.Option("10.0.0.0/8", "--supernet", help="The overlay supernet."),
+    prefix: str = typer.Option(None, "--prefix", help="Reserve this /24 (A.B.C) or fail."),
+    tunnel_type: str = typer.Option("gre", "--type", help="Tunnel type: gre, vxlan, geneve."),
+    ttl: int = typer.Option(30, "--ttl", help="Lease TTL in seconds: how long a dead host "
+                            "keeps its tunnels elsewhere."),
+    bridge: str = typer.Option("br0", "--bridge", help="OVS bridge that carries the overlay."),
+    docker_bridge: str = typer.Option("docker0", "--docker-bridge", help="Docker's bridge."),
+    datapath: str = typer.Option("system", "--datapath", help="system (kernel) or netdev."),
+    underlay_mtu: int = typer.Option(None, "--underlay-mtu", help="Default: detected."),
+    ipsec_cert: str = typer.Option(
+        None, "--ipsec-cert", help="This host's IPsec certificate: its CN and fingerprint are "
+        "published so peers can check them (never a key)."
+    ),
+    no_init: bool = typer.Option(False, "--no-init", help="Do not run init; tunnels only."),
+    no_dataplane: bool = typer.Option(
+        False, "--no-dataplane", help="Claim, publish and watch only; change nothing locally."
+    ),
+) -> None:
+    """Lease a /24, publish this host in etcd and keep a tunnel to every live peer.
+
+    Runs until SIGTERM/SIGINT. Logs to stderr; with --json, one JSON object per event on
+    stdout (claimed, initialised, peers, disconnected, ...). Stopping the agent leaves its
+    record until the lease expires, so a restart keeps the subnet and peers see no change.
+    """
+    from ovsnet.cluster.runner import AgentOptions, run_agent
+
+    settings: Settings = ctx.obj
+    options = AgentOptions(
+        etcd=etcd_config(etcd, etcd_cert, etcd_key, etcd_ca),
+        key_prefix=key_prefix,
+        name=name,
+        underlay_ip=underlay_ip,
+        supernet=supernet,
+        prefix=prefix,
+        tunnel_type=tunnel_type,
+        ttl=ttl,
+        bridge=bridge,
+        docker_bridge=docker_bridge,
+        datapath=datapath,
+        underlay_mtu=underlay_mtu,
+        ipsec_cert=ipsec_cert,
+        init=not no_init,
+        dataplane=not no_dataplane,
+        db=settings.db,
+        json=settings.json,
+    )
+    run_agent(options)
+
+
+# -- cluster ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ClusterTable:
+    hosts: list[dict]
+    problems: list[str] = field(default_factory=list)
+
+    def as_json(self) -> Any:
+        return {"hosts": self.hosts, "problems": self.problems}
+
+    def render(self, console) -> None:
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        for column in ("host", "state", "subnet", "underlay", "type", "ttl left", "last seen"):
+            table.add_column(column)
+        for h in self.hosts:
+            table.add_row(
+                h["name"], h["state"], h["subnet"] or "-", h["underlay_ip"] or "-",
+                h["tunnel_type"] or "-",
+                f"{h['ttl_left']} s" if h["ttl_left"] is not None else "-",
+                f"{h['last_seen_s_ago']} s ago" if h["last_seen_s_ago"] is not None else "-",
+            )
+        console.print(table)
+        for problem in self.problems:
+            console.print(f"[yellow]warning:[/yellow] {problem}")
+
+
+@cluster_app.command("status")
+def status(
+    ctx: typer.Context,
+    etcd: str = ETCD,
+    etcd_cert: str = ETCD_CERT,
+    etcd_key: str = ETCD_KEY,
+    etcd_ca: str = ETCD_CA,
+    key_prefix: str = KEY_PREFIX,
+) -> None:
+    """Every host: subnet, underlay address, lease TTL left, last seen (live or gone)."""
+    from ovsnet.cluster.admin import cluster_status
+    from ovsnet.cluster.keys import ClusterKeys
+    from ovsnet.etcd import Etcd
+
+    with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca)) as client:
+        hosts, problems = cluster_status(client, ClusterKeys(key_prefix))
+    emit(ctx.obj, ClusterTable(hosts, problems))
+
+
+@cluster_app.command("release")
+def release(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The dead host whose subnet and record to free."),
+    etcd: str = ETCD,
+    etcd_cert: str = ETCD_CERT,
+    etcd_key: str = ETCD_KEY,
+    etcd_ca: str = ETCD_CA,
+    key_prefix: str = KEY_PREFIX,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be deleted."),
+) -> None:
+    """Free a host's subnet, record and last-subnet memory now, instead of waiting for its
+    lease (a live agent would simply claim again)."""
+    from ovsnet.cluster.admin import release_host
+    from ovsnet.cluster.keys import ClusterKeys
+    from ovsnet.etcd import Etcd
+
+    with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca)) as client:
+        emit(ctx.obj, release_host(client, ClusterKeys(key_prefix), name, dry_run=dry_run))
+
+
+@cluster_app.command("grant")
+def grant(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Host name = the CN of its etcd client certificate."),
+    etcd: str = ETCD,
+    etcd_cert: str = ETCD_CERT,
+    etcd_key: str = ETCD_KEY,
+    etcd_ca: str = ETCD_CA,
+    key_prefix: str = KEY_PREFIX,
+) -> None:
+    """(root) Create the etcd user NAME and its role: write only its own keys and subnet
+    claims, read the rest of ovsnet's prefix."""
+    from ovsnet.cluster.keys import ClusterKeys, role_name
+    from ovsnet.etcd import Etcd
+    from ovsnet.report import ChangeReport
+
+    keys = ClusterKeys(key_prefix)
+    with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca)) as client:
+        steps = client.ensure_host_role(name, role_name(name), keys.host_permissions(name))
+    emit(ctx.obj, ChangeReport("cluster grant", steps, details={"host": name,
+                                                               "role": role_name(name)}))
+
+
+@cluster_app.command("enable-auth")
+def enable_auth(
+    ctx: typer.Context,
+    etcd: str = ETCD,
+    etcd_cert: str = ETCD_CERT,
+    etcd_key: str = ETCD_KEY,
+    etcd_ca: str = ETCD_CA,
+) -> None:
+    """(once, before auth is on) Create etcd's root user, whose certificate CN is `root`, and
+    turn etcd's authentication on. Run it with the root certificate."""
+    from ovsnet.etcd import Etcd
+    from ovsnet.report import ChangeReport
+
+    with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca)) as client:
+        steps = client.enable_auth()
+    emit(ctx.obj, ChangeReport("cluster enable-auth", steps))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(agent)
+    app.add_typer(cluster_app, name="cluster")

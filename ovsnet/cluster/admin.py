@@ -1,0 +1,88 @@
+"""`ovsnet cluster status` and `release`: what etcd knows about every host, and freeing one."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from ovsnet.cluster.claims import ClaimView
+from ovsnet.cluster.keys import ClusterKeys, check_name
+from ovsnet.cluster.plan import subnet_conflicts
+from ovsnet.cluster.records import BadRecord, HostRecord, claim_value
+from ovsnet.etcd import Etcd
+from ovsnet.report import ChangeReport
+
+
+def cluster_status(etcd: Etcd, keys: ClusterKeys) -> tuple[list[dict], list[str]]:
+    snaps = etcd.read_many(keys.hosts, keys.subnets, keys.last_subnets)
+    view = ClaimView.parse(keys, snaps[keys.subnets].items, snaps[keys.last_subnets].items)
+    records, problems, leases = {}, [], {}
+    for key, item in snaps[keys.hosts].items.items():
+        name = keys.name_of(key)
+        try:
+            records[name] = HostRecord.from_json(item.value)
+            leases[name] = item.lease
+        except BadRecord as exc:
+            problems.append(f"{key}: {exc}")
+    problems += subnet_conflicts(records)
+    rows = [_live_row(etcd, records[n], leases[n]) for n in records]
+    for name, subnet in view.memory.items():
+        if name not in records:
+            holder = view.holders.get(subnet)
+            rows.append(_gone_row(name, subnet, holder.host if holder else None))
+    for subnet, holder in view.holders.items():
+        if holder.host not in records:
+            problems.append(f"{subnet} is claimed by {holder.host}, which has no record")
+    rows.sort(key=lambda r: (r["state"] != "live", IPv4Address(r["subnet_start"])))
+    for row in rows:
+        del row["subnet_start"]
+    return rows, problems
+
+
+def _live_row(etcd: Etcd, record: HostRecord, lease: int) -> dict:
+    left, granted = etcd.lease_ttl(lease) if lease else (-1, 0)
+    return {
+        **record.as_json(),
+        "state": "live",
+        "lease": lease,
+        "ttl_left": left if left >= 0 else None,
+        # etcd resets the TTL on every keepalive: what has run down since is the time since.
+        "last_seen_s_ago": granted - left if left >= 0 else None,
+        "subnet_start": str(record.subnet.network_address),
+    }
+
+
+def _gone_row(name: str, subnet, holder: str | None) -> dict:
+    note = "free" if holder is None else f"now held by {holder}"
+    return {
+        "name": name,
+        "state": "gone",
+        "subnet": str(subnet),
+        "subnet_note": note,
+        "underlay_ip": None,
+        "tunnel_type": None,
+        "ipsec": None,
+        "lease": None,
+        "ttl_left": None,
+        "last_seen_s_ago": None,
+        "subnet_start": str(subnet.network_address),
+    }
+
+
+def release_host(etcd: Etcd, keys: ClusterKeys, name: str, dry_run: bool = False) -> ChangeReport:
+    """Delete the host's record, its subnet claims and its last-subnet memory."""
+    check_name(name)
+    snaps = etcd.read_many(keys.hosts, keys.subnets, keys.last_subnets)
+    view = ClaimView.parse(keys, snaps[keys.subnets].items, snaps[keys.last_subnets].items)
+    steps, freed = [], []
+    for subnet in view.held_by(name):
+        steps.append(f"free subnet {subnet}")
+        freed.append(subnet)
+        if not dry_run:
+            etcd.delete_if_value(keys.subnet(subnet), claim_value(name).encode())
+    for key, what in ((keys.host(name), "record"), (keys.last_subnet(name), "last-subnet memory")):
+        if key in snaps[keys.hosts].items or key in snaps[keys.last_subnets].items:
+            steps.append(f"delete {what} of {name}")
+            if not dry_run:
+                etcd.delete(key)
+    return ChangeReport("cluster release", steps, dry_run=dry_run,
+                        details={"host": name, "subnets": [str(s) for s in freed]})

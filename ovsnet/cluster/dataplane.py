@@ -1,0 +1,102 @@
+"""What the agent changes on its host, composed from the core services (init, peer sync)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+
+from ovsnet.addressing import host_addressing
+from ovsnet.model import SUBNET_KEY
+from ovsnet.tunnels import overlay_mtu
+
+
+@dataclass(frozen=True)
+class DataplaneConfig:
+    db: str
+    supernet: IPv4Network
+    bridge: str = "br0"
+    docker_bridge: str = "docker0"
+    datapath: str = "system"
+    underlay_mtu: int | None = None
+    tunnel_type: str = "gre"
+    init: bool = True  # False: the bridge exists already (made by `ovsnet init`); tunnels only
+
+
+class OvsDataplane:
+    """The real thing: `ovsnet init` for the claimed subnet, `peer sync` for the live peers.
+
+    Keeps one OVSDB connection open for the agent's lifetime (the IDL then holds a live copy of
+    the bridge, so a reconcile costs one transaction, not a reconnect and a full read).
+    """
+
+    def __init__(self, config: DataplaneConfig):
+        from ovsnet.netlink import Netlink
+        from ovsnet.ovsdb import OvsDb
+
+        self.config = config
+        self.db = OvsDb(config.db)
+        self.net = Netlink()
+
+    def close(self) -> None:
+        self.db.close()
+        self.net.close()
+
+    def current_subnet(self) -> IPv4Network | None:
+        bridge = self.db.bridge(self.config.bridge)
+        text = bridge.external_ids.get(SUBNET_KEY) if bridge else None
+        try:
+            return IPv4Network(text) if text else None
+        except ValueError:
+            return None
+
+    def init(self, subnet: IPv4Network) -> dict:
+        from ovsnet.services.host import InitRequest, init_host
+
+        addressing = host_addressing(subnet=str(subnet), supernet=str(self.config.supernet))
+        if not self.config.init:
+            mtu = overlay_mtu(self.config.underlay_mtu or 1500, self.config.tunnel_type)
+            return {"docker_options": addressing.docker_options(mtu), "steps": []}
+        request = InitRequest(
+            addressing=addressing,
+            bridge=self.config.bridge,
+            docker_bridge=self.config.docker_bridge,
+            datapath=self.config.datapath,
+            underlay_mtu=self.config.underlay_mtu,
+            tunnel_type=self.config.tunnel_type,
+        )
+        report = init_host(self.db, self.net, request)
+        return {"docker_options": report.details["docker_options"], "steps": report.steps}
+
+    def apply_peers(self, peers: tuple[str, ...]) -> dict:
+        from ovsnet.services.peers import PeerRequest, add_peers
+
+        request = PeerRequest(bridge=self.config.bridge, peers=peers,
+                              tunnel_type=self.config.tunnel_type)
+        report = add_peers(self.db, self.net, request, exact=True)
+        return {"steps": report.steps}
+
+
+class NoDataplane:
+    """`--no-dataplane`: claim, publish and watch only (tests, or a host whose data plane is
+    managed by something else). Remembers what it was asked to do."""
+
+    def __init__(self, supernet: IPv4Network, tunnel_type: str = "gre"):
+        self.supernet = supernet
+        self.tunnel_type = tunnel_type
+        self.subnet: IPv4Network | None = None
+        self.peers: tuple[str, ...] = ()
+
+    def close(self) -> None:
+        pass
+
+    def current_subnet(self) -> IPv4Network | None:
+        return self.subnet
+
+    def init(self, subnet: IPv4Network) -> dict:
+        self.subnet = subnet
+        addressing = host_addressing(subnet=str(subnet), supernet=str(self.supernet))
+        return {"docker_options": addressing.docker_options(overlay_mtu(1500, self.tunnel_type))}
+
+    def apply_peers(self, peers: tuple[str, ...]) -> dict:
+        self.peers = peers
+        return {}

@@ -1,0 +1,72 @@
+"""What the agent wants, given what etcd says. Pure.
+
+The peer set is recomputed from the whole view of live host records after every batch of
+watch events, so a missed or repeated event can never leave a stale tunnel behind.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from ovsnet.cluster.records import HostRecord
+
+
+@dataclass(frozen=True)
+class PeerPlan:
+    peers: tuple[str, ...]  # underlay IPs, sorted numerically
+    skipped: tuple[str, ...] = field(default=())  # one line per record that was left out
+
+
+def desired_peers(
+    records: Mapping[str, HostRecord], me: str, own_ip: IPv4Address, tunnel_type: str
+) -> PeerPlan:
+    """Tunnels to every other live host of the same tunnel type."""
+    peers: set[IPv4Address] = set()
+    skipped: list[str] = []
+    for name, record in sorted(records.items()):
+        if name == me:
+            continue
+        if record.underlay_ip == own_ip:
+            skipped.append(f"{name}: has this host's underlay address {own_ip}")
+        elif record.tunnel_type != tunnel_type:
+            skipped.append(f"{name}: uses {record.tunnel_type} tunnels, this host {tunnel_type}")
+        else:
+            peers.add(record.underlay_ip)
+    return PeerPlan(tuple(str(ip) for ip in sorted(peers)), tuple(skipped))
+
+
+def subnet_conflicts(records: Mapping[str, HostRecord]) -> list[str]:
+    """Hosts that publish the same subnet (never by ovsnet's claims; only by hand-written keys)."""
+    seen: dict[str, str] = {}
+    problems = []
+    for name, record in sorted(records.items()):
+        other = seen.setdefault(str(record.subnet), name)
+        if other != name:
+            problems.append(f"{other} and {name} both publish {record.subnet}")
+    return problems
+
+
+def backoff(
+    first: float = 0.5, cap: float = 10.0, rng: random.Random | None = None
+) -> Iterator[float]:
+    """Delays before reconnect attempts: doubling from `first` up to `cap`, with jitter so a
+    fleet that lost etcd together does not come back in lockstep."""
+    rng = rng or random.Random()
+    delay = first
+    while True:
+        yield delay * rng.uniform(0.75, 1.0)
+        delay = min(cap, delay * 2)
+
+
+def keepalive_interval(ttl: int) -> float:
+    """Refresh the lease three times per TTL: two refreshes may fail before the lease ends."""
+    return max(0.2, ttl / 3)
+
+
+def backoff_cap(ttl: int) -> float:
+    """Retry at least as often as keepalives: when etcd comes back, leases restart at their
+    full TTL, and an agent must refresh before that runs out or its subnet is freed."""
+    return max(0.5, min(10.0, ttl / 3))

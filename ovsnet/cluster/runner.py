@@ -1,0 +1,165 @@
+"""Wiring for `ovsnet agent`: validate options, build the agent, run it until a signal."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+from ovsnet.addressing import parse_network, parse_prefix
+from ovsnet.cluster.keys import ClusterKeys, check_name
+from ovsnet.cluster.subnets import check_supernet, usable
+from ovsnet.errors import InvalidInput
+from ovsnet.etcd import EtcdConfig
+from ovsnet.tunnels import TUNNEL_TYPES
+
+MIN_TTL, MAX_TTL = 2, 3600
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    etcd: EtcdConfig
+    key_prefix: str = "/ovsnet/"
+    name: str | None = None
+    underlay_ip: str | None = None
+    supernet: str = "10.0.0.0/8"
+    prefix: str | None = None
+    tunnel_type: str = "gre"
+    ttl: int = 30
+    bridge: str = "br0"
+    docker_bridge: str = "docker0"
+    datapath: str = "system"
+    underlay_mtu: int | None = None
+    ipsec_cert: str | None = None
+    init: bool = True
+    dataplane: bool = True
+    db: str = "unix:/var/run/openvswitch/db.sock"
+    json: bool = False
+
+
+def agent_config(options: AgentOptions):
+    """Check every option before anything connects (bad input: exit 2, nothing changed)."""
+    from ovsnet.cluster.agent import AgentConfig
+
+    supernet = check_supernet(parse_network(options.supernet, "supernet"))
+    explicit = None
+    if options.prefix is not None:
+        explicit = parse_prefix(options.prefix)
+        if not usable(explicit, supernet):
+            raise InvalidInput(f"--prefix {options.prefix} is not a usable /24 of {supernet}",
+                               "pick a /24 inside the supernet")
+    if options.tunnel_type not in TUNNEL_TYPES:
+        raise InvalidInput(f"unknown tunnel type {options.tunnel_type!r}",
+                           f"use one of {', '.join(TUNNEL_TYPES)}")
+    if not MIN_TTL <= options.ttl <= MAX_TTL:
+        raise InvalidInput(f"--ttl {options.ttl} is out of range",
+                           f"use {MIN_TTL} to {MAX_TTL} seconds")
+    cn, fingerprint = _ipsec_identity(options.ipsec_cert)
+    return AgentConfig(
+        name=check_name(options.name or socket.gethostname().split(".")[0]),
+        underlay_ip=_underlay_ip(options.underlay_ip, options.etcd),
+        supernet=supernet,
+        keys=ClusterKeys(options.key_prefix),
+        explicit_subnet=explicit,
+        tunnel_type=options.tunnel_type,
+        ttl=options.ttl,
+        ipsec_cn=cn,
+        ipsec_fingerprint=fingerprint,
+    )
+
+
+def _underlay_ip(text: str | None, etcd: EtcdConfig) -> IPv4Address:
+    if text is not None:
+        try:
+            return IPv4Address(text)
+        except ValueError:
+            raise InvalidInput(f"--underlay-ip {text!r} is not an IPv4 address") from None
+    host, port, _ = etcd.endpoint
+    # The source address the kernel would use toward etcd (connect() on UDP sends nothing).
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((socket.gethostbyname(host), port))
+            address = IPv4Address(probe.getsockname()[0])
+    except OSError as exc:
+        raise InvalidInput(f"cannot tell this host's underlay address ({exc.strerror})",
+                           "pass --underlay-ip") from None
+    if address.is_loopback:
+        raise InvalidInput(f"etcd is reached over loopback ({address}), which peers cannot use",
+                           "pass --underlay-ip")
+    return address
+
+
+def _ipsec_identity(path: str | None) -> tuple[str | None, str | None]:
+    if path is None:
+        return None, None
+    from ovsnet.pki import load_certificate, summarize
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    summary = summarize(load_certificate(data, path))
+    return summary.common_name, "sha256:" + summary.fingerprint_sha256
+
+
+def run_agent(options: AgentOptions) -> None:
+    from ovsnet.cluster.agent import Agent
+    from ovsnet.cluster.dataplane import DataplaneConfig, NoDataplane, OvsDataplane
+    from ovsnet.etcd import Etcd
+
+    config = agent_config(options)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s ovsnet agent: %(message)s")
+    if options.dataplane:
+        dataplane = OvsDataplane(DataplaneConfig(
+            db=options.db, supernet=config.supernet, bridge=options.bridge,
+            docker_bridge=options.docker_bridge, datapath=options.datapath,
+            underlay_mtu=options.underlay_mtu, tunnel_type=options.tunnel_type,
+            init=options.init,
+        ))
+    else:
+        dataplane = NoDataplane(config.supernet, options.tunnel_type)
+    agent = Agent(config, lambda: Etcd(options.etcd), dataplane,
+                  emit=_json_lines if options.json else None)
+    _stop_on_signals(agent)
+    try:
+        runner = threading.Thread(target=_run_catching, args=(agent,), name="ovsnet-agent")
+        runner.start()
+        # The main thread only waits, so signal handlers run promptly.
+        while runner.is_alive():
+            runner.join(0.5)
+        if agent.failure is not None:
+            raise agent.failure
+    finally:
+        dataplane.close()
+
+
+def _run_catching(agent) -> None:
+    agent.failure = None
+    try:
+        agent.run()
+    except BaseException as exc:  # re-raised in the main thread, which maps it to an exit code
+        agent.failure = exc
+
+
+def _stop_on_signals(agent) -> None:
+    def handler(signum, frame):
+        agent.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _json_lines(event: dict) -> None:
+    sys.stdout.write(json.dumps(event, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def parse_subnet(text: str) -> IPv4Network:
+    return parse_network(text, "subnet")

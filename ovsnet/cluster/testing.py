@@ -1,0 +1,232 @@
+"""A private etcd for tests and benchmarks: TLS, client-certificate auth and per-host RBAC.
+
+`EtcdServer` starts Debian's `etcd` on free ports with its data in a temporary directory,
+optionally inside a network namespace (the lab's switch namespace, so that lab hosts reach it
+over the underlay: a namespace has its own loopback). Certificates come from `ovsnet.pki`;
+auth is turned on and host users are created through ovsnet's own `cluster enable-auth` and
+`cluster grant` code. Stopped by PID.
+
+Pytest fixtures (use with `pytest_plugins = ["ovsnet.cluster.testing"]`):
+    etcd_server   function scope; a running etcd on 127.0.0.1 with auth on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ovsnet.etcd import EtcdConfig
+
+ETCD = "etcd"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    cert: str
+    key: str
+    ca: str
+
+
+class EtcdServer:
+    """One etcd member. `start()`, `stop()`, `start()` again keeps data and ports."""
+
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        listen_ip: str = "127.0.0.1",
+        netns: str | None = None,
+        auth: bool = True,
+    ):
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="ovsnet-etcd-"))
+        self._own_workdir = workdir is None
+        self.listen_ip = listen_ip
+        self.netns = netns
+        self.auth = auth
+        self.pki = self.workdir / "pki"
+        self.data = self.workdir / "data"
+        self.client_port = free_port() if netns is None else 2379
+        self.peer_port = free_port() if netns is None else 2380
+        self.process: subprocess.Popen | None = None
+        self._log = None
+        self._auth_done = False
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.listen_ip}:{self.client_port}"
+
+    # -- certificates -------------------------------------------------------------------------
+
+    def credentials(self, name: str) -> Credentials:
+        """A client certificate with CN=name from the test CA (made on first use)."""
+        from ovsnet import pki
+
+        pki.ensure_ca(self.pki)
+        issued = pki.ensure_host_cert(self.pki, name)
+        return Credentials(str(issued.cert_path), str(issued.key_path),
+                           str(self.pki / pki.CA_CERT))
+
+    def config(self, name: str = "root", timeout: float = 5.0) -> EtcdConfig:
+        creds = self.credentials(name)
+        return EtcdConfig(self.url, creds.cert, creds.key, creds.ca, timeout)
+
+    def cli_args(self, name: str = "root") -> list[str]:
+        creds = self.credentials(name)
+        return ["--etcd", self.url, "--etcd-cert", creds.cert, "--etcd-key", creds.key,
+                "--etcd-ca", creds.ca]
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self, timeout: float = 20.0) -> EtcdServer:
+        from ovsnet import pki
+
+        pki.ensure_ca(self.pki)
+        server = pki.ensure_host_cert(self.pki, "etcd-server", ips=[self.listen_ip, "127.0.0.1"])
+        self.data.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.data, 0o700)
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        argv = [
+            ETCD, "--name", "ovsnet-test",
+            "--data-dir", str(self.data),
+            "--listen-client-urls", f"https://{self.listen_ip}:{self.client_port}"
+            + ("" if self.listen_ip == "127.0.0.1" else f",https://127.0.0.1:{self.client_port}"),
+            "--advertise-client-urls", self.url,
+            "--listen-peer-urls", peer,
+            "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"ovsnet-test={peer}",
+            "--cert-file", str(server.cert_path),
+            "--key-file", str(server.key_path),
+            "--trusted-ca-file", str(self.pki / pki.CA_CERT),
+            "--client-cert-auth",
+            "--enable-grpc-gateway=false",  # ovsnet speaks gRPC; the gateway ignores CN auth
+            "--logger", "zap", "--log-outputs", "stderr",
+            "--auto-compaction-retention", "1h",
+        ]
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns, *argv]
+        self._log = open(self.workdir / "etcd.log", "ab")  # noqa: SIM115 - lives with etcd
+        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
+                                        stderr=self._log, start_new_session=True)
+        self._wait_ready(timeout)
+        if self.auth and not self._auth_done:
+            self._enable_auth()
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        # etcd 3.4's zap log says this once its TLS client listener accepts connections.
+        while "serving client traffic securely" not in self.log_tail(400):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"etcd exited {self.process.returncode}: {self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"etcd did not come up: {self.log_tail()}")
+            time.sleep(0.1)
+
+    def ovsnet(self, *args: str, check: bool = True, timeout: float = 60
+               ) -> subprocess.CompletedProcess:
+        """`python -m ovsnet ARGS` where etcd is reachable (inside its namespace, if any)."""
+        argv = [sys.executable, "-m", "ovsnet", *args]
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns, *argv]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"ovsnet {' '.join(args)} exited {done.returncode}: "
+                               f"{done.stderr.strip()}")
+        return done
+
+    def _enable_auth(self) -> None:
+        self.ovsnet("cluster", "enable-auth", *self.cli_args("root"))
+        self._auth_done = True
+
+    def grant(self, *names: str, prefix: str = "/ovsnet/") -> None:
+        """Create each host's etcd user and role, the way an operator would (`cluster grant`)."""
+        for name in names:
+            self.credentials(name)
+            self.ovsnet("cluster", "grant", name, "--key-prefix", prefix, *self.cli_args("root"))
+
+    def grant_direct(self, *names: str, prefix: str = "/ovsnet/") -> None:
+        """The same as grant() through the facade in this process (many hosts: no process
+        start per host). Only when etcd is not in a namespace."""
+        from ovsnet.cluster.keys import ClusterKeys, role_name
+
+        keys = ClusterKeys(prefix)
+        with self.client("root") as client:
+            for name in names:
+                self.credentials(name)
+                client.ensure_host_role(name, role_name(name), keys.host_permissions(name))
+
+    def client(self, name: str = "root"):
+        """An ovsnet Etcd facade as `name` (only usable when etcd is not in a namespace)."""
+        from ovsnet.etcd import Etcd
+
+        if self.netns:
+            raise RuntimeError("etcd runs in a namespace: use ovsnet() to run commands there")
+        return Etcd(self.config(name))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> EtcdServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = (self.workdir / "etcd.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return " | ".join(text.strip().splitlines()[-lines:])
+
+
+# -- pytest fixtures ---------------------------------------------------------------------------
+
+try:
+    import pytest
+except ImportError:  # product installs do not need pytest
+    pytest = None
+
+if pytest is not None:
+
+    @pytest.fixture
+    def etcd_server(tmp_path):
+        """A running etcd on 127.0.0.1 (free ports), TLS + client-cert auth on. Function scope."""
+        if shutil.which(ETCD) is None:
+            pytest.fail("etcd is not installed: run `bash scripts/setup.sh` (etcd-server)")
+        server = EtcdServer(tmp_path / "etcd")
+        try:
+            server.start()
+            yield server
+        finally:
+            server.close()
