@@ -35,6 +35,7 @@ def _register() -> None:
         cluster_commands,
         host_commands,
         inventory_commands,
+        ipsec_commands,
         lab_commands,
         peer_commands,
         pki_commands,
@@ -47,6 +48,7 @@ def _register() -> None:
     lab_commands.register(app)
     pki_commands.register(app)
     cluster_commands.register(app)
+    ipsec_commands.register(app)
     render_commands.register(app)
     inventory_commands.register(app)
     vmlab_commands.register(app)

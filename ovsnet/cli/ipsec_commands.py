@@ -1,0 +1,129 @@
+"""`ovsnet ipsec ...`: the host's IPsec authentication and plaintext policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ovsnet.cli.output import emit
+
+ipsec_app = typer.Typer(
+    help="IPsec settings of this host (one authentication method for all its tunnels).",
+    no_args_is_help=True,
+)
+psk_app = typer.Typer(help="The host's default pre-shared key.", no_args_is_help=True)
+plaintext_app = typer.Typer(
+    help="Drop (default with IPsec peers) or allow unencrypted tunnel traffic.",
+    no_args_is_help=True,
+)
+ipsec_app.add_typer(psk_app, name="psk")
+ipsec_app.add_typer(plaintext_app, name="plaintext")
+
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would change.")]
+
+
+@psk_app.command("set")
+def psk_set(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Option("--file", help="File holding the PSK on one line (mode 0600).")
+    ],
+    dry_run: DryRun = False,
+) -> None:
+    """Store the PSK `peer add --ipsec` uses when no --psk-file is given (>= 32 characters)."""
+    from ovsnet.ovsdb import OvsDb
+    from ovsnet.services.ipsec import PskRequest, set_host_psk
+
+    with OvsDb(ctx.obj.db) as db:
+        emit(ctx.obj, set_host_psk(db, PskRequest(file=file, dry_run=dry_run)))
+
+
+@psk_app.command("unset")
+def psk_unset(ctx: typer.Context, dry_run: DryRun = False) -> None:
+    """Forget the host's default PSK (tunnels keep theirs)."""
+    from ovsnet.ovsdb import OvsDb
+    from ovsnet.services.ipsec import PskRequest, set_host_psk
+
+    with OvsDb(ctx.obj.db) as db:
+        emit(ctx.obj, set_host_psk(db, PskRequest(file=None, dry_run=dry_run)))
+
+
+@ipsec_app.command("cert")
+def cert(
+    ctx: typer.Context,
+    cert_file: Annotated[
+        str | None, typer.Option("--cert", help="This host's certificate (PEM, RSA key).")
+    ] = None,
+    key_file: Annotated[
+        str | None, typer.Option("--key", help="Its private key (PEM, mode 0600).")
+    ] = None,
+    ca_file: Annotated[str | None, typer.Option("--ca", help="The CA certificate.")] = None,
+    unset: Annotated[
+        bool, typer.Option("--unset", help="Remove the certificate settings.")
+    ] = False,
+    cacerts: Annotated[
+        Path | None,
+        typer.Option(
+            "--strongswan-cacerts",
+            help="Also copy the CA here if the directory exists (strongSwan loads CAs from it).",
+        ),
+    ] = Path("/etc/ipsec.d/cacerts"),
+    no_cacerts: Annotated[
+        bool, typer.Option("--no-strongswan-cacerts", help="Do not copy the CA.")
+    ] = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Authenticate this host's tunnels with certificates (sets other_config:certificate...)."""
+    from ovsnet.ovsdb import OvsDb
+    from ovsnet.services.ipsec import CertRequest, set_host_certificate
+
+    request = CertRequest(
+        cert=cert_file,
+        key=key_file,
+        ca=ca_file,
+        unset=unset,
+        strongswan_cacerts=None if no_cacerts else cacerts,
+        dry_run=dry_run,
+    )
+    with OvsDb(ctx.obj.db) as db:
+        emit(ctx.obj, set_host_certificate(db, request))
+
+
+def _plaintext(ctx: typer.Context, allow: bool, dry_run: bool) -> None:
+    from ovsnet.ovsdb import OvsDb
+    from ovsnet.services.ipsec import PlaintextRequest, set_plaintext_policy
+
+    with OvsDb(ctx.obj.db) as db:
+        emit(ctx.obj, set_plaintext_policy(db, PlaintextRequest(allow=allow, dry_run=dry_run)))
+
+
+@plaintext_app.command("drop")
+def plaintext_drop(ctx: typer.Context, dry_run: DryRun = False) -> None:
+    """Drop tunnel traffic that leaves unencrypted (other_config:ipsec_skb_mark=0/1)."""
+    _plaintext(ctx, False, dry_run)
+
+
+@plaintext_app.command("allow")
+def plaintext_allow(ctx: typer.Context, dry_run: DryRun = False) -> None:
+    """Let tunnel traffic leave unencrypted if IPsec is not up (removes ipsec_skb_mark)."""
+    _plaintext(ctx, True, dry_run)
+
+
+@ipsec_app.command("show")
+def show(
+    ctx: typer.Context,
+    rundir: Annotated[
+        str | None,
+        typer.Option("--rundir", help="OVS run directory (env OVS_RUNDIR; /var/run/openvswitch)."),
+    ] = None,
+) -> None:
+    """ovs-monitor-ipsec's view of each tunnel: configured, invalid, established."""
+    from ovsnet.services.ipsec import show_monitor
+
+    emit(ctx.obj, show_monitor(rundir))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(ipsec_app, name="ipsec")

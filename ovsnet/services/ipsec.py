@@ -1,0 +1,254 @@
+"""`ovsnet ipsec ...`: the host's IPsec settings (PSK, certificates, plaintext policy).
+
+Reads what OVSDB and the files hold, lets the pure `ovsnet.ipsec` decide, writes the result in
+one OVSDB transaction. Also what `peer add --ipsec` needs: `read_psk_file` and `observe_host`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ovsnet import ipsec
+from ovsnet.errors import InvalidInput
+from ovsnet.ovsdb import Changes, OvsDb
+from ovsnet.report import ChangeReport
+
+TUNNEL_PORT_TYPES = ("gre", "vxlan", "geneve", "stt", ipsec.LEGACY_PORT_TYPE)
+# Debian 12's ovs-monitor-ipsec writes the CA as a `ca` section without `auto=add`, which
+# strongSwan never loads; a CA certificate in this directory is always loaded.
+STRONGSWAN_CACERTS = Path("/etc/ipsec.d/cacerts")
+STRONGSWAN_CA_NAME = "ovsnet-ca.pem"
+MAX_SECRET_FILE = 4096
+
+
+# --- reading secrets and certificates ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    psk: ipsec.Psk
+    warnings: tuple[str, ...] = ()
+
+
+def _read_secret_file(path: Path) -> tuple[bytes, int]:
+    """Content and mode of one small file, from one open file (no check-then-read race)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}", "give a readable file") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidInput(f"{path} is not a regular file")
+        data = os.read(fd, MAX_SECRET_FILE + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SECRET_FILE:
+        raise InvalidInput(
+            f"{path} is larger than {MAX_SECRET_FILE} bytes", "put only the PSK in it"
+        )
+    return data, stat.S_IMODE(info.st_mode)
+
+
+def read_psk_file(path: str | os.PathLike) -> SecretFile:
+    """The PSK in FILE (one line, trailing newline stripped). World-readable files are refused."""
+    path = Path(path)
+    data, mode = _read_secret_file(path)
+    error, warning = ipsec.secret_file_mode_problem(mode, str(path))
+    if error:
+        raise InvalidInput(error, f"chmod 600 {path}, and replace the PSK: others may have read it")
+    psk = ipsec.psk_from_file_bytes(data, str(path))
+    return SecretFile(psk, (warning,) if warning else ())
+
+
+@dataclass(frozen=True)
+class CheckedCertificate:
+    paths: ipsec.CertificatePaths
+    identity: str
+    not_after: str
+    warnings: tuple[str, ...] = ()
+
+
+def check_certificate_files(cert: str, key: str, ca: str, now=None) -> CheckedCertificate:
+    """Refuse what would fail later in IKE: foreign CA, expired, wrong key, unusable subject."""
+    from ovsnet import pki
+
+    cert_path, key_path, ca_path = (Path(p).absolute() for p in (cert, key, ca))
+    for what, path in (("certificate", cert_path), ("CA certificate", ca_path)):
+        if not path.is_file():
+            raise InvalidInput(f"{what} {path} does not exist", "give the file's path")
+    certificate = pki.load_certificate(cert_path.read_bytes(), str(cert_path))
+    ca_cert = pki.load_certificate(ca_path.read_bytes(), str(ca_path))
+    summary = pki.verify_chain(certificate, ca_cert, now)
+    identity = pki.ike_identity(summary)
+    key_data, mode = _read_secret_file(key_path)
+    error, warning = ipsec.secret_file_mode_problem(mode, str(key_path))
+    if error:
+        raise InvalidInput(error, f"chmod 600 {key_path}, and consider the key compromised")
+    private_key = pki.load_private_key(key_data, str(key_path))
+    pki.check_key_matches(certificate, private_key)
+    if pki.key_type_of(certificate.public_key()) != "rsa":
+        # ovs-monitor-ipsec writes `: RSA <key>` into ipsec.secrets; strongSwan then fails to
+        # load any other key type and every IKE authentication fails.
+        raise InvalidInput(
+            f"{cert_path} has a {pki.key_type_of(certificate.public_key())} key; "
+            "ovs-monitor-ipsec only hands RSA keys to strongSwan",
+            "issue an RSA host certificate with `ovsnet pki issue HOST --key-type rsa`",
+        )
+    paths = ipsec.CertificatePaths(str(cert_path), str(key_path), str(ca_path))
+    warnings = [warning] if warning else []
+    if summary.expires_soon(now or pki.utcnow()):
+        warnings.append(f"{cert_path} expires on {summary.not_after:%Y-%m-%d}")
+    return CheckedCertificate(paths, identity, f"{summary.not_after:%Y-%m-%d}", tuple(warnings))
+
+
+# --- observing and writing OVSDB ----------------------------------------------------------------
+
+
+def observe_host(db: OvsDb) -> ipsec.ObservedHost:
+    """Every tunnel of every bridge (ovs-monitor-ipsec looks at all of them) and the settings."""
+    tunnels = []
+    for name in db.bridge_names():
+        bridge = db.bridge(name)
+        for port in bridge.ports.values() if bridge else ():
+            if port.type in TUNNEL_PORT_TYPES:
+                tunnels.append(ipsec.ObservedTunnel(port.name, port.type, dict(port.options)))
+    return ipsec.ObservedHost(db.ovs_version(), db.other_config(), tuple(tunnels))
+
+
+def _apply(
+    db: OvsDb, command: str, updates: dict, steps: list[str], dry_run: bool, details: dict
+) -> ChangeReport:
+    if updates and not dry_run:
+        db.apply(Changes(other_config=updates))
+    return ChangeReport(command=command, steps=steps, dry_run=dry_run, details=details)
+
+
+def _describe(updates: dict) -> list[str]:
+    steps = []
+    for key, value in sorted(updates.items()):
+        if value is None:
+            steps.append(f"remove Open_vSwitch other_config:{key}")
+        elif key == ipsec.PSK_KEY:
+            steps.append(f"store the host's default PSK ({len(value)} characters)")
+        else:
+            steps.append(f"set Open_vSwitch other_config:{key}={value}")
+    return steps
+
+
+def _warnings(details: dict, warnings) -> dict:
+    if warnings:
+        details["warnings"] = "; ".join(warnings)
+    return details
+
+
+@dataclass
+class PskRequest:
+    file: Path | None  # None: unset
+    dry_run: bool = False
+
+
+def set_host_psk(db: OvsDb, request: PskRequest) -> ChangeReport:
+    """`ovsnet ipsec psk set --file F` / `psk unset`: the PSK `peer add --ipsec` uses by default."""
+    secret = read_psk_file(request.file) if request.file else None
+    host = observe_host(db)
+    if secret is not None:
+        ipsec.port_type(host.ovs_version, "gre", ipsec.METHOD_PSK)  # refuses OVS 2.7 to 2.10
+    updates = ipsec.plan_host_psk(secret.psk if secret else None, host)
+    command = "ipsec psk set" if secret else "ipsec psk unset"
+    details = _warnings({}, secret.warnings if secret else ())
+    return _apply(db, command, updates, _describe(updates), request.dry_run, details)
+
+
+@dataclass
+class CertRequest:
+    cert: str | None = None
+    key: str | None = None
+    ca: str | None = None
+    unset: bool = False
+    strongswan_cacerts: Path | None = STRONGSWAN_CACERTS
+    dry_run: bool = False
+
+
+def set_host_certificate(db: OvsDb, request: CertRequest) -> ChangeReport:
+    """`ovsnet ipsec cert --cert C --key K --ca CA` (or `--unset`)."""
+    if request.unset:
+        updates = ipsec.plan_host_certificate(None, observe_host(db))
+        return _apply(db, "ipsec cert --unset", updates, _describe(updates), request.dry_run, {})
+    if not (request.cert and request.key and request.ca):
+        raise InvalidInput("ipsec cert needs --cert, --key and --ca", "or --unset")
+    # The files first: a bad certificate is refused before OVSDB is even asked.
+    checked = check_certificate_files(request.cert, request.key, request.ca)
+    host = observe_host(db)
+    ipsec.port_type(host.ovs_version, "gre", ipsec.METHOD_CERT)  # needs OVS >= 2.11
+    updates = ipsec.plan_host_certificate(checked.paths, host)
+    steps = _describe(updates)
+    ca_copy = _strongswan_ca_copy(request.strongswan_cacerts, Path(checked.paths.ca_cert))
+    if ca_copy is not None:
+        steps.append(f"copy the CA certificate to {ca_copy} (strongSwan loads CAs from there)")
+    report = _apply(
+        db,
+        "ipsec cert",
+        updates,
+        steps,
+        request.dry_run,
+        _warnings({"identity": checked.identity, "expires": checked.not_after}, checked.warnings),
+    )
+    if ca_copy is not None and not request.dry_run:
+        _install_ca(Path(checked.paths.ca_cert), ca_copy)
+    return report
+
+
+def _strongswan_ca_copy(cacerts: Path | None, ca: Path) -> Path | None:
+    """Where the CA must be copied for strongSwan, or None if not wanted or already there."""
+    if cacerts is None or not cacerts.is_dir():
+        return None
+    target = cacerts / STRONGSWAN_CA_NAME
+    if target.exists() and target.read_bytes() == ca.read_bytes():
+        return None
+    return target
+
+
+def _install_ca(ca: Path, target: Path) -> None:
+    from ovsnet.pki import write_atomically
+
+    write_atomically(target, ca.read_bytes(), 0o644)
+
+
+@dataclass
+class PlaintextRequest:
+    allow: bool
+    dry_run: bool = False
+
+
+def set_plaintext_policy(db: OvsDb, request: PlaintextRequest) -> ChangeReport:
+    """`ovsnet ipsec plaintext drop|allow`: other_config:ipsec_skb_mark."""
+    host = observe_host(db)
+    updates = ipsec.plan_plaintext_policy(request.allow, host)
+    command = "ipsec plaintext " + ("allow" if request.allow else "drop")
+    return _apply(db, command, updates, _describe(updates), request.dry_run, {})
+
+
+@dataclass
+class MonitorView:
+    """`ovsnet ipsec show`: ovs-monitor-ipsec's view, PSKs removed."""
+
+    tunnels: list = field(default_factory=list)
+
+    def as_json(self) -> list[dict]:
+        return [t.as_json() for t in self.tunnels]
+
+    def render(self, console) -> None:
+        if not self.tunnels:
+            console.print("ovs-monitor-ipsec: no tunnels configured with IPsec")
+        for tunnel in self.tunnels:
+            console.print(f"{tunnel.name}: {tunnel.summary()}", markup=False)
+
+
+def show_monitor(run_dir: str | None = None) -> MonitorView:
+    from ovsnet.ipsec_monitor import monitor_tunnels
+
+    return MonitorView(monitor_tunnels(run_dir))

@@ -1,0 +1,142 @@
+"""Reading PSK files and checking certificate files for `ovsnet ipsec ...` (no OVSDB needed:
+files are checked before OVSDB is asked, so these run the CLI against an unreachable --db)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+
+from ovsnet import pki
+from ovsnet.cli import main
+from ovsnet.errors import InvalidInput
+from ovsnet.services.ipsec import check_certificate_files, read_psk_file
+
+PSK = "Zr8v0Kq2xP4mW6yT1bN9cF3hJ5lD7gS0"  # 32 characters
+NO_DB = "unix:/nonexistent/ovsnet-test-db.sock"
+
+
+def _write(path: Path, text: str, mode: int) -> Path:
+    path.write_text(text)
+    os.chmod(path, mode)
+    return path
+
+
+def test_psk_file_trailing_newline_is_stripped(tmp_path):
+    assert read_psk_file(_write(tmp_path / "psk", PSK + "\n", 0o600)).psk.value == PSK
+
+
+def test_world_readable_psk_file_is_refused(tmp_path):
+    with pytest.raises(InvalidInput) as raised:
+        read_psk_file(_write(tmp_path / "psk", PSK, 0o644))
+    assert "chmod 600" in raised.value.one_line() and PSK not in raised.value.one_line()
+
+
+def test_group_readable_psk_file_is_accepted_with_a_warning(tmp_path):
+    secret = read_psk_file(_write(tmp_path / "psk", PSK, 0o640))
+    assert secret.psk.value == PSK and "group" in secret.warnings[0]
+
+
+def test_short_psk_file_is_refused(tmp_path):
+    with pytest.raises(InvalidInput, match="at least 32"):
+        read_psk_file(_write(tmp_path / "psk", "short\n", 0o600))
+
+
+def test_missing_psk_file_and_directory_are_usage_errors(tmp_path):
+    with pytest.raises(InvalidInput):
+        read_psk_file(tmp_path / "none")
+    with pytest.raises(InvalidInput, match="regular file"):
+        read_psk_file(tmp_path)
+
+
+@pytest.fixture
+def ca_dir(tmp_path) -> Path:
+    directory = tmp_path / "pki"
+    pki.ensure_ca(directory)
+    return directory
+
+
+def _files(issued: pki.Issued, ca_dir: Path) -> tuple[str, str, str]:
+    return str(issued.cert_path), str(issued.key_path), str(ca_dir / pki.CA_CERT)
+
+
+def test_good_host_certificate_passes_with_absolute_paths_and_identity(ca_dir, monkeypatch):
+    issued = pki.ensure_host_cert(ca_dir, "node1")
+    monkeypatch.chdir(ca_dir)
+    checked = check_certificate_files("hosts/node1-cert.pem", "hosts/node1-key.pem", "ca-cert.pem")
+    assert checked.identity == "node1"
+    assert checked.paths.certificate == str(issued.cert_path)
+    assert Path(checked.paths.private_key).is_absolute()
+
+
+def test_certificate_of_another_ca_is_refused(ca_dir, tmp_path):
+    other = tmp_path / "other"
+    pki.ensure_ca(other)
+    foreign = pki.ensure_host_cert(other, "node1")
+    with pytest.raises(InvalidInput, match="not issued by the CA"):
+        check_certificate_files(*_files(foreign, ca_dir))
+
+
+def test_expired_certificate_is_refused(ca_dir):
+    issued = pki.ensure_host_cert(ca_dir, "node1")
+    later = pki.utcnow() + dt.timedelta(days=900)
+    with pytest.raises(InvalidInput, match="not valid now"):
+        check_certificate_files(*_files(issued, ca_dir), now=later)
+
+
+def test_key_of_another_certificate_is_refused(ca_dir):
+    one = pki.ensure_host_cert(ca_dir, "node1")
+    two = pki.ensure_host_cert(ca_dir, "node2")
+    with pytest.raises(InvalidInput, match="does not belong"):
+        check_certificate_files(str(one.cert_path), str(two.key_path), str(ca_dir / pki.CA_CERT))
+
+
+def test_world_readable_key_is_refused(ca_dir):
+    issued = pki.ensure_host_cert(ca_dir, "node1")
+    os.chmod(issued.key_path, 0o644)
+    with pytest.raises(InvalidInput, match="readable by every user"):
+        check_certificate_files(*_files(issued, ca_dir))
+
+
+def test_ecdsa_host_key_is_refused_for_strongswan(ca_dir):
+    issued = pki.ensure_host_cert(ca_dir, "node1", key_type="ecdsa")
+    with pytest.raises(InvalidInput) as raised:
+        check_certificate_files(*_files(issued, ca_dir))
+    assert "--key-type rsa" in raised.value.one_line()
+
+
+def _cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["--db", NO_DB, *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_ipsec_cert_rejects_a_foreign_certificate_before_touching_ovsdb(
+    ca_dir, tmp_path, capsys
+):
+    other = tmp_path / "other"
+    pki.ensure_ca(other)
+    cert, key, _ = _files(pki.ensure_host_cert(other, "node1"), other)
+    code, out, err = _cli(
+        capsys,
+        "ipsec",
+        "cert",
+        "--cert",
+        cert,
+        "--key",
+        key,
+        "--ca",
+        str(ca_dir / pki.CA_CERT),
+        "--no-strongswan-cacerts",
+    )
+    assert code == 2 and out == ""
+    assert "not issued by the CA" in err and err.count("\n") == 1
+
+
+def test_cli_ipsec_psk_set_refuses_a_world_readable_file(tmp_path, capsys):
+    path = _write(tmp_path / "psk", PSK, 0o644)
+    code, out, err = _cli(capsys, "ipsec", "psk", "set", "--file", str(path))
+    assert code == 2 and PSK not in out + err
+    assert "readable by every user" in err
