@@ -26,8 +26,9 @@ class LabStatusView:
         table = Table(title=f"lab {s['name']} ({len(s['hosts'])} hosts, {docker})",
                       title_justify="left")
         for column in ("host", "netns", "underlay", "subnet", "ovsdb-server", "ovs-vswitchd",
-                       "dockerd", "db"):
+                       "dockerd"):
             table.add_column(column)
+        table.add_column("db (--db)", overflow="fold")
         for host in s["hosts"]:
             pids = host["pids"]
             table.add_row(

@@ -311,6 +311,28 @@ def test_cli_without_root_says_so():
     ]
 
 
+def test_session_safety_net_reports_and_removes_a_leaked_lab(tmp_path):
+    name = f"pt-leak-{secrets.token_hex(2)}"
+    (tmp_path / "test_leak.py").write_text(
+        "from ovsnet.lab import Lab\n\n\n"
+        "def test_forgets_to_tear_down():\n"
+        f"    Lab.up(1, docker=False, name={name!r})\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "ovsnet.lab.pytest_plugin",
+             "-p", "no:cacheprovider", "test_leak.py"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout
+        assert "1 passed" in done.stdout
+        assert f"LEAK: this run left lab {name}" in done.stdout
+        assert not (Path("/run/ovsnet-lab") / name).exists()
+    finally:
+        with contextlib.suppress(NotReady):
+            Lab.load(name).down()
+
+
 @pytest.mark.slow
 def test_demo_pings_every_container_from_every_other_host():
     name = f"pt-demo-{secrets.token_hex(2)}"
