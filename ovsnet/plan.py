@@ -50,11 +50,7 @@ def plan_init(
     docker_port_owner: str | None,
 ) -> HostPlan:
     """Plan `ovsnet init`: bridge, docker bridge as its port, the address move, links up."""
-    if bridge is not None and not bridge.managed:
-        raise InvalidInput(
-            f"bridge {spec.name} exists and was not created by ovsnet",
-            "pick another --bridge, or remove that bridge first",
-        )
+    refuse_foreign_bridge(spec.name, bridge)
     if not docker_link.exists:
         raise NotReady(
             f"docker bridge {spec.docker_bridge} does not exist",
@@ -75,6 +71,14 @@ def plan_init(
         plan.bring_up.append(spec.docker_bridge)
         plan.steps.append(f"bring {spec.docker_bridge} up")
     return plan
+
+
+def refuse_foreign_bridge(name: str, bridge: ObservedBridge | None) -> None:
+    if bridge is not None and not bridge.managed:
+        raise InvalidInput(
+            f"bridge {name} exists and was not created by ovsnet",
+            "pick another --bridge, or remove that bridge first",
+        )
 
 
 def _plan_bridge(plan: HostPlan, spec: BridgeSpec, bridge: ObservedBridge | None) -> None:

@@ -11,7 +11,7 @@ from ovsnet.errors import InvalidInput, NotReady
 from ovsnet.model import DOCKER_BRIDGE_KEY, BridgeSpec
 from ovsnet.netlink import Netlink
 from ovsnet.ovsdb import Changes, OvsDb
-from ovsnet.plan import HostPlan, plan_init, plan_reset
+from ovsnet.plan import HostPlan, plan_init, plan_reset, refuse_foreign_bridge
 from ovsnet.report import ChangeReport
 from ovsnet.tunnels import overlay_mtu
 
@@ -34,7 +34,6 @@ def init_host(db: OvsDb, net: Netlink, request: InitRequest, dry_run: bool = Fal
     if request.datapath not in DATAPATHS:
         raise InvalidInput(f"unknown datapath {request.datapath!r}", "use system or netdev")
     ours = {request.bridge, request.docker_bridge}
-    _refuse_underlay_overlap(net, request.addressing, ours)
     underlay_mtu = request.underlay_mtu or net.default_route_mtu(ours) or DEFAULT_UNDERLAY_MTU
     mtu = overlay_mtu(underlay_mtu, request.tunnel_type, request.ipsec)
     spec = BridgeSpec(
@@ -45,10 +44,13 @@ def init_host(db: OvsDb, net: Netlink, request: InitRequest, dry_run: bool = Fal
         subnet=request.addressing.subnet,
         supernet=request.addressing.supernet,
     )
+    observed = db.bridge(request.bridge)
+    refuse_foreign_bridge(request.bridge, observed)
+    _refuse_underlay_overlap(net, request.addressing, ours)
     plan = plan_init(
         spec,
         request.addressing,
-        db.bridge(request.bridge),
+        observed,
         net.link(request.docker_bridge),
         net.link(request.bridge),
         db.port_owner(request.docker_bridge),
