@@ -72,9 +72,13 @@ class LabContainer:
                 raise LabError(f"container {self.name} on {self.host.name} is not running",
                                f"state: {info['State'].get('Status')}")
             time.sleep(0.1)
-        self.id, self.pid, self.ip = info["Id"], info["State"]["Pid"], _ip_of(info)
-        self.mac = _mac_of(info)
+        self._apply(info)
         self.disable_tx_offload()
+        return self
+
+    def _apply(self, info: dict) -> LabContainer:
+        self.id, self.pid = info["Id"], info["State"].get("Pid", 0)
+        self.ip, self.mac = _ip_of(info), _mac_of(info)
         return self
 
     def _in_netns(self, argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess:
@@ -216,9 +220,10 @@ class LabHost:
     # -- containers ---------------------------------------------------------------------------
     def start_container(self, name: str | None = None) -> LabContainer:
         """Run a busybox container (restart policy `always`), offload off, address known."""
-        name = name or self._next_container_name()
-        self.docker("run", "-d", "--name", name, "--hostname", name, "--restart", "always",
-                    "--init", image.IMAGE, "sleep", "2147483647")
+        with self._lock:  # picking a free name and taking it is one step
+            name = name or self._next_container_name()
+            self.docker("run", "-d", "--name", name, "--hostname", name, "--restart", "always",
+                        "--init", image.IMAGE, "sleep", "2147483647")
         container = LabContainer(self, name).refresh()
         with self._lock:
             self._containers.append(container)
@@ -227,15 +232,8 @@ class LabHost:
     def containers(self) -> list[LabContainer]:
         """Every container of this host's engine, freshly inspected."""
         names = self.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
-        found = []
-        for name in names:
-            container = LabContainer(self, name)
-            info = container.inspect()
-            container.id, container.pid, container.ip = (
-                info["Id"], info["State"].get("Pid", 0), _ip_of(info))
-            container.mac = _mac_of(info)
-            found.append(container)
-        return found
+        found = [LabContainer(self, name) for name in names]
+        return [container._apply(container.inspect()) for container in found]
 
     def _next_container_name(self) -> str:
         taken = set(self.docker("ps", "-a", "--format", "{{.Names}}").stdout.split())
