@@ -1,0 +1,103 @@
+"""Things tests and benches do inside the lab's VMs: Docker, containers, traffic.
+
+All of it goes through `Vm.ssh`; waits poll a condition until a deadline (no fixed sleeps).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from ovsnet.errors import OperationFailed
+from ovsnet.vmlab import config
+
+if TYPE_CHECKING:
+    from ovsnet.vmlab.lab import Vm
+
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.5) -> T:
+    """Call `check` until it returns something truthy; fail naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise OperationFailed(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def start_docker(vm: Vm, daemon_options: dict | None = None) -> None:
+    """(Re)start dockerd, with `daemon_options` as /etc/docker/daemon.json when given."""
+    if daemon_options is not None:
+        text = json.dumps(daemon_options, indent=2, sort_keys=True) + "\n"
+        vm.ssh("mkdir -p /etc/docker && cat > /etc/docker/daemon.json", input=text, check=True)
+    vm.ssh("systemctl restart docker", check=True, timeout=240)
+    wait_until(lambda: vm.ssh("docker info --format '{{.ID}}'").returncode == 0, 120,
+               f"dockerd on {vm.name}")  # fmt: skip
+
+
+def import_busybox(vm: Vm) -> str:
+    """A container image made from the VM's busybox (the VMs have no registry access)."""
+    image = config.BUSYBOX_DOCKER_IMAGE
+    vm.ssh(
+        f"docker image inspect {image} >/dev/null 2>&1 || "
+        f"docker import -q {config.VM_BUSYBOX_TAR} {image} >/dev/null",
+        check=True,
+        timeout=120,
+    )
+    return image
+
+
+def run_container(vm: Vm, name: str, *docker_args: str) -> str:
+    """Start a long-running busybox container (replacing one of that name); its IP address."""
+    image = import_busybox(vm)
+    args = " ".join(shlex.quote(a) for a in docker_args)
+    vm.ssh(f"docker rm -f {name} >/dev/null 2>&1; "
+           f"docker run -d --name {name} {args} {image} sleep 86400 >/dev/null",
+           check=True, timeout=120)  # fmt: skip
+    return container_ip(vm, name)
+
+
+def container_ip(vm: Vm, name: str) -> str:
+    proc = vm.ssh(f"docker inspect -f '{{{{.NetworkSettings.IPAddress}}}}' {name}", check=True)
+    return proc.stdout.strip()
+
+
+@dataclass(frozen=True)
+class PingResult:
+    transmitted: int
+    received: int
+    output: str
+
+    @property
+    def loss(self) -> float:
+        return 1.0 if not self.transmitted else 1 - self.received / self.transmitted
+
+
+_PING_RE = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
+
+
+def parse_ping(output: str) -> PingResult:
+    match = _PING_RE.search(output)
+    if not match:
+        return PingResult(0, 0, output)
+    return PingResult(int(match.group(1)), int(match.group(2)), output)
+
+
+def container_ping(vm: Vm, container: str, target: str, count: int = 3) -> PingResult:
+    proc = vm.ssh(
+        f"docker exec {container} ping -c {count} -i 0.2 -W 2 {target}", timeout=30 + 3 * count
+    )
+    return parse_ping(proc.stdout + proc.stderr)
+
+
+def sysctl(vm: Vm, key: str) -> str:
+    return vm.ssh(f"sysctl -n {key}", check=True).stdout.strip()

@@ -1,0 +1,71 @@
+"""Fixtures of the real-kernel lab: one boot of 3 Debian VMs shared by every VM test.
+
+Run alone with `.venv/bin/python -m pytest -m vm tests/vm` (as root). The first run builds the
+VM image (about 2 minutes); later runs reuse it from the cache (OVSNET_VMLAB_CACHE). To iterate
+on a test without rebooting, start a lab with `ovsnet vmlab up --name dev` and run the tests
+with OVSNET_VMLAB_REUSE=dev (the lab is left running; `ovsnet vmlab down dev` removes it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+VM_COUNT = 3
+
+# Figures the tests measure, printed at the end of the run (build/boot times, memory, packets).
+MEASUREMENTS: dict[str, object] = {}
+
+
+def _missing_requirements() -> str | None:
+    if os.geteuid() != 0:
+        return "the VM lab needs root"
+    tools = ("qemu-system-x86_64", "qemu-img", "debootstrap", "mkfs.ext4", "tcpdump", "ssh")
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    if missing:
+        return f"missing {' '.join(missing)} (run bash scripts/setup.sh)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def vmlab():
+    """Three booted VMs with this checkout's ovsnet installed; removed at the end.
+
+    Session scope: booting costs about a minute of two CPUs, so all VM test modules share one
+    boot. Tests must leave the VMs usable for the next test (clean up their containers).
+    """
+    reason = _missing_requirements()
+    if reason:
+        pytest.skip(reason)
+    from ovsnet.vmlab import VmLab
+    from ovsnet.vmlab.image import ensure_image
+
+    reuse = os.environ.get("OVSNET_VMLAB_REUSE")
+    if reuse:
+        # Developers: iterate on tests against a lab from `ovsnet vmlab up --name NAME`.
+        yield VmLab.load(reuse)
+        return
+    image = ensure_image()
+    MEASUREMENTS["image_build_s"] = image.meta().get("build_seconds")
+    lab = VmLab.up(vms=VM_COUNT)
+    MEASUREMENTS.update({f"lab_{key}": value for key, value in lab.timings.items()})
+    try:
+        yield lab
+    finally:
+        MEASUREMENTS["vm_rss_mib"] = [round(vm.rss_mib() or 0) for vm in lab.vms]
+        lab.down()
+
+
+@pytest.fixture(scope="session")
+def measurements() -> dict[str, object]:
+    """Record a figure to print in the run's summary: `measurements["key"] = value`."""
+    return MEASUREMENTS
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASUREMENTS:
+        terminalreporter.write_sep("-", "real-kernel lab measurements")
+        for key, value in MEASUREMENTS.items():
+            terminalreporter.write_line(f"{key}: {value}")
