@@ -26,9 +26,10 @@ from ovsnet.errors import InvalidInput, NotReady, OperationFailed
 
 DEFAULT_TIMEOUT = 5.0
 # gRPC's own reconnect backoff defaults to a 120 s ceiling; the agent has its own backoff.
+# Not grpc.min_reconnect_backoff_ms: gRPC also uses it as the connect timeout, and a TLS
+# handshake on a loaded host took longer than a short one ("timed out before SETTINGS frame").
 GRPC_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
     # Notice a dead etcd on an idle watch stream (etcd permits pings every 5 s by default).
     ("grpc.keepalive_time_ms", 10000),
@@ -197,6 +198,9 @@ class Etcd:
         if isinstance(exc, (EtcdUnavailable, EtcdDenied)):
             return exc
         where = self.config.url
+        # pyetcd raises its own exception inside `except grpc.RpcError`: the cause is there.
+        if isinstance(exc, etcd_exc.Etcd3Exception) and isinstance(exc.__context__, grpc.RpcError):
+            exc = exc.__context__
         if isinstance(exc, (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError,
                             etcd_exc.WatchTimedOut, etcd_exc.NoServerAvailableError)):
             return EtcdUnavailable(f"etcd at {where} is unavailable while {doing}",

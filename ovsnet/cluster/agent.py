@@ -216,11 +216,12 @@ class Agent:
     def _claim(self, etcd: Etcd) -> None:
         """Claim a subnet and publish the host record, in one transaction per attempt."""
         config, keys = self.config, self.config.keys
-        previous = self.subnet or self.dataplane.current_subnet()
+        in_use = self.subnet or self.dataplane.current_subnet()
         for _ in range(MAX_CLAIM_ATTEMPTS):
             snapshots = etcd.read_many(keys.subnets, keys.last_subnets)
             view = ClaimView.parse(keys, snapshots[keys.subnets].items,
                                    snapshots[keys.last_subnets].items)
+            previous = in_use or view.memory.get(config.name)
             target = plan_claim(view, config.name, config.supernet, config.explicit_subnet,
                                 previous, self.rng)
             record = config.record(target.subnet, self.started_at)

@@ -28,7 +28,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,62}[A-Za-z0-9])?$")
 
 
 def check_name(name: str) -> str:
-    if not _NAME_RE.match(name or ""):
+    if not _NAME_RE.fullmatch(name or ""):
         raise InvalidInput(
             f"host name {name!r} is not valid",
             "use 1-64 letters, digits, '.' or '-', starting and ending with a letter or digit",
@@ -90,7 +90,7 @@ class ClusterKeys:
     def name_of(self, key: str) -> str | None:
         """The host name in a host-record or last-subnet key, else None."""
         for base in (self.hosts, self.last_subnets):
-            if key.startswith(base) and _NAME_RE.match(key[len(base):]):
+            if key.startswith(base) and _NAME_RE.fullmatch(key[len(base):]):
                 return key[len(base):]
         return None
 

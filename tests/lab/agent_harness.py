@@ -1,0 +1,251 @@
+"""Helpers for agent tests: etcd reachable from lab hosts, agent processes, netns containers.
+
+A lab host is a network namespace with its own loopback, so etcd runs inside the lab's switch
+namespace with an address on the switch bridge (ETCD_IP, on the underlay) and agents reach it
+at https://ETCD_IP:2379, as real hosts would reach an etcd on their network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from ovsnet.cluster.testing import EtcdServer
+from ovsnet.lab.layout import SWITCH_BRIDGE
+from ovsnet.lab.proc import run
+
+ETCD_IP = "198.51.100.2"  # lab hosts are .11 and up
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def etcd_in_switch(lab, workdir: Path) -> Iterator[EtcdServer]:
+    """etcd with TLS + client-cert auth in the lab's switch namespace, on the underlay."""
+    run(["ip", "-n", lab.switch_netns, "address", "add", f"{ETCD_IP}/24", "dev", SWITCH_BRIDGE])
+    server = EtcdServer(workdir, listen_ip=ETCD_IP, netns=lab.switch_netns)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+class AgentProcess:
+    """`python -m ovsnet --json agent ...` as a process (in a netns or not), stopped by PID.
+
+    Its JSON-lines events go to a file the test reads; stderr (the log) to another.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        workdir: Path,
+        netns: str | None = None,
+        env: dict[str, str] | None = None,
+    ):
+        self.name = name
+        self.argv = argv
+        self.netns = netns
+        self.env = env
+        self.events_path = workdir / f"agent-{name}.jsonl"
+        self.log_path = workdir / f"agent-{name}.log"
+        self.process: subprocess.Popen | None = None
+        self._read = 0
+
+    def start(self) -> AgentProcess:
+        argv = [sys.executable, "-m", "ovsnet", *self.argv]
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns, *argv]
+        with open(self.events_path, "ab") as out, open(self.log_path, "ab") as err:
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=REPO,
+                env={**os.environ, **(self.env or {})},
+                start_new_session=True,
+            )
+        return self
+
+    def events(self, kind: str | None = None) -> list[dict]:
+        try:
+            lines = self.events_path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        found = []
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if kind is None or event.get("event") == kind:
+                    found.append(event)
+        return found
+
+    def last(self, kind: str) -> dict | None:
+        found = self.events(kind)
+        return found[-1] if found else None
+
+    def wait_event(
+        self,
+        kind: str,
+        timeout: float = 30,
+        after: float = 0.0,
+        where: Callable[[dict], bool] = lambda e: True,
+    ) -> dict:
+        def find():
+            self.check_alive()
+            return next((e for e in self.events(kind) if e["ts"] >= after and where(e)), None)
+
+        return wait_until(find, timeout, f"{self.name}: event {kind}")
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(
+                f"agent {self.name} exited {self.process.returncode}: {self.log_tail()}"
+            )
+
+    def subnet(self) -> str:
+        return (
+            self.wait_event("claimed")["subnet"]
+            if not self.last("claimed")
+            else self.last("claimed")["subnet"]
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        code, self.process = self.process.returncode, None
+        return code
+
+    def log_tail(self, lines: int = 8) -> str:
+        try:
+            return " | ".join(self.log_path.read_text().strip().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class NetnsContainer:
+    """A 'container' that is a network namespace with a veth into the host's docker0.
+
+    DESIGN.md section 5 allows this stand-in for speed: the path under test (docker0 -> br0
+    -> tunnel) is the same as for a Docker container.
+    """
+
+    def __init__(self, host, subnet: str, number: int = 2, supernet_len: int = 8):
+        from ipaddress import IPv4Network
+
+        net = IPv4Network(subnet)
+        self.host = host
+        self.ip = str(net.network_address + number)
+        self.gateway = str(net.network_address + 1)
+        self.netns = f"ovl-c{secrets.token_hex(3)}"
+        self.outer = f"vc{secrets.token_hex(4)}"  # name in the host (root of netns: unique)
+        run(["ip", "netns", "add", self.netns])
+        run(
+            [
+                "ip",
+                "-n",
+                host.netns,
+                "link",
+                "add",
+                self.outer,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                self.netns,
+            ]
+        )
+        run(["ip", "-n", host.netns, "link", "set", self.outer, "master", "docker0", "up"])
+        for argv in (
+            ["link", "set", "lo", "up"],
+            ["link", "set", "eth0", "up"],
+            ["link", "set", "eth0", "mtu", "1462"],
+            ["address", "add", f"{self.ip}/{supernet_len}", "dev", "eth0"],
+            ["route", "add", "default", "via", self.gateway],
+        ):
+            run(["ip", "-n", self.netns, *argv])
+
+    def ping(self, ip: str, count: int = 2, timeout: float = 3) -> bool:
+        done = run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.netns,
+                "ping",
+                "-c",
+                str(count),
+                "-i",
+                "0.2",
+                "-W",
+                str(int(timeout)),
+                ip,
+            ],
+            check=False,
+            timeout=timeout * count + 10,
+        )
+        return done.returncode == 0
+
+    def remove(self) -> None:
+        run(["ip", "netns", "delete", self.netns], check=False)
+
+
+def add_docker_bridge(host) -> None:
+    """What dockerd would create: docker0, a Linux bridge, before ovsnet attaches it."""
+    host.run(["ip", "link", "add", "docker0", "type", "bridge"])
+    host.run(["ip", "link", "set", "docker0", "up"])
+
+
+def agent_argv(
+    etcd: EtcdServer, name: str, *extra: str, db: str | None = None, ttl: int = 5
+) -> list[str]:
+    args = ["--json"]
+    if db:
+        args += ["--db", db]
+    return [*args, "agent", *etcd.cli_args(name), "--name", name, "--ttl", str(ttl), *extra]
+
+
+def cluster_status(etcd: EtcdServer) -> dict:
+    done = etcd.ovsnet("--json", "cluster", "status", *etcd.cli_args("root"))
+    return json.loads(done.stdout)
+
+
+def tunnels(host) -> set[str]:
+    """Remote IPs of the host's tunnel ports, read with ovs-vsctl (not through ovsnet)."""
+    out = host.vsctl("--format=json", "--columns=options,type", "list", "Interface").stdout
+    rows = json.loads(out)["data"]
+    remotes = set()
+    for options, kind in rows:
+        if kind in ("gre", "vxlan", "geneve"):
+            remotes.update(v for k, v in options[1] if k == "remote_ip")
+    return remotes

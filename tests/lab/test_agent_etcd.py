@@ -1,0 +1,181 @@
+"""Cluster mode against a real etcd (TLS, client-certificate auth, per-host RBAC).
+
+No data plane here (`agent --no-dataplane`, which runs the same claim/publish/watch code);
+the mesh itself is tested in test_agent_mesh.py.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from ovsnet.cluster.keys import ClusterKeys
+from ovsnet.cluster.records import HostRecord, claim_value
+from ovsnet.cluster.testing import EtcdServer, etcd_server  # noqa: F401 - pytest fixture
+from ovsnet.etcd import Etcd, EtcdConfig, EtcdDenied, EtcdUnavailable
+from tests.lab.agent_harness import AgentProcess, agent_argv, cluster_status, wait_until
+
+pytestmark = pytest.mark.lab
+KEYS = ClusterKeys()
+
+
+def no_dataplane_agent(etcd, tmp_path, name: str, index: int, *extra: str, ttl: int = 5):
+    argv = agent_argv(
+        etcd, name, "--no-dataplane", "--underlay-ip", f"198.51.100.{index}", *extra, ttl=ttl
+    )
+    return AgentProcess(name, argv, tmp_path)
+
+
+# -- security ---------------------------------------------------------------------------------
+
+
+def test_host_credentials_write_only_the_hosts_own_keys(etcd_server):  # noqa: F811
+    etcd_server.grant("h1", "h2", "h10")
+    record = HostRecord.from_json(
+        json.dumps({"name": "h1", "underlay_ip": "198.51.100.11", "subnet": "10.0.1.0/24"})
+    )
+    with etcd_server.client("h1") as h1, etcd_server.client("root") as root:
+        h1.put(KEYS.host("h1"), record.to_json())
+        h1.put(KEYS.last_subnet("h1"), "{}")
+        for key in (
+            KEYS.host("h2"),
+            KEYS.host("h10"),
+            KEYS.last_subnet("h2"),
+            "/elsewhere/x",
+            "/ovsnet/other",
+        ):
+            with pytest.raises(EtcdDenied):
+                h1.put(key, "x")
+        root.put(KEYS.host("h2"), record.to_json().replace("h1", "h2"))
+        with pytest.raises(EtcdDenied):
+            h1.delete(KEYS.host("h2"))
+        # Reading every host record is allowed: records hold nothing secret.
+        assert set(h1.read_prefix(KEYS.hosts).items) == {KEYS.host("h1"), KEYS.host("h2")}
+        # What stays shared by design: subnet claims. h1 can create and delete any claim.
+        root.put(KEYS.subnet(record.subnet), claim_value("h2"))
+        assert h1.delete(KEYS.subnet(record.subnet))
+        # Host users cannot manage users or roles.
+        with pytest.raises(EtcdDenied):
+            h1.ensure_host_role("h1", "ovsnet-host-h1", [])
+
+
+def test_client_certificate_from_another_ca_is_refused(etcd_server, tmp_path):  # noqa: F811
+    stranger = EtcdServer(tmp_path / "other-ca")  # a second CA, never started
+    creds = stranger.credentials("h1")
+    config = EtcdConfig(
+        etcd_server.url, creds.cert, creds.key, etcd_server.credentials("root").ca, timeout=2
+    )
+    with Etcd(config) as client, pytest.raises(EtcdUnavailable):
+        client.read_prefix(KEYS.hosts)
+    stranger.close()
+
+
+def test_grant_is_idempotent(etcd_server):  # noqa: F811
+    etcd_server.grant("h1")
+    done = etcd_server.ovsnet("--json", "cluster", "grant", "h1", *etcd_server.cli_args())
+    assert json.loads(done.stdout)["steps"] == []
+
+
+# -- claims -----------------------------------------------------------------------------------
+
+
+def test_twenty_agents_started_together_claim_twenty_distinct_subnets(etcd_server, tmp_path):  # noqa: F811
+    names = [f"n{i}" for i in range(1, 21)]
+    etcd_server.grant_direct(*names)
+    agents = [no_dataplane_agent(etcd_server, tmp_path, n, 100 + i) for i, n in enumerate(names)]
+    try:
+        for agent in agents:
+            agent.start()
+        claimed = {a.name: a.wait_event("claimed", timeout=90)["subnet"] for a in agents}
+        assert len(set(claimed.values())) == 20, claimed
+        # Every agent ends up watching all 20 records and wants a tunnel to the 19 others.
+        for agent in agents:
+            agent.wait_event("peers", timeout=60, where=lambda e: e["count"] == 19)
+        status = cluster_status(etcd_server)
+        assert {h["name"]: h["subnet"] for h in status["hosts"]} == claimed
+        assert status["problems"] == []
+        for agent in agents:
+            assert agent.events("disconnected") == [], agent.log_tail()
+            assert "Traceback" not in agent.log_path.read_text()
+    finally:
+        for agent in agents:
+            agent.stop()
+
+
+def test_restart_keeps_the_subnet_and_a_stale_host_does_not_steal(etcd_server, tmp_path):  # noqa: F811
+    etcd_server.grant("a", "b")
+    a = no_dataplane_agent(etcd_server, tmp_path, "a", 11).start()
+    try:
+        first = a.wait_event("claimed")["subnet"]
+        # A crash and a restart within the TTL: the same subnet, re-taken under a new lease.
+        a.stop(signal.SIGKILL)
+        a.start()
+        again = a.wait_event("claimed", after=time.time() - 0.5)
+        assert again["subnet"] == first
+        a.stop(signal.SIGKILL)
+        # Away longer than the lease: the record expires, and b reserves a's old subnet.
+        wait_until(
+            lambda: not any(h["state"] == "live" for h in cluster_status(etcd_server)["hosts"]),
+            20,
+            "a's lease to expire",
+        )
+        b = no_dataplane_agent(
+            etcd_server, tmp_path, "b", 12, "--prefix", first.rsplit(".", 1)[0]
+        ).start()
+        assert b.wait_event("claimed")["subnet"] == first
+        # a comes back: it must not steal its old subnet; it takes another and says so.
+        a.start()
+        back = a.wait_event("claimed", after=time.time() - 0.5)
+        assert back["subnet"] != first
+        warning = a.wait_event("displaced")["message"]
+        assert first in warning and "held by b" in warning
+        hosts = {h["name"]: h for h in cluster_status(etcd_server)["hosts"]}
+        assert hosts["b"]["subnet"] == first and hosts["a"]["subnet"] == back["subnet"]
+        b.stop()
+    finally:
+        a.stop()
+
+
+def test_explicit_prefix_held_by_another_host_fails_with_exit_2(etcd_server, tmp_path):  # noqa: F811
+    etcd_server.grant("a", "b")
+    a = no_dataplane_agent(etcd_server, tmp_path, "a", 11, "--prefix", "10.0.42").start()
+    try:
+        assert a.wait_event("claimed")["subnet"] == "10.0.42.0/24"
+        b = no_dataplane_agent(etcd_server, tmp_path, "b", 12, "--prefix", "10.0.42").start()
+        assert b.process.wait(30) == 2
+        err = b.log_path.read_text()
+        assert "10.0.42.0/24 is held by host a" in err and "Traceback" not in err
+    finally:
+        a.stop()
+
+
+def test_release_frees_a_dead_hosts_subnet_and_record_at_once(etcd_server, tmp_path):  # noqa: F811
+    etcd_server.grant("a")
+    a = no_dataplane_agent(etcd_server, tmp_path, "a", 11, ttl=600).start()
+    subnet = a.wait_event("claimed")["subnet"]
+    a.stop(signal.SIGKILL)  # dead, but its lease would hold for 10 minutes
+    done = etcd_server.ovsnet(
+        "--json", "cluster", "release", "a", "--dry-run", *etcd_server.cli_args()
+    )
+    assert (
+        json.loads(done.stdout)["steps"]
+        and cluster_status(etcd_server)["hosts"][0]["state"] == "live"
+    )
+    done = etcd_server.ovsnet("--json", "cluster", "release", "a", *etcd_server.cli_args())
+    assert f"free subnet {subnet}" in json.loads(done.stdout)["steps"]
+    assert cluster_status(etcd_server)["hosts"] == []
+    with etcd_server.client("root") as root:
+        assert root.read_prefix("/ovsnet/").items == {}
+    again = etcd_server.ovsnet("--json", "cluster", "release", "a", *etcd_server.cli_args())
+    assert json.loads(again.stdout)["changed"] is False
+
+
+def test_cluster_status_without_etcd_is_a_clear_exit_3(etcd_server):  # noqa: F811
+    args = etcd_server.cli_args()
+    etcd_server.stop()
+    done = etcd_server.ovsnet("cluster", "status", *args, check=False)
+    assert done.returncode == 3
+    assert "unavailable" in done.stderr and "Traceback" not in done.stderr
