@@ -92,7 +92,7 @@ def ping_matrix(pings, containers: dict[str, str]):
 
     hosts = list(containers)
     results = {(p.source, p.target): p.ok for p in pings}
-    table = Table(title="ping from container (row) to container (column)", title_justify="left")
+    table = Table(title="ping: from row to column", title_justify="left")
     table.add_column("from \\ to")
     for host in hosts:
         table.add_column(f"{host} {containers[host]}", justify="center")
