@@ -16,12 +16,39 @@ TYPE = typer.Option("gre", "--type", help="Tunnel type: gre, vxlan or geneve.")
 DRY_RUN = typer.Option(False, "--dry-run", help="Show what would change.")
 
 
-def _add(settings: Settings, peers, bridge, tunnel_type, dry_run, exact=False) -> None:
+IPSEC = typer.Option(False, "--ipsec", help="Encrypt and authenticate with IPsec.")
+PSK_FILE = typer.Option(
+    None, "--psk-file", help="File holding the pre-shared key (default: `ovsnet ipsec psk set`)."
+)
+REMOTE_NAME = typer.Option(
+    None, "--remote-name", help="Certificate auth: the CN of the peer's certificate."
+)
+REMOTE_CERT = typer.Option(
+    None, "--remote-cert", help="Certificate auth with a self-signed peer certificate file."
+)
+REQUIRE_ENCRYPTION = typer.Option(
+    True,
+    "--require-encryption/--allow-plaintext",
+    help="Drop tunnel traffic that IPsec did not protect (default), or allow plaintext fallback.",
+)
+
+
+def _ipsec_choice(ipsec, psk_file, remote_name, remote_cert, require_encryption):
+    from ovsnet.services.peers import IpsecChoice
+
+    if not ipsec:
+        if psk_file or remote_name or remote_cert:
+            raise InvalidInput("--psk-file/--remote-name/--remote-cert need --ipsec")
+        return None
+    return IpsecChoice(psk_file, remote_name, remote_cert, require_encryption)
+
+
+def _add(settings: Settings, peers, bridge, tunnel_type, dry_run, exact=False, ipsec=None) -> None:
     from ovsnet.netlink import Netlink
     from ovsnet.ovsdb import OvsDb
     from ovsnet.services.peers import PeerRequest, add_peers
 
-    request = PeerRequest(bridge=bridge, peers=tuple(peers), tunnel_type=tunnel_type)
+    request = PeerRequest(bridge=bridge, peers=tuple(peers), tunnel_type=tunnel_type, ipsec=ipsec)
     with OvsDb(settings.db) as db, Netlink() as net:
         emit(settings, add_peers(db, net, request, dry_run=dry_run, exact=exact))
 
@@ -32,15 +59,18 @@ def add(
     remote_ips: list[str] = typer.Argument(
         ..., metavar="REMOTE_IP...", help="Peers' underlay IPs."
     ),
-    ipsec: bool = typer.Option(False, "--ipsec", help="Encrypt and authenticate with IPsec."),
+    ipsec: bool = IPSEC,
+    psk_file: Path = PSK_FILE,
+    remote_name: str = REMOTE_NAME,
+    remote_cert: str = REMOTE_CERT,
+    require_encryption: bool = REQUIRE_ENCRYPTION,
     bridge: str = BRIDGE,
     tunnel_type: str = TYPE,
     dry_run: bool = DRY_RUN,
 ) -> None:
     """Add a tunnel port to each peer (all in one OVSDB transaction)."""
-    if ipsec:
-        raise InvalidInput("--ipsec is not yet supported", "add the peer without --ipsec for now")
-    _add(ctx.obj, remote_ips, bridge, tunnel_type, dry_run)
+    choice = _ipsec_choice(ipsec, psk_file, remote_name, remote_cert, require_encryption)
+    _add(ctx.obj, remote_ips, bridge, tunnel_type, dry_run, ipsec=choice)
 
 
 @peer_app.command("sync")
@@ -49,12 +79,17 @@ def sync(
     peers_file: Path = typer.Argument(
         ..., metavar="FILE", help="One peer IP per line (# comments)."
     ),
+    ipsec: bool = IPSEC,
+    psk_file: Path = PSK_FILE,
+    require_encryption: bool = REQUIRE_ENCRYPTION,
     bridge: str = BRIDGE,
     tunnel_type: str = TYPE,
     dry_run: bool = DRY_RUN,
 ) -> None:
     """Make the tunnels exactly the file's peers: add the missing, remove the rest."""
-    _add(ctx.obj, read_peers_file(peers_file), bridge, tunnel_type, dry_run, exact=True)
+    choice = _ipsec_choice(ipsec, psk_file, None, None, require_encryption)
+    peers = read_peers_file(peers_file)
+    _add(ctx.obj, peers, bridge, tunnel_type, dry_run, exact=True, ipsec=choice)
 
 
 def read_peers_file(path: Path) -> list[str]:

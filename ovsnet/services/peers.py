@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
+from ovsnet import ipsec
 from ovsnet.errors import InvalidInput
 from ovsnet.model import SUPERNET_KEY, ObservedBridge, ObservedPort, TunnelSpec
 from ovsnet.netlink import Netlink
@@ -16,11 +18,26 @@ from ovsnet.tunnels import TUNNEL_TYPES, parse_peer, port_name
 
 
 @dataclass(frozen=True)
+class IpsecChoice:
+    """`peer add --ipsec` as the user asked for it (the PSK stays in its file until needed)."""
+
+    psk_file: Path | None = None
+    remote_name: str | None = None
+    remote_cert: str | None = None
+    require_encryption: bool = True
+
+    @property
+    def method(self) -> str:
+        return ipsec.METHOD_CERT if self.remote_name or self.remote_cert else ipsec.METHOD_PSK
+
+
+@dataclass(frozen=True)
 class PeerRequest:
     bridge: str
     peers: tuple[str, ...]
     tunnel_type: str = "gre"
     extra_options: tuple[tuple[str, str], ...] = ()
+    ipsec: IpsecChoice | None = None
 
 
 def tunnel_specs(request: PeerRequest, bridge: ObservedBridge, own: set[IPv4Address]):
@@ -65,10 +82,65 @@ def add_peers(
     """Ensure a tunnel to each peer (with exact=True, also remove every other tunnel)."""
     bridge = require_bridge(db, request.bridge)
     specs = tunnel_specs(request, bridge, net.local_addresses())
+    host = ipsec_view(db, bridge)
+    other_config: dict[str, str | None] = {}
+    if request.ipsec is None:
+        ipsec.check_plaintext_allowed(host)
+    else:
+        specs, other_config = _protect(specs, request, bridge, host)
     plan = plan_peers(bridge, specs, exact=exact)
+    if exact:
+        removed = [bridge.tunnels[ip].name for ip in plan.removed]
+        other_config |= ipsec.other_config_after_removal(host, removed)
+    plan.changes.other_config = other_config
     if plan and not dry_run:
         db.apply(plan.changes)
-    return _report("peer sync" if exact else "peer add", plan, dry_run)
+    report = _report("peer sync" if exact else "peer add", plan, dry_run)
+    if other_config:
+        report.steps.append("host IPsec settings: " + ", ".join(sorted(other_config)))
+    return report
+
+
+def ipsec_view(db: OvsDb, bridge: ObservedBridge) -> ipsec.ObservedHost:
+    """The IPsec-relevant part of OVSDB: every tunnel of every bridge, and other_config."""
+    tunnels = []
+    for name in db.bridge_names():
+        observed = bridge if name == bridge.name else db.bridge(name)
+        for port in observed.ports.values() if observed else ():
+            if port.type in ipsec.NATIVE_IPSEC_TUNNEL_TYPES + (ipsec.LEGACY_PORT_TYPE,):
+                tunnels.append(ipsec.ObservedTunnel(port.name, port.type, dict(port.options)))
+    return ipsec.ObservedHost(db.ovs_version(), db.other_config(), tuple(tunnels))
+
+
+def _protect(
+    specs: list[TunnelSpec], request: PeerRequest, bridge: ObservedBridge, host
+) -> tuple[list[TunnelSpec], dict[str, str | None]]:
+    """Turn plain tunnel specs into IPsec ones (same options for every peer of the call)."""
+    from ovsnet.services.ipsec import read_psk_file
+
+    choice = request.ipsec
+    if choice.method == ipsec.METHOD_CERT and len(specs) > 1:
+        raise InvalidInput(
+            "--remote-name/--remote-cert name one peer's certificate",
+            "add certificate-authenticated peers one per call",
+        )
+    psk = read_psk_file(choice.psk_file).psk if choice.psk_file else None
+    wanted = ipsec.TunnelIpsecRequest(
+        method=choice.method,
+        tunnel_type=request.tunnel_type,
+        psk=psk,
+        remote_name=choice.remote_name,
+        remote_cert=choice.remote_cert,
+        require_encryption=choice.require_encryption,
+    )
+    protected, other_config = [], {}
+    existing = bridge.tunnels
+    for spec in specs:
+        current = existing.get(str(spec.remote_ip))
+        plan = ipsec.plan_tunnel_ipsec(wanted, host, port=current.name if current else None)
+        protected.append(replace(spec, type=plan.port_type, extra_options=plan.options))
+        other_config |= dict(plan.other_config)
+    return protected, other_config
 
 
 def remove_peers(
@@ -77,6 +149,11 @@ def remove_peers(
     bridge = require_bridge(db, bridge_name)
     addresses = [parse_peer(text, set(), None) for text in peers]
     plan = plan_peers(bridge, [], remove=addresses)
+    if plan:
+        removed = [bridge.tunnels[ip].name for ip in plan.removed]
+        plan.changes.other_config = ipsec.other_config_after_removal(
+            ipsec_view(db, bridge), removed
+        )
     if plan and not dry_run:
         db.apply(plan.changes)
     return _report("peer remove", plan, dry_run)
