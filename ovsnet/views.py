@@ -24,7 +24,7 @@ def peer_table(peers: list[dict]):
             peer["remote_ip"],
             peer["port"],
             peer["type"],
-            "yes" if peer["ipsec"] else "no",
+            peer.get("ipsec_state", "yes") if peer["ipsec"] else "no",
             f"[{style}]{state}[/]" + (f" ({peer['error']})" if peer.get("error") else ""),
             f"{peer['rx_packets']} pkts / {_human_bytes(peer['rx_bytes'])}",
             f"{peer['tx_packets']} pkts / {_human_bytes(peer['tx_bytes'])}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv4Network
 
+from ovsnet.errors import OvsnetError
 from ovsnet.model import DOCKER_BRIDGE_KEY, SUBNET_KEY, SUPERNET_KEY
 from ovsnet.netlink import Netlink
 from ovsnet.ovsdb import OvsDb
@@ -25,7 +26,8 @@ class HostStatus:
     docker_bridge: str | None = None
     docker_attached: bool = False
     peers: list[dict] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # make `status --check` fail
+    warnings: list[str] = field(default_factory=list)  # shown, but the host still works
 
     def as_json(self) -> dict:
         return dict(self.__dict__)
@@ -56,6 +58,8 @@ class HostStatus:
         console.print(peer_table(self.peers))
         for problem in self.problems:
             console.print(f"[red]problem:[/] {problem}")
+        for warning in self.warnings:
+            console.print(f"[yellow]warning:[/] {warning}")
 
     def health_problems(self) -> list[str]:
         """For `status --check`: attached bridge and every peer's BFD up or unknown."""
@@ -100,4 +104,45 @@ def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> HostStatus:
     if not status.docker_attached:
         status.problems.append(f"{status.docker_bridge} is not attached to {bridge_name}")
     status.peers = sorted_peers(bridge)
+    if any(peer["ipsec"] for peer in status.peers):
+        _add_ipsec_view(status, db)
     return status
+
+
+def _add_ipsec_view(status: HostStatus, db: OvsDb) -> None:
+    """ovs-monitor-ipsec's view per peer, so "configured but not established" is visible."""
+    from ovsnet.errors import NotReady
+    from ovsnet.ipsec_monitor import monitor_tunnels
+
+    try:
+        seen = {tunnel.name: tunnel for tunnel in monitor_tunnels()}
+    except NotReady as exc:
+        status.warnings.append(f"IPsec peers configured but {exc.one_line()}")
+        seen = None
+    for peer in status.peers:
+        if not peer["ipsec"]:
+            continue
+        if seen is None:
+            peer["ipsec_state"] = "unknown (monitor not running)"
+        elif peer["port"] not in seen:
+            peer["ipsec_state"] = "not seen by ovs-monitor-ipsec"
+        else:
+            peer["ipsec_state"] = seen[peer["port"]].summary()
+        if peer["ipsec_state"] != "established":
+            status.warnings.append(f"peer {peer['remote_ip']}: IPsec {peer['ipsec_state']}")
+    certificate = db.other_config().get("certificate")
+    if certificate:
+        status.warnings.extend(_certificate_warnings(certificate))
+
+
+def _certificate_warnings(path: str) -> list[str]:
+    from ovsnet import pki
+
+    try:
+        with open(path, "rb") as handle:
+            summary = pki.summarize(pki.load_certificate(handle.read(), path))
+    except (OSError, ValueError, OvsnetError) as exc:
+        return [f"cannot read the host certificate {path}: {exc}"]
+    if summary.expires_soon(pki.utcnow()):
+        return [f"the host certificate {path} expires on {summary.not_after:%Y-%m-%d}"]
+    return []

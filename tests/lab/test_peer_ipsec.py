@@ -173,3 +173,26 @@ def test_psk_appears_on_no_command_line_while_peer_add_runs(clean, psk_file):
     for log in host.rundir.glob("*.log"):
         assert PSK not in log.read_text(errors="replace"), log
     assert option(host, "gre-c6336464", "psk") == PSK
+
+
+def test_status_explains_ipsec_state_and_a_certificate_about_to_expire(clean, tmp_path):
+    """No ovs-monitor-ipsec runs on this host: status must say so per peer, not claim 'yes'."""
+    host = clean
+    directory = tmp_path / "pki"
+    pki.ensure_ca(directory)
+    pki.ensure_host_cert(directory, "h1", options=pki.IssueOptions(days=10))
+    cert, key = pki.host_paths(directory, "h1")
+    ca = directory / pki.CA_CERT
+    host.ovsnet(
+        "ipsec", "cert", "--cert", str(cert), "--key", str(key), "--ca", str(ca), check=True
+    )
+    host.ovsnet("peer", "add", PEER_A, "--ipsec", "--remote-name", "h2", check=True)
+    status = json.loads(host.ovsnet("--json", "status", check=True).stdout)
+    (peer,) = status["peers"]
+    assert peer["ipsec"] is True
+    assert peer["ipsec_state"] == "unknown (monitor not running)"
+    warnings = " ".join(status["warnings"])
+    assert "ovs-monitor-ipsec is not running" in warnings
+    assert "expires on" in warnings
+    text = host.ovsnet("status", check=True).stdout
+    assert "unknown (monitor not running)" in text and "warning:" in text
