@@ -71,8 +71,14 @@ def _summary(lab) -> dict:
         who = "kept"
     else:
         who = f"pid {owner.pid}" + ("" if owner.alive() else " (gone: leaked)")
-    return {"name": lab.name, "hosts": len(lab.hosts), "docker": lab.has_docker, "owner": who,
-            "created": lab.state.created, "directory": str(lab.directory)}
+    return {
+        "name": lab.name,
+        "hosts": len(lab.hosts),
+        "docker": lab.has_docker,
+        "owner": who,
+        "created": lab.state.created,
+        "directory": str(lab.directory),
+    }
 
 
 @lab_app.command(
@@ -100,8 +106,10 @@ def exec_(
     lab = Lab.load(resolve_name(name, workdir), workdir)
     target = lab.host(host)
     if not netns.exists(target.netns):
-        raise NotReady(f"host {host} of lab {lab.name} is gone (no netns {target.netns})",
-                       f"remove the lab with `ovsnet lab down --name {lab.name}`")
+        raise NotReady(
+            f"host {host} of lab {lab.name} is gone (no netns {target.netns})",
+            f"remove the lab with `ovsnet lab down --name {lab.name}`",
+        )
     env = plumbing_env(target.env)
     # The same ovsnet (and python) as this one comes first on the host's PATH.
     env["PATH"] = f"{os.path.dirname(sys.executable)}:{env['PATH']}"
@@ -131,8 +139,11 @@ def prune(ctx: typer.Context, workdir: str = WORKDIR) -> None:
     from ovsnet.lab import list_labs
     from ovsnet.lab.report import DownView
 
-    leaked = [lab for lab in list_labs(workdir)
-              if lab.state.owner is not None and not lab.state.owner.alive()]
+    leaked = [
+        lab
+        for lab in list_labs(workdir)
+        if lab.state.owner is not None and not lab.state.owner.alive()
+    ]
     for lab in leaked:
         lab.down()
     emit(ctx.obj, DownView([lab.name for lab in leaked]))

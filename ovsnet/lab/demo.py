@@ -57,8 +57,12 @@ class DemoResult:
 
     @property
     def ok(self) -> bool:
-        return (self.error is None and all(s.ok for s in self.steps)
-                and bool(self.pings) and all(p.ok for p in self.pings))
+        return (
+            self.error is None
+            and all(s.ok for s in self.steps)
+            and bool(self.pings)
+            and all(p.ok for p in self.pings)
+        )
 
     def as_json(self) -> dict:
         return {
@@ -85,12 +89,15 @@ class DemoResult:
             console.print(f"[red]{len(failed)} of {len(self.pings)} cross-host pings failed[/]")
         console.print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
         if self.kept:
-            console.print(f"lab {self.lab!r} kept: `ovsnet lab exec --name {self.lab} h1 -- "
-                          f"ovsnet status`, then `ovsnet lab down --name {self.lab}`")
+            console.print(
+                f"lab {self.lab!r} kept: `ovsnet lab exec --name {self.lab} h1 -- "
+                f"ovsnet status`, then `ovsnet lab down --name {self.lab}`"
+            )
 
 
-def run_demo(hosts: int = 3, *, name: str = "demo", keep: bool = False,
-             say: Say = _quiet) -> DemoResult:
+def run_demo(
+    hosts: int = 3, *, name: str = "demo", keep: bool = False, say: Say = _quiet
+) -> DemoResult:
     """Run the whole demo; tear the lab down at the end unless `keep`."""
     result = DemoResult(lab=name)
     clock = time.monotonic()
@@ -114,8 +121,9 @@ def run_demo(hosts: int = 3, *, name: str = "demo", keep: bool = False,
 
 
 def _mesh(lab: Lab, result: DemoResult, say: Say) -> None:
-    if not _on_each(lab, result, say, lambda h: ("init", "--prefix", h.prefix,
-                                                 "--datapath", "netdev")):
+    if not _on_each(
+        lab, result, say, lambda h: ("init", "--prefix", h.prefix, "--datapath", "netdev")
+    ):
         return
     peers = {h.name: [o.underlay_ip for o in lab.hosts if o is not h] for h in lab.hosts}
     if not _on_each(lab, result, say, lambda h: ("peer", "add", *peers[h.name])):
@@ -172,5 +180,7 @@ def _ping_all(containers: dict[str, LabContainer]) -> list[Ping]:
     pairs = [(a, b) for a in containers.values() for b in containers.values() if a is not b]
     with ThreadPoolExecutor(max_workers=min(8, len(pairs) or 1)) as pool:
         answers = list(pool.map(lambda pair: pair[0].ping(pair[1].ip), pairs))
-    return [Ping(a.host.name, a.ip, b.host.name, b.ip, ok) for (a, b), ok in
-            zip(pairs, answers, strict=True)]
+    return [
+        Ping(a.host.name, a.ip, b.host.name, b.ip, ok)
+        for (a, b), ok in zip(pairs, answers, strict=True)
+    ]

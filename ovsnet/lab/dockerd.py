@@ -49,13 +49,19 @@ def dockerd_argv(host: HostLayout, extra: Sequence[str] = ()) -> list[str]:
     # `ip netns exec` would remount /sys and break dockerd's cgroup mounts: enter only the
     # network namespace.
     return [
-        "nsenter", f"--net={netns.netns_path(host.netns)}",
+        "nsenter",
+        f"--net={netns.netns_path(host.netns)}",
         "dockerd",
-        "--config-file", str(d / "daemon.json"),  # never the machine's /etc/docker/daemon.json
-        "--data-root", str(d / "data"),
-        "--exec-root", str(d / "exec"),
-        "--host", host.docker_host,
-        "--pidfile", str(pidfile(host)),
+        "--config-file",
+        str(d / "daemon.json"),  # never the machine's /etc/docker/daemon.json
+        "--data-root",
+        str(d / "data"),
+        "--exec-root",
+        str(d / "exec"),
+        "--host",
+        host.docker_host,
+        "--pidfile",
+        str(pidfile(host)),
         *host.docker_flags(),
         *extra,
     ]
@@ -97,11 +103,13 @@ def wait_ready(host: HostLayout, pid: int, timeout: float = READY_TIMEOUT) -> No
     deadline = time.monotonic() + timeout
     while not ping(host):
         if not is_alive(pid):
-            raise LabError(f"dockerd of {host.name} exited: {log_tail(host)}",
-                           f"see {log_file(host)}")
+            raise LabError(
+                f"dockerd of {host.name} exited: {log_tail(host)}", f"see {log_file(host)}"
+            )
         if time.monotonic() > deadline:
-            raise LabError(f"dockerd of {host.name} not ready after {timeout:.0f} s",
-                           f"see {log_file(host)}")
+            raise LabError(
+                f"dockerd of {host.name} not ready after {timeout:.0f} s", f"see {log_file(host)}"
+            )
         time.sleep(0.05)
 
 

@@ -12,8 +12,15 @@ from ovsnet.lab.proc import run
 
 IMAGE = "ovsnet-lab:busybox"
 BUSYBOX = Path("/bin/busybox")
-_DIRS = {"bin": 0o755, "etc": 0o755, "tmp": 0o1777, "root": 0o700, "proc": 0o755,
-         "sys": 0o755, "dev": 0o755}
+_DIRS = {
+    "bin": 0o755,
+    "etc": 0o755,
+    "tmp": 0o1777,
+    "root": 0o700,
+    "proc": 0o755,
+    "sys": 0o755,
+    "dev": 0o755,
+}
 _FILES = {
     "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
     "etc/group": "root:x:0:\nnogroup:x:65534:\n",
@@ -46,8 +53,9 @@ def build_tar(binary: bytes, applets: list[str]) -> bytes:
         for name, content in _FILES.items():
             data = content.encode()
             tar.addfile(_entry(name, tarfile.REGTYPE, 0o644, size=len(data)), io.BytesIO(data))
-        tar.addfile(_entry("bin/busybox", tarfile.REGTYPE, 0o755, size=len(binary)),
-                    io.BytesIO(binary))
+        tar.addfile(
+            _entry("bin/busybox", tarfile.REGTYPE, 0o755, size=len(binary)), io.BytesIO(binary)
+        )
         for applet in sorted(set(applets) - {"busybox"}):
             if "/" not in applet:
                 link = _entry(f"bin/{applet}", tarfile.SYMTYPE, 0o777)

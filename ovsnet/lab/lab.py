@@ -35,8 +35,16 @@ from ovsnet.lab.state import LabState, Owner
 
 PING_INTERVAL = "0.2"
 _LOOKUPS_RE = re.compile(r"lookups:\s*hit:(\d+)\s+missed:(\d+)\s+lost:(\d+)")
-_TOOLS = ("ip", "nsenter", "umount", "ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl",
-          "ovs-appctl")
+_TOOLS = (
+    "ip",
+    "nsenter",
+    "umount",
+    "ovsdb-tool",
+    "ovsdb-server",
+    "ovs-vswitchd",
+    "ovs-vsctl",
+    "ovs-appctl",
+)
 _DOCKER_TOOLS = ("dockerd", "docker", "ethtool")
 
 
@@ -69,8 +77,10 @@ class LabContainer:
             if info["State"].get("Running") and info["State"].get("Pid") and _ip_of(info):
                 break
             if time.monotonic() > deadline:
-                raise LabError(f"container {self.name} on {self.host.name} is not running",
-                               f"state: {info['State'].get('Status')}")
+                raise LabError(
+                    f"container {self.name} on {self.host.name} is not running",
+                    f"state: {info['State'].get('Status')}",
+                )
             time.sleep(0.1)
         self._apply(info)
         self.disable_tx_offload()
@@ -101,13 +111,22 @@ class LabContainer:
         input: str | None = None,
     ) -> subprocess.CompletedProcess:
         flags = ["-i"] if input is not None else []
-        return self.host.docker("exec", *flags, self.name, *argv, check=check, timeout=timeout,
-                                input=input)
+        return self.host.docker(
+            "exec", *flags, self.name, *argv, check=check, timeout=timeout, input=input
+        )
 
     def ping(self, ip: str, count: int = 3, timeout: float = 5.0) -> bool:
         """True when at least one of `count` echo requests is answered within `timeout` s."""
-        argv = ["ping", "-c", str(count), "-i", PING_INTERVAL, "-W", str(int(max(1, timeout))),
-                str(ip)]
+        argv = [
+            "ping",
+            "-c",
+            str(count),
+            "-i",
+            PING_INTERVAL,
+            "-W",
+            str(int(max(1, timeout))),
+            str(ip),
+        ]
         done = self.exec(argv, timeout=timeout + count + 10)
         return done.returncode == 0
 
@@ -180,28 +199,39 @@ class LabHost:
         input: str | None = None,
     ) -> subprocess.CompletedProcess:
         """Run a command inside the host's namespace (text mode, output captured)."""
-        return run(netns.exec_argv(self.netns, [str(a) for a in argv]), check=check,
-                   timeout=timeout, input=input, env=self.env)
+        return run(
+            netns.exec_argv(self.netns, [str(a) for a in argv]),
+            check=check,
+            timeout=timeout,
+            input=input,
+            env=self.env,
+        )
 
-    def ovsnet(self, *args: str, check: bool = False, timeout: float = 120
-               ) -> subprocess.CompletedProcess:
+    def ovsnet(
+        self, *args: str, check: bool = False, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
         """`python -m ovsnet --db <this host's db> ARGS` inside the host's namespace."""
-        return self.run([sys.executable, "-m", "ovsnet", "--db", self.db, *args], check=check,
-                        timeout=timeout)
+        return self.run(
+            [sys.executable, "-m", "ovsnet", "--db", self.db, *args], check=check, timeout=timeout
+        )
 
-    def vsctl(self, *args: str, check: bool = True, timeout: float = 30
-              ) -> subprocess.CompletedProcess:
+    def vsctl(
+        self, *args: str, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess:
         return run(ovs.vsctl_argv(self.layout, *args), check=check, timeout=timeout)
 
-    def appctl(self, *args: str, check: bool = True, timeout: float = 30
-               ) -> subprocess.CompletedProcess:
+    def appctl(
+        self, *args: str, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess:
         return run(ovs.appctl_argv(self.layout, *args), check=check, timeout=timeout)
 
-    def docker(self, *args: str, check: bool = True, timeout: float = 60,
-               input: str | None = None) -> subprocess.CompletedProcess:
+    def docker(
+        self, *args: str, check: bool = True, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess:
         self._need_docker()
-        return run(dockerd.docker_argv(self.layout, *args), check=check, timeout=timeout,
-                   input=input)
+        return run(
+            dockerd.docker_argv(self.layout, *args), check=check, timeout=timeout, input=input
+        )
 
     def datapath_lookups(self) -> int:
         """Total hit + missed + lost lookups of the userspace datapath (a storm makes it soar)."""
@@ -222,8 +252,20 @@ class LabHost:
         """Run a busybox container (restart policy `always`), offload off, address known."""
         with self._lock:  # picking a free name and taking it is one step
             name = name or self._next_container_name()
-            self.docker("run", "-d", "--name", name, "--hostname", name, "--restart", "always",
-                        "--init", image.IMAGE, "sleep", "2147483647")
+            self.docker(
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--hostname",
+                name,
+                "--restart",
+                "always",
+                "--init",
+                image.IMAGE,
+                "sleep",
+                "2147483647",
+            )
         container = LabContainer(self, name).refresh()
         with self._lock:
             self._containers.append(container)
@@ -275,8 +317,9 @@ class LabHost:
 
     def _need_docker(self) -> None:
         if not self.has_docker:
-            raise InvalidInput(f"lab {self.lab.name!r} runs without Docker",
-                               "start it without --no-docker")
+            raise InvalidInput(
+                f"lab {self.lab.name!r} runs without Docker", "start it without --no-docker"
+            )
 
 
 class Lab:
@@ -324,9 +367,15 @@ class Lab:
         """Build a lab; on any failure (even Ctrl-C) tear down what was built, then re-raise."""
         check_host_count(hosts)
         preflight(docker)
-        state = LabState(name=name or new_lab_name(), token=new_token(), hosts=hosts,
-                         docker=docker, base_dir=str(lab_state.base_dir(workdir)),
-                         owner=Owner.me(), dockerd_args=list(dockerd_args))
+        state = LabState(
+            name=name or new_lab_name(),
+            token=new_token(),
+            hosts=hosts,
+            docker=docker,
+            base_dir=str(lab_state.base_dir(workdir)),
+            owner=Owner.me(),
+            dockerd_args=list(dockerd_args),
+        )
         lab = cls(state)
         lab._claim_directory()
         try:
@@ -366,8 +415,9 @@ class Lab:
             shutil.rmtree(self.directory, ignore_errors=True)
         left = self.leftovers(footprint)
         if left:
-            raise LabError(f"lab {self.name} left behind: {'; '.join(left)}",
-                           "; ".join(problems) or None)
+            raise LabError(
+                f"lab {self.name} left behind: {'; '.join(left)}", "; ".join(problems) or None
+            )
 
     def leftovers(self, footprint: cleanup.Footprint | None = None) -> list[str]:
         """What of this lab still exists: namespaces, processes, mounts, cgroups, files."""
@@ -460,8 +510,12 @@ class Lab:
         dockerd.stop(host.layout, self.state.dockerd_pids.get(host.name))
 
     def _stop_ovs(self) -> None:
-        targets = {pid: str(h.rundir) + "/" for h in self.hosts
-                   for pid in ovs.pids(h.layout).values() if pid}
+        targets = {
+            pid: str(h.rundir) + "/"
+            for h in self.hosts
+            for pid in ovs.pids(h.layout).values()
+            if pid
+        }
         stop_pids(targets, timeout=10)
 
     def _netns_names(self) -> list[str]:
@@ -505,8 +559,10 @@ def _host_status(host: LabHost) -> dict:
 def preflight(docker: bool) -> None:
     """Refuse early, with the fix, when the lab cannot run here."""
     if os.geteuid() != 0:
-        raise NotReady("the lab needs root (network namespaces, OVS and Docker daemons)",
-                       "run it as root, e.g. with sudo")
+        raise NotReady(
+            "the lab needs root (network namespaces, OVS and Docker daemons)",
+            "run it as root, e.g. with sudo",
+        )
     tools = _TOOLS + (_DOCKER_TOOLS if docker else ())
     path = f"{os.environ.get('PATH', '')}:{SYSTEM_PATH}"
     missing = [tool for tool in tools if shutil.which(tool, path=path) is None]
@@ -527,5 +583,3 @@ def find_leaked_netns(prefix: str = "ovl-") -> list[str]:
     """Lab namespaces that belong to no known lab (e.g. a state directory removed by hand)."""
     known = {n for lab in list_labs() for n in lab._netns_names()}
     return [n for n in netns.list_names(prefix) if n not in known]
-
-

@@ -153,9 +153,7 @@ def host_subnet(supernet: IPv4Network, index: int) -> IPv4Network:
     return IPv4Network(f"{first + index * 256}/24")
 
 
-def lab_layout(
-    name: str, token: str, hosts: int, base_dir: Path = DEFAULT_BASE_DIR
-) -> LabLayout:
+def lab_layout(name: str, token: str, hosts: int, base_dir: Path = DEFAULT_BASE_DIR) -> LabLayout:
     """Derive every name, address and path of a lab of `hosts` hosts."""
     check_lab_name(name)
     check_host_count(hosts)

@@ -66,8 +66,23 @@ def cable(switch: str, bridge: str, port: str, host: str, nic: str) -> None:
     Both ends are created directly inside their namespaces, so no name is ever taken in the
     root namespace, where concurrent labs would collide.
     """
-    run(["ip", "-n", switch, "link", "add", port, "type", "veth", "peer", "name", nic,
-         "netns", host])
+    run(
+        [
+            "ip",
+            "-n",
+            switch,
+            "link",
+            "add",
+            port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            nic,
+            "netns",
+            host,
+        ]
+    )
     run(["ip", "-n", switch, "link", "set", port, "master", bridge, "up"])
     run(["ip", "-n", host, "link", "set", nic, "up"])
 

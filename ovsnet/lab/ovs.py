@@ -79,13 +79,24 @@ def start(host: HostLayout) -> None:
     db_file = host.rundir / "conf.db"
     run(["ovsdb-tool", "create", db_file, SCHEMA])
     _start(host, "ovsdb-server", [str(db_file), f"--remote=punix:{host.db_socket}"])
-    run(vsctl_argv(host, "--no-wait", "init", "--", "set", "Open_vSwitch", ".",
-                   *system_ids(host, ovs_version(), schema_version(), os_release())))
+    run(
+        vsctl_argv(
+            host,
+            "--no-wait",
+            "init",
+            "--",
+            "set",
+            "Open_vSwitch",
+            ".",
+            *system_ids(host, ovs_version(), schema_version(), os_release()),
+        )
+    )
     _start(host, "ovs-vswitchd", [host.db])
 
 
-def system_ids(host: HostLayout, version: str, db_version: str, release: dict[str, str]
-               ) -> list[str]:
+def system_ids(
+    host: HostLayout, version: str, db_version: str, release: dict[str, str]
+) -> list[str]:
     """What ovs-ctl records at start on a real host; ovsnet reads ovs_version, for one."""
     return [
         f"ovs_version={version}",
@@ -123,13 +134,24 @@ def os_release(path: Path = Path("/etc/os-release")) -> dict[str, str]:
 
 def add_phy_bridge(host: HostLayout) -> None:
     """br-phy holds the NIC and the underlay address: userspace tunnelling routes through it."""
-    run(vsctl_argv(
-        host,
-        "--", "add-br", PHY_BRIDGE,
-        "--", "set", "Bridge", PHY_BRIDGE, "datapath_type=netdev",
-        "external_ids:ovsnet-lab=underlay",
-        "--", "add-port", PHY_BRIDGE, HOST_NIC,
-    ))
+    run(
+        vsctl_argv(
+            host,
+            "--",
+            "add-br",
+            PHY_BRIDGE,
+            "--",
+            "set",
+            "Bridge",
+            PHY_BRIDGE,
+            "datapath_type=netdev",
+            "external_ids:ovsnet-lab=underlay",
+            "--",
+            "add-port",
+            PHY_BRIDGE,
+            HOST_NIC,
+        )
+    )
     netns.add_address(host.netns, PHY_BRIDGE, str(host.underlay))
 
 

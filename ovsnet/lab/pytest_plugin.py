@@ -85,8 +85,7 @@ class _LabMaker:
             except LabError as exc:
                 problems.append(exc.one_line())
         if problems:
-            pytest.fail("lab teardown left things behind: " + " / ".join(problems),
-                        pytrace=False)
+            pytest.fail("lab teardown left things behind: " + " / ".join(problems), pytrace=False)
 
 
 @pytest.fixture
@@ -137,11 +136,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 report.append(f"  and could not remove it: {exc.one_line()}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         elif owner is not None and not owner.alive():
-            report.append(f"stale lab {lab.name} from a run that died (pid {owner.pid}): "
-                          "remove with `ovsnet lab prune`")
+            report.append(
+                f"stale lab {lab.name} from a run that died (pid {owner.pid}): "
+                "remove with `ovsnet lab prune`"
+            )
     for name in find_leaked_netns():
-        report.append(f"network namespace {name} belongs to no known lab "
-                      f"(remove with `ip netns delete {name}` if no lab of yours is starting)")
+        report.append(
+            f"network namespace {name} belongs to no known lab "
+            f"(remove with `ip netns delete {name}` if no lab of yours is starting)"
+        )
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:

@@ -23,10 +23,18 @@ class LabStatusView:
 
         s = self.status
         docker = "with Docker" if s["docker"] else "without Docker"
-        table = Table(title=f"lab {s['name']} ({len(s['hosts'])} hosts, {docker})",
-                      title_justify="left")
-        for column in ("host", "netns", "underlay", "subnet", "ovsdb-server", "ovs-vswitchd",
-                       "dockerd"):
+        table = Table(
+            title=f"lab {s['name']} ({len(s['hosts'])} hosts, {docker})", title_justify="left"
+        )
+        for column in (
+            "host",
+            "netns",
+            "underlay",
+            "subnet",
+            "ovsdb-server",
+            "ovs-vswitchd",
+            "dockerd",
+        ):
             table.add_column(column)
         table.add_column("db (--db)", overflow="fold")
         for host in s["hosts"]:
@@ -70,8 +78,14 @@ class LabListView:
             table.add_column(column)
         now = time.time()
         for lab in self.labs:
-            table.add_row(lab["name"], str(lab["hosts"]), "yes" if lab["docker"] else "no",
-                          lab["owner"], f"{now - lab['created']:.0f} s", lab["directory"])
+            table.add_row(
+                lab["name"],
+                str(lab["hosts"]),
+                "yes" if lab["docker"] else "no",
+                lab["owner"],
+                f"{now - lab['created']:.0f} s",
+                lab["directory"],
+            )
         console.print(table)
 
 

@@ -79,8 +79,10 @@ def load(name: str, workdir: str | os.PathLike | None = None) -> LabState:
             "start one with `ovsnet lab up` (see `ovsnet lab list`)",
         ) from None
     except (ValueError, TypeError) as exc:
-        raise NotReady(f"state file {path} is unreadable ({exc})",
-                       f"remove the lab with `ovsnet lab down --name {name}`") from None
+        raise NotReady(
+            f"state file {path} is unreadable ({exc})",
+            f"remove the lab with `ovsnet lab down --name {name}`",
+        ) from None
 
 
 def list_states(workdir: str | os.PathLike | None = None) -> list[LabState]:

@@ -29,11 +29,16 @@ pytestmark = pytest.mark.lab
 MB = 1024 * 1024
 
 
-def ovsnet_cli(*args: str, timeout: float = 180, user: str | None = None
-               ) -> subprocess.CompletedProcess:
+def ovsnet_cli(
+    *args: str, timeout: float = 180, user: str | None = None
+) -> subprocess.CompletedProcess:
     prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user else []
-    return subprocess.run([*prefix, sys.executable, "-m", "ovsnet", *args], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "ovsnet", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def lab_processes(lab: Lab) -> set[int]:
@@ -48,8 +53,11 @@ def addresses(host, device: str) -> list[str]:
 def root_links_into(namespaces: list[str]) -> list[str]:
     """Links of the root namespace whose peer sits in one of the given namespaces."""
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True)
-    return [line for line in links.stdout.splitlines()
-            if any(f"link-netns {name}" in line for name in namespaces)]
+    return [
+        line
+        for line in links.stdout.splitlines()
+        if any(f"link-netns {name}" in line for name in namespaces)
+    ]
 
 
 def alive_with_start(pids) -> set[tuple[int, int | None]]:
@@ -254,8 +262,17 @@ def test_cli_up_status_exec_down():
         assert [h["name"] for h in status["hosts"]] == ["h1", "h2"]
         assert status["kept"] is True
         assert all(all(h["pids"].values()) for h in status["hosts"])
-        shown = ovsnet_cli("lab", "exec", "--name", name, "h2", "--", "sh", "-c",
-                           'echo "$OVSNET_DB $DOCKER_HOST"; ip -4 -o addr show br-phy')
+        shown = ovsnet_cli(
+            "lab",
+            "exec",
+            "--name",
+            name,
+            "h2",
+            "--",
+            "sh",
+            "-c",
+            'echo "$OVSNET_DB $DOCKER_HOST"; ip -4 -o addr show br-phy',
+        )
         assert shown.returncode == 0, shown.stderr
         assert "198.51.100.12/24" in shown.stdout
         assert status["hosts"][1]["db"] in shown.stdout
@@ -320,9 +337,21 @@ def test_session_safety_net_reports_and_removes_a_leaked_lab(tmp_path):
     )
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "ovsnet.lab.pytest_plugin",
-             "-p", "no:cacheprovider", "test_leak.py"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "ovsnet.lab.pytest_plugin",
+                "-p",
+                "no:cacheprovider",
+                "test_leak.py",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout
         assert "1 passed" in done.stdout
@@ -342,5 +371,6 @@ def test_demo_pings_every_container_from_every_other_host():
     assert result["ok"] is True
     assert len(result["pings"]) == 6 and all(p["ok"] for p in result["pings"])
     assert [s["command"].split()[1] for s in result["steps"]] == (
-        ["init"] * 3 + ["peer"] * 3 + ["status"] * 3)
+        ["init"] * 3 + ["peer"] * 3 + ["status"] * 3
+    )
     assert not (Path("/run/ovsnet-lab") / name).exists()

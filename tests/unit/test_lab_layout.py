@@ -24,7 +24,10 @@ def test_three_host_layout_matches_the_documented_addresses():
     h1, h2, h3 = layout.hosts
     assert [h.name for h in layout.hosts] == ["h1", "h2", "h3"]
     assert [h.underlay_ip for h in layout.hosts] == [
-        "198.51.100.11", "198.51.100.12", "198.51.100.13"]
+        "198.51.100.11",
+        "198.51.100.12",
+        "198.51.100.13",
+    ]
     assert str(h1.underlay) == "198.51.100.11/24"
     assert [h.prefix for h in layout.hosts] == ["10.0.1", "10.0.2", "10.0.3"]
     assert h2.docker_flags() == ["--bip=10.0.2.1/8", "--fixed-cidr=10.0.2.0/24", "--mtu=1462"]
@@ -119,9 +122,15 @@ def short_tmp():
 
 def test_state_survives_a_round_trip(short_tmp):
     tmp_path = short_tmp
-    original = state.LabState(name="roundtrip", token="abcdef", hosts=2, docker=True,
-                              base_dir=str(tmp_path), owner=state.Owner(pid=42, start=7),
-                              dockerd_pids={"h1": 100})
+    original = state.LabState(
+        name="roundtrip",
+        token="abcdef",
+        hosts=2,
+        docker=True,
+        base_dir=str(tmp_path),
+        owner=state.Owner(pid=42, start=7),
+        dockerd_pids={"h1": 100},
+    )
     original.layout().directory.mkdir()
     state.save(original)
     loaded = state.load("roundtrip", tmp_path)
@@ -140,8 +149,9 @@ def test_name_resolution_prefers_flag_then_env_then_the_only_kept_lab(short_tmp,
     with pytest.raises(NotReady, match="no lab is up"):
         state.resolve_name(None, tmp_path)
     for name, owner in (("kept", None), ("test", state.Owner(pid=1, start=1))):
-        lab = state.LabState(name=name, token="000000", hosts=1, docker=False,
-                             base_dir=str(tmp_path), owner=owner)
+        lab = state.LabState(
+            name=name, token="000000", hosts=1, docker=False, base_dir=str(tmp_path), owner=owner
+        )
         lab.layout().directory.mkdir()
         state.save(lab)
     assert state.resolve_name(None, tmp_path) == "kept"  # a test's lab is never a default
@@ -149,8 +159,9 @@ def test_name_resolution_prefers_flag_then_env_then_the_only_kept_lab(short_tmp,
     monkeypatch.setenv(state.NAME_ENV, "from-env")
     assert state.resolve_name(None, tmp_path) == "from-env"
     monkeypatch.delenv(state.NAME_ENV)
-    second = state.LabState(name="kept2", token="000001", hosts=1, docker=False,
-                            base_dir=str(tmp_path))
+    second = state.LabState(
+        name="kept2", token="000001", hosts=1, docker=False, base_dir=str(tmp_path)
+    )
     second.layout().directory.mkdir()
     state.save(second)
     with pytest.raises(InvalidInput, match="several labs"):
