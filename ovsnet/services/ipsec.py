@@ -187,19 +187,13 @@ def set_host_certificate(db: OvsDb, request: CertRequest) -> ChangeReport:
     updates = ipsec.plan_host_certificate(checked.paths, host)
     steps = _describe(updates)
     ca_copy = _strongswan_ca_copy(request.strongswan_cacerts, Path(checked.paths.ca_cert))
+    warnings = list(checked.warnings)
     if ca_copy is not None:
-        steps.append(f"copy the CA certificate to {ca_copy} (strongSwan loads CAs from there)")
-    report = _apply(
-        db,
-        "ipsec cert",
-        updates,
-        steps,
-        request.dry_run,
-        _warnings({"identity": checked.identity, "expires": checked.not_after}, checked.warnings),
-    )
-    if ca_copy is not None and not request.dry_run:
-        _install_ca(Path(checked.paths.ca_cert), ca_copy)
-    return report
+        steps.append(f"copy the CA certificate to {ca_copy} and have strongSwan reread it")
+        if not request.dry_run:
+            warnings += _install_ca(Path(checked.paths.ca_cert), ca_copy)
+    details = _warnings({"identity": checked.identity, "expires": checked.not_after}, warnings)
+    return _apply(db, "ipsec cert", updates, steps, request.dry_run, details)
 
 
 def _strongswan_ca_copy(cacerts: Path | None, ca: Path) -> Path | None:
@@ -212,10 +206,18 @@ def _strongswan_ca_copy(cacerts: Path | None, ca: Path) -> Path | None:
     return target
 
 
-def _install_ca(ca: Path, target: Path) -> None:
+def _install_ca(ca: Path, target: Path) -> list[str]:
+    """Copy the CA where strongSwan loads it and make a running strongSwan reread it."""
+    from ovsnet.ipsec_monitor import reread_strongswan_cacerts
     from ovsnet.pki import write_atomically
 
     write_atomically(target, ca.read_bytes(), 0o644)
+    problem = reread_strongswan_cacerts()
+    return (
+        [f"{problem}: run `ipsec rereadcacerts` before certificate tunnels come up"]
+        if problem
+        else []
+    )
 
 
 @dataclass

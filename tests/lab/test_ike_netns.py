@@ -1,0 +1,209 @@
+"""IKE between two netns lab hosts with real strongSwan and ovs-monitor-ipsec (IKE only).
+
+Each host: its own ovsdb-server/ovs-vswitchd (lab), and here its own ovs-monitor-ipsec and
+strongSwan (tests/lab/ipsec_harness.py). Tunnel ports are written the way `peer add --ipsec`
+will: `ovsnet.ipsec.plan_tunnel_ipsec` decides type, options and other_config, the OVSDB facade
+writes them; host settings go through the real `ovsnet ipsec cert` / `ipsec psk set` CLI.
+
+What this kernel can show: ovs-monitor-ipsec picks the ports up, strongSwan installs the trap
+policies and negotiates IKE_SA_INIT + IKE_AUTH. It has no ESP, so the CHILD_SA (the actual
+encryption) cannot be installed: test names say `ike_only`. ESP on the wire is the real-kernel
+(VM) lab's job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from ovsnet import ipsec, pki
+from tests.lab.ipsec_harness import describe, ike_host
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+PSK = "Hq4Nc8Vx1Lm5Rt9Bz3Kd7Wp2Ys6Gf0Ja"
+OTHER_PSK = "Hq4Nc8Vx1Lm5Rt9Bz3Kd7Wp2Ys6Gf0Jb"
+CLEAN_KEYS = ("certificate", "private_key", "ca_cert", "ipsec_skb_mark", ipsec.PSK_KEY)
+
+
+@pytest.fixture(scope="module")
+def lab(lab_factory_module):
+    return lab_factory_module(hosts=2, docker=False)
+
+
+@pytest.fixture(scope="module")
+def pkis(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("ike-pki")
+    ours, foreign = base / "ours", base / "foreign"
+    pki.ensure_ca(ours)
+    pki.ensure_ca(foreign)  # same subject "O=ovsnet, CN=ovsnet CA", other key
+    for name in ("h1", "h2"):
+        pki.ensure_host_cert(ours, name)
+    pki.ensure_host_cert(foreign, "h2")
+    return {"ours": ours, "foreign": foreign}
+
+
+@pytest.fixture
+def hosts(lab):
+    """Both hosts with a netdev br0, and their IKE daemons; OVSDB cleaned afterwards."""
+    for host in lab.hosts:
+        host.vsctl(
+            "--may-exist", "add-br", "br0", "--", "set", "Bridge", "br0", "datapath_type=netdev"
+        )
+    try:
+        with ike_host(lab.hosts[0]) as one, ike_host(lab.hosts[1]) as two:
+            yield (lab.hosts[0], one), (lab.hosts[1], two)
+    finally:
+        for host in lab.hosts:
+            host.vsctl("--if-exists", "del-br", "br0")
+            for key in CLEAN_KEYS:
+                host.vsctl("remove", "Open_vSwitch", ".", "other_config", key)
+
+
+TUNNEL_TOOL = Path(__file__).with_name("ipsec_tunnel_tool.py")
+
+
+def add_ipsec_tunnel(ike, peer, method: str, remote_name: str | None = None) -> str:
+    """What `peer add --ipsec` will do (plan with ovsnet.ipsec, write with the facade)."""
+    argv = [sys.executable, str(TUNNEL_TOOL), ike.db, "br0", peer.underlay_ip, method]
+    done = ike.run(argv + ([remote_name] if remote_name else []))
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def set_certificate(ike, pki_dir: Path, name: str, *extra: str):
+    cert, key = pki.host_paths(pki_dir, name)
+    done = ike.ovsnet(
+        "ipsec",
+        "cert",
+        "--cert",
+        str(cert),
+        "--key",
+        str(key),
+        "--ca",
+        str(pki_dir / pki.CA_CERT),
+        *extra,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def set_psk(ike, tmp_path: Path, value: str) -> None:
+    path = tmp_path / f"psk-{ike.name}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, (value + "\n").encode())
+    os.close(fd)
+    done = ike.ovsnet("ipsec", "psk", "set", "--file", str(path))
+    assert done.returncode == 0, done.stderr
+
+
+def cert_pair(hosts, pkis, h2_pki: str = "ours", *extra: str):
+    (lab1, ike1), (lab2, ike2) = hosts
+    set_certificate(ike1, pkis["ours"], "h1", *extra)
+    set_certificate(ike2, pkis[h2_pki], "h2", *extra)
+    port1 = add_ipsec_tunnel(ike1, lab2, "cert", "h2")
+    port2 = add_ipsec_tunnel(ike2, lab1, "cert", "h1")
+    conn = ike1.wait_for_connection(port1, "public key")
+    ike2.wait_for_connection(port2, "public key")
+    return ike1, ike2, conn
+
+
+def psk_pair(hosts, tmp_path, psk1: str, psk2: str):
+    (lab1, ike1), (lab2, ike2) = hosts
+    set_psk(ike1, tmp_path, psk1)
+    set_psk(ike2, tmp_path, psk2)
+    port1 = add_ipsec_tunnel(ike1, lab2, "psk")
+    port2 = add_ipsec_tunnel(ike2, lab1, "psk")
+    conn = ike1.wait_for_connection(port1, "pre-shared key")
+    ike2.wait_for_connection(port2, "pre-shared key")
+    return ike1, ike2, conn
+
+
+def assert_ike_established(ike1, ike2, conn: str, up) -> None:
+    assert "established between 198.51.100.11" in up.stdout, up.stdout + describe(ike2)
+    assert ike1.established(conn), describe(ike1)
+    assert any("ESTABLISHED" in sa for sa in ike2.ike_sas()), describe(ike2)
+    # No ESP in this kernel: the CHILD_SA cannot be installed, strongSwan keeps the IKE SA.
+    assert "failed to establish CHILD_SA, keeping IKE_SA" in up.stdout
+
+
+def assert_ike_refused(ike1, ike2, conn: str, up) -> None:
+    assert "AUTHENTICATION_FAILED" in up.stdout, up.stdout + describe(ike2)
+    assert "established between" not in up.stdout
+    assert not any("ESTABLISHED" in sa for sa in ike1.ike_sas() + ike2.ike_sas())
+
+
+def test_ike_sa_establishes_with_ovsnet_ca_certificates_ike_only(hosts, pkis):
+    ike1, ike2, conn = cert_pair(hosts, pkis)
+    up = ike1.up(conn)
+    assert_ike_established(ike1, ike2, conn, up)
+    assert "198.51.100.11[h1]...198.51.100.12[h2]" in up.stdout  # identities are the CNs
+
+
+def test_ike_refused_with_a_certificate_from_another_ca_ike_only(hosts, pkis):
+    ike1, ike2, conn = cert_pair(hosts, pkis, h2_pki="foreign")
+    up = ike1.up(conn)
+    assert_ike_refused(ike1, ike2, conn, up)
+    # h2 (responder) cannot build a chain for h1's certificate to the CA it trusts.
+    assert "no trusted RSA public key found for 'h1'" in ike2.charon_log(), describe(ike2)
+
+
+def test_ike_sa_establishes_with_the_same_psk_ike_only(hosts, tmp_path):
+    ike1, ike2, conn = psk_pair(hosts, tmp_path, PSK, PSK)
+    up = ike1.up(conn)
+    assert_ike_established(ike1, ike2, conn, up)
+
+
+def test_ike_refused_with_a_wrong_psk_ike_only(hosts, tmp_path):
+    ike1, ike2, conn = psk_pair(hosts, tmp_path, PSK, OTHER_PSK)
+    up = ike1.up(conn)
+    assert_ike_refused(ike1, ike2, conn, up)
+    assert "MAC mismatched" in ike2.charon_log(), describe(ike2)
+
+
+def test_without_the_cacerts_copy_debian_strongswan_never_loads_the_ca_ike_only(hosts, pkis):
+    # ovs-monitor-ipsec's `ca ca_auth` section lacks auto=add: this is why `ovsnet ipsec cert`
+    # copies the CA to /etc/ipsec.d/cacerts and has strongSwan reread it.
+    ike1, ike2, conn = cert_pair(hosts, pkis, "ours", "--no-strongswan-cacerts")
+    assert "ca ca_auth" in (ike2.workdir / "etc" / "ipsec.conf").read_text()
+    assert "O=ovsnet, CN=ovsnet CA" not in ike2.ipsec("listcacerts").stdout
+    up = ike1.up(conn)
+    assert_ike_refused(ike1, ike2, conn, up)
+
+
+def test_ovs_monitor_ipsec_picks_up_the_ports_and_ovsnet_reads_its_view_ike_only(hosts, pkis):
+    ike1, ike2, conn = cert_pair(hosts, pkis)
+    # Trap policies for the tunnel are in h1's kernel (its network namespace).
+    policies = ike1.run(["ip", "xfrm", "policy"]).stdout
+    assert "proto gre" in policies and "198.51.100.12" in policies
+    # ovs-monitor-ipsec drops plaintext GRE (the plan set ipsec_skb_mark=0/1).
+    assert "conn prevent_unencrypted_gre" in (ike1.workdir / "etc" / "ipsec.conf").read_text()
+    before = show(ike1)
+    assert before["state"] == "CONFIGURED"
+    assert before["config"]["Remote name"] == "h2" and before["config"]["SKB mark"] == "0/1"
+    assert before["summary"] == "configured but not established"
+    ike1.up(conn)
+    after = show(ike1)
+    assert after["ike_established"] and not after["child_installed"]
+    assert after["summary"] == "IKE up, no IPsec SA installed"
+
+
+def test_ovsnet_ipsec_show_never_prints_the_psk_ike_only(hosts, tmp_path):
+    ike1, ike2, conn = psk_pair(hosts, tmp_path, PSK, PSK)
+    assert PSK in ike1.tunnels_show()  # OVS's own output does
+    done = ike1.ovsnet("--json", "ipsec", "show", "--rundir", str(ike1.workdir / "lab"))
+    assert done.returncode == 0, done.stderr
+    assert PSK not in done.stdout + done.stderr
+    (tunnel,) = json.loads(done.stdout)
+    assert tunnel["config"]["PSK"] == "<secret>"
+
+
+def show(ike) -> dict:
+    done = ike.ovsnet("--json", "ipsec", "show", "--rundir", str(ike.workdir / "lab"))
+    assert done.returncode == 0, done.stderr
+    (tunnel,) = json.loads(done.stdout)
+    return tunnel
