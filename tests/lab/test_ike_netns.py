@@ -1,9 +1,9 @@
 """IKE between two netns lab hosts with real strongSwan and ovs-monitor-ipsec (IKE only).
 
 Each host: its own ovsdb-server/ovs-vswitchd (lab), and here its own ovs-monitor-ipsec and
-strongSwan (tests/lab/ipsec_harness.py). Tunnel ports are written the way `peer add --ipsec`
-will: `ovsnet.ipsec.plan_tunnel_ipsec` decides type, options and other_config, the OVSDB facade
-writes them; host settings go through the real `ovsnet ipsec cert` / `ipsec psk set` CLI.
+strongSwan (tests/lab/ipsec_harness.py). Everything ovsnet does goes through its real CLI, run
+inside the host's namespaces: `ipsec cert` / `ipsec psk set` for the host, then
+`peer add --ipsec` for the tunnel ports that ovs-monitor-ipsec must pick up.
 
 What this kernel can show: ovs-monitor-ipsec picks the ports up, strongSwan installs the trap
 policies and negotiates IKE_SA_INIT + IKE_AUTH. It has no ESP, so the CHILD_SA (the actual
@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
 from ovsnet import ipsec, pki
+from ovsnet.tunnels import port_name
 from tests.lab.ipsec_harness import describe, ike_host
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -64,15 +65,11 @@ def hosts(lab):
                 host.vsctl("remove", "Open_vSwitch", ".", "other_config", key)
 
 
-TUNNEL_TOOL = Path(__file__).with_name("ipsec_tunnel_tool.py")
-
-
-def add_ipsec_tunnel(ike, peer, method: str, remote_name: str | None = None) -> str:
-    """What `peer add --ipsec` will do (plan with ovsnet.ipsec, write with the facade)."""
-    argv = [sys.executable, str(TUNNEL_TOOL), ike.db, "br0", peer.underlay_ip, method]
-    done = ike.run(argv + ([remote_name] if remote_name else []))
+def add_ipsec_tunnel(ike, peer, *options: str) -> str:
+    """`ovsnet peer add --ipsec` on this host; returns the tunnel port's name."""
+    done = ike.ovsnet("--json", "peer", "add", "--ipsec", *options, peer.underlay_ip)
     assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return port_name(IPv4Address(peer.underlay_ip))
 
 
 def set_certificate(ike, pki_dir: Path, name: str, *extra: str):
@@ -105,8 +102,8 @@ def cert_pair(hosts, pkis, h2_pki: str = "ours", *extra: str):
     (lab1, ike1), (lab2, ike2) = hosts
     set_certificate(ike1, pkis["ours"], "h1", *extra)
     set_certificate(ike2, pkis[h2_pki], "h2", *extra)
-    port1 = add_ipsec_tunnel(ike1, lab2, "cert", "h2")
-    port2 = add_ipsec_tunnel(ike2, lab1, "cert", "h1")
+    port1 = add_ipsec_tunnel(ike1, lab2, "--remote-name", "h2")
+    port2 = add_ipsec_tunnel(ike2, lab1, "--remote-name", "h1")
     conn = ike1.wait_for_connection(port1, "public key")
     ike2.wait_for_connection(port2, "public key")
     return ike1, ike2, conn
@@ -116,8 +113,8 @@ def psk_pair(hosts, tmp_path, psk1: str, psk2: str):
     (lab1, ike1), (lab2, ike2) = hosts
     set_psk(ike1, tmp_path, psk1)
     set_psk(ike2, tmp_path, psk2)
-    port1 = add_ipsec_tunnel(ike1, lab2, "psk")
-    port2 = add_ipsec_tunnel(ike2, lab1, "psk")
+    port1 = add_ipsec_tunnel(ike1, lab2)  # the PSK stored by `ovsnet ipsec psk set`
+    port2 = add_ipsec_tunnel(ike2, lab1)
     conn = ike1.wait_for_connection(port1, "pre-shared key")
     ike2.wait_for_connection(port2, "pre-shared key")
     return ike1, ike2, conn
