@@ -94,7 +94,7 @@ class Agent:
         self.applied: tuple[str, ...] | None = None
         self._skipped: tuple[str, ...] = ()
         self._queue: queue.Queue = queue.Queue()
-        self._initialised = False
+        self._initialised: IPv4Network | None = None  # the subnet init last succeeded for
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -131,21 +131,20 @@ class Agent:
             self._claim(etcd)
             snapshot = etcd.read_prefix(keys.hosts)
             self._replace_records(snapshot.items)
-        self._ensure_dataplane()
         self._drain_stale_queue()
         cancel = etcd.watch_prefix(keys.hosts, snapshot.revision + 1, self._on_changes,
                                    self._on_error)
         self._event("connected", revision=snapshot.revision, hosts=len(self.records))
         try:
-            self._reconcile()
-            self._loop(etcd)
+            self._loop(etcd, healthy=self._reconcile())
         finally:
             cancel()
 
-    def _loop(self, etcd: Etcd) -> None:
+    def _loop(self, etcd: Etcd, healthy: bool) -> None:
         interval = keepalive_interval(self.config.ttl)
         next_keepalive = time.monotonic() + interval
-        retry_at: float | None = None
+        # A failed local step (init, tunnel sync) is retried on this timer; etcd is not polled.
+        retry_at: float | None = None if healthy else time.monotonic() + interval
         while not self.stop_event.is_set():
             deadline = min(next_keepalive, retry_at or next_keepalive)
             changes = self._wait(max(0.0, deadline - time.monotonic()))
@@ -158,7 +157,6 @@ class Agent:
                 continue
             if changes and self._apply_changes(changes):
                 self._claim(etcd)  # our own record vanished (released, or lease lost)
-                self._ensure_dataplane()
             retry_at = None if self._reconcile() else time.monotonic() + interval
 
     def _wait(self, timeout: float) -> list[Change] | None:
@@ -288,15 +286,26 @@ class Agent:
         own = self.records.get(self.config.name)
         return own is None or own.subnet != self.subnet
 
-    def _ensure_dataplane(self) -> None:
-        if self._initialised and self.dataplane.current_subnet() == self.subnet:
-            return
-        details = self.dataplane.init(self.subnet)
-        self._initialised = True
+    def _ensure_dataplane(self) -> bool:
+        """`init` for the claimed subnet (once, and again whenever the subnet changes)."""
+        if self._initialised == self.subnet:
+            return True
+        try:
+            details = self.dataplane.init(self.subnet)
+        except OvsnetError as exc:
+            # Typically Docker still runs with another --bip: the hint says what it needs.
+            self._event("init-failed", level=logging.ERROR, subnet=str(self.subnet),
+                        reason=exc.one_line())
+            return False
+        self._initialised = self.subnet
         self._event("initialised", subnet=str(self.subnet), **details)
+        return True
 
     def _reconcile(self) -> bool:
-        """Make the tunnels exactly the live peers; False if the data plane refused."""
+        """Init if needed, then make the tunnels exactly the live peers; False if the data
+        plane refused (the caller retries later)."""
+        if not self._ensure_dataplane():
+            return False
         plan = desired_peers(self.records, self.config.name, self.config.underlay_ip,
                              self.config.tunnel_type)
         if plan.skipped != self._skipped:

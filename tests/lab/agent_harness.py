@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ovsnet.cluster.testing import EtcdServer
-from ovsnet.lab.layout import SWITCH_BRIDGE
+from ovsnet.lab.layout import PHY_BRIDGE, SWITCH_BRIDGE
 from ovsnet.lab.proc import run
 
 ETCD_IP = "198.51.100.2"  # lab hosts are .11 and up
@@ -41,6 +41,13 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str):
 def etcd_in_switch(lab, workdir: Path) -> Iterator[EtcdServer]:
     """etcd with TLS + client-cert auth in the lab's switch namespace, on the underlay."""
     run(["ip", "-n", lab.switch_netns, "address", "add", f"{ETCD_IP}/24", "dev", SWITCH_BRIDGE])
+    # OVS's userspace datapath forwards packets as it reads them: with transmit checksum
+    # offload on, TCP between etcd (on the switch bridge) and an agent (behind br-phy) carries
+    # unfinished checksums and is dropped. The lab's own traffic tests use ICMP or containers
+    # (whose offload the lab turns off), so this only matters for the hosts' own TCP.
+    run(["ip", "netns", "exec", lab.switch_netns, "ethtool", "-K", SWITCH_BRIDGE, "tx", "off"])
+    for host in lab.hosts:
+        host.run(["ethtool", "-K", PHY_BRIDGE, "tx", "off"])
     server = EtcdServer(workdir, listen_ip=ETCD_IP, netns=lab.switch_netns)
     try:
         server.start()
@@ -224,6 +231,15 @@ def add_docker_bridge(host) -> None:
     """What dockerd would create: docker0, a Linux bridge, before ovsnet attaches it."""
     host.run(["ip", "link", "add", "docker0", "type", "bridge"])
     host.run(["ip", "link", "set", "docker0", "up"])
+
+
+def configure_docker_bridge(host, subnet: str, supernet_len: int = 8) -> None:
+    """What dockerd does when started with the --bip the agent asked for (its init-failed
+    event says which): the gateway address, with the supernet's mask, on docker0."""
+    from ipaddress import IPv4Network
+
+    gateway = IPv4Network(subnet).network_address + 1
+    host.run(["ip", "address", "replace", f"{gateway}/{supernet_len}", "dev", "docker0"])
 
 
 def agent_argv(

@@ -1,0 +1,179 @@
+"""Issue 7 acceptance on the netns lab: agents build and keep the mesh through etcd.
+
+Each lab host runs `ovsnet agent` in its own namespace against etcd in the switch namespace
+(TLS, client-certificate auth, one etcd user per host). Containers are namespaces with a veth
+into docker0 (DESIGN.md section 5's fast stand-in; the path docker0 -> br0 -> tunnel is the
+same). Checks go through the system: tunnel ports read with ovs-vsctl, pings between
+containers, datapath lookup counters for loops.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+from ipaddress import IPv4Network
+
+import pytest
+
+from tests.lab.agent_harness import (
+    AgentProcess,
+    NetnsContainer,
+    add_docker_bridge,
+    agent_argv,
+    cluster_status,
+    configure_docker_bridge,
+    etcd_in_switch,
+    tunnels,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+TTL = 5
+
+
+def start_agent(etcd, host, workdir) -> AgentProcess:
+    add_docker_bridge(host)
+    argv = agent_argv(etcd, host.name, "--datapath", "netdev", db=host.db, ttl=TTL)
+    return AgentProcess(host.name, argv, workdir, netns=host.netns).start()
+
+
+def configure_docker(agent: AgentProcess, host) -> str:
+    """The operator's step after a first claim: Docker gets the subnet's --bip (the agent's
+    init fails and says so until then), and the agent's init then succeeds on its own."""
+    subnet = agent.wait_event("claimed", timeout=60)["subnet"]
+    failed = agent.wait_event("init-failed", timeout=30)
+    assert f"--bip={IPv4Network(subnet).network_address + 1}/8" in failed["reason"]
+    configure_docker_bridge(host, subnet)
+    agent.wait_event("initialised", timeout=30)
+    return subnet
+
+
+def wait_for_mesh(hosts, timeout: float = 60) -> None:
+    for host in hosts:
+        want = {h.underlay_ip for h in hosts if h is not host}
+        wait_until(lambda host=host, want=want: tunnels(host) == want, timeout,
+                   f"{host.name}'s tunnels to be exactly {sorted(want)}")
+
+
+def all_pairs_ping(containers) -> list[str]:
+    failures = []
+    for a, b in itertools.permutations(containers, 2):
+        if not a.ping(b.ip):
+            failures.append(f"{a.host.name} -> {b.host.name} ({b.ip})")
+    return failures
+
+
+def no_storm(hosts, seconds: float = 3, limit: int = 3000) -> None:
+    before = {h.name: h.datapath_lookups() for h in hosts}
+    time.sleep(seconds)
+    for h in hosts:
+        grown = h.datapath_lookups() - before[h.name]
+        assert grown < limit, f"{h.name}: {grown} datapath lookups in {seconds} s (a loop?)"
+
+
+@pytest.fixture
+def cluster_lab(lab_factory, tmp_path):
+    lab = lab_factory(4, docker=False)
+    agents: dict[str, AgentProcess] = {}
+    containers: list[NetnsContainer] = []
+    with etcd_in_switch(lab, tmp_path / "etcd") as etcd:
+        etcd.grant(*(h.name for h in lab.hosts))
+        try:
+            yield lab, etcd, agents, containers
+        finally:
+            for agent in agents.values():
+                agent.stop()
+            for container in containers:
+                container.remove()
+
+
+def test_agents_build_the_mesh_and_follow_joins_and_departures(cluster_lab, tmp_path):
+    lab, etcd, agents, containers = cluster_lab
+    first3, h4 = lab.hosts[:3], lab.hosts[3]
+    for host in first3:
+        agents[host.name] = start_agent(etcd, host, tmp_path)
+    subnets = {h.name: configure_docker(agents[h.name], h) for h in first3}
+    assert len(set(subnets.values())) == 3
+    wait_for_mesh(first3)
+
+    # Containers on every host reach each other; broadcasts do not loop around the mesh.
+    containers += [NetnsContainer(h, subnets[h.name]) for h in first3]
+    assert all_pairs_ping(containers) == []
+    no_storm(first3)
+
+    # A 4th host joins: every other host gets a tunnel to it, and traffic flows.
+    agents[h4.name] = start_agent(etcd, h4, tmp_path)
+    subnets[h4.name] = configure_docker(agents[h4.name], h4)
+    wait_for_mesh(lab.hosts)
+    containers.append(NetnsContainer(h4, subnets[h4.name]))
+    assert all_pairs_ping(containers) == []
+
+    # h2's agent stops: its record outlives it by the lease TTL, then its tunnels go elsewhere.
+    h2 = lab.hosts[1]
+    agents[h2.name].stop(signal.SIGKILL)
+    stopped = time.monotonic()
+    rest = [h for h in lab.hosts if h is not h2]
+    for host in rest:
+        wait_until(lambda host=host: h2.underlay_ip not in tunnels(host), TTL + 15,
+                   f"{host.name} to drop its tunnel to {h2.name}")
+    assert time.monotonic() - stopped >= TTL - 1  # not before the lease ran out
+    assert tunnels(h2) == {h.underlay_ip for h in rest}  # a dead agent's data plane stays
+    assert all_pairs_ping([c for c in containers if c.host is not h2]) == []
+
+    # h2's agent comes back: same subnet, and the mesh is whole again.
+    agents[h2.name].start()
+    back = agents[h2.name].wait_event("claimed", timeout=60, after=time.time() - 1)
+    assert back["subnet"] == subnets[h2.name]
+    wait_for_mesh(lab.hosts)
+    assert all_pairs_ping(containers) == []
+    status = {h["name"]: h for h in cluster_status(etcd)["hosts"]}
+    assert {n: h["subnet"] for n, h in status.items()} == subnets
+    assert all(h["state"] == "live" and 0 <= h["ttl_left"] <= TTL for h in status.values())
+
+
+def test_etcd_outage_leaves_the_data_plane_alone_and_agents_resume(lab_factory, tmp_path):
+    lab = lab_factory(3, docker=False)
+    agents: dict[str, AgentProcess] = {}
+    containers: list[NetnsContainer] = []
+    with etcd_in_switch(lab, tmp_path / "etcd") as etcd:
+        etcd.grant(*(h.name for h in lab.hosts))
+        try:
+            for host in lab.hosts:
+                agents[host.name] = start_agent(etcd, host, tmp_path)
+            subnets = {h.name: configure_docker(agents[h.name], h) for h in lab.hosts}
+            wait_for_mesh(lab.hosts)
+            containers += [NetnsContainer(h, subnets[h.name]) for h in lab.hosts]
+            assert all_pairs_ping(containers) == []
+            before = {h.name: tunnels(h) for h in lab.hosts}
+
+            etcd.stop()
+            down_at = time.time()
+            for agent in agents.values():
+                agent.wait_event("disconnected", timeout=30, after=down_at)
+            # 30 s without etcd (6 lease TTLs): pings keep working, tunnels stay.
+            while time.time() - down_at < 30:
+                assert all_pairs_ping(containers[:2]) == []
+                time.sleep(2)
+            assert {h.name: tunnels(h) for h in lab.hosts} == before
+            assert all_pairs_ping(containers) == []
+
+            etcd.start()
+            up_at = time.time()
+            for agent in agents.values():
+                agent.wait_event("connected", timeout=60, after=up_at)
+                agent.check_alive()
+            # No subnet changed hands: no new claim, the same records, the same tunnels.
+            time.sleep(TTL + 1)
+            for name, agent in agents.items():
+                assert [e["subnet"] for e in agent.events("claimed")] == [subnets[name]]
+                assert agent.events("lease-expired") == []
+            status = {h["name"]: h["subnet"] for h in cluster_status(etcd)["hosts"]}
+            assert status == subnets
+            assert {h.name: tunnels(h) for h in lab.hosts} == before
+            assert all_pairs_ping(containers) == []
+        finally:
+            for agent in agents.values():
+                agent.stop()
+            for container in containers:
+                container.remove()
