@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from ovsnet.cluster.testing import EtcdServer
@@ -23,18 +18,6 @@ from ovsnet.lab.layout import PHY_BRIDGE, SWITCH_BRIDGE
 from ovsnet.lab.proc import run
 
 ETCD_IP = "198.51.100.2"  # lab hosts are .11 and up
-REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
 
 
 @contextlib.contextmanager
@@ -54,108 +37,6 @@ def etcd_in_switch(lab, workdir: Path) -> Iterator[EtcdServer]:
         yield server
     finally:
         server.close()
-
-
-class AgentProcess:
-    """`python -m ovsnet --json agent ...` as a process (in a netns or not), stopped by PID.
-
-    Its JSON-lines events go to a file the test reads; stderr (the log) to another.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        argv: list[str],
-        workdir: Path,
-        netns: str | None = None,
-        env: dict[str, str] | None = None,
-    ):
-        self.name = name
-        self.argv = argv
-        self.netns = netns
-        self.env = env
-        self.events_path = workdir / f"agent-{name}.jsonl"
-        self.log_path = workdir / f"agent-{name}.log"
-        self.process: subprocess.Popen | None = None
-        self._read = 0
-
-    def start(self) -> AgentProcess:
-        argv = [sys.executable, "-m", "ovsnet", *self.argv]
-        if self.netns:
-            argv = ["ip", "netns", "exec", self.netns, *argv]
-        with open(self.events_path, "ab") as out, open(self.log_path, "ab") as err:
-            self.process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                cwd=REPO,
-                env={**os.environ, **(self.env or {})},
-                start_new_session=True,
-            )
-        return self
-
-    def events(self, kind: str | None = None) -> list[dict]:
-        try:
-            lines = self.events_path.read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        found = []
-        for line in lines:
-            with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                if kind is None or event.get("event") == kind:
-                    found.append(event)
-        return found
-
-    def last(self, kind: str) -> dict | None:
-        found = self.events(kind)
-        return found[-1] if found else None
-
-    def wait_event(
-        self,
-        kind: str,
-        timeout: float = 30,
-        after: float = 0.0,
-        where: Callable[[dict], bool] = lambda e: True,
-    ) -> dict:
-        def find():
-            self.check_alive()
-            return next((e for e in self.events(kind) if e["ts"] >= after and where(e)), None)
-
-        return wait_until(find, timeout, f"{self.name}: event {kind}")
-
-    def check_alive(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(
-                f"agent {self.name} exited {self.process.returncode}: {self.log_tail()}"
-            )
-
-    def subnet(self) -> str:
-        return (
-            self.wait_event("claimed")["subnet"]
-            if not self.last("claimed")
-            else self.last("claimed")["subnet"]
-        )
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        code, self.process = self.process.returncode, None
-        return code
-
-    def log_tail(self, lines: int = 8) -> str:
-        try:
-            return " | ".join(self.log_path.read_text().strip().splitlines()[-lines:])
-        except OSError:
-            return ""
 
 
 class NetnsContainer:

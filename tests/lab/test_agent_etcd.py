@@ -14,9 +14,9 @@ import pytest
 
 from ovsnet.cluster.keys import ClusterKeys
 from ovsnet.cluster.records import HostRecord, claim_value
-from ovsnet.cluster.testing import EtcdServer, etcd_server  # noqa: F401 - pytest fixture
+from ovsnet.cluster.testing import AgentProcess, EtcdServer, etcd_server, wait_until  # noqa: F401 - pytest fixture
 from ovsnet.etcd import Etcd, EtcdConfig, EtcdDenied, EtcdUnavailable
-from tests.lab.agent_harness import AgentProcess, agent_argv, cluster_status, wait_until
+from tests.lab.agent_harness import agent_argv, cluster_status
 
 pytestmark = pytest.mark.lab
 KEYS = ClusterKeys()

@@ -16,8 +16,8 @@ from ipaddress import IPv4Network
 
 import pytest
 
+from ovsnet.cluster.testing import AgentProcess, wait_until
 from tests.lab.agent_harness import (
-    AgentProcess,
     NetnsContainer,
     add_docker_bridge,
     agent_argv,
@@ -25,7 +25,6 @@ from tests.lab.agent_harness import (
     configure_docker_bridge,
     etcd_in_switch,
     tunnels,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
