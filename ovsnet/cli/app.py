@@ -40,6 +40,7 @@ def _register() -> None:
         peer_commands,
         pki_commands,
         render_commands,
+        supervise_commands,
         vmlab_commands,
     )
 
@@ -52,6 +53,7 @@ def _register() -> None:
     render_commands.register(app)
     inventory_commands.register(app)
     vmlab_commands.register(app)
+    supervise_commands.register(app)
 
 
 _register()

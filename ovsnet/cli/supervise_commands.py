@@ -1,0 +1,91 @@
+"""`ovsnet supervise`: the companion container's foreground process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ovsnet.cli.output import Settings
+from ovsnet.errors import InvalidInput
+
+
+def supervise(
+    ctx: typer.Context,
+    datapath: str = typer.Option(
+        "system", "--datapath", envvar="OVSNET_DATAPATH", help="system (kernel) or netdev."
+    ),
+    prefix: str = typer.Option(
+        None, "--prefix", envvar="OVSNET_PREFIX", help="Run `init` for this /24 (A.B.C)."
+    ),
+    subnet: str = typer.Option(None, "--subnet", envvar="OVSNET_SUBNET", help="Or as a CIDR."),
+    supernet: str = typer.Option("10.0.0.0/8", "--supernet", envvar="OVSNET_SUPERNET"),
+    underlay_mtu: int = typer.Option(None, "--underlay-mtu", envvar="OVSNET_UNDERLAY_MTU"),
+    peers: str = typer.Option(
+        None, "--peers", envvar="OVSNET_PEERS", help="Peers' underlay IPs, comma-separated."
+    ),
+    peers_file: Path = typer.Option(
+        None,
+        "--peers-file",
+        envvar="OVSNET_PEERS_FILE",
+        help="A `peer sync` file (re-read when it changes): exactly these peers.",
+    ),
+    bridge: str = typer.Option("br0", "--bridge", envvar="OVSNET_BRIDGE"),
+    docker_bridge: str = typer.Option("docker0", "--docker-bridge", envvar="OVSNET_DOCKER_BRIDGE"),
+    ipsec: bool = typer.Option(
+        False,
+        "--ipsec/--no-ipsec",
+        envvar="OVSNET_IPSEC",
+        help="Run strongSwan and ovs-monitor-ipsec from the start (else once a peer uses IPsec).",
+    ),
+    hook_dir: Path = typer.Option(
+        Path("/etc/ovsnet/hooks.d"),
+        "--hook-dir",
+        envvar="OVSNET_HOOK_DIR",
+        help="Executables run after OVS (re)starts.",
+    ),
+) -> None:
+    """Run OVS, join the overlay and keep it healed (the companion container's entry point).
+
+    Starts ovsdb-server and ovs-vswitchd, runs `init` and adds the peers when a prefix or
+    subnet is given, then stays in the foreground: re-attaches the docker bridge whenever
+    Docker puts the gateway back on it, restarts a daemon that dies, stops them on SIGTERM.
+    """
+    import logging
+    import sys
+
+    from ovsnet.companion.config import CompanionConfig, parse_peers
+    from ovsnet.companion.daemons import OvsPaths
+    from ovsnet.companion.supervisor import Supervisor
+
+    settings: Settings = ctx.obj
+    config = CompanionConfig(
+        datapath=datapath,
+        prefix=prefix or None,
+        subnet=subnet or None,
+        supernet=supernet,
+        underlay_mtu=underlay_mtu,
+        peers=parse_peers(peers),
+        peers_file=peers_file,
+        bridge=bridge,
+        docker_bridge=docker_bridge,
+        ipsec=ipsec,
+        hook_dir=hook_dir,
+    )
+    if not settings.db.startswith("unix:"):
+        raise InvalidInput(
+            f"supervise runs its own ovsdb-server, so --db {settings.db} cannot be used",
+            "give a unix: socket path (default unix:/var/run/openvswitch/db.sock)",
+        )
+    paths = OvsPaths(rundir=Path(settings.db.removeprefix("unix:")).parent)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s ovsnet supervise: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+    )
+    raise typer.Exit(Supervisor(config, paths).run())
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(supervise)

@@ -1,0 +1,305 @@
+"""The companion container's foreground process: start OVS, join the overlay, keep it healed.
+
+One event loop, no busy polling: it sleeps in select() on
+- a netlink socket (link and address changes: Docker restarting puts the gateway back on docker0),
+- a pidfd per daemon (ovs-vswitchd or ovsdb-server died: restart it, then heal),
+- the signal wake-up fd (SIGTERM from `docker stop`: stop the daemons, exit 0),
+and wakes every RECHECK seconds for a cheap re-check (and to retry a heal that failed).
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import signal
+import socket
+import time
+from pathlib import Path
+
+from ovsnet import arp
+from ovsnet.companion import daemons
+from ovsnet.companion.config import (
+    Backoff,
+    CompanionConfig,
+    RestartBudget,
+    gateway_to_restore,
+    heal_request,
+    parse_peers_file,
+    recorded_addressing,
+)
+from ovsnet.companion.daemons import OvsPaths, Watched
+from ovsnet.errors import InvalidInput, OvsnetError
+
+log = logging.getLogger("ovsnet.companion")
+
+RECHECK = 30.0  # seconds between re-checks when nothing happens
+SETTLE = 0.2  # a Docker restart is a burst of netlink events: heal once it has settled
+
+
+class Exit(Exception):
+    """Leave the loop with this exit code."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+class Supervisor:
+    def __init__(self, config: CompanionConfig, paths: OvsPaths | None = None):
+        self.config = config
+        self.paths = paths or OvsPaths()
+        self.daemons: dict[str, Watched] = {}
+        self.budget = {"ovsdb-server": RestartBudget(), "ovs-vswitchd": RestartBudget()}
+        self.backoff = Backoff()
+        self.heal_at: float | None = 0.0  # heal as soon as the loop starts
+        self.recheck_at = 0.0
+        self.configured = False  # the configured init + peers ran successfully
+        self.peers_file_stamp: float | None = None
+        self.ipsec_on = False
+        self.stopping = False
+        self._heal_started = 0.0
+        self._db = None
+        self._net = None
+        self._selector = selectors.DefaultSelector()
+
+    # -- entry point ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        from ovsnet.netlink_watch import LinkWatcher
+
+        wakeup_r, wakeup_w = socket.socketpair()
+        wakeup_w.setblocking(False)
+        old_fd = signal.set_wakeup_fd(wakeup_w.fileno(), warn_on_full_buffer=False)
+        handlers = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            with LinkWatcher() as watcher:
+                self._selector.register(wakeup_r, selectors.EVENT_READ, "signal")
+                self._selector.register(watcher, selectors.EVENT_READ, "netlink")
+                self._start_ovs()
+                return self._loop(watcher, wakeup_r)
+        except Exit as done:
+            return done.code
+        except OvsnetError as exc:
+            log.error("%s", exc.one_line())
+            return 1
+        finally:
+            self._disconnect()
+            self._stop_all()
+            signal.set_wakeup_fd(old_fd)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            wakeup_r.close()
+            wakeup_w.close()
+            self._selector.close()
+
+    def _on_signal(self, signum, frame) -> None:
+        self.stopping = True
+
+    def _loop(self, watcher, wakeup) -> int:
+        while not self.stopping:
+            for key, _ in self._selector.select(self._timeout()):
+                if key.data == "signal":
+                    wakeup.recv(64)
+                elif key.data == "netlink":
+                    self._on_links(watcher.changed_links())
+                else:
+                    self._on_exit(key.data)
+            if self.stopping:
+                break
+            now = time.monotonic()
+            if now >= self.recheck_at:
+                self.recheck_at = now + RECHECK
+                self._schedule_heal(now)
+            if self.heal_at is not None and now >= self.heal_at:
+                self._heal()
+        log.info("stopping (SIGTERM)")
+        return 0
+
+    def _timeout(self) -> float:
+        due = [self.recheck_at] + ([self.heal_at] if self.heal_at is not None else [])
+        return max(0.0, min(due) - time.monotonic())
+
+    def _schedule_heal(self, at: float) -> None:
+        self.heal_at = at if self.heal_at is None else min(self.heal_at, at)
+
+    # -- daemons --------------------------------------------------------------------------------
+
+    def _start_ovs(self) -> None:
+        self._watch(daemons.start_ovsdb(self.paths))
+        self._watch(daemons.start_vswitchd(self.paths))
+        log.info("ovsdb-server and ovs-vswitchd running (datapath %s)", self.config.datapath)
+        daemons.run_hooks(self.config.hook_dir, "start")
+
+    def _watch(self, watched: Watched) -> None:
+        self.daemons[watched.name] = watched
+        self._selector.register(watched, selectors.EVENT_READ, watched.name)
+
+    def _unwatch(self, name: str) -> Watched | None:
+        watched = self.daemons.pop(name, None)
+        if watched is not None:
+            self._selector.unregister(watched)
+            watched.close()
+        return watched
+
+    def _on_exit(self, name: str) -> None:
+        watched = self.daemons[name]
+        reason = watched.exit_reason()
+        self._unwatch(name)
+        if name == "ovs-monitor-ipsec":
+            log.warning("ovs-monitor-ipsec %s: starting it again", reason)
+            self.ipsec_on = False
+            self._schedule_heal(time.monotonic())
+            return
+        if not self.budget[name].allow(time.monotonic()):
+            log.error(
+                "%s %s, too often: giving up so the restart policy starts afresh", name, reason
+            )
+            raise Exit(1)
+        log.warning("%s %s: restarting it", name, reason)
+        if name == "ovsdb-server":
+            self._disconnect()
+            self._watch(daemons.start_ovsdb(self.paths))
+        else:
+            self._watch(daemons.start_vswitchd(self.paths))
+            daemons.run_hooks(self.config.hook_dir, "restart")
+        self._schedule_heal(time.monotonic())
+
+    def _stop_all(self) -> None:
+        """Monitor, vswitchd, ovsdb-server: each one is given a clean exit."""
+        for name in ("ovs-monitor-ipsec", "ovs-vswitchd", "ovsdb-server"):
+            watched = self.daemons.get(name)
+            try:
+                if name == "ovs-monitor-ipsec" and (watched or self.ipsec_on):
+                    daemons.stop_ipsec(self.paths)
+                elif name == "ovs-vswitchd" and watched is not None:
+                    daemons.stop_child(watched)
+                elif name == "ovsdb-server" and watched is not None:
+                    daemons.stop_ovsdb(self.paths)
+            except OvsnetError as exc:
+                log.error("%s", exc.one_line())
+            if watched is not None:
+                self._unwatch(name)
+        log.info("OVS stopped; the database is in %s", self.paths.db_file)
+
+    # -- links ----------------------------------------------------------------------------------
+
+    def _on_links(self, names: set[str] | None) -> None:
+        ours = {self.config.bridge, self.config.docker_bridge}
+        if names is None or names & ours:
+            self._schedule_heal(time.monotonic() + SETTLE)
+
+    # -- healing --------------------------------------------------------------------------------
+
+    def _heal(self) -> None:
+        """Make the host match the configuration (first time) or what OVSDB records."""
+        self.heal_at = None
+        self._heal_started = time.monotonic()
+        try:
+            self._heal_once()
+        except InvalidInput as exc:
+            if not self.configured and self.config.configured:
+                log.error("configuration: %s", exc.one_line())
+                raise Exit(2) from None
+            self._retry(exc)
+        except OvsnetError as exc:
+            self._disconnect()  # start the next try from a fresh connection
+            self._retry(exc)
+        else:
+            self.backoff.reset()
+
+    def _retry(self, exc: OvsnetError) -> None:
+        delay = self.backoff.next_delay()
+        log.warning("not healed yet (retrying in %.1f s): %s", delay, exc.one_line())
+        self._schedule_heal(time.monotonic() + delay)
+
+    def _connections(self):
+        """OVSDB and netlink stay connected between heals: a heal is then a few local reads."""
+        from ovsnet.netlink import Netlink
+        from ovsnet.ovsdb import OvsDb
+
+        if self._db is None:
+            self._db = OvsDb(self.paths.db)
+        if self._net is None:
+            self._net = Netlink()
+        return self._db, self._net
+
+    def _disconnect(self) -> None:
+        for connection in (self._db, self._net):
+            if connection is not None:
+                connection.close()
+        self._db = self._net = None
+
+    def _heal_once(self) -> None:
+        from ovsnet.services.host import init_host
+
+        db, net = self._connections()
+        bridge = db.bridge(self.config.bridge)
+        if bridge is not None:
+            self._restore_gateway(net, bridge)
+        if self.config.configured and not self.configured:
+            self._log_report(init_host(db, net, self.config.init_request()))
+            self._add_configured_peers(db, net)
+            self.configured = True
+            bridge = db.bridge(self.config.bridge)
+        else:
+            request = heal_request(bridge) if bridge is not None else None
+            if request is not None:
+                self._log_report(init_host(db, net, request))
+            if self.config.peers_file and self._peers_file_changed():
+                self._add_configured_peers(db, net)
+        self._ensure_ipsec(bridge)
+
+    def _restore_gateway(self, net, bridge) -> None:
+        addressing = recorded_addressing(bridge)
+        if addressing is None:
+            return
+        docker_bridge = heal_request(bridge).docker_bridge
+        address = gateway_to_restore(addressing, net.link(docker_bridge), net.link(bridge.name))
+        if address is not None:
+            net.add_address(bridge.name, address)
+            arp.announce(bridge.name, address.ip)
+            log.info(
+                "healed: put the gateway %s back on %s (recreated by ovs-vswitchd)",
+                address,
+                bridge.name,
+            )
+
+    def _add_configured_peers(self, db, net) -> None:
+        from ovsnet.services.peers import PeerRequest, add_peers
+
+        exact = self.config.peers_file is not None
+        peers = self._read_peers_file() if exact else list(self.config.peers)
+        if not peers and not exact:
+            return
+        request = PeerRequest(bridge=self.config.bridge, peers=tuple(peers))
+        self._log_report(add_peers(db, net, request, exact=exact))
+
+    def _read_peers_file(self) -> list[str]:
+        path: Path = self.config.peers_file
+        try:
+            self.peers_file_stamp = path.stat().st_mtime
+            return parse_peers_file(path.read_text())
+        except OSError as exc:
+            raise InvalidInput(f"cannot read peers file {path}: {exc.strerror}") from None
+
+    def _peers_file_changed(self) -> bool:
+        try:
+            return self.config.peers_file.stat().st_mtime != self.peers_file_stamp
+        except OSError:
+            return False
+
+    def _ensure_ipsec(self, bridge) -> None:
+        """Run strongSwan and ovs-monitor-ipsec once IPsec is configured or in use."""
+        in_use = bridge is not None and any(p.ipsec for p in bridge.tunnels.values())
+        if self.ipsec_on or not (self.config.ipsec or in_use):
+            return
+        self._watch(daemons.start_ipsec(self.paths))
+        self.ipsec_on = True
+        log.info("strongSwan and ovs-monitor-ipsec running")
+
+    def _log_report(self, report) -> None:
+        if report.steps:
+            took = time.monotonic() - self._heal_started
+            log.info("%s (%.2f s): %s", report.command, took, "; ".join(report.steps))
