@@ -115,7 +115,11 @@ class OvsDb:
             for table, columns in COLUMNS.items():
                 helper.register_columns(table, columns)
             idl = _QuickIdl(self.db, helper)
-            api = impl_idl.OvsdbIdl(connection.Connection(idl, timeout=self.timeout))
+            # NOTE: ovsdbapp keeps the first connection in a class attribute, so a second
+            # OvsDb in the same process would silently talk to the first database. A class
+            # of its own per instance keeps each connection where it belongs.
+            backend = type("OvsdbIdlFor", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
+            api = backend(connection.Connection(idl, timeout=self.timeout), auto_index=False)
         except Exception as exc:  # ovs raises bare Exceptions for connection failures
             raise NotReady(f"cannot reach OVSDB at {self.db} ({exc})", hint) from None
         return api
