@@ -232,7 +232,7 @@ def run_inside(sizes: tuple[int, ...], probes: int, idle_s: float, log) -> dict:
 
 def run(sizes=(10, 50), probes: int = 5, idle_s: float = 20, log=print) -> dict:
     """Create a namespace, run the measurements inside it, remove it. Needs root."""
-    netns = f"ovl-ab{secrets.token_hex(3)}"
+    netns = f"ovsnet-bench-{secrets.token_hex(3)}"
     subprocess.run(["ip", "netns", "add", netns], check=True)
     try:
         subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)

@@ -58,6 +58,14 @@ def agent(
     docker_bridge: str = typer.Option("docker0", "--docker-bridge", help="Docker's bridge."),
     datapath: str = typer.Option("system", "--datapath", help="system (kernel) or netdev."),
     underlay_mtu: int = typer.Option(None, "--underlay-mtu", help="Default: detected."),
+    ipsec: bool = typer.Option(
+        False, "--ipsec", help="Encrypt every tunnel with IPsec, pre-shared key (peers without "
+        "IPsec are left out: they could not talk to this host)."
+    ),
+    psk_file: str = typer.Option(
+        None, "--ipsec-psk-file", help="The PSK file (0600; default: `ovsnet ipsec psk set`'s). "
+        "It never leaves this host."
+    ),
     ipsec_cert: str = typer.Option(
         None, "--ipsec-cert", help="This host's IPsec certificate: its CN and fingerprint are "
         "published so peers can check them (never a key)."
@@ -89,6 +97,8 @@ def agent(
         docker_bridge=docker_bridge,
         datapath=datapath,
         underlay_mtu=underlay_mtu,
+        ipsec=ipsec,
+        psk_file=psk_file,
         ipsec_cert=ipsec_cert,
         init=not no_init,
         dataplane=not no_dataplane,

@@ -43,6 +43,7 @@ class AgentConfig:
     explicit_subnet: IPv4Network | None = None
     tunnel_type: str = "gre"
     ttl: int = 30
+    ipsec_method: str | None = None
     ipsec_cn: str | None = None
     ipsec_fingerprint: str | None = None
 
@@ -52,6 +53,7 @@ class AgentConfig:
             underlay_ip=self.underlay_ip,
             subnet=subnet,
             tunnel_type=self.tunnel_type,
+            ipsec_method=self.ipsec_method,
             ipsec_cn=self.ipsec_cn,
             ipsec_fingerprint=self.ipsec_fingerprint,
             started_at=started_at,
@@ -307,7 +309,7 @@ class Agent:
         if not self._ensure_dataplane():
             return False
         plan = desired_peers(self.records, self.config.name, self.config.underlay_ip,
-                             self.config.tunnel_type)
+                             self.config.tunnel_type, self.config.ipsec_method)
         if plan.skipped != self._skipped:
             self._skipped = plan.skipped
             for line in plan.skipped:

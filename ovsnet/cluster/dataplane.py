@@ -19,6 +19,10 @@ class DataplaneConfig:
     datapath: str = "system"
     underlay_mtu: int | None = None
     tunnel_type: str = "gre"
+    # IPsec with a pre-shared key: the key file stays on this host (never in etcd); None with
+    # ipsec=True means the host PSK set by `ovsnet ipsec psk set`.
+    ipsec: bool = False
+    psk_file: str | None = None
     init: bool = True  # False: the bridge exists already (made by `ovsnet init`); tunnels only
 
 
@@ -54,7 +58,8 @@ class OvsDataplane:
 
         addressing = host_addressing(subnet=str(subnet), supernet=str(self.config.supernet))
         if not self.config.init:
-            mtu = overlay_mtu(self.config.underlay_mtu or 1500, self.config.tunnel_type)
+            mtu = overlay_mtu(self.config.underlay_mtu or 1500, self.config.tunnel_type,
+                              self.config.ipsec)
             return {"docker_options": addressing.docker_options(mtu), "steps": []}
         request = InitRequest(
             addressing=addressing,
@@ -63,15 +68,22 @@ class OvsDataplane:
             datapath=self.config.datapath,
             underlay_mtu=self.config.underlay_mtu,
             tunnel_type=self.config.tunnel_type,
+            ipsec=self.config.ipsec,
         )
         report = init_host(self.db, self.net, request)
         return {"docker_options": report.details["docker_options"], "steps": report.steps}
 
     def apply_peers(self, peers: tuple[str, ...]) -> dict:
-        from ovsnet.services.peers import PeerRequest, add_peers
+        from pathlib import Path
 
+        from ovsnet.services.peers import IpsecChoice, PeerRequest, add_peers
+
+        choice = None
+        if self.config.ipsec:
+            choice = IpsecChoice(psk_file=Path(self.config.psk_file) if self.config.psk_file
+                                 else None)
         request = PeerRequest(bridge=self.config.bridge, peers=peers,
-                              tunnel_type=self.config.tunnel_type)
+                              tunnel_type=self.config.tunnel_type, ipsec=choice)
         report = add_peers(self.db, self.net, request, exact=True)
         return {"steps": report.steps}
 

@@ -21,9 +21,14 @@ class PeerPlan:
 
 
 def desired_peers(
-    records: Mapping[str, HostRecord], me: str, own_ip: IPv4Address, tunnel_type: str
+    records: Mapping[str, HostRecord],
+    me: str,
+    own_ip: IPv4Address,
+    tunnel_type: str,
+    ipsec_method: str | None = None,
 ) -> PeerPlan:
-    """Tunnels to every other live host of the same tunnel type."""
+    """Tunnels to every other live host of the same tunnel type and IPsec method (a plain
+    host and an IPsec host cannot talk: the IPsec side drops unprotected tunnel traffic)."""
     peers: set[IPv4Address] = set()
     skipped: list[str] = []
     for name, record in sorted(records.items()):
@@ -33,6 +38,9 @@ def desired_peers(
             skipped.append(f"{name}: has this host's underlay address {own_ip}")
         elif record.tunnel_type != tunnel_type:
             skipped.append(f"{name}: uses {record.tunnel_type} tunnels, this host {tunnel_type}")
+        elif record.ipsec_method != ipsec_method:
+            skipped.append(f"{name}: uses IPsec {record.ipsec_method or 'off'}, "
+                           f"this host {ipsec_method or 'off'}")
         else:
             peers.add(record.underlay_ip)
     return PeerPlan(tuple(str(ip) for ip in sorted(peers)), tuple(skipped))

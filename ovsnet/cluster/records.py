@@ -15,6 +15,7 @@ from ovsnet.cluster.keys import check_name
 from ovsnet.tunnels import TUNNEL_TYPES
 
 RECORD_VERSION = 1
+IPSEC_METHODS = (None, "psk", "cert")
 
 
 class BadRecord(ValueError):
@@ -27,6 +28,7 @@ class HostRecord:
     underlay_ip: IPv4Address
     subnet: IPv4Network
     tunnel_type: str = "gre"
+    ipsec_method: str | None = None  # None (plain), "psk" or "cert"
     ipsec_cn: str | None = None
     ipsec_fingerprint: str | None = None
     started_at: str | None = None
@@ -39,8 +41,9 @@ class HostRecord:
             "subnet": str(self.subnet),
             "tunnel_type": self.tunnel_type,
             "ipsec": (
-                {"cn": self.ipsec_cn, "fingerprint": self.ipsec_fingerprint}
-                if self.ipsec_cn or self.ipsec_fingerprint
+                {"method": self.ipsec_method, "cn": self.ipsec_cn,
+                 "fingerprint": self.ipsec_fingerprint}
+                if self.ipsec_method or self.ipsec_cn or self.ipsec_fingerprint
                 else None
             ),
             "started_at": self.started_at,
@@ -60,6 +63,7 @@ class HostRecord:
                 underlay_ip=IPv4Address(doc["underlay_ip"]),
                 subnet=IPv4Network(doc["subnet"]),
                 tunnel_type=str(doc.get("tunnel_type", "gre")),
+                ipsec_method=ipsec.get("method"),
                 ipsec_cn=ipsec.get("cn"),
                 ipsec_fingerprint=ipsec.get("fingerprint"),
                 started_at=doc.get("started_at"),
@@ -70,6 +74,8 @@ class HostRecord:
             raise BadRecord(f"not an ovsnet host record ({exc})") from None
         if record.tunnel_type not in TUNNEL_TYPES:
             raise BadRecord(f"unknown tunnel type {record.tunnel_type!r}")
+        if record.ipsec_method not in IPSEC_METHODS:
+            raise BadRecord(f"unknown IPsec method {record.ipsec_method!r}")
         return record
 
 

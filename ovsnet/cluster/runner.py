@@ -35,6 +35,8 @@ class AgentOptions:
     docker_bridge: str = "docker0"
     datapath: str = "system"
     underlay_mtu: int | None = None
+    ipsec: bool = False
+    psk_file: str | None = None
     ipsec_cert: str | None = None
     init: bool = True
     dataplane: bool = True
@@ -60,6 +62,12 @@ def agent_config(options: AgentOptions):
         raise InvalidInput(f"--ttl {options.ttl} is out of range",
                            f"use {MIN_TTL} to {MAX_TTL} seconds")
     cn, fingerprint = _ipsec_identity(options.ipsec_cert)
+    if options.psk_file and not options.ipsec:
+        raise InvalidInput("--ipsec-psk-file needs --ipsec")
+    if options.psk_file:
+        from ovsnet.services.ipsec import read_psk_file
+
+        read_psk_file(options.psk_file)  # refuse a missing or world-readable file up front
     return AgentConfig(
         name=check_name(options.name or socket.gethostname().split(".")[0]),
         underlay_ip=_underlay_ip(options.underlay_ip, options.etcd),
@@ -68,6 +76,7 @@ def agent_config(options: AgentOptions):
         explicit_subnet=explicit,
         tunnel_type=options.tunnel_type,
         ttl=options.ttl,
+        ipsec_method="psk" if options.ipsec else None,
         ipsec_cn=cn,
         ipsec_fingerprint=fingerprint,
     )
@@ -121,7 +130,7 @@ def run_agent(options: AgentOptions) -> None:
             db=options.db, supernet=config.supernet, bridge=options.bridge,
             docker_bridge=options.docker_bridge, datapath=options.datapath,
             underlay_mtu=options.underlay_mtu, tunnel_type=options.tunnel_type,
-            init=options.init,
+            ipsec=options.ipsec, psk_file=options.psk_file, init=options.init,
         ))
     else:
         dataplane = NoDataplane(config.supernet, options.tunnel_type)

@@ -9,8 +9,12 @@ containers, datapath lookup counters for loops.
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
+import secrets
 import signal
+import subprocess
 import time
 from ipaddress import IPv4Network
 
@@ -31,9 +35,9 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 TTL = 5
 
 
-def start_agent(etcd, host, workdir) -> AgentProcess:
+def start_agent(etcd, host, workdir, *extra: str) -> AgentProcess:
     add_docker_bridge(host)
-    argv = agent_argv(etcd, host.name, "--datapath", "netdev", db=host.db, ttl=TTL)
+    argv = agent_argv(etcd, host.name, "--datapath", "netdev", *extra, db=host.db, ttl=TTL)
     return AgentProcess(host.name, argv, workdir, netns=host.netns).start()
 
 
@@ -176,3 +180,54 @@ def test_etcd_outage_leaves_the_data_plane_alone_and_agents_resume(lab_factory, 
                 agent.stop()
             for container in containers:
                 container.remove()
+
+
+def test_ipsec_agents_encrypt_with_a_psk_that_never_reaches_etcd(lab_factory, tmp_path):
+    lab = lab_factory(2, docker=False)
+    psk = "agent-test-psk-" + secrets.token_hex(16)
+    psk_file = tmp_path / "psk"
+    psk_file.write_text(psk + "\n")
+    psk_file.chmod(0o600)
+    agents: dict[str, AgentProcess] = {}
+    with etcd_in_switch(lab, tmp_path / "etcd") as etcd:
+        etcd.grant(*(h.name for h in lab.hosts))
+        try:
+            for host in lab.hosts:
+                agents[host.name] = start_agent(etcd, host, tmp_path, "--ipsec",
+                                                "--ipsec-psk-file", str(psk_file))
+            for host in lab.hosts:
+                configure_docker(agents[host.name], host)
+            wait_for_mesh(lab.hosts)
+            for host in lab.hosts:
+                out = host.vsctl("--format=json", "--columns=name,options", "list",
+                                 "Interface").stdout
+                rows = {name: dict(options[1]) for name, options in json.loads(out)["data"]}
+                tunnel_rows = [o for o in rows.values() if "remote_ip" in o]
+                assert tunnel_rows and all(o.get("psk") == psk for o in tunnel_rows)
+                # Fail closed: unprotected tunnel traffic is dropped (DESIGN.md section 2).
+                assert "ipsec_skb_mark" in host.vsctl("get", "Open_vSwitch", ".",
+                                                      "other_config").stdout
+            dump = etcd.ovsnet("--json", "cluster", "status", *etcd.cli_args()).stdout
+            assert all(h["ipsec"]["method"] == "psk" for h in json.loads(dump)["hosts"])
+            for agent in agents.values():
+                text = agent.events_path.read_text() + agent.log_path.read_text()
+                assert psk not in text
+            assert psk not in etcd_dump(etcd)
+        finally:
+            for agent in agents.values():
+                agent.stop()
+
+
+def etcd_dump(etcd) -> str:
+    """Every key and value in etcd, read as root with etcdctl (not through ovsnet)."""
+    creds = etcd.credentials("root")
+    done = subprocess.run(
+        ["ip", "netns", "exec", etcd.netns, "etcdctl", "--endpoints", etcd.url, "--cacert",
+         creds.ca, "--cert", creds.cert, "--key", creds.key, "get", "", "--prefix",
+         "--write-out", "json"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )
+    kvs = json.loads(done.stdout).get("kvs", [])
+    assert kvs, "etcd holds no keys at all?"
+    return "\n".join(base64.b64decode(kv["key"]).decode() + "="
+                     + base64.b64decode(kv.get("value", "")).decode() for kv in kvs)

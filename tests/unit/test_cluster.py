@@ -97,11 +97,14 @@ def test_prefix_end_covers_exactly_the_prefix():
 
 def test_host_record_round_trips_and_holds_no_secret():
     original = HostRecord("h1", IPv4Address("198.51.100.11"), net("10.0.1.0/24"), "vxlan",
-                          ipsec_cn="h1", ipsec_fingerprint="sha256:AB", started_at="t")
+                          ipsec_method="psk", ipsec_cn="h1", ipsec_fingerprint="sha256:AB",
+                          started_at="t")
     assert HostRecord.from_json(original.to_json()) == original
     assert set(original.as_json()) == {"version", "name", "underlay_ip", "subnet",
                                        "tunnel_type", "ipsec", "started_at"}
-    assert set(original.as_json()["ipsec"]) == {"cn", "fingerprint"}
+    assert set(original.as_json()["ipsec"]) == {"method", "cn", "fingerprint"}
+    plain = record("h2", "198.51.100.12", "10.0.2.0/24")
+    assert plain.as_json()["ipsec"] is None and HostRecord.from_json(plain.to_json()) == plain
 
 
 @pytest.mark.parametrize("raw", [
@@ -110,6 +113,8 @@ def test_host_record_round_trips_and_holds_no_secret():
     b'{"name":"h/1","underlay_ip":"198.51.100.1","subnet":"10.0.1.0/24"}',
     b'{"name":"h1","underlay_ip":"198.51.100.1","subnet":"10.0.1.0/24","tunnel_type":"ipip"}',
     b'{"name":"h1","underlay_ip":"198.51.100.1","subnet":"10.0.1.0/24","ipsec":"yes"}',
+    b'{"name":"h1","underlay_ip":"198.51.100.1","subnet":"10.0.1.0/24",'
+    b'"ipsec":{"method":"rot13"}}',
 ])
 def test_malformed_records_raise_bad_record(raw):
     with pytest.raises(BadRecord):
@@ -252,6 +257,21 @@ def test_desired_peers_are_every_other_host_of_the_same_type_sorted():
     assert plan.peers == ("198.51.100.9", "198.51.100.12")
     assert any("hx: uses vxlan" in s for s in plan.skipped)
     assert any("dup: has this host's underlay address" in s for s in plan.skipped)
+
+
+def test_ipsec_hosts_and_plain_hosts_leave_each_other_out():
+    records = {
+        "h1": HostRecord("h1", IPv4Address("198.51.100.11"), net("10.0.1.0/24"),
+                         ipsec_method="psk"),
+        "h2": HostRecord("h2", IPv4Address("198.51.100.12"), net("10.0.2.0/24"),
+                         ipsec_method="psk"),
+        "h3": record("h3", "198.51.100.13", "10.0.3.0/24"),
+    }
+    secure = desired_peers(records, "h1", IPv4Address("198.51.100.11"), "gre", "psk")
+    assert secure.peers == ("198.51.100.12",)
+    assert secure.skipped == ("h3: uses IPsec off, this host psk",)
+    plain = desired_peers(records, "h3", IPv4Address("198.51.100.13"), "gre", None)
+    assert plain.peers == ()
 
 
 def test_desired_peers_of_a_lone_host_is_empty():
