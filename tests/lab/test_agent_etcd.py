@@ -179,3 +179,23 @@ def test_cluster_status_without_etcd_is_a_clear_exit_3(etcd_server):  # noqa: F8
     done = etcd_server.ovsnet("cluster", "status", *args, check=False)
     assert done.returncode == 3
     assert "unavailable" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_live_agent_released_by_mistake_claims_its_subnet_again(etcd_server, tmp_path):  # noqa: F811
+    etcd_server.grant("a", "b")
+    a = no_dataplane_agent(etcd_server, tmp_path, "a", 11).start()
+    b = no_dataplane_agent(etcd_server, tmp_path, "b", 12).start()
+    try:
+        subnet = a.wait_event("claimed")["subnet"]
+        b.wait_event("peers", where=lambda e: e["count"] == 1)
+        released = time.time()
+        etcd_server.ovsnet("cluster", "release", "a", *etcd_server.cli_args())
+        again = a.wait_event("claimed", after=released)
+        assert again["subnet"] == subnet
+        # b saw a leave and come back (or only the new record): it ends with its tunnel to a.
+        wait_until(lambda: (b.last("peers") or {}).get("count") == 1 and {
+            h["name"] for h in cluster_status(etcd_server)["hosts"]} == {"a", "b"}, 20,
+            "a to be back in b's peers and in etcd")
+    finally:
+        a.stop()
+        b.stop()
