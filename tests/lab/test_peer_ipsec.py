@@ -109,12 +109,13 @@ def test_bad_psk_files_are_refused_without_change(clean, tmp_path, content, mode
     path = tmp_path / "bad-psk"
     path.write_text(content + "\n")
     path.chmod(mode)
-    before = host.vsctl("--format=json", "list", "Interface").stdout
+    columns = "--columns=name,type,options,external_ids"
+    before = host.vsctl("--format=json", columns, "list", "Interface").stdout
     done = host.ovsnet("peer", "add", PEER_A, "--ipsec", "--psk-file", str(path))
     assert done.returncode == 2, done.stderr
     assert fragment in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert content not in done.stderr
-    assert host.vsctl("--format=json", "list", "Interface").stdout == before
+    assert host.vsctl("--format=json", columns, "list", "Interface").stdout == before
 
 
 def test_certificate_tunnel_sets_remote_name_and_methods_do_not_mix(clean, tmp_path, psk_file):
@@ -184,7 +185,16 @@ def test_status_explains_ipsec_state_and_a_certificate_about_to_expire(clean, tm
     cert, key = pki.host_paths(directory, "h1")
     ca = directory / pki.CA_CERT
     host.ovsnet(
-        "ipsec", "cert", "--cert", str(cert), "--key", str(key), "--ca", str(ca), check=True
+        "ipsec",
+        "cert",
+        "--cert",
+        str(cert),
+        "--key",
+        str(key),
+        "--ca",
+        str(ca),
+        "--no-strongswan-cacerts",
+        check=True,
     )
     host.ovsnet("peer", "add", PEER_A, "--ipsec", "--remote-name", "h2", check=True)
     status = json.loads(host.ovsnet("--json", "status", check=True).stdout)
