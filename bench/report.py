@@ -1,0 +1,228 @@
+"""Turn measurements into the printed tables and the JSON document. Pure, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.stats import (
+    Measurement,
+    Target,
+    format_met,
+    format_ratio,
+    format_value,
+    markdown_table,
+    ratio,
+)
+
+TARGET_SIZE = 1000
+APPLY_TARGET = Target(1.5)  # seconds for 1,000 peers, until vswitchd applied them
+SPEEDUP_TARGET = Target(30, at_most=False)  # x faster than the ovs-vsctl loop
+NOOP_TARGET = Target(0.3)
+STATUS_TARGET = Target(0.5)
+HELP_TARGET = Target(0.3)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a table: an ovsnet figure, optionally beside a baseline and a target."""
+
+    operation: str
+    size: str
+    value: Measurement | None
+    baseline: Measurement | None = None
+    target: Target | None = None
+    ratio_target: Target | None = None
+    higher_is_better: bool = False
+
+    @property
+    def ratio(self) -> float | None:
+        if self.value is None or self.baseline is None:
+            return None
+        if self.higher_is_better:
+            return ratio(self.value.summary, self.baseline.summary)
+        return ratio(self.baseline.summary, self.value.summary)
+
+    def met(self) -> bool | None:
+        verdicts = []
+        if self.target is not None:
+            summary = self.value.summary if self.value else None
+            verdicts.append(self.target.met(summary.median if summary else None))
+        if self.ratio_target is not None:
+            verdicts.append(self.ratio_target.met(self.ratio))
+        if not verdicts:
+            return None
+        return all(v is True for v in verdicts)  # an unknown verdict is not a met target
+
+    def target_text(self) -> str:
+        unit = f" {self.value.unit}" if self.value else ""
+        parts = []
+        if self.target is not None:
+            parts.append(self.target.describe(unit))
+        if self.ratio_target is not None:
+            parts.append(self.ratio_target.describe("x"))
+        return ", ".join(parts) or "-"
+
+    def cells(self) -> list[str]:
+        def show(m: Measurement | None) -> str:
+            return "-" if m is None else format_value(m.summary, m.unit, len(m.failures))
+
+        def cpu(m: Measurement | None) -> str:
+            summary = m.cpu_summary if m else None
+            return "-" if summary is None else format_value(summary, "s").split(" (")[0]
+
+        return [
+            self.operation,
+            self.size,
+            show(self.value),
+            cpu(self.value),
+            show(self.baseline),
+            cpu(self.baseline),
+            format_ratio(self.ratio),
+            self.target_text(),
+            format_met(self.met()),
+        ]
+
+    def as_json(self) -> dict:
+        return {
+            "operation": self.operation,
+            "size": self.size,
+            "ovsnet": self.value.key if self.value else None,
+            "baseline": self.baseline.key if self.baseline else None,
+            "ratio": None if self.ratio is None else round(self.ratio, 2),
+            "target": self.target_text(),
+            "met": self.met(),
+        }
+
+
+CONTROL_HEADERS = [
+    "operation",
+    "peers",
+    "ovsnet",
+    "CPU",
+    "ovs-vsctl loop",
+    "CPU",
+    "speed-up",
+    "target",
+    "met",
+]
+
+
+def control_rows(results: dict[str, Measurement], sizes: tuple[int, ...]) -> list[Row]:
+    get = results.get
+    rows = []
+    for n in sizes:
+        at_target = n == TARGET_SIZE
+        for op, key in (("peer add (one call)", "add"), ("peer sync FILE (from none)", "sync")):
+            rows.append(
+                Row(
+                    op,
+                    str(n),
+                    get(f"{key}/{n}/ovsnet"),
+                    get(f"add/{n}/vsctl-loop"),
+                    APPLY_TARGET if at_target else None,
+                    SPEEDUP_TARGET if at_target else None,
+                )
+            )
+    n = max(sizes)
+    at_target = n == TARGET_SIZE
+    rows += [
+        Row("peer sync, nothing to do", str(n), get(f"noop-sync/{n}/ovsnet"),
+            target=NOOP_TARGET if at_target else None),
+        Row("peer sync, 10% replaced", str(n), get(f"churn-sync/{n}/ovsnet")),
+        Row("peer sync of an empty file", str(n), get(f"remove-all-sync/{n}/ovsnet")),
+        Row("status --json", str(n), get(f"status/{n}/ovsnet"),
+            target=STATUS_TARGET if at_target else None),
+        Row("peer list --json", str(n), get(f"list/{n}/ovsnet")),
+        Row("ovsnet --help", "-", get("help"), target=HELP_TARGET),
+        Row("(floor) python -c pass", "-", get("python-floor")),
+        Row("(floor) ip netns exec true", "-", get("netns-exec-floor")),
+    ]  # fmt: skip
+    return [r for r in rows if r.value is not None or r.baseline is not None]
+
+
+DATA_HEADERS = ["path", "MTU", "TCP throughput", "vs underlay", "ping RTT", "RTT vs underlay"]
+
+
+@dataclass(frozen=True)
+class DataRow:
+    path: str
+    mtu: str
+    throughput: Measurement | None
+    rtt: Measurement | None
+    underlay_throughput: Measurement | None
+    underlay_rtt: Measurement | None
+
+    def throughput_ratio(self) -> float | None:
+        if self.throughput is None or self.underlay_throughput is None:
+            return None
+        return ratio(self.throughput.summary, self.underlay_throughput.summary)
+
+    def rtt_ratio(self) -> float | None:
+        if self.rtt is None or self.underlay_rtt is None:
+            return None
+        return ratio(self.rtt.summary, self.underlay_rtt.summary)
+
+    def cells(self) -> list[str]:
+        def show(m):
+            return "-" if m is None else format_value(m.summary, m.unit, len(m.failures))
+
+        return [
+            self.path,
+            self.mtu,
+            show(self.throughput),
+            format_ratio(self.throughput_ratio()),
+            show(self.rtt),
+            format_ratio(self.rtt_ratio()),
+        ]
+
+    def as_json(self) -> dict:
+        tr, rr = self.throughput_ratio(), self.rtt_ratio()
+        return {
+            "path": self.path,
+            "mtu": self.mtu,
+            "throughput": self.throughput.key if self.throughput else None,
+            "rtt": self.rtt.key if self.rtt else None,
+            "throughput_vs_underlay": None if tr is None else round(tr, 3),
+            "rtt_vs_underlay": None if rr is None else round(rr, 3),
+        }
+
+
+def data_rows(results: dict[str, Measurement], overlay_mtu: int | None) -> list[DataRow]:
+    get = results.get
+    under_t, under_r = get("data/underlay/tcp"), get("data/underlay/rtt")
+    rows = [
+        DataRow("underlay (host to host)", "1500", under_t, under_r, under_t, under_r),
+        DataRow("overlay, ovsnet's MTU", str(overlay_mtu or "?"), get("data/overlay/tcp"),
+                get("data/overlay/rtt"), under_t, under_r),
+        DataRow("overlay, containers at MTU 1500", "1500", get("data/wrong-mtu/tcp"),
+                get("data/wrong-mtu/rtt"), under_t, under_r),
+    ]  # fmt: skip
+    return [r for r in rows if r.throughput is not None or r.rtt is not None]
+
+
+def render(results: dict[str, Measurement], sizes: tuple[int, ...], overlay_mtu: int | None) -> str:
+    parts = [
+        "Control plane: wall time until ovs-vswitchd applied every port, median (min-max, n);",
+        "CPU = median CPU seconds of the command plus ovsdb-server and ovs-vswitchd meanwhile.",
+    ]
+    parts.append(markdown_table(CONTROL_HEADERS, [r.cells() for r in control_rows(results, sizes)]))
+    rows = data_rows(results, overlay_mtu)
+    if rows:
+        parts += ["", "Data plane (container to container on two lab hosts; median (min-max, n))"]
+        parts.append(markdown_table(DATA_HEADERS, [r.cells() for r in rows]))
+    return "\n".join(parts)
+
+
+def document(
+    meta: dict,
+    results: dict[str, Measurement],
+    sizes: tuple[int, ...],
+    overlay_mtu: int | None,
+) -> dict:
+    return {
+        "meta": meta,
+        "control_plane": [r.as_json() for r in control_rows(results, sizes)],
+        "data_plane": [r.as_json() for r in data_rows(results, overlay_mtu)],
+        "measurements": {key: m.as_json() for key, m in sorted(results.items())},
+        "table": render(results, sizes, overlay_mtu),
+    }
