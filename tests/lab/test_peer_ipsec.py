@@ -133,6 +133,7 @@ def test_certificate_tunnel_sets_remote_name_and_methods_do_not_mix(clean, tmp_p
         str(key),
         "--ca",
         str(directory / pki.CA_CERT),
+        "--no-strongswan-cacerts",
         check=True,
     )
     done = host.ovsnet("peer", "add", PEER_A, "--ipsec", "--remote-name", "h2")
