@@ -37,7 +37,9 @@ COLUMNS = {
         "mtu_request",
     ],
 }
-DEFAULT_TIMEOUT = 10.0
+# OVSNET_OVSDB_TIMEOUT: slow hosts need more (seen: a Debian VM under software emulation takes
+# over 10 s to fetch the database with the pure-Python ovs library).
+DEFAULT_TIMEOUT = float(os.environ.get("OVSNET_OVSDB_TIMEOUT") or 10.0)
 
 # ovsdbapp logs post-commit problems with tracebacks and then ignores them; ovsnet checks the
 # same conditions itself and reports them as one-line errors.
