@@ -161,13 +161,10 @@ class Etcd:
         host, port, tls = self.config.endpoint
         creds = None
         if tls:
-            creds = Etcd3Client.get_secure_creds(
-                self.config.ca, self.config.key, self.config.cert
-            )
+            creds = Etcd3Client.get_secure_creds(self.config.ca, self.config.key, self.config.cert)
         # time_retry=0: pyetcd would otherwise refuse to use an endpoint for 300 s after one
         # failed call, which defeats reconnecting.
-        endpoint = Endpoint(host, port, secure=tls, creds=creds, time_retry=0.0,
-                            opts=GRPC_OPTIONS)
+        endpoint = Endpoint(host, port, secure=tls, creds=creds, time_retry=0.0, opts=GRPC_OPTIONS)
         return MultiEndpointEtcd3Client(endpoints=[endpoint], timeout=self.config.timeout)
 
     def close(self) -> None:
@@ -201,20 +198,36 @@ class Etcd:
         # pyetcd raises its own exception inside `except grpc.RpcError`: the cause is there.
         if isinstance(exc, etcd_exc.Etcd3Exception) and isinstance(exc.__context__, grpc.RpcError):
             exc = exc.__context__
-        if isinstance(exc, (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError,
-                            etcd_exc.WatchTimedOut, etcd_exc.NoServerAvailableError)):
-            return EtcdUnavailable(f"etcd at {where} is unavailable while {doing}",
-                                   "check that etcd runs and the URL and certificates are right")
+        if isinstance(
+            exc,
+            (
+                etcd_exc.ConnectionFailedError,
+                etcd_exc.ConnectionTimeoutError,
+                etcd_exc.WatchTimedOut,
+                etcd_exc.NoServerAvailableError,
+            ),
+        ):
+            return EtcdUnavailable(
+                f"etcd at {where} is unavailable while {doing}",
+                "check that etcd runs and the URL and certificates are right",
+            )
         if isinstance(exc, grpc.RpcError):
             code = exc.code() if callable(getattr(exc, "code", None)) else None
             details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
             if code == grpc.StatusCode.PERMISSION_DENIED:
-                return EtcdDenied(f"etcd at {where} denied {doing}: {details}",
-                                  "these credentials may not do that (etcd RBAC)")
-            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                        grpc.StatusCode.CANCELLED):
-                return EtcdUnavailable(f"etcd at {where} is unavailable while {doing} "
-                                       f"({details})", "check that etcd runs")
+                return EtcdDenied(
+                    f"etcd at {where} denied {doing}: {details}",
+                    "these credentials may not do that (etcd RBAC)",
+                )
+            if code in (
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.CANCELLED,
+            ):
+                return EtcdUnavailable(
+                    f"etcd at {where} is unavailable while {doing} ({details})",
+                    "check that etcd runs",
+                )
             return OperationFailed(f"etcd at {where} failed {doing}: {details}")
         if isinstance(exc, etcd_exc.Etcd3Exception):
             return OperationFailed(f"etcd at {where} failed {doing}: {type(exc).__name__} {exc}")
@@ -243,8 +256,9 @@ class Etcd:
 
     def _txn(self, request):
         client = self.client
-        return client.kvstub.Txn(request, client.timeout, credentials=client.call_credentials,
-                                 metadata=client.metadata)
+        return client.kvstub.Txn(
+            request, client.timeout, credentials=client.call_credentials, metadata=client.metadata
+        )
 
     # -- leases -----------------------------------------------------------------------------
 
@@ -276,22 +290,33 @@ class Etcd:
 
         key = claim.subnet_key.encode()
         if claim.expected_revision is None:
-            compare = etcdrpc.Compare(key=key, result=etcdrpc.Compare.EQUAL,
-                                      target=etcdrpc.Compare.CREATE, create_revision=0)
+            compare = etcdrpc.Compare(
+                key=key,
+                result=etcdrpc.Compare.EQUAL,
+                target=etcdrpc.Compare.CREATE,
+                create_revision=0,
+            )
         else:
-            compare = etcdrpc.Compare(key=key, result=etcdrpc.Compare.EQUAL,
-                                      target=etcdrpc.Compare.MOD,
-                                      mod_revision=claim.expected_revision)
+            compare = etcdrpc.Compare(
+                key=key,
+                result=etcdrpc.Compare.EQUAL,
+                target=etcdrpc.Compare.MOD,
+                mod_revision=claim.expected_revision,
+            )
         puts = [(claim.subnet_key, claim.claim_value, True), *claim.puts]
         success = [
-            etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(
-                key=k.encode(), value=v.encode(), lease=claim.lease if leased else 0))
+            etcdrpc.RequestOp(
+                request_put=etcdrpc.PutRequest(
+                    key=k.encode(), value=v.encode(), lease=claim.lease if leased else 0
+                )
+            )
             for k, v, leased in puts
         ]
         failure = [etcdrpc.RequestOp(request_range=etcdrpc.RangeRequest(key=key))]
         with self._errors(f"claiming {claim.subnet_key}"):
-            response = self._txn(etcdrpc.TxnRequest(compare=[compare], success=success,
-                                                    failure=failure))
+            response = self._txn(
+                etcdrpc.TxnRequest(compare=[compare], success=success, failure=failure)
+            )
         if response.succeeded:
             return ClaimOutcome(True, response.header.revision)
         kvs = response.responses[0].response_range.kvs
@@ -305,8 +330,9 @@ class Etcd:
         """Delete the key only if it still holds this value (so a new owner's key survives)."""
         with self._errors(f"deleting {key}"):
             t = self.client.transactions
-            won, _ = self.client.transaction(compare=[t.value(key) == value],
-                                             success=[t.delete(key)], failure=[])
+            won, _ = self.client.transaction(
+                compare=[t.value(key) == value], success=[t.delete(key)], failure=[]
+            )
         return won
 
     def delete(self, key: str) -> bool:
@@ -343,8 +369,9 @@ class Etcd:
 
         with self._errors(f"watching {prefix}"):
             client = self.client
-            watch_id = client.add_watch_prefix_callback(prefix, callback,
-                                                        start_revision=start_revision)
+            watch_id = client.add_watch_prefix_callback(
+                prefix, callback, start_revision=start_revision
+            )
 
         def cancel() -> None:
             with contextlib.suppress(Exception):
@@ -367,8 +394,11 @@ class Etcd:
         from pyetcd.etcdrpc import auth_pb2
 
         steps = []
-        kinds = {"read": auth_pb2.Permission.READ, "write": auth_pb2.Permission.WRITE,
-                 "readwrite": auth_pb2.Permission.READWRITE}
+        kinds = {
+            "read": auth_pb2.Permission.READ,
+            "write": auth_pb2.Permission.WRITE,
+            "readwrite": auth_pb2.Permission.READWRITE,
+        }
         with self._errors(f"setting up the etcd user {host}"):
             auth = self.client.authstub
             if role not in self._role_names():
@@ -379,20 +409,28 @@ class Etcd:
                 wanted = (kinds[perm.kind], perm.key.encode(), (perm.range_end or "").encode())
                 if wanted not in have:
                     grant = etcdrpc.AuthRoleGrantPermissionRequest(
-                        name=role, perm=auth_pb2.Permission(permType=wanted[0], key=wanted[1],
-                                                            range_end=wanted[2]))
+                        name=role,
+                        perm=auth_pb2.Permission(
+                            permType=wanted[0], key=wanted[1], range_end=wanted[2]
+                        ),
+                    )
                     self._auth_call(auth.RoleGrantPermission, grant)
-                    steps.append(f"grant {perm.kind} {perm.key}"
-                                 + (f" .. {perm.range_end}" if perm.range_end else ""))
+                    steps.append(
+                        f"grant {perm.kind} {perm.key}"
+                        + (f" .. {perm.range_end}" if perm.range_end else "")
+                    )
             if host not in self._user_names():
                 # The certificate's CN is the identity; a random password nobody keeps means
                 # the user cannot log in by password (an empty one could).
-                self._auth_call(auth.UserAdd, etcdrpc.AuthUserAddRequest(
-                    name=host, password=secrets.token_urlsafe(32)))
+                self._auth_call(
+                    auth.UserAdd,
+                    etcdrpc.AuthUserAddRequest(name=host, password=secrets.token_urlsafe(32)),
+                )
                 steps.append(f"add user {host}")
             if role not in self._user_roles(host):
-                self._auth_call(auth.UserGrantRole,
-                                etcdrpc.AuthUserGrantRoleRequest(user=host, role=role))
+                self._auth_call(
+                    auth.UserGrantRole, etcdrpc.AuthUserGrantRoleRequest(user=host, role=role)
+                )
                 steps.append(f"grant role {role} to {host}")
         return steps
 
@@ -408,14 +446,17 @@ class Etcd:
             except Exception as exc:  # auth already on and we are not root: report that
                 raise self.translate(exc, "listing users") from None
             if root not in users:
-                self._auth_call(auth.UserAdd, etcdrpc.AuthUserAddRequest(
-                    name=root, password=secrets.token_urlsafe(32)))
+                self._auth_call(
+                    auth.UserAdd,
+                    etcdrpc.AuthUserAddRequest(name=root, password=secrets.token_urlsafe(32)),
+                )
                 steps.append(f"add user {root}")
             if "root" not in self._role_names():
                 self._auth_call(auth.RoleAdd, etcdrpc.AuthRoleAddRequest(name="root"))
             if "root" not in self._user_roles(root):
-                self._auth_call(auth.UserGrantRole,
-                                etcdrpc.AuthUserGrantRoleRequest(user=root, role="root"))
+                self._auth_call(
+                    auth.UserGrantRole, etcdrpc.AuthUserGrantRoleRequest(user=root, role="root")
+                )
                 steps.append(f"grant role root to {root}")
             self._auth_call(auth.AuthEnable, etcdrpc.AuthEnableRequest())
             steps.append("enable auth")
@@ -423,44 +464,53 @@ class Etcd:
 
     def _auth_call(self, method, request):
         client = self.client
-        return method(request, client.timeout, credentials=client.call_credentials,
-                      metadata=client.metadata)
+        return method(
+            request, client.timeout, credentials=client.call_credentials, metadata=client.metadata
+        )
 
     def _role_names(self) -> set[str]:
         from pyetcd import etcdrpc
 
-        return set(self._auth_call(self.client.authstub.RoleList,
-                                   etcdrpc.AuthRoleListRequest()).roles)
+        return set(
+            self._auth_call(self.client.authstub.RoleList, etcdrpc.AuthRoleListRequest()).roles
+        )
 
     def _user_names(self) -> set[str]:
         from pyetcd import etcdrpc
 
-        return set(self._auth_call(self.client.authstub.UserList,
-                                   etcdrpc.AuthUserListRequest()).users)
+        return set(
+            self._auth_call(self.client.authstub.UserList, etcdrpc.AuthUserListRequest()).users
+        )
 
     def _user_roles(self, user: str) -> set[str]:
         from pyetcd import etcdrpc
 
         if user not in self._user_names():
             return set()
-        return set(self._auth_call(self.client.authstub.UserGet,
-                                   etcdrpc.AuthUserGetRequest(name=user)).roles)
+        return set(
+            self._auth_call(
+                self.client.authstub.UserGet, etcdrpc.AuthUserGetRequest(name=user)
+            ).roles
+        )
 
     def _role_permissions(self, role: str) -> set[tuple[int, bytes, bytes]]:
         from pyetcd import etcdrpc
 
-        response = self._auth_call(self.client.authstub.RoleGet,
-                                   etcdrpc.AuthRoleGetRequest(role=role))
+        response = self._auth_call(
+            self.client.authstub.RoleGet, etcdrpc.AuthRoleGetRequest(role=role)
+        )
         return {(p.permType, p.key, p.range_end) for p in response.perm}
 
 
 def _range_request(prefix: str):
     from pyetcd import etcdrpc, utils
 
-    return etcdrpc.RangeRequest(key=prefix.encode(),
-                                range_end=utils.prefix_range_end(prefix.encode()))
+    return etcdrpc.RangeRequest(
+        key=prefix.encode(), range_end=utils.prefix_range_end(prefix.encode())
+    )
 
 
 def _items(kvs) -> dict[str, Item]:
-    return {kv.key.decode(): Item(kv.value, kv.lease, kv.create_revision, kv.mod_revision)
-            for kv in kvs}
+    return {
+        kv.key.decode(): Item(kv.value, kv.lease, kv.create_revision, kv.mod_revision) for kv in kvs
+    }

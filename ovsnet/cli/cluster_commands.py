@@ -11,8 +11,9 @@ import typer
 from ovsnet.cli.output import Settings, emit
 from ovsnet.errors import InvalidInput
 
-cluster_app = typer.Typer(help="The etcd-coordinated cluster: hosts, subnets, access.",
-                          no_args_is_help=True)
+cluster_app = typer.Typer(
+    help="The etcd-coordinated cluster: hosts, subnets, access.", no_args_is_help=True
+)
 
 ETCD = typer.Option(None, "--etcd", help="etcd URL, https://HOST:PORT (env OVSNET_ETCD).")
 ETCD_CERT = typer.Option(None, "--etcd-cert", help="Client certificate (env OVSNET_ETCD_CERT).")
@@ -52,23 +53,29 @@ def agent(
     supernet: str = typer.Option("10.0.0.0/8", "--supernet", help="The overlay supernet."),
     prefix: str = typer.Option(None, "--prefix", help="Reserve this /24 (A.B.C) or fail."),
     tunnel_type: str = typer.Option("gre", "--type", help="Tunnel type: gre, vxlan, geneve."),
-    ttl: int = typer.Option(30, "--ttl", help="Lease TTL in seconds: how long a dead host "
-                            "keeps its tunnels elsewhere."),
+    ttl: int = typer.Option(
+        30, "--ttl", help="Lease TTL in seconds: how long a dead host keeps its tunnels elsewhere."
+    ),
     bridge: str = typer.Option("br0", "--bridge", help="OVS bridge that carries the overlay."),
     docker_bridge: str = typer.Option("docker0", "--docker-bridge", help="Docker's bridge."),
     datapath: str = typer.Option("system", "--datapath", help="system (kernel) or netdev."),
     underlay_mtu: int = typer.Option(None, "--underlay-mtu", help="Default: detected."),
     ipsec: bool = typer.Option(
-        False, "--ipsec", help="Encrypt every tunnel with IPsec, pre-shared key (peers without "
-        "IPsec are left out: they could not talk to this host)."
+        False,
+        "--ipsec",
+        help="Encrypt every tunnel with IPsec, pre-shared key (peers without "
+        "IPsec are left out: they could not talk to this host).",
     ),
     psk_file: str = typer.Option(
-        None, "--ipsec-psk-file", help="The PSK file (0600; default: `ovsnet ipsec psk set`'s). "
-        "It never leaves this host."
+        None,
+        "--ipsec-psk-file",
+        help="The PSK file (0600; default: `ovsnet ipsec psk set`'s). It never leaves this host.",
     ),
     ipsec_cert: str = typer.Option(
-        None, "--ipsec-cert", help="This host's IPsec certificate: its CN and fingerprint are "
-        "published so peers can check them (never a key)."
+        None,
+        "--ipsec-cert",
+        help="This host's IPsec certificate: its CN and fingerprint are "
+        "published so peers can check them (never a key).",
     ),
     no_init: bool = typer.Option(False, "--no-init", help="Do not run init; tunnels only."),
     no_dataplane: bool = typer.Option(
@@ -127,7 +134,10 @@ class ClusterTable:
             table.add_column(column)
         for h in self.hosts:
             table.add_row(
-                h["name"], h["state"], h["subnet"] or "-", h["underlay_ip"] or "-",
+                h["name"],
+                h["state"],
+                h["subnet"] or "-",
+                h["underlay_ip"] or "-",
                 h["tunnel_type"] or "-",
                 f"{h['ttl_left']} s" if h["ttl_left"] is not None else "-",
                 f"{h['last_seen_s_ago']} s ago" if h["last_seen_s_ago"] is not None else "-",
@@ -196,8 +206,10 @@ def grant(
     keys = ClusterKeys(key_prefix)
     with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca)) as client:
         steps = client.ensure_host_role(name, role_name(name), keys.host_permissions(name))
-    emit(ctx.obj, ChangeReport("cluster grant", steps, details={"host": name,
-                                                               "role": role_name(name)}))
+    emit(
+        ctx.obj,
+        ChangeReport("cluster grant", steps, details={"host": name, "role": role_name(name)}),
+    )
 
 
 @cluster_app.command("enable-auth")

@@ -84,5 +84,9 @@ def release_host(etcd: Etcd, keys: ClusterKeys, name: str, dry_run: bool = False
             steps.append(f"delete {what} of {name}")
             if not dry_run:
                 etcd.delete(key)
-    return ChangeReport("cluster release", steps, dry_run=dry_run,
-                        details={"host": name, "subnets": [str(s) for s in freed]})
+    return ChangeReport(
+        "cluster release",
+        steps,
+        dry_run=dry_run,
+        details={"host": name, "subnets": [str(s) for s in freed]},
+    )

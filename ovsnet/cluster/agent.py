@@ -116,8 +116,12 @@ class Agent:
                 raise
             except (_SessionEnded, OvsnetError) as exc:
                 delay = next(delays)
-                self._event("disconnected", level=logging.WARNING, reason=_one_line(exc),
-                            retry_in=round(delay, 2))
+                self._event(
+                    "disconnected",
+                    level=logging.WARNING,
+                    reason=_one_line(exc),
+                    retry_in=round(delay, 2),
+                )
                 self.stop_event.wait(delay)
             finally:
                 etcd.close()
@@ -134,8 +138,9 @@ class Agent:
             snapshot = etcd.read_prefix(keys.hosts)
             self._replace_records(snapshot.items)
         self._drain_stale_queue()
-        cancel = etcd.watch_prefix(keys.hosts, snapshot.revision + 1, self._on_changes,
-                                   self._on_error)
+        cancel = etcd.watch_prefix(
+            keys.hosts, snapshot.revision + 1, self._on_changes, self._on_error
+        )
         self._event("connected", revision=snapshot.revision, hosts=len(self.records))
         try:
             self._loop(etcd, healthy=self._reconcile())
@@ -219,38 +224,51 @@ class Agent:
         in_use = self.subnet or self.dataplane.current_subnet()
         for _ in range(MAX_CLAIM_ATTEMPTS):
             snapshots = etcd.read_many(keys.subnets, keys.last_subnets)
-            view = ClaimView.parse(keys, snapshots[keys.subnets].items,
-                                   snapshots[keys.last_subnets].items)
+            view = ClaimView.parse(
+                keys, snapshots[keys.subnets].items, snapshots[keys.last_subnets].items
+            )
             previous = in_use or view.memory.get(config.name)
-            target = plan_claim(view, config.name, config.supernet, config.explicit_subnet,
-                                previous, self.rng)
+            target = plan_claim(
+                view, config.name, config.supernet, config.explicit_subnet, previous, self.rng
+            )
             record = config.record(target.subnet, self.started_at)
-            outcome = etcd.claim_subnet(SubnetClaim(
-                subnet_key=keys.subnet(target.subnet),
-                claim_value=claim_value(config.name),
-                lease=self.lease,
-                expected_revision=target.expected_revision,
-                puts=((keys.host(config.name), record.to_json(), True),
-                      (keys.last_subnet(config.name), memory_value(target.subnet), False)),
-            ))
+            outcome = etcd.claim_subnet(
+                SubnetClaim(
+                    subnet_key=keys.subnet(target.subnet),
+                    claim_value=claim_value(config.name),
+                    lease=self.lease,
+                    expected_revision=target.expected_revision,
+                    puts=(
+                        (keys.host(config.name), record.to_json(), True),
+                        (keys.last_subnet(config.name), memory_value(target.subnet), False),
+                    ),
+                )
+            )
             if outcome.won:
                 self._release_other_claims(etcd, view, target.subnet)
                 warning = displaced(previous, target.subnet, view)
                 if warning:
                     self._event("displaced", level=logging.WARNING, message=warning)
                 self.subnet = target.subnet
-                self._event("claimed", subnet=str(target.subnet), lease=self.lease,
-                            revision=outcome.revision)
+                self._event(
+                    "claimed",
+                    subnet=str(target.subnet),
+                    lease=self.lease,
+                    revision=outcome.revision,
+                )
                 return
-        raise OperationFailed(f"could not claim a subnet in {MAX_CLAIM_ATTEMPTS} attempts",
-                              "too many hosts are claiming at once; the agent will retry")
+        raise OperationFailed(
+            f"could not claim a subnet in {MAX_CLAIM_ATTEMPTS} attempts",
+            "too many hosts are claiming at once; the agent will retry",
+        )
 
     def _release_other_claims(self, etcd: Etcd, view: ClaimView, kept: IPv4Network) -> None:
         # A host holds one subnet; older claims of ours (e.g. before a --prefix change) go.
         for subnet in view.held_by(self.config.name):
             if subnet != kept:
-                etcd.delete_if_value(self.config.keys.subnet(subnet),
-                                     claim_value(self.config.name).encode())
+                etcd.delete_if_value(
+                    self.config.keys.subnet(subnet), claim_value(self.config.name).encode()
+                )
 
     # -- host records and reconcile ---------------------------------------------------------
 
@@ -273,8 +291,9 @@ class Agent:
             self.records.pop(name, None)
             return
         if record.name != name:
-            self._event("bad-record", level=logging.WARNING, key=key,
-                        problem=f"names {record.name}")
+            self._event(
+                "bad-record", level=logging.WARNING, key=key, problem=f"names {record.name}"
+            )
             return
         self.records[name] = record
 
@@ -296,8 +315,9 @@ class Agent:
             details = self.dataplane.init(self.subnet)
         except OvsnetError as exc:
             # Typically Docker still runs with another --bip: the hint says what it needs.
-            self._event("init-failed", level=logging.ERROR, subnet=str(self.subnet),
-                        reason=exc.one_line())
+            self._event(
+                "init-failed", level=logging.ERROR, subnet=str(self.subnet), reason=exc.one_line()
+            )
             return False
         self._initialised = self.subnet
         self._event("initialised", subnet=str(self.subnet), **details)
@@ -308,8 +328,13 @@ class Agent:
         plane refused (the caller retries later)."""
         if not self._ensure_dataplane():
             return False
-        plan = desired_peers(self.records, self.config.name, self.config.underlay_ip,
-                             self.config.tunnel_type, self.config.ipsec_method)
+        plan = desired_peers(
+            self.records,
+            self.config.name,
+            self.config.underlay_ip,
+            self.config.tunnel_type,
+            self.config.ipsec_method,
+        )
         if plan.skipped != self._skipped:
             self._skipped = plan.skipped
             for line in plan.skipped:
@@ -317,15 +342,20 @@ class Agent:
         if plan.peers == self.applied:
             return True
         before = set(self.applied or ())
+        started = time.monotonic()
         try:
             self.dataplane.apply_peers(plan.peers)
         except OvsnetError as exc:
             self._event("apply-failed", level=logging.ERROR, reason=exc.one_line())
             return False
         self.applied = plan.peers
-        self._event("peers", count=len(plan.peers),
-                    added=sorted(set(plan.peers) - before, key=IPv4Address),
-                    removed=sorted(before - set(plan.peers), key=IPv4Address))
+        self._event(
+            "peers",
+            count=len(plan.peers),
+            apply_ms=round(1000 * (time.monotonic() - started), 1),
+            added=sorted(set(plan.peers) - before, key=IPv4Address),
+            removed=sorted(before - set(plan.peers), key=IPv4Address),
+        )
         return True
 
     # -- reporting --------------------------------------------------------------------------

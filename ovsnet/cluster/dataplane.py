@@ -58,8 +58,9 @@ class OvsDataplane:
 
         addressing = host_addressing(subnet=str(subnet), supernet=str(self.config.supernet))
         if not self.config.init:
-            mtu = overlay_mtu(self.config.underlay_mtu or 1500, self.config.tunnel_type,
-                              self.config.ipsec)
+            mtu = overlay_mtu(
+                self.config.underlay_mtu or 1500, self.config.tunnel_type, self.config.ipsec
+            )
             return {"docker_options": addressing.docker_options(mtu), "steps": []}
         request = InitRequest(
             addressing=addressing,
@@ -80,10 +81,15 @@ class OvsDataplane:
 
         choice = None
         if self.config.ipsec:
-            choice = IpsecChoice(psk_file=Path(self.config.psk_file) if self.config.psk_file
-                                 else None)
-        request = PeerRequest(bridge=self.config.bridge, peers=peers,
-                              tunnel_type=self.config.tunnel_type, ipsec=choice)
+            choice = IpsecChoice(
+                psk_file=Path(self.config.psk_file) if self.config.psk_file else None
+            )
+        request = PeerRequest(
+            bridge=self.config.bridge,
+            peers=peers,
+            tunnel_type=self.config.tunnel_type,
+            ipsec=choice,
+        )
         report = add_peers(self.db, self.net, request, exact=True)
         return {"steps": report.steps}
 

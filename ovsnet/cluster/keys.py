@@ -39,8 +39,8 @@ def check_name(name: str) -> str:
 def check_prefix(prefix: str) -> str:
     if not prefix.startswith("/") or not prefix.endswith("/") or "//" in prefix:
         raise InvalidInput(
-            f"key prefix {prefix!r} is not valid", "write it like /ovsnet/ (leading and "
-            "trailing slash)"
+            f"key prefix {prefix!r} is not valid",
+            "write it like /ovsnet/ (leading and trailing slash)",
         )
     return prefix
 
@@ -90,14 +90,14 @@ class ClusterKeys:
     def name_of(self, key: str) -> str | None:
         """The host name in a host-record or last-subnet key, else None."""
         for base in (self.hosts, self.last_subnets):
-            if key.startswith(base) and _NAME_RE.fullmatch(key[len(base):]):
-                return key[len(base):]
+            if key.startswith(base) and _NAME_RE.fullmatch(key[len(base) :]):
+                return key[len(base) :]
         return None
 
     def subnet_of(self, key: str) -> IPv4Network | None:
         if not key.startswith(self.subnets):
             return None
-        address, _, length = key[len(self.subnets):].partition("-")
+        address, _, length = key[len(self.subnets) :].partition("-")
         try:
             return IPv4Network(f"{address}/{length}")
         except ValueError:

@@ -39,8 +39,10 @@ def desired_peers(
         elif record.tunnel_type != tunnel_type:
             skipped.append(f"{name}: uses {record.tunnel_type} tunnels, this host {tunnel_type}")
         elif record.ipsec_method != ipsec_method:
-            skipped.append(f"{name}: uses IPsec {record.ipsec_method or 'off'}, "
-                           f"this host {ipsec_method or 'off'}")
+            skipped.append(
+                f"{name}: uses IPsec {record.ipsec_method or 'off'}, "
+                f"this host {ipsec_method or 'off'}"
+            )
         else:
             peers.add(record.underlay_ip)
     return PeerPlan(tuple(str(ip) for ip in sorted(peers)), tuple(skipped))

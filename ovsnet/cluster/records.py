@@ -41,8 +41,11 @@ class HostRecord:
             "subnet": str(self.subnet),
             "tunnel_type": self.tunnel_type,
             "ipsec": (
-                {"method": self.ipsec_method, "cn": self.ipsec_cn,
-                 "fingerprint": self.ipsec_fingerprint}
+                {
+                    "method": self.ipsec_method,
+                    "cn": self.ipsec_cn,
+                    "fingerprint": self.ipsec_fingerprint,
+                }
                 if self.ipsec_method or self.ipsec_cn or self.ipsec_fingerprint
                 else None
             ),

@@ -53,14 +53,18 @@ def agent_config(options: AgentOptions):
     if options.prefix is not None:
         explicit = parse_prefix(options.prefix)
         if not usable(explicit, supernet):
-            raise InvalidInput(f"--prefix {options.prefix} is not a usable /24 of {supernet}",
-                               "pick a /24 inside the supernet")
+            raise InvalidInput(
+                f"--prefix {options.prefix} is not a usable /24 of {supernet}",
+                "pick a /24 inside the supernet",
+            )
     if options.tunnel_type not in TUNNEL_TYPES:
-        raise InvalidInput(f"unknown tunnel type {options.tunnel_type!r}",
-                           f"use one of {', '.join(TUNNEL_TYPES)}")
+        raise InvalidInput(
+            f"unknown tunnel type {options.tunnel_type!r}", f"use one of {', '.join(TUNNEL_TYPES)}"
+        )
     if not MIN_TTL <= options.ttl <= MAX_TTL:
-        raise InvalidInput(f"--ttl {options.ttl} is out of range",
-                           f"use {MIN_TTL} to {MAX_TTL} seconds")
+        raise InvalidInput(
+            f"--ttl {options.ttl} is out of range", f"use {MIN_TTL} to {MAX_TTL} seconds"
+        )
     cn, fingerprint = _ipsec_identity(options.ipsec_cert)
     if options.psk_file and not options.ipsec:
         raise InvalidInput("--ipsec-psk-file needs --ipsec")
@@ -95,11 +99,14 @@ def _underlay_ip(text: str | None, etcd: EtcdConfig) -> IPv4Address:
             probe.connect((socket.gethostbyname(host), port))
             address = IPv4Address(probe.getsockname()[0])
     except OSError as exc:
-        raise InvalidInput(f"cannot tell this host's underlay address ({exc.strerror})",
-                           "pass --underlay-ip") from None
+        raise InvalidInput(
+            f"cannot tell this host's underlay address ({exc.strerror})", "pass --underlay-ip"
+        ) from None
     if address.is_loopback:
-        raise InvalidInput(f"etcd is reached over loopback ({address}), which peers cannot use",
-                           "pass --underlay-ip")
+        raise InvalidInput(
+            f"etcd is reached over loopback ({address}), which peers cannot use",
+            "pass --underlay-ip",
+        )
     return address
 
 
@@ -123,19 +130,29 @@ def run_agent(options: AgentOptions) -> None:
     from ovsnet.etcd import Etcd
 
     config = agent_config(options)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s ovsnet agent: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s ovsnet agent: %(message)s"
+    )
     if options.dataplane:
-        dataplane = OvsDataplane(DataplaneConfig(
-            db=options.db, supernet=config.supernet, bridge=options.bridge,
-            docker_bridge=options.docker_bridge, datapath=options.datapath,
-            underlay_mtu=options.underlay_mtu, tunnel_type=options.tunnel_type,
-            ipsec=options.ipsec, psk_file=options.psk_file, init=options.init,
-        ))
+        dataplane = OvsDataplane(
+            DataplaneConfig(
+                db=options.db,
+                supernet=config.supernet,
+                bridge=options.bridge,
+                docker_bridge=options.docker_bridge,
+                datapath=options.datapath,
+                underlay_mtu=options.underlay_mtu,
+                tunnel_type=options.tunnel_type,
+                ipsec=options.ipsec,
+                psk_file=options.psk_file,
+                init=options.init,
+            )
+        )
     else:
         dataplane = NoDataplane(config.supernet, options.tunnel_type)
-    agent = Agent(config, lambda: Etcd(options.etcd), dataplane,
-                  emit=_json_lines if options.json else None)
+    agent = Agent(
+        config, lambda: Etcd(options.etcd), dataplane, emit=_json_lines if options.json else None
+    )
     _stop_on_signals(agent)
     try:
         runner = threading.Thread(target=_run_catching, args=(agent,), name="ovsnet-agent")

@@ -79,8 +79,7 @@ class EtcdServer:
 
         pki.ensure_ca(self.pki)
         issued = pki.ensure_host_cert(self.pki, name)
-        return Credentials(str(issued.cert_path), str(issued.key_path),
-                           str(self.pki / pki.CA_CERT))
+        return Credentials(str(issued.cert_path), str(issued.key_path), str(self.pki / pki.CA_CERT))
 
     def config(self, name: str = "root", timeout: float = 5.0) -> EtcdConfig:
         creds = self.credentials(name)
@@ -88,8 +87,16 @@ class EtcdServer:
 
     def cli_args(self, name: str = "root") -> list[str]:
         creds = self.credentials(name)
-        return ["--etcd", self.url, "--etcd-cert", creds.cert, "--etcd-key", creds.key,
-                "--etcd-ca", creds.ca]
+        return [
+            "--etcd",
+            self.url,
+            "--etcd-cert",
+            creds.cert,
+            "--etcd-key",
+            creds.key,
+            "--etcd-ca",
+            creds.ca,
+        ]
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -102,27 +109,47 @@ class EtcdServer:
         os.chmod(self.data, 0o700)
         peer = f"http://127.0.0.1:{self.peer_port}"
         argv = [
-            ETCD, "--name", "ovsnet-test",
-            "--data-dir", str(self.data),
-            "--listen-client-urls", f"https://{self.listen_ip}:{self.client_port}"
+            ETCD,
+            "--name",
+            "ovsnet-test",
+            "--data-dir",
+            str(self.data),
+            "--listen-client-urls",
+            f"https://{self.listen_ip}:{self.client_port}"
             + ("" if self.listen_ip == "127.0.0.1" else f",https://127.0.0.1:{self.client_port}"),
-            "--advertise-client-urls", self.url,
-            "--listen-peer-urls", peer,
-            "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"ovsnet-test={peer}",
-            "--cert-file", str(server.cert_path),
-            "--key-file", str(server.key_path),
-            "--trusted-ca-file", str(self.pki / pki.CA_CERT),
+            "--advertise-client-urls",
+            self.url,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            f"ovsnet-test={peer}",
+            "--cert-file",
+            str(server.cert_path),
+            "--key-file",
+            str(server.key_path),
+            "--trusted-ca-file",
+            str(self.pki / pki.CA_CERT),
             "--client-cert-auth",
             "--enable-grpc-gateway=false",  # ovsnet speaks gRPC; the gateway ignores CN auth
-            "--logger", "zap", "--log-outputs", "stderr",
-            "--auto-compaction-retention", "1h",
+            "--logger",
+            "zap",
+            "--log-outputs",
+            "stderr",
+            "--auto-compaction-retention",
+            "1h",
         ]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         self._log = open(self.workdir / "etcd.log", "ab")  # noqa: SIM115 - lives with etcd
-        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                        stderr=self._log, start_new_session=True)
+        self.process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            start_new_session=True,
+        )
         self._wait_ready(timeout)
         if self.auth and not self._auth_done:
             self._enable_auth()
@@ -138,17 +165,20 @@ class EtcdServer:
                 raise RuntimeError(f"etcd did not come up: {self.log_tail()}")
             time.sleep(0.1)
 
-    def ovsnet(self, *args: str, check: bool = True, timeout: float = 60
-               ) -> subprocess.CompletedProcess:
+    def ovsnet(
+        self, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
         """`python -m ovsnet ARGS` where etcd is reachable (inside its namespace, if any)."""
         argv = [sys.executable, "-m", "ovsnet", *args]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
         if check and done.returncode != 0:
-            raise RuntimeError(f"ovsnet {' '.join(args)} exited {done.returncode}: "
-                               f"{done.stderr.strip()}")
+            raise RuntimeError(
+                f"ovsnet {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}"
+            )
         return done
 
     def _enable_auth(self) -> None:
@@ -259,7 +289,6 @@ class AgentProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
-
                 env={**os.environ, **(self.env or {})},
                 start_new_session=True,
             )

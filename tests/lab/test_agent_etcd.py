@@ -193,9 +193,14 @@ def test_a_live_agent_released_by_mistake_claims_its_subnet_again(etcd_server, t
         again = a.wait_event("claimed", after=released)
         assert again["subnet"] == subnet
         # b saw a leave and come back (or only the new record): it ends with its tunnel to a.
-        wait_until(lambda: (b.last("peers") or {}).get("count") == 1 and {
-            h["name"] for h in cluster_status(etcd_server)["hosts"]} == {"a", "b"}, 20,
-            "a to be back in b's peers and in etcd")
+        wait_until(
+            lambda: (
+                (b.last("peers") or {}).get("count") == 1
+                and {h["name"] for h in cluster_status(etcd_server)["hosts"]} == {"a", "b"}
+            ),
+            20,
+            "a to be back in b's peers and in etcd",
+        )
     finally:
         a.stop()
         b.stop()

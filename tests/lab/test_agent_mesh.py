@@ -55,8 +55,11 @@ def configure_docker(agent: AgentProcess, host) -> str:
 def wait_for_mesh(hosts, timeout: float = 60) -> None:
     for host in hosts:
         want = {h.underlay_ip for h in hosts if h is not host}
-        wait_until(lambda host=host, want=want: tunnels(host) == want, timeout,
-                   f"{host.name}'s tunnels to be exactly {sorted(want)}")
+        wait_until(
+            lambda host=host, want=want: tunnels(host) == want,
+            timeout,
+            f"{host.name}'s tunnels to be exactly {sorted(want)}",
+        )
 
 
 def all_pairs_ping(containers) -> list[str]:
@@ -118,8 +121,11 @@ def test_agents_build_the_mesh_and_follow_joins_and_departures(cluster_lab, tmp_
     stopped = time.monotonic()
     rest = [h for h in lab.hosts if h is not h2]
     for host in rest:
-        wait_until(lambda host=host: h2.underlay_ip not in tunnels(host), TTL + 15,
-                   f"{host.name} to drop its tunnel to {h2.name}")
+        wait_until(
+            lambda host=host: h2.underlay_ip not in tunnels(host),
+            TTL + 15,
+            f"{host.name} to drop its tunnel to {h2.name}",
+        )
     assert time.monotonic() - stopped >= TTL - 1  # not before the lease ran out
     assert tunnels(h2) == {h.underlay_ip for h in rest}  # a dead agent's data plane stays
     assert all_pairs_ping([c for c in containers if c.host is not h2]) == []
@@ -193,20 +199,24 @@ def test_ipsec_agents_encrypt_with_a_psk_that_never_reaches_etcd(lab_factory, tm
         etcd.grant(*(h.name for h in lab.hosts))
         try:
             for host in lab.hosts:
-                agents[host.name] = start_agent(etcd, host, tmp_path, "--ipsec",
-                                                "--ipsec-psk-file", str(psk_file))
+                agents[host.name] = start_agent(
+                    etcd, host, tmp_path, "--ipsec", "--ipsec-psk-file", str(psk_file)
+                )
             for host in lab.hosts:
                 configure_docker(agents[host.name], host)
             wait_for_mesh(lab.hosts)
             for host in lab.hosts:
-                out = host.vsctl("--format=json", "--columns=name,options", "list",
-                                 "Interface").stdout
+                out = host.vsctl(
+                    "--format=json", "--columns=name,options", "list", "Interface"
+                ).stdout
                 rows = {name: dict(options[1]) for name, options in json.loads(out)["data"]}
                 tunnel_rows = [o for o in rows.values() if "remote_ip" in o]
                 assert tunnel_rows and all(o.get("psk") == psk for o in tunnel_rows)
                 # Fail closed: unprotected tunnel traffic is dropped (DESIGN.md section 2).
-                assert "ipsec_skb_mark" in host.vsctl("get", "Open_vSwitch", ".",
-                                                      "other_config").stdout
+                assert (
+                    "ipsec_skb_mark"
+                    in host.vsctl("get", "Open_vSwitch", ".", "other_config").stdout
+                )
             dump = etcd.ovsnet("--json", "cluster", "status", *etcd.cli_args()).stdout
             assert all(h["ipsec"]["method"] == "psk" for h in json.loads(dump)["hosts"])
             for agent in agents.values():
@@ -222,12 +232,34 @@ def etcd_dump(etcd) -> str:
     """Every key and value in etcd, read as root with etcdctl (not through ovsnet)."""
     creds = etcd.credentials("root")
     done = subprocess.run(
-        ["ip", "netns", "exec", etcd.netns, "etcdctl", "--endpoints", etcd.url, "--cacert",
-         creds.ca, "--cert", creds.cert, "--key", creds.key, "get", "", "--prefix",
-         "--write-out", "json"],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            "ip",
+            "netns",
+            "exec",
+            etcd.netns,
+            "etcdctl",
+            "--endpoints",
+            etcd.url,
+            "--cacert",
+            creds.ca,
+            "--cert",
+            creds.cert,
+            "--key",
+            creds.key,
+            "get",
+            "",
+            "--prefix",
+            "--write-out",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     kvs = json.loads(done.stdout).get("kvs", [])
     assert kvs, "etcd holds no keys at all?"
-    return "\n".join(base64.b64decode(kv["key"]).decode() + "="
-                     + base64.b64decode(kv.get("value", "")).decode() for kv in kvs)
+    return "\n".join(
+        base64.b64decode(kv["key"]).decode() + "=" + base64.b64decode(kv.get("value", "")).decode()
+        for kv in kvs
+    )

@@ -96,26 +96,46 @@ def test_prefix_end_covers_exactly_the_prefix():
 
 
 def test_host_record_round_trips_and_holds_no_secret():
-    original = HostRecord("h1", IPv4Address("198.51.100.11"), net("10.0.1.0/24"), "vxlan",
-                          ipsec_method="psk", ipsec_cn="h1", ipsec_fingerprint="sha256:AB",
-                          started_at="t")
+    original = HostRecord(
+        "h1",
+        IPv4Address("198.51.100.11"),
+        net("10.0.1.0/24"),
+        "vxlan",
+        ipsec_method="psk",
+        ipsec_cn="h1",
+        ipsec_fingerprint="sha256:AB",
+        started_at="t",
+    )
     assert HostRecord.from_json(original.to_json()) == original
-    assert set(original.as_json()) == {"version", "name", "underlay_ip", "subnet",
-                                       "tunnel_type", "ipsec", "started_at"}
+    assert set(original.as_json()) == {
+        "version",
+        "name",
+        "underlay_ip",
+        "subnet",
+        "tunnel_type",
+        "ipsec",
+        "started_at",
+    }
     assert set(original.as_json()["ipsec"]) == {"method", "cn", "fingerprint"}
     plain = record("h2", "198.51.100.12", "10.0.2.0/24")
     assert plain.as_json()["ipsec"] is None and HostRecord.from_json(plain.to_json()) == plain
 
 
-@pytest.mark.parametrize("raw", [
-    b"not json", b"[]", b"{}", b'{"name":"h1"}',
-    b'{"name":"h1","underlay_ip":"x","subnet":"10.0.1.0/24"}',
-    b'{"name":"h/1","underlay_ip":"198.51.100.1","subnet":"10.0.1.0/24"}',
-    b'{"name":"h1","underlay_ip":"198.51.100.1","subnet":"10.0.1.0/24","tunnel_type":"ipip"}',
-    b'{"name":"h1","underlay_ip":"198.51.100.1","subnet":"10.0.1.0/24","ipsec":"yes"}',
-    b'{"name":"h1","underlay_ip":"198.51.100.1","subnet":"10.0.1.0/24",'
-    b'"ipsec":{"method":"rot13"}}',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b"[]",
+        b"{}",
+        b'{"name":"h1"}',
+        b'{"name":"h1","underlay_ip":"x","subnet":"10.0.1.0/24"}',
+        b'{"name":"h/1","underlay_ip":"198.51.100.1","subnet":"10.0.1.0/24"}',
+        b'{"name":"h1","underlay_ip":"198.51.100.1","subnet":"10.0.1.0/24","tunnel_type":"ipip"}',
+        b'{"name":"h1","underlay_ip":"198.51.100.1","subnet":"10.0.1.0/24","ipsec":"yes"}',
+        b'{"name":"h1","underlay_ip":"198.51.100.1","subnet":"10.0.1.0/24",'
+        b'"ipsec":{"method":"rot13"}}',
+    ],
+)
 def test_malformed_records_raise_bad_record(raw):
     with pytest.raises(BadRecord):
         HostRecord.from_json(raw)
@@ -155,7 +175,8 @@ def test_remembered_subnets_are_used_only_when_nothing_else_is_free():
     remembered = {net("10.0.1.0/24")}
     for seed in range(20):
         assert choose_subnet(small, set(), remembered, rng=random.Random(seed)) != net(
-            "10.0.1.0/24")
+            "10.0.1.0/24"
+        )
     full = {net("10.0.0.0/24"), net("10.0.2.0/24")}
     assert choose_subnet(small, full, remembered) == net("10.0.1.0/24")
     assert choose_subnet(small, full | remembered, remembered) is None
@@ -185,14 +206,20 @@ def view(holders=None, memory=None) -> ClaimView:
 def test_claim_view_parses_etcd_items_and_counts_unreadable_claims_as_taken():
     parsed = ClaimView.parse(
         KEYS,
-        {"/ovsnet/subnets/10.0.1.0-24": FakeItem(claim_value("h1").encode(), 7),
-         "/ovsnet/subnets/10.0.2.0-24": FakeItem(b"junk", 8),
-         "/ovsnet/subnets/bogus": FakeItem(b"{}")},
-        {"/ovsnet/last-subnet/h2": FakeItem(memory_value(net("10.0.9.0/24")).encode()),
-         "/ovsnet/last-subnet/h3": FakeItem(b"junk")},
+        {
+            "/ovsnet/subnets/10.0.1.0-24": FakeItem(claim_value("h1").encode(), 7),
+            "/ovsnet/subnets/10.0.2.0-24": FakeItem(b"junk", 8),
+            "/ovsnet/subnets/bogus": FakeItem(b"{}"),
+        },
+        {
+            "/ovsnet/last-subnet/h2": FakeItem(memory_value(net("10.0.9.0/24")).encode()),
+            "/ovsnet/last-subnet/h3": FakeItem(b"junk"),
+        },
     )
-    assert parsed.holders == {net("10.0.1.0/24"): Holder("h1", 7),
-                              net("10.0.2.0/24"): Holder("?", 8)}
+    assert parsed.holders == {
+        net("10.0.1.0/24"): Holder("h1", 7),
+        net("10.0.2.0/24"): Holder("?", 8),
+    }
     assert parsed.memory == {"h2": net("10.0.9.0/24")}
     assert parsed.held_by("h1") == [net("10.0.1.0/24")]
 
@@ -222,12 +249,13 @@ def test_data_plane_subnet_is_preferred_over_etcd_memory():
 
 def test_explicit_prefix_is_reserved_or_fails_naming_the_holder():
     assert plan_claim(view(), "h1", SUPERNET, explicit=net("10.0.42.0/24")).subnet == net(
-        "10.0.42.0/24")
+        "10.0.42.0/24"
+    )
     with pytest.raises(InvalidInput, match="held by host h2"):
-        plan_claim(view({"10.0.42.0/24": ("h2", 3)}), "h1", SUPERNET,
-                   explicit=net("10.0.42.0/24"))
-    own = plan_claim(view({"10.0.42.0/24": ("h1", 3)}), "h1", SUPERNET,
-                     explicit=net("10.0.42.0/24"))
+        plan_claim(view({"10.0.42.0/24": ("h2", 3)}), "h1", SUPERNET, explicit=net("10.0.42.0/24"))
+    own = plan_claim(
+        view({"10.0.42.0/24": ("h1", 3)}), "h1", SUPERNET, explicit=net("10.0.42.0/24")
+    )
     assert own.expected_revision == 3
 
 
@@ -261,10 +289,12 @@ def test_desired_peers_are_every_other_host_of_the_same_type_sorted():
 
 def test_ipsec_hosts_and_plain_hosts_leave_each_other_out():
     records = {
-        "h1": HostRecord("h1", IPv4Address("198.51.100.11"), net("10.0.1.0/24"),
-                         ipsec_method="psk"),
-        "h2": HostRecord("h2", IPv4Address("198.51.100.12"), net("10.0.2.0/24"),
-                         ipsec_method="psk"),
+        "h1": HostRecord(
+            "h1", IPv4Address("198.51.100.11"), net("10.0.1.0/24"), ipsec_method="psk"
+        ),
+        "h2": HostRecord(
+            "h2", IPv4Address("198.51.100.12"), net("10.0.2.0/24"), ipsec_method="psk"
+        ),
         "h3": record("h3", "198.51.100.13", "10.0.3.0/24"),
     }
     secure = desired_peers(records, "h1", IPv4Address("198.51.100.11"), "gre", "psk")
@@ -280,8 +310,10 @@ def test_desired_peers_of_a_lone_host_is_empty():
 
 
 def test_subnet_conflicts_are_reported():
-    records = {"a": record("a", "198.51.100.1", "10.0.1.0/24"),
-               "b": record("b", "198.51.100.2", "10.0.1.0/24")}
+    records = {
+        "a": record("a", "198.51.100.1", "10.0.1.0/24"),
+        "b": record("b", "198.51.100.2", "10.0.1.0/24"),
+    }
     assert subnet_conflicts(records) == ["a and b both publish 10.0.1.0/24"]
 
 
