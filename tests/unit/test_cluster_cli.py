@@ -1,0 +1,81 @@
+"""`ovsnet agent` / `ovsnet cluster` refuse bad input with one line and exit 2, before any
+connection is made (no etcd runs here: a connection attempt would be exit 3, not 2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ovsnet.cli import main
+
+URL = "https://198.51.100.2:2379"
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    paths = {}
+    for name in ("cert", "key", "ca"):
+        path = tmp_path / f"{name}.pem"
+        path.write_text("placeholder\n")
+        path.chmod(0o600)
+        paths[name] = str(path)
+    return paths
+
+
+def etcd_args(files, url=URL):
+    return [
+        "--etcd",
+        url,
+        "--etcd-cert",
+        files["cert"],
+        "--etcd-key",
+        files["key"],
+        "--etcd-ca",
+        files["ca"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--ttl", "1"], "--ttl 1 is out of range"),
+        (["--type", "ipip"], "unknown tunnel type"),
+        (["--prefix", "10.0.300"], "prefix '10.0.300' is malformed"),
+        (["--prefix", "192.168.1"], "is not a usable /24 of 10.0.0.0/8"),
+        (["--supernet", "10.0.0.0/24"], "has no room for /24 host subnets"),
+        (["--name", "bad/name"], "host name 'bad/name' is not valid"),
+        (["--underlay-ip", "nope"], "--underlay-ip 'nope' is not an IPv4 address"),
+        (["--ipsec-psk-file", "/nonexistent"], "--ipsec-psk-file needs --ipsec"),
+        (["--key-prefix", "ovsnet"], "key prefix 'ovsnet' is not valid"),
+    ],
+)
+def test_agent_refuses_bad_options_with_exit_2(tls_files, capsys, extra, message):
+    argv = ["agent", *etcd_args(tls_files), "--name", "h1", "--underlay-ip", "198.51.100.11"]
+    code = main([*argv, *extra])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--etcd", "198.51.100.2:2379"], "is not valid"),
+        (["--etcd", "https://198.51.100.2"], "is not valid"),
+        (["--etcd", URL], "needs --etcd-ca"),
+        (["--etcd", "http://198.51.100.2:2379", "--etcd-ca", "/x"], "plain http://"),
+        (["--etcd", URL, "--etcd-ca", "/nonexistent/ca.pem"], "cannot read /nonexistent/ca.pem"),
+        (["--etcd", URL, "--etcd-cert", "/x"], "give both --etcd-cert and --etcd-key"),
+    ],
+)
+def test_cluster_status_refuses_bad_etcd_options_with_exit_2(capsys, monkeypatch, args, message):
+    monkeypatch.delenv("OVSNET_ETCD", raising=False)
+    code = main(["cluster", "status", *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and "Traceback" not in err
+
+
+def test_no_etcd_url_at_all_is_exit_2(capsys, monkeypatch):
+    monkeypatch.delenv("OVSNET_ETCD", raising=False)
+    assert main(["cluster", "release", "h1"]) == 2
+    assert "no etcd URL" in capsys.readouterr().err
