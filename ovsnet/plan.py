@@ -73,6 +73,22 @@ def plan_init(
     return plan
 
 
+def docker_mismatches(settings, addressing: HostAddressing, mtu: int) -> list[str]:
+    """How Docker's bridge network (as its API reports it) differs from what ovsnet needs."""
+    wanted = addressing.docker_options(mtu)
+    found = {
+        "bip": settings.bip,
+        "fixed-cidr": settings.ip_range,
+        # Docker reports no MTU option when it runs with its default of 1500.
+        "mtu": settings.mtu or 1500,
+    }
+    return [
+        f"{key} is {found[key]} (wants {wanted[key]})"
+        for key in ("bip", "fixed-cidr", "mtu")
+        if str(found[key]) != str(wanted[key])
+    ]
+
+
 def refuse_foreign_bridge(name: str, bridge: ObservedBridge | None) -> None:
     if bridge is not None and not bridge.managed:
         raise InvalidInput(

@@ -20,16 +20,29 @@ def init(
     datapath: str = typer.Option("system", "--datapath", help="system (kernel) or netdev."),
     underlay_mtu: int = typer.Option(None, "--underlay-mtu", help="Default: detected."),
     ipsec: bool = typer.Option(False, "--ipsec", help="Leave room in the MTU for IPsec."),
+    docker_host: str = typer.Option(
+        None,
+        "--docker-host",
+        envvar="OVSNET_DOCKER_HOST",
+        help="Docker API to check the options against (default: the local socket, if any).",
+    ),
+    docker_tls: str = typer.Option(
+        None, "--docker-tls", help="Client certificate dir for a tcp:// Docker API (mutual TLS)."
+    ),
+    docker_check: bool = typer.Option(
+        True, "--docker-check/--no-docker-check", help="Compare Docker's bip, fixed-cidr, mtu."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change."),
 ) -> None:
     """Create the OVS bridge, move the docker bridge's address onto it and attach it."""
     from ovsnet.addressing import host_addressing
     from ovsnet.netlink import Netlink
     from ovsnet.ovsdb import OvsDb
-    from ovsnet.services.host import InitRequest, init_host
+    from ovsnet.services.host import DockerCheck, InitRequest, init_host
 
     settings: Settings = ctx.obj
     addressing = host_addressing(prefix=prefix, subnet=subnet, supernet=supernet)
+    check = DockerCheck(docker_host, docker_tls, required=bool(docker_host or docker_tls))
     request = InitRequest(
         addressing=addressing,
         bridge=bridge,
@@ -37,6 +50,7 @@ def init(
         datapath=datapath,
         underlay_mtu=underlay_mtu,
         ipsec=ipsec,
+        docker=check if docker_check else None,
     )
     with OvsDb(settings.db) as db, Netlink() as net:
         emit(settings, init_host(db, net, request, dry_run=dry_run))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -11,7 +12,14 @@ from ovsnet.errors import InvalidInput, NotReady
 from ovsnet.model import DOCKER_BRIDGE_KEY, BridgeSpec
 from ovsnet.netlink import Netlink
 from ovsnet.ovsdb import Changes, OvsDb
-from ovsnet.plan import HostPlan, plan_init, plan_reset, refuse_foreign_bridge
+from ovsnet.plan import (
+    HostPlan,
+    docker_mismatches,
+    docker_options_hint,
+    plan_init,
+    plan_reset,
+    refuse_foreign_bridge,
+)
 from ovsnet.report import ChangeReport
 from ovsnet.tunnels import overlay_mtu
 
@@ -28,6 +36,16 @@ class InitRequest:
     underlay_mtu: int | None = None
     tunnel_type: str = "gre"
     ipsec: bool = False
+    docker: DockerCheck | None = None
+
+
+@dataclass(frozen=True)
+class DockerCheck:
+    """Ask the Docker daemon whether it runs with the options this host needs."""
+
+    docker_host: str | None = None
+    tls_dir: str | None = None
+    required: bool = False  # the user named the daemon: failing to reach it is an error
 
 
 def init_host(db: OvsDb, net: Netlink, request: InitRequest, dry_run: bool = False) -> ChangeReport:
@@ -47,6 +65,8 @@ def init_host(db: OvsDb, net: Netlink, request: InitRequest, dry_run: bool = Fal
     observed = db.bridge(request.bridge)
     refuse_foreign_bridge(request.bridge, observed)
     _refuse_underlay_overlap(net, request.addressing, ours)
+    if request.docker is not None:
+        _check_docker_options(request.docker, request.addressing, mtu)
     plan = plan_init(
         spec,
         request.addressing,
@@ -72,6 +92,29 @@ def init_host(db: OvsDb, net: Netlink, request: InitRequest, dry_run: bool = Fal
             "docker_options": request.addressing.docker_options(mtu),
         },
     )
+
+
+def _check_docker_options(check: DockerCheck, addressing: HostAddressing, mtu: int) -> None:
+    from ovsnet import docker
+
+    target = docker.resolve_target(check.docker_host, check.tls_dir)
+    if not check.required and target.url.startswith("unix://"):
+        socket_path = target.url[len("unix://") :]
+        if not os.path.exists(socket_path):
+            return  # no local Docker API to ask (e.g. inside a container without the socket)
+    try:
+        with docker.DockerClient(target) as client:
+            settings = client.bridge_settings()
+    except NotReady:
+        if check.required:
+            raise
+        return
+    wrong = docker_mismatches(settings, addressing, mtu)
+    if wrong:
+        raise NotReady(
+            "Docker's bridge network does not match this host: " + "; ".join(wrong),
+            docker_options_hint(addressing, mtu),
+        )
 
 
 def _refuse_underlay_overlap(net: Netlink, addressing: HostAddressing, ours: set[str]) -> None:

@@ -191,3 +191,17 @@ def test_add_never_removes_and_remove_touches_only_named_peers(before, extra):
     gone = [s.remote_ip for s in extra]
     removal = plan_peers(bridge, [], remove=gone)
     assert set(removal.removed) == {str(ip) for ip in gone} & set(bridge.tunnels)
+
+
+def test_docker_mismatches_name_each_wrong_option():
+    from ovsnet.docker import BridgeSettings
+    from ovsnet.plan import docker_mismatches
+
+    right = BridgeSettings("docker0", "10.0.0.0/8", "10.0.42.1", "10.0.42.0/24", 1462)
+    assert docker_mismatches(right, HOST, 1462) == []
+    default = BridgeSettings("docker0", "172.17.0.0/16", "172.17.0.1", None, None)
+    assert docker_mismatches(default, HOST, 1462) == [
+        "bip is 172.17.0.1/16 (wants 10.0.42.1/8)",
+        "fixed-cidr is None (wants 10.0.42.0/24)",
+        "mtu is 1500 (wants 1462)",
+    ]
