@@ -184,8 +184,12 @@ class OvsDb:
 
     # -- writes ---------------------------------------------------------------------------
 
-    def apply(self, changes: Changes) -> None:
-        """Apply all changes in one transaction and wait for ovs-vswitchd to act on them."""
+    def apply(self, changes: Changes, undo: Changes | None = None) -> None:
+        """Apply all changes in one transaction and wait for ovs-vswitchd to act on them.
+
+        If vswitchd refuses an interface, `undo` (when given) is applied before the error is
+        raised, so a failed command leaves OVSDB as it found it.
+        """
         if not changes:
             return
         from ovsdbapp.backend.ovs_idl.command import BaseCommand
@@ -200,7 +204,12 @@ class OvsDb:
         except Exception as exc:
             raise OperationFailed(f"OVSDB transaction failed: {exc}") from None
         self._wait_applied()
-        self._raise_interface_errors(changes)
+        try:
+            self._raise_interface_errors(changes)
+        except OperationFailed:
+            if undo:
+                self.apply(undo)
+            raise
 
     def _wait_applied(self) -> None:
         # ovsdbapp already waited for vswitchd but only logs a timeout; check it ourselves.

@@ -10,7 +10,7 @@ from ovsnet import ipsec
 from ovsnet.errors import InvalidInput
 from ovsnet.model import SUPERNET_KEY, ObservedBridge, ObservedPort, TunnelSpec
 from ovsnet.netlink import Netlink
-from ovsnet.ovsdb import OvsDb
+from ovsnet.ovsdb import Changes, OvsDb
 from ovsnet.plan import PeerPlan, plan_peers
 from ovsnet.report import ChangeReport
 from ovsnet.services.host import require_bridge
@@ -94,11 +94,35 @@ def add_peers(
         other_config |= ipsec.other_config_after_removal(host, removed)
     plan.changes.other_config = other_config
     if plan and not dry_run:
-        db.apply(plan.changes)
+        db.apply(plan.changes, undo=_undo(plan, bridge, host))
     report = _report("peer sync" if exact else "peer add", plan, dry_run)
     if other_config:
         report.steps.append("host IPsec settings: " + ", ".join(sorted(other_config)))
     return report
+
+
+def _undo(plan: PeerPlan, bridge: ObservedBridge, host: ipsec.ObservedHost) -> Changes:
+    """What puts OVSDB back if vswitchd refuses a tunnel: drop the new ports, restore the rest."""
+
+    previous = {p.name: p for p in bridge.ports.values()}
+    restore = [
+        TunnelSpec(
+            remote_ip=IPv4Address(port.peer),
+            port=port.name,
+            type=port.type,
+            extra_options=tuple((k, v) for k, v in port.options.items() if k != "remote_ip"),
+        )
+        for name in plan.changes.remove_ports + [t.port for t in plan.changes.update_tunnels]
+        if (port := previous.get(name)) is not None
+    ]
+    updated = {t.port for t in plan.changes.update_tunnels}
+    return Changes(
+        tunnel_bridge=bridge.name,
+        remove_ports=[t.port for t in plan.changes.add_tunnels],
+        add_tunnels=[t for t in restore if t.port not in updated],
+        update_tunnels=[t for t in restore if t.port in updated],
+        other_config={k: host.other_config.get(k) for k in plan.changes.other_config},
+    )
 
 
 def ipsec_view(db: OvsDb, bridge: ObservedBridge) -> ipsec.ObservedHost:

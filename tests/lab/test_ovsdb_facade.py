@@ -16,3 +16,24 @@ def test_two_databases_in_one_process_stay_apart(lab_factory):
         assert "only-on-h1" in first.bridge_names()
         assert "only-on-h1" not in second.bridge_names()
         assert second.bridge("only-on-h1") is None
+
+
+def test_a_refused_interface_is_reported_and_the_transaction_undone(lab_factory):
+    """OVS 3.x no longer has `ipsec_gre`: vswitchd refuses it, so the whole change goes."""
+    from ipaddress import IPv4Address
+
+    from ovsnet.errors import OperationFailed
+    from ovsnet.model import TunnelSpec
+    from ovsnet.ovsdb import Changes
+
+    lab = lab_factory(hosts=1, docker=False)
+    host = lab.hosts[0]
+    host.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev")
+    good = TunnelSpec(IPv4Address("198.51.100.50"), "gre-c6336432")
+    refused = TunnelSpec(IPv4Address("198.51.100.51"), "gre-c6336433", type="ipsec_gre")
+    change = Changes(tunnel_bridge="br0", add_tunnels=[good, refused])
+    undo = Changes(tunnel_bridge="br0", remove_ports=[good.port, refused.port])
+    with OvsDb(host.db) as db, pytest.raises(OperationFailed) as caught:
+        db.apply(change, undo=undo)
+    assert "gre-c6336433: could not open network device" in caught.value.one_line()
+    assert host.vsctl("list-ports", "br0").stdout.split() == []
