@@ -265,3 +265,43 @@ def etcd_dump(etcd) -> str:
         base64.b64decode(kv["key"]).decode() + "=" + base64.b64decode(kv.get("value", "")).decode()
         for kv in kvs
     )
+
+
+def test_agents_with_real_docker_and_reserved_prefixes(lab_factory, tmp_path):
+    """Hosts whose Docker was configured first (the lab starts each dockerd with its /24):
+    each agent reserves that /24 with --prefix, init succeeds at once, real containers ping."""
+    lab = lab_factory(3, docker=True)
+    agents: dict[str, AgentProcess] = {}
+    with etcd_in_switch(lab, tmp_path / "etcd") as etcd:
+        etcd.grant(*(h.name for h in lab.hosts))
+        try:
+            for host in lab.hosts:
+                argv = agent_argv(
+                    etcd,
+                    host.name,
+                    "--datapath",
+                    "netdev",
+                    "--prefix",
+                    host.prefix,
+                    db=host.db,
+                    ttl=TTL,
+                )
+                agents[host.name] = AgentProcess(
+                    host.name, argv, tmp_path, netns=host.netns
+                ).start()
+            for host in lab.hosts:
+                assert agents[host.name].wait_event("claimed", timeout=60)["subnet"] == host.subnet
+                agents[host.name].wait_event("initialised", timeout=60)
+                assert agents[host.name].events("init-failed") == []
+            wait_for_mesh(lab.hosts)
+            containers = [host.start_container() for host in lab.hosts]
+            failures = [
+                f"{a.host.name} -> {b.host.name}"
+                for a, b in itertools.permutations(containers, 2)
+                if not a.ping(b.ip)
+            ]
+            assert failures == []
+            no_storm(lab.hosts)
+        finally:
+            for agent in agents.values():
+                agent.stop()
