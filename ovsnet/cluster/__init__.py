@@ -1,6 +1,21 @@
 """Cluster mode: hosts coordinate through etcd (`ovsnet agent`, `ovsnet cluster ...`).
 
-Pure pieces: `keys` (where everything lives in etcd and who may write it), `records`
-(what is stored, strictly parsed), `subnets` (which /24 to claim), `plan` (which tunnels a host
-wants, reconnect backoff). I/O: `ovsnet.etcd` (the etcd facade) and `agent` (the loop).
+Pure pieces: `keys` (where everything lives in etcd and who may write it), `records` (what is
+stored, strictly parsed), `subnets` and `claims` (which /24 to claim), `plan` (which tunnels a
+host wants, reconnect timing). I/O: `ovsnet.etcd` (the etcd facade), `dataplane` (the core's
+init and peer sync), `agent` (the loop), `runner` (the command's wiring), `admin` (status,
+release). `testing` holds the etcd fixture used by the tests and the benchmark.
+
+Setting up (etcd 3.4+ with `--client-cert-auth`, certificates from `ovsnet pki`):
+
+    ovsnet pki issue root            # the etcd admin: certificate CN "root"
+    ovsnet pki issue HOST            # one per host: CN = the host's etcd user name
+    ovsnet cluster enable-auth --etcd URL --etcd-cert root-cert --etcd-key root-key --etcd-ca CA
+    ovsnet cluster grant HOST  ...   # per host: user HOST, role ovsnet-host-HOST
+    ovsnet agent --etcd URL --etcd-cert HOST-cert --etcd-key HOST-key --etcd-ca CA --name HOST
+
+The agent claims a /24, prints (in its `init-failed` or `initialised` event) the Docker
+options that /24 needs, runs `init` once Docker has them, and keeps a tunnel to every live host.
+`--prefix A.B.C` reserves a given /24 instead (for hosts whose Docker is configured first).
+Key layout and the RBAC model, including what stays shared: see `keys`.
 """
