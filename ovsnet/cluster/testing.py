@@ -150,9 +150,13 @@ class EtcdServer:
             stderr=self._log,
             start_new_session=True,
         )
-        self._wait_ready(timeout)
-        if self.auth and not self._auth_done:
-            self._enable_auth()
+        try:
+            self._wait_ready(timeout)
+            if self.auth and not self._auth_done:
+                self._enable_auth()
+        except BaseException:
+            self.stop()  # `with` never reaches __exit__ when __enter__ fails
+            raise
         return self
 
     def _wait_ready(self, timeout: float) -> None:
