@@ -98,6 +98,14 @@ def exec_(
     return proc.returncode
 
 
+@vmlab_app.command("sync")
+def sync(ctx: typer.Context, name: str = NAME) -> None:
+    """Copy this checkout's ovsnet package into the running VMs (for developers)."""
+    lab = _lab(name)
+    lab.sync_ovsnet()
+    emit(ctx.obj, LabsResult([lab.status()]))
+
+
 @vmlab_app.command("status")
 def status(ctx: typer.Context, name: str = typer.Option(None, "--name")) -> None:
     """Show the running labs: VMs, PIDs, ssh reachability, memory."""

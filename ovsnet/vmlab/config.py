@@ -15,7 +15,7 @@ from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 
 # Bump when the build recipe (image.py) changes in a way that changes the image.
-IMAGE_RECIPE_VERSION = "3"
+IMAGE_RECIPE_VERSION = "6"
 DEBIAN_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
@@ -46,8 +46,13 @@ APT_PACKAGES = (
     "busybox-static",
 )
 
-# Where things live inside the VM.
+# Where things live inside the VM. The venv is empty in the image: ovsnet and its Python
+# dependencies come on a small read-only "layer" disk (label below) mounted at VM_LAYER and put
+# on the venv's path by a .pth file, so neither a new ovsnet nor a new dependency rebuilds the
+# image.
 VM_VENV = "/opt/ovsnet/venv"
+VM_LAYER = "/opt/ovsnet/layer"
+LAYER_LABEL = "ovsnet-layer"
 VM_BUSYBOX_TAR = "/opt/ovsnet/busybox-rootfs.tar"
 BUSYBOX_DOCKER_IMAGE = "ovsnet-busybox:latest"
 
@@ -78,17 +83,15 @@ def python_dependencies(pyproject_text: str) -> list[str]:
     return list(tomllib.loads(pyproject_text)["project"]["dependencies"])
 
 
-def image_key(apt_packages: tuple[str, ...], python_deps: list[str], ssh_public_key: str) -> str:
+def image_key(apt_packages: tuple[str, ...], ssh_public_key: str) -> str:
     """Cache key of the base image: everything baked into it, and nothing else.
 
-    The ovsnet wheel is not part of it: it is installed when a lab comes up, so editing ovsnet
-    never rebuilds the image.
+    Python code is not part of it: ovsnet and its dependencies come on the layer disk.
     """
     recipe = {
         "recipe": IMAGE_RECIPE_VERSION,
         "suite": DEBIAN_SUITE,
         "apt": sorted(apt_packages),
-        "python": sorted(python_deps),
         "ssh": ssh_public_key.strip(),
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
@@ -96,6 +99,10 @@ def image_key(apt_packages: tuple[str, ...], python_deps: list[str], ssh_public_
 
 def wheelhouse_key(python_deps: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(python_deps)).encode()).hexdigest()[:16]
+
+
+def file_key(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 _URIS_RE = re.compile(r"^URIs:\s*(\S+)", re.MULTILINE)
@@ -182,6 +189,7 @@ class QemuPaths:
     pidfile: Path
     console: Path
     monitor: Path
+    layer: Path | None = None  # ovsnet + dependencies, read-only
 
 
 def qemu_argv(vm: VmSpec, paths: QemuPaths, memory_mib: int = DEFAULT_MEMORY_MIB) -> list[str]:
@@ -198,6 +206,8 @@ def qemu_argv(vm: VmSpec, paths: QemuPaths, memory_mib: int = DEFAULT_MEMORY_MIB
         "-initrd", str(paths.initrd),
         "-append", kernel_cmdline(vm),
         "-drive", f"file={paths.disk},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
+        *(["-drive", f"file={paths.layer},if=virtio,format=raw,readonly=on"]
+          if paths.layer else []),
         "-netdev", f"tap,id=underlay,ifname={vm.tap},script=no,downscript=no",
         "-device", f"virtio-net-pci,netdev=underlay,mac={vm.mac}",
         "-device", "virtio-rng-pci",

@@ -49,7 +49,7 @@ def import_busybox(vm: Vm) -> str:
     image = config.BUSYBOX_DOCKER_IMAGE
     vm.ssh(
         f"docker image inspect {image} >/dev/null 2>&1 || "
-        f"docker import -q {config.VM_BUSYBOX_TAR} {image} >/dev/null",
+        f"docker import {config.VM_BUSYBOX_TAR} {image} >/dev/null",
         check=True,
         timeout=120,
     )

@@ -27,7 +27,7 @@ from pathlib import Path
 from ovsnet.errors import InvalidInput, NotReady, OperationFailed
 from ovsnet.vmlab import config
 from ovsnet.vmlab.config import QemuPaths, VmSpec
-from ovsnet.vmlab.image import Image, build_ovsnet_wheel, ensure_image
+from ovsnet.vmlab.image import Image, build_python_layer, ensure_image
 
 Log = Callable[[str], None]
 SSH_BOOT_TIMEOUT = 600.0  # TCG boot of 3 VMs on 2 busy cores: normally 45-90 s
@@ -103,9 +103,9 @@ class Vm:
         """Copy a host file into the VM (over the ssh connection, no scp/sftp needed)."""
         self.ssh(f"cat > {shlex.quote(remote)}", input=local.read_bytes(), check=True)
 
-    def reachable(self) -> bool:
+    def reachable(self, ready_check: str = "true") -> bool:
         try:
-            return self.ssh("true", timeout=15).returncode == 0
+            return self.ssh(ready_check, timeout=15).returncode == 0
         except subprocess.TimeoutExpired:
             return False
 
@@ -179,20 +179,22 @@ class VmLab:
         lab.timings["image_s"] = round(image_ready - started, 1)
         try:
             lab._save()
+            layer = None
+            if install_ovsnet:
+                step = time.monotonic()
+                layer = build_python_layer(image.cache, run_dir / "layer.img", log)
+                lab.timings["python_layer_s"] = round(time.monotonic() - step, 1)
             lab._create_underlay()
-            for vm in lab.vms:
-                lab._start_vm(vm, memory_mib)
-            lab._save()
             booted = time.monotonic()
+            for vm in lab.vms:
+                lab._start_vm(vm, memory_mib, layer)
+            lab._save()
             log(f"{vms} VMs started in namespace {lab.netns}; waiting for ssh")
-            wheel = build_ovsnet_wheel(run_dir / "wheel") if install_ovsnet else None
-            lab.wait_for_ssh(deadline=booted + boot_timeout)
+            # With a layer, ready means its ovsnet is mounted too (udev may lag behind sshd).
+            ready = f"mountpoint -q {config.VM_LAYER}" if layer else "true"
+            lab.wait_for_ssh(deadline=booted + boot_timeout, ready_check=ready)
             lab.timings["boot_to_ssh_s"] = round(time.monotonic() - booted, 1)
             lab._start_ssh_masters()
-            if wheel is not None:
-                step = time.monotonic()
-                lab.install_ovsnet(wheel)
-                lab.timings["install_ovsnet_s"] = round(time.monotonic() - step, 1)
             lab._save()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -274,24 +276,30 @@ class VmLab:
 
         return UnderlayCapture(self, name)
 
-    def install_ovsnet(self, wheel: Path) -> None:
-        """Install this checkout's wheel into the image's venv (dependencies are baked in)."""
-        remote = f"/tmp/{wheel.name}"
-        venv = config.VM_VENV
+    def sync_ovsnet(self) -> None:
+        """Developers: copy this checkout's ovsnet package over the one the VMs booted with.
 
-        def install(vm: Vm) -> None:
-            vm.put(wheel, remote)
-            vm.ssh(
-                f"{venv}/bin/pip install -q --no-index --no-deps --force-reinstall {remote}"
-                f" && ln -sf {venv}/bin/ovsnet /usr/local/bin/ovsnet && rm -f {remote}",
-                check=True,
-            )
+        It lands in the venv's site-packages, which Python searches before the layer.
+        """
+        import io
+        import tarfile
 
+        from ovsnet.vmlab.image import project_root
+
+        package = project_root() / "ovsnet"
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            tar.add(package, arcname="ovsnet",
+                    filter=lambda info: None if "__pycache__" in info.name else info)  # fmt: skip
+        site = f"{config.VM_VENV}/lib/python3*/site-packages"
+        command = (f"cd {site} && rm -rf ovsnet && tar -xzf - && "
+                   f"{config.VM_VENV}/bin/python3 -m compileall -q ovsnet")  # fmt: skip
         with ThreadPoolExecutor(max_workers=len(self.vms)) as pool:
-            list(pool.map(install, self.vms))
+            list(pool.map(lambda vm: vm.ssh(command, input=buffer.getvalue(), check=True),
+                          self.vms))  # fmt: skip
 
-    def wait_for_ssh(self, deadline: float) -> None:
-        """Poll every VM until it answers ssh; fail early if its qemu died."""
+    def wait_for_ssh(self, deadline: float, ready_check: str = "true") -> None:
+        """Poll every VM until `ready_check` succeeds over ssh; fail early if its qemu died."""
         waiting = list(self.vms)
         while waiting:
             for vm in list(waiting):
@@ -299,7 +307,7 @@ class VmLab:
                     raise OperationFailed(
                         f"{vm.name}'s qemu exited during boot; console:\n{vm.console_tail()}"
                     )
-                if vm.reachable():
+                if vm.reachable(ready_check):
                     waiting.remove(vm)
             if waiting and time.monotonic() > deadline:
                 names = ", ".join(v.name for v in waiting)
@@ -364,7 +372,7 @@ class VmLab:
         _run(["ip", "netns", "add", self.netns])
         _run(["ip", "-netns", self.netns, "-batch", "-"], input="\n".join(commands) + "\n")
 
-    def _start_vm(self, vm: Vm, memory_mib: int) -> None:
+    def _start_vm(self, vm: Vm, memory_mib: int, layer: Path | None) -> None:
         paths = QemuPaths(
             kernel=self.image.kernel,
             initrd=self.image.initrd,
@@ -372,6 +380,7 @@ class VmLab:
             pidfile=self.run_dir / f"{vm.name}.pid",
             console=self.run_dir / f"{vm.name}.console.log",
             monitor=self.run_dir / f"{vm.name}.monitor",
+            layer=layer,
         )
         _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
               str(self.image.rootfs), str(paths.disk)])  # fmt: skip

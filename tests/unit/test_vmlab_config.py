@@ -12,11 +12,15 @@ DEPS = ["ovsdbapp>=2.4", "ovs>=3.1"]
 
 
 def test_image_key_changes_with_each_baked_in_input_and_nothing_else():
-    key = config.image_key(("a", "b"), DEPS, "ssh-ed25519 AAA")
-    assert key == config.image_key(("b", "a"), list(reversed(DEPS)), "ssh-ed25519 AAA\n")
-    assert key != config.image_key(("a", "b", "c"), DEPS, "ssh-ed25519 AAA")
-    assert key != config.image_key(("a", "b"), [*DEPS, "rich"], "ssh-ed25519 AAA")
-    assert key != config.image_key(("a", "b"), DEPS, "ssh-ed25519 BBB")
+    key = config.image_key(("a", "b"), "ssh-ed25519 AAA")
+    assert key == config.image_key(("b", "a"), "ssh-ed25519 AAA\n")
+    assert key != config.image_key(("a", "b", "c"), "ssh-ed25519 AAA")
+    assert key != config.image_key(("a", "b"), "ssh-ed25519 BBB")
+
+
+def test_wheelhouse_key_follows_the_dependency_list_not_its_order():
+    assert config.wheelhouse_key(DEPS) == config.wheelhouse_key(list(reversed(DEPS)))
+    assert config.wheelhouse_key(DEPS) != config.wheelhouse_key([*DEPS, "rich"])
 
 
 def test_python_dependencies_come_from_pyproject():
@@ -59,6 +63,13 @@ def test_qemu_runs_software_emulation_with_small_translation_buffer(tmp_path):
     assert argv[argv.index("-accel") + 1] == "tcg,tb-size=256"
     assert argv[argv.index("-m") + 1] == "768"
     assert "-daemonize" in argv and str(paths.pidfile) in argv
+    assert not any("readonly=on" in arg for arg in argv)
+    layered = config.QemuPaths(*(tmp_path / n for n in ("k", "i", "d", "p", "c", "m", "l")))
+    with_layer = config.qemu_argv(VmSpec(index=1, lab_id="abcdef"), layered)
+    assert f"file={tmp_path / 'l'},if=virtio,format=raw,readonly=on" in with_layer
+    # The root disk comes first, so it stays /dev/vda.
+    drives = [with_layer[i + 1] for i, arg in enumerate(with_layer) if arg == "-drive"]
+    assert drives[0].startswith(f"file={tmp_path / 'd'},")
 
 
 GRE_ICMP = (
