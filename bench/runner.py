@@ -102,8 +102,12 @@ def machine() -> dict:
                 break
     except OSError:
         pass
+    import ovsnet
+
     return {
         "cpu": cpu,
+        # PYTHONPATH=/some/tree python -m bench measures that tree's ovsnet (e.g. a patch).
+        "ovsnet_source": str(Path(ovsnet.__file__).parent),
         "cpus": os.cpu_count(),
         "kernel": platform.release(),
         "python": platform.python_version(),
