@@ -24,7 +24,7 @@ from ovsnet.addressing import DEFAULT_SUPERNET, HOST_PREFIXLEN, host_addressing,
 from ovsnet.errors import InvalidInput
 from ovsnet.tunnels import parse_peer
 
-SETTINGS = ("supernet", "underlay_mtu", "ipsec", "image")
+SETTINGS = ("supernet", "underlay_mtu", "ipsec", "image", "docker_tls", "docker_tls_dir")
 TOP_LEVEL_KEYS = (*SETTINGS, "hosts", "allocations")
 HOST_KEYS = ("name", "ip", "prefix")
 _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})$")
@@ -51,6 +51,8 @@ class Inventory:
     underlay_mtu: int | None = None
     ipsec: bool | None = None
     image: str | None = None
+    docker_tls: bool | None = None
+    docker_tls_dir: str | None = None
     supernet_given: bool = False
 
     def host(self, name: str) -> Host:
@@ -115,6 +117,8 @@ def parse(data: object, source: str = "inventory") -> Inventory:
         underlay_mtu=_optional(data, "underlay_mtu", int, source),
         ipsec=_optional(data, "ipsec", bool, source),
         image=_optional(data, "image", str, source),
+        docker_tls=_optional(data, "docker_tls", bool, source),
+        docker_tls_dir=_optional(data, "docker_tls_dir", str, source),
         supernet_given="supernet" in data,
     )
     check(inventory)
@@ -284,7 +288,7 @@ def to_data(inventory: Inventory) -> dict:
     data: dict = {}
     if inventory.supernet_given or inventory.supernet != IPv4Network(DEFAULT_SUPERNET):
         data["supernet"] = str(inventory.supernet)
-    for key in ("underlay_mtu", "ipsec", "image"):
+    for key in ("underlay_mtu", "ipsec", "image", "docker_tls", "docker_tls_dir"):
         if getattr(inventory, key) is not None:
             data[key] = getattr(inventory, key)
     data["hosts"] = [

@@ -23,6 +23,20 @@ def render_command(
     peers: list[str] = typer.Option([], "--peer", help="A peer's underlay IP (repeatable)."),
     ipsec: bool = typer.Option(False, "--ipsec", help="Encrypt the tunnels (IPsec)."),
     image: str = typer.Option(None, "--image", help="Companion container image."),
+    docker_tls: bool = typer.Option(
+        False,
+        "--docker-tls",
+        help="Docker API on tcp://0.0.0.0:2376 with --tlsverify (certificates: pki issue-docker).",
+    ),
+    docker_tls_dir: str = typer.Option(
+        None, "--docker-tls-dir", help="Host folder of ca.pem, cert.pem, key.pem [/etc/docker/tls]."
+    ),
+    docker_tls_embed: Path = typer.Option(
+        None,
+        "--docker-tls-embed",
+        help="Opt-in, ignition/cloud-init: embed the server cert and KEY from this folder "
+        "(docker/HOST/server, or the PKI dir with --inventory); needs -o (written 0600).",
+    ),
     inventory: Path = typer.Option(None, "--inventory", help="Fleet inventory (hosts.yaml)."),
     host: str = typer.Option(None, "--host", help="Render this inventory host."),
     all_hosts: bool = typer.Option(False, "--all", help="Render every inventory host (-o DIR)."),
@@ -43,6 +57,9 @@ def render_command(
             peers=tuple(peers),
             ipsec=ipsec,
             image=image,
+            docker_tls=docker_tls,
+            docker_tls_dir=docker_tls_dir,
+            docker_tls_embed=docker_tls_embed,
             inventory=inventory,
             host=host,
             all_hosts=all_hosts,

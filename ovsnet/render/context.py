@@ -8,8 +8,9 @@ hand cannot disagree.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
+from pathlib import PurePosixPath
 
 from ovsnet import __version__
 from ovsnet.addressing import DEFAULT_SUPERNET, HOST_PREFIXLEN, HostAddressing, host_addressing
@@ -36,6 +37,77 @@ DOCKER_DROPIN_NAME = "50-ovsnet-bridge.conf"
 COMPANION_UNIT = "ovsnet.service"
 INIT_UNIT = "ovsnet-init.service"
 
+# Docker's remote API over mutual TLS (--docker-tls). The port is Docker's registered TLS port.
+DOCKER_TLS_LISTEN = "0.0.0.0:2376"
+DEFAULT_DOCKER_TLS_DIR = "/etc/docker/tls"
+# The names `ovsnet pki issue-docker` writes in docker/HOST/server/: copy that folder as is.
+DOCKER_TLS_FILES = {"tlscacert": "ca.pem", "tlscert": "cert.pem", "tlskey": "key.pem"}
+DOCKER_TLS_SOCKET_UNIT = "ovsnet-docker-tls.socket"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """dockerd's CA, server certificate and key as PEM text, for the opt-in to embed them."""
+
+    ca: str = field(repr=False)
+    cert: str = field(repr=False)
+    key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class EmbeddedFile:
+    path: str
+    mode: int
+    contents: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class DockerTls:
+    """dockerd's API on TCP with --tlsverify: where it listens, where its certificates are.
+
+    By default the certificates are provisioned out of band (they are secrets, and user-data is
+    readable by anyone who can read the instance's metadata); dockerd refuses to start until
+    they exist. `embedded` is the opt-in to carry them in Ignition or cloud-init user-data.
+    """
+
+    directory: str = DEFAULT_DOCKER_TLS_DIR
+    listen: str = DOCKER_TLS_LISTEN
+    embedded: TlsFiles | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"tcp://{self.listen}"
+
+    @property
+    def files(self) -> dict[str, str]:
+        """dockerd's option name -> the file's path on the host."""
+        return {option: f"{self.directory}/{name}" for option, name in DOCKER_TLS_FILES.items()}
+
+    @property
+    def daemon_options(self) -> dict[str, str | bool]:
+        """The daemon.json keys: TLS only, never "hosts" (see documents.docker_tls_socket)."""
+        return {"tlsverify": True, **self.files}
+
+    def embedded_files(self) -> list[EmbeddedFile]:
+        """The files to write on the host when embedding: the key readable by root only."""
+        if self.embedded is None:
+            return []
+        paths = self.files
+        return [
+            EmbeddedFile(paths["tlscacert"], 0o644, self.embedded.ca),
+            EmbeddedFile(paths["tlscert"], 0o644, self.embedded.cert),
+            EmbeddedFile(paths["tlskey"], 0o600, self.embedded.key),
+        ]
+
+    @property
+    def flags(self) -> list[str]:
+        """dockerd flags: the TCP listener and its TLS settings, for $DOCKER_OPTS."""
+        return [
+            f"--host={self.url}",
+            "--tlsverify",
+            *(f"--{option}={path}" for option, path in self.files.items()),
+        ]
+
 
 @dataclass(frozen=True)
 class HostConfig:
@@ -47,6 +119,7 @@ class HostConfig:
     ipsec: bool = False
     image: str = DEFAULT_IMAGE
     name: str | None = None
+    docker_tls: DockerTls | None = None  # None: Docker's API stays on its local socket only
 
     @property
     def mtu(self) -> int:
@@ -60,6 +133,17 @@ class HostConfig:
     @property
     def docker_flags(self) -> list[str]:
         return self.addressing.docker_flags(self.mtu)
+
+    @property
+    def daemon_json_options(self) -> dict[str, str | int | bool]:
+        """Everything daemon.json says: the bridge options, and TLS when asked for."""
+        tls = self.docker_tls.daemon_options if self.docker_tls else {}
+        return {**self.docker_options, **tls}
+
+    @property
+    def dropin_flags(self) -> list[str]:
+        """Everything the docker.service drop-in adds to dockerd's command line."""
+        return [*self.docker_flags, *(self.docker_tls.flags if self.docker_tls else [])]
 
     def init_args(self) -> list[str]:
         """`ovsnet init` arguments for this host (everything explicit, nothing left to defaults)."""
@@ -128,6 +212,8 @@ def build_host_config(
     image: str = DEFAULT_IMAGE,
     name: str | None = None,
     own_ip: IPv4Address | None = None,
+    docker_tls: bool = False,
+    docker_tls_dir: str | None = None,
 ) -> HostConfig:
     """Validate the inputs of `ovsnet render` and derive the host's configuration."""
     addressing = host_addressing(prefix=prefix, subnet=subnet, supernet=supernet)
@@ -145,12 +231,14 @@ def build_host_config(
         ipsec=ipsec,
         image=_check_image(image),
         name=name,
+        docker_tls=_docker_tls(docker_tls, docker_tls_dir),
     )
     config.mtu  # noqa: B018 -- raises InvalidInput now if the underlay MTU is too small
     return config
 
 
 _SAFE_TOKEN = re.compile(r"^[A-Za-z0-9._:/@=+,-]+$")
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
 
 
 def command_line(argv: list[str]) -> str:
@@ -163,6 +251,37 @@ def command_line(argv: list[str]) -> str:
         if not _SAFE_TOKEN.match(token):
             raise InvalidInput(f"{token!r} cannot be used in a rendered command line")
     return " ".join(argv)
+
+
+def embed_docker_tls(config: HostConfig, files: TlsFiles) -> HostConfig:
+    """The same host with its Docker TLS certificates and key carried in the rendered file."""
+    if config.docker_tls is None:
+        raise InvalidInput("embedding Docker's certificates needs --docker-tls")
+    return replace(config, docker_tls=replace(config.docker_tls, embedded=files))
+
+
+def _docker_tls(enabled: bool, directory: str | None) -> DockerTls | None:
+    if not enabled:
+        if directory is not None:
+            raise InvalidInput(
+                "a Docker TLS folder was given without --docker-tls",
+                "add --docker-tls (or docker_tls: true in the inventory)",
+            )
+        return None
+    if directory is None:
+        return DockerTls()
+    return DockerTls(directory=_check_tls_dir(directory))
+
+
+def _check_tls_dir(directory: str) -> str:
+    path = PurePosixPath(directory.strip())
+    text = str(path)
+    if not path.is_absolute() or text == "/" or ".." in path.parts or not _SAFE_PATH.match(text):
+        raise InvalidInput(
+            f"Docker TLS folder {directory!r} is not an absolute path on the host",
+            "give a folder like /etc/docker/tls (letters, digits, . _ - / only)",
+        )
+    return text
 
 
 def _check_image(image: str) -> str:

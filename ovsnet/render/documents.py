@@ -6,11 +6,13 @@ import json
 from dataclasses import dataclass
 
 from ovsnet import __version__
+from ovsnet.errors import InvalidInput
 from ovsnet.render.context import (
     COMPANION_NAME,
     COMPANION_UNIT,
     DOCKER,
     DOCKER_DROPIN_NAME,
+    DOCKER_TLS_SOCKET_UNIT,
     INIT_UNIT,
     MODPROBE,
     HostConfig,
@@ -49,11 +51,15 @@ def header(config: HostConfig) -> list[str]:
     """Comment lines saying what the file is; no timestamp, so re-rendering is stable."""
     who = f"host {config.name}" if config.name else "one host"
     peers = ", ".join(str(peer) for peer in config.peers) or "none"
-    return [
+    lines = [
         f"Rendered by ovsnet {__version__} for {who}; re-render rather than edit.",
         f"subnet {config.addressing.subnet} of {config.addressing.supernet}, MTU {config.mtu}, "
         f"IPsec {'on' if config.ipsec else 'off'}, peers: {peers}",
     ]
+    if config.docker_tls:
+        tls = config.docker_tls
+        lines.append(f"Docker API: {tls.url} with mutual TLS, certificates in {tls.directory}/")
+    return lines
 
 
 def _exec_start(argv: list[str]) -> str:
@@ -80,7 +86,8 @@ def _unit_context(config: HostConfig) -> dict:
         "ovsnet_commands": [
             command_line(config.companion_exec(args)) for args in config.ovsnet_commands()
         ],
-        "docker_flags": config.docker_flags,
+        "docker_flags": config.dropin_flags,
+        "docker_tls": config.docker_tls,
     }
 
 
@@ -99,13 +106,40 @@ def units(config: HostConfig) -> list[Unit]:
     ]
 
 
+def docker_tls_socket(config: HostConfig) -> Unit | None:
+    """The socket unit that gives dockerd its TLS listener where daemon.json configures Docker.
+
+    Only the kinds that write daemon.json (ignition, cloud-init) carry it; the drop-in kinds put
+    --host=tcp://... in $DOCKER_OPTS instead. The template says why.
+    """
+    if config.docker_tls is None:
+        return None
+    text = render_template("docker-tls.socket.j2", _unit_context(config))
+    return Unit(DOCKER_TLS_SOCKET_UNIT, text)
+
+
 def daemon_json(config: HostConfig) -> str:
-    text = render_template(KINDS["daemon-json"].template, {"docker_options": config.docker_options})
+    text = render_template(
+        KINDS["daemon-json"].template, {"docker_options": config.daemon_json_options}
+    )
     return _normalise_json(text)
+
+
+# The kinds that can carry files with their own mode (the opt-in to embed Docker's key).
+EMBEDDING_KINDS = ("ignition", "cloud-init")
+
+
+def holds_secret(config: HostConfig) -> bool:
+    return bool(config.docker_tls and config.docker_tls.embedded)
 
 
 def render(kind: str, config: HostConfig) -> str:
     """The text of one kind of configuration for one host."""
+    if holds_secret(config) and kind not in EMBEDDING_KINDS:
+        raise InvalidInput(
+            f"{kind} cannot carry Docker's certificates",
+            f"embed them in {' or '.join(EMBEDDING_KINDS)}, or copy them to the host yourself",
+        )
     if kind == "docker-dropin":
         return docker_dropin(config).contents
     if kind == "daemon-json":
@@ -115,6 +149,9 @@ def render(kind: str, config: HostConfig) -> str:
         "units": units(config),
         "docker_dropin": docker_dropin(config),
         "daemon_json": {"path": DAEMON_JSON_PATH, "mode": 0o644, "contents": daemon_json(config)},
+        "docker_tls": config.docker_tls,
+        "docker_tls_socket": docker_tls_socket(config),
+        "docker_tls_files": config.docker_tls.embedded_files() if config.docker_tls else [],
         "ignition_version": IGNITION_VERSION,
     }
     text = render_template(KINDS[kind].template, context)

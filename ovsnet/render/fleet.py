@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ovsnet import inventory as inv
@@ -17,6 +18,8 @@ class Overrides:
     underlay_mtu: int | None = None
     ipsec: bool | None = None
     image: str | None = None
+    docker_tls: bool | None = None
+    docker_tls_dir: str | None = None
 
 
 def host_config(inventory: inv.Inventory, name: str, overrides: Overrides) -> HostConfig:
@@ -36,21 +39,30 @@ def host_config(inventory: inv.Inventory, name: str, overrides: Overrides) -> Ho
         image=_first(overrides.image, inventory.image, DEFAULT_IMAGE),
         name=name,
         own_ip=host.ip,
+        docker_tls=_first(overrides.docker_tls, inventory.docker_tls, False),
+        docker_tls_dir=_first(overrides.docker_tls_dir, inventory.docker_tls_dir, None),
     )
 
 
 def _first(*values):
-    return next(value for value in values if value is not None)
+    return next((value for value in values if value is not None), None)
 
 
 def file_name(kind: str, host: str) -> str:
     return host + KINDS[kind].suffix
 
 
-def render_fleet(kind: str, inventory: inv.Inventory, overrides: Overrides) -> dict[str, str]:
-    """{file name: text}, one file per host of the inventory."""
+def render_fleet(
+    kind: str,
+    inventory: inv.Inventory,
+    overrides: Overrides,
+    adjust: Callable[[HostConfig], HostConfig] = lambda config: config,
+) -> dict[str, str]:
+    """{file name: text}, one file per host of the inventory (`adjust`: e.g. embed its keys)."""
     return {
-        file_name(kind, host.name): render(kind, host_config(inventory, host.name, overrides))
+        file_name(kind, host.name): render(
+            kind, adjust(host_config(inventory, host.name, overrides))
+        )
         for host in inventory.hosts
     }
 

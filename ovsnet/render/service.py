@@ -6,8 +6,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ovsnet.errors import InvalidInput, OperationFailed
-from ovsnet.render.context import DEFAULT_IMAGE, DEFAULT_UNDERLAY_MTU, build_host_config
-from ovsnet.render.documents import KINDS, render
+from ovsnet.render.context import (
+    DEFAULT_IMAGE,
+    DEFAULT_UNDERLAY_MTU,
+    DOCKER_TLS_FILES,
+    HostConfig,
+    TlsFiles,
+    build_host_config,
+    embed_docker_tls,
+)
+from ovsnet.render.documents import EMBEDDING_KINDS, KINDS, render
 from ovsnet.render.fleet import Overrides, file_name, host_config, render_examples, render_fleet
 
 
@@ -21,6 +29,9 @@ class RenderRequest:
     peers: tuple[str, ...] = ()
     ipsec: bool = False
     image: str | None = None
+    docker_tls: bool = False
+    docker_tls_dir: str | None = None
+    docker_tls_embed: Path | None = None  # opt-in: carry the server key in the rendered file
     inventory: Path | None = None
     host: str | None = None
     all_hosts: bool = False
@@ -67,20 +78,112 @@ def run_render(request: RenderRequest) -> RenderResult:
     """Render one host (from flags or an inventory) or every host of an inventory."""
     if request.kind not in KINDS:
         raise InvalidInput(f"unknown kind {request.kind!r}", f"choose one of: {', '.join(KINDS)}")
+    _check_embedding(request)
     if request.inventory is None:
-        return _single(request, render(request.kind, _config_from_flags(request)))
+        config = _embedded(request, _config_from_flags(request), host=None)
+        return _single(request, render(request.kind, config))
     inventory = _load_inventory(request)
     overrides = Overrides(
-        underlay_mtu=request.underlay_mtu, ipsec=request.ipsec or None, image=request.image
+        underlay_mtu=request.underlay_mtu,
+        ipsec=request.ipsec or None,
+        image=request.image,
+        docker_tls=request.docker_tls or None,
+        docker_tls_dir=request.docker_tls_dir,
     )
     if not request.all_hosts:
-        config = host_config(inventory, request.host, overrides)
+        config = _embedded(request, host_config(inventory, request.host, overrides), request.host)
         return _single(request, render(request.kind, config))
-    files = render_fleet(request.kind, inventory, overrides)
+    files = render_fleet(
+        request.kind,
+        inventory,
+        overrides,
+        adjust=lambda config: _embedded(request, config, config.name, fleet=True),
+    )
+    private = request.docker_tls_embed is not None
     outcomes = [
-        write_file(request.output / name, text, request.dry_run) for name, text in files.items()
+        write_file(request.output / name, text, request.dry_run, private)
+        for name, text in files.items()
     ]
     return RenderResult(kind=request.kind, files=outcomes)
+
+
+def _check_embedding(request: RenderRequest) -> None:
+    if request.docker_tls_embed is None:
+        return
+    if request.kind not in EMBEDDING_KINDS:
+        raise InvalidInput(
+            f"{request.kind} cannot carry Docker's certificates",
+            f"embed them in {' or '.join(EMBEDDING_KINDS)}, or copy them to the host yourself",
+        )
+    if request.output is None:
+        # The rendered file then holds a private key: never on stdout, in --json or a pipe.
+        raise InvalidInput(
+            "--docker-tls-embed puts a private key in the file", "give -o FILE (written 0600)"
+        )
+
+
+def _embedded(
+    request: RenderRequest, config: HostConfig, host: str | None, fleet: bool = False
+) -> HostConfig:
+    """With --docker-tls-embed, the host's config carrying its Docker server certificate."""
+    if request.docker_tls_embed is None:
+        return config
+    folder = _server_folder(request.docker_tls_embed, host, fleet)
+    return embed_docker_tls(config, read_server_tls(folder))
+
+
+def _server_folder(base: Path, host: str | None, fleet: bool) -> Path:
+    """A host's folder in a PKI directory (docker/HOST/server), or the folder given itself."""
+    from ovsnet import pki
+
+    if host is not None:
+        per_host = pki.docker_dirs(base, host)[0]
+        if per_host.is_dir():
+            return per_host
+        if fleet:  # one folder for every host would give them all the same certificate
+            raise InvalidInput(
+                f"no Docker server certificate for {host} in {base}",
+                f"run `ovsnet pki issue-docker {host} --ip ADDR --dir {base}`",
+            )
+    return base
+
+
+def read_server_tls(folder: Path) -> TlsFiles:
+    """A dockerd server certificate folder, checked: CA chain, key pair, server usage."""
+    from ovsnet import pki
+
+    names = DOCKER_TLS_FILES.values()
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise InvalidInput(
+            f"{folder} lacks {', '.join(missing)}",
+            "give the server folder `ovsnet pki issue-docker` wrote (docker/HOST/server)",
+        )
+    try:
+        ca, cert, key = ((folder / name).read_bytes() for name in names)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {folder}: {exc.strerror}") from None
+    certificate = pki.load_certificate(cert, f"{folder}/cert.pem")
+    pki.verify_chain(certificate, pki.load_certificate(ca, f"{folder}/ca.pem"))
+    pki.check_key_matches(certificate, pki.load_private_key(key, f"{folder}/key.pem"))
+    _require_server_auth(certificate, folder)
+    return TlsFiles(ca=ca.decode(), cert=cert.decode(), key=key.decode())
+
+
+def _require_server_auth(certificate, folder: Path) -> None:
+    # The client folder has the same file names; dockerd would start with it, clients refuse.
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    try:
+        usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return  # no EKU restricts nothing
+    if ExtendedKeyUsageOID.SERVER_AUTH not in usages:
+        raise InvalidInput(
+            f"{folder}/cert.pem is not a TLS server certificate",
+            "give the server folder (docker/HOST/server), not the client one",
+        )
 
 
 def _config_from_flags(request: RenderRequest):
@@ -94,6 +197,8 @@ def _config_from_flags(request: RenderRequest):
         peers=request.peers,
         ipsec=request.ipsec,
         image=request.image or DEFAULT_IMAGE,
+        docker_tls=request.docker_tls,
+        docker_tls_dir=request.docker_tls_dir,
     )
 
 
@@ -130,21 +235,35 @@ def _single(request: RenderRequest, text: str) -> RenderResult:
     path = request.output
     if path.is_dir():
         path = path / file_name(request.kind, request.host or "host")
-    return RenderResult(kind=request.kind, files=[write_file(path, text, request.dry_run)])
+    private = request.docker_tls_embed is not None
+    return RenderResult(kind=request.kind, files=[write_file(path, text, request.dry_run, private)])
 
 
-def write_file(path: Path, text: str, dry_run: bool) -> FileOutcome:
-    """Write only when the content differs, so a second identical run changes nothing."""
-    if path.is_file() and path.read_text() == text:
+def write_file(path: Path, text: str, dry_run: bool, private: bool = False) -> FileOutcome:
+    """Write only when the content differs, so a second identical run changes nothing.
+
+    A private file (it holds a key) is written 0600 from its first byte, and a copy of it left
+    readable by others counts as differing.
+    """
+    if path.is_file() and path.read_text() == text and not (private and _loose(path)):
         return FileOutcome(str(path), "unchanged")
     if dry_run:
         return FileOutcome(str(path), "would write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        if private:
+            from ovsnet.pki import write_atomically
+
+            write_atomically(path, text.encode(), 0o600)
+        else:
+            path.write_text(text)
     except OSError as exc:
         raise OperationFailed(f"cannot write {path}: {exc.strerror}") from None
     return FileOutcome(str(path), "written")
+
+
+def _loose(path: Path) -> bool:
+    return path.stat().st_mode & 0o077 != 0
 
 
 def run_render_examples(folder: Path, check: bool = False) -> RenderResult:

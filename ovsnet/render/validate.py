@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -80,7 +81,35 @@ def check_units(
 
 
 def check_docker_dropin(text: str) -> list[str]:
-    return check_units({}, {"docker.service": {DOCKER_DROPIN_NAME: text}})
+    return _dropin_tls_problems(text) + check_units(
+        {}, {"docker.service": {DOCKER_DROPIN_NAME: text}}
+    )
+
+
+def _docker_opts(text: str) -> list[str]:
+    """The flags a drop-in's `Environment="DOCKER_OPTS=..."` gives dockerd (split like systemd)."""
+    flags: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("Environment="):
+            for assignment in shlex.split(line.removeprefix("Environment=")):
+                name, _, value = assignment.partition("=")
+                if name == "DOCKER_OPTS":
+                    flags += value.split()
+    return flags
+
+
+def _dropin_tls_problems(text: str) -> list[str]:
+    """A TCP listener on dockerd's command line must come with --tlsverify and its files."""
+    flags = _docker_opts(text)
+    tcp = [f for f in flags if f.startswith(("--host=tcp://", "-H=tcp://", "tcp://"))]
+    if not tcp:
+        return []
+    options = {
+        name: value or True
+        for name, _, value in (f.removeprefix("--").partition("=") for f in flags)
+        if name in TLS_OPTIONS
+    }
+    return _tls_problems(options, f"the drop-in's {tcp[0]}")
 
 
 # --- Docker ----------------------------------------------------------------------------------
@@ -122,8 +151,30 @@ def _as_nobody() -> list[str]:
     return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
+TLS_OPTIONS = ("tlsverify", "tlscacert", "tlscert", "tlskey")
+
+
+def _tls_problems(options: dict, what: str) -> list[str]:
+    """Mutual TLS needs --tlsverify (plain --tls does not check clients) and all three files."""
+    problems = []
+    if options.get("tlsverify") is not True:
+        problems.append(f"{what} without tlsverify: anyone who reaches the port is root")
+    for name in TLS_OPTIONS[1:]:
+        value = options.get(name)
+        if not isinstance(value, str) or not value.startswith("/"):
+            problems.append(f"{what} needs {name} as an absolute path, not {value!r}")
+    return problems
+
+
 def _check_docker_values(options: dict) -> list[str]:
     problems = []
+    if "hosts" in options:
+        # docker.service passes -H fd:// on Debian, Ubuntu, Fedora and Flatcar alike.
+        problems.append(
+            'daemon.json sets "hosts": dockerd refuses to start next to docker.service\'s -H fd://'
+        )
+    if any(name in options for name in (*TLS_OPTIONS, "tls")):
+        problems += _tls_problems(options, "daemon.json's TLS")
     try:
         bip = IPv4Interface(options["bip"])
         fixed = IPv4Network(options["fixed-cidr"])
@@ -135,6 +186,24 @@ def _check_docker_values(options: dict) -> list[str]:
     if not isinstance(mtu, int) or not 576 <= mtu <= 9000:
         problems.append(f"mtu {mtu!r} is not an MTU between 576 and 9000")
     return problems
+
+
+def _tls_listener_problems(daemon_json: str, units: dict[str, str]) -> list[str]:
+    """daemon.json's TLS settings are useless without a socket unit that hands dockerd a port."""
+    try:
+        tls = json.loads(daemon_json).get("tlsverify")
+    except (ValueError, AttributeError):
+        return []  # check_daemon_json reports it
+    sockets = [
+        text
+        for name, text in units.items()
+        if name.endswith(".socket")
+        and "Service=docker.service" in text.splitlines()
+        and any(line.startswith("ListenStream=") for line in text.splitlines())
+    ]
+    if tls and not sockets:
+        return ["daemon.json enables TLS but no socket unit gives docker.service a TCP port"]
+    return []
 
 
 # --- Ignition --------------------------------------------------------------------------------
@@ -161,7 +230,8 @@ def check_ignition(text: str) -> list[str]:
     problems = check_units(units, dropins)
     for entry in config.get("storage", {}).get("files", []):
         if entry["path"] == DAEMON_JSON_PATH:
-            problems += check_daemon_json(_data_url_text(entry["contents"]["source"]))
+            text = _data_url_text(entry["contents"]["source"])
+            problems += check_daemon_json(text) + _tls_listener_problems(text, units)
     return problems
 
 
@@ -194,7 +264,8 @@ def check_cloud_init(text: str) -> list[str]:
     }
     problems = check_units(units)
     if DAEMON_JSON_PATH in files:
-        problems += check_daemon_json(files[DAEMON_JSON_PATH])
+        text = files[DAEMON_JSON_PATH]
+        problems += check_daemon_json(text) + _tls_listener_problems(text, units)
     return problems
 
 
@@ -220,7 +291,11 @@ def check_coreos_cloud_config(text: str) -> list[str]:
             contents[unit["name"]] = unit["content"]
         if unit.get("drop-ins"):
             dropins[unit["name"]] = {d["name"]: d["content"] for d in unit["drop-ins"]}
-    return problems or check_units(contents, dropins)
+    if problems:
+        return problems
+    for text in dropins.get("docker.service", {}).values():
+        problems += _dropin_tls_problems(text)
+    return problems + check_units(contents, dropins)
 
 
 def _coreos_unit_problems(index: int, unit) -> list[str]:

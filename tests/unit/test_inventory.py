@@ -96,6 +96,8 @@ def test_moving_a_host_by_hand_is_reported():
         ({"supernet": "10.0.0.0/24", "hosts": []}, "has no room for /24 host subnets"),
         ({"supernet": "10.0.0.1/8", "hosts": []}, "not a valid IPv4 network"),
         ({"underlay_mtu": "big", "hosts": []}, "underlay_mtu must be a int"),
+        ({"docker_tls": "yes", "hosts": []}, "docker_tls must be a bool"),
+        ({"docker_tls_dir": 5, "hosts": []}, "docker_tls_dir must be a str"),
         ({"hosts": "a"}, "hosts must be a list"),
         ({"hosts": [], "allocations": {"a": "10.0.300"}}, "allocations of a: prefix"),
         ([], "is not a YAML mapping"),
@@ -109,6 +111,7 @@ def test_bad_inventories_are_refused_with_a_clear_message(data, message):
 
 def test_yaml_round_trip_keeps_everything():
     data = {"supernet": "10.64.0.0/16", "underlay_mtu": 9000, "ipsec": True, "image": "x:1",
+            "docker_tls": True, "docker_tls_dir": "/srv/tls",
             "hosts": hosts(("a", "198.51.100.1"), ("b", "198.51.100.2", "10.64.9"))}  # fmt: skip
     allocated = allocate(data).inventory
     assert inv.loads(inv.dumps(allocated)) == allocated

@@ -126,6 +126,7 @@ def test_every_template_is_a_file_in_the_package():
     names = {kind.template for kind in KINDS.values()} | {
         "ovsnet.service.j2",
         "ovsnet-init.service.j2",
+        "docker-tls.socket.j2",
     }
     assert names == {path.name for path in TEMPLATES.glob("*.j2")}
 
@@ -209,14 +210,24 @@ peer_sets = st.lists(st.integers(1, 254).map(lambda n: f"198.51.100.{n}"), uniqu
 
 
 @settings(deadline=None)  # renders every kind; a loaded CI machine must not make it flaky
-@given(prefix=prefixes, peers=peer_sets, mtu=st.integers(1000, 9000), ipsec=st.booleans())
-def test_every_kind_states_the_same_docker_options(prefix, peers, mtu, ipsec):
-    host = build_host_config(prefix=prefix, peers=peers, underlay_mtu=mtu, ipsec=ipsec)
-    flags = " ".join(host.docker_flags)
-    assert json.loads(render("daemon-json", host)) == host.docker_options
+@given(
+    prefix=prefixes,
+    peers=peer_sets,
+    mtu=st.integers(1000, 9000),
+    ipsec=st.booleans(),
+    docker_tls=st.booleans(),
+)
+def test_every_kind_states_the_same_docker_options(prefix, peers, mtu, ipsec, docker_tls):
+    host = build_host_config(
+        prefix=prefix, peers=peers, underlay_mtu=mtu, ipsec=ipsec, docker_tls=docker_tls
+    )
+    flags = " ".join(host.dropin_flags)
+    assert flags.startswith(" ".join(host.docker_flags))
+    assert json.loads(render("daemon-json", host)) == host.daemon_json_options
+    assert host.daemon_json_options.items() >= host.docker_options.items()
     assert f'"DOCKER_OPTS={flags}"' in render("docker-dropin", host)
     assert f'"DOCKER_OPTS={flags}"' in render("cloud-config", host)
     cloud_init = yaml.safe_load(render("cloud-init", host))
-    assert json.loads(cloud_init["write_files"][0]["content"]) == host.docker_options
+    assert json.loads(cloud_init["write_files"][0]["content"]) == host.daemon_json_options
     init = units(host)[1].contents
     assert f"--prefix {prefix} " in init and all(peer in init for peer in peers)
