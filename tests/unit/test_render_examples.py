@@ -43,6 +43,15 @@ def test_examples_include_a_three_host_fleet_of_every_kind():
         assert {f"hosts/core-{n}{kind_suffix}" for n in (1, 2, 3)} <= names
 
 
+def test_examples_include_a_docker_tls_fleet():
+    files = expected_files()
+    for n in (1, 2, 3):
+        assert "--tlsverify" in files[f"hosts-docker-tls/dock-{n}.50-ovsnet-bridge.conf"]
+        assert '"tlsverify": true' in files[f"hosts-docker-tls/dock-{n}.daemon.json"]
+        assert "ListenStream=0.0.0.0:2376" in files[f"hosts-docker-tls/dock-{n}.cloud-init.yaml"]
+    assert not any("PRIVATE KEY" in text for text in files.values())
+
+
 def test_every_example_passes_its_validator():
     for name, text in expected_files().items():
         suffix = next((s for s in KIND_OF_SUFFIX if name.endswith(s)), None)
