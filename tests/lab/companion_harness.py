@@ -53,7 +53,9 @@ def image_key() -> str:
     files = [REPO / "pyproject.toml"]
     for top in ("container", "ovsnet"):
         files += [
-            p for p in (REPO / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+            p
+            for p in (REPO / top).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".md"
         ]
     for path in sorted(files):
         digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
