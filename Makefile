@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test unit lint bench render-examples clean
+.PHONY: setup demo test unit lint bench render-examples image clean
 
 setup:
 	bash scripts/setup.sh
@@ -27,3 +27,6 @@ render-examples: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+image: setup
+	bash container/build.sh

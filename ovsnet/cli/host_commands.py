@@ -17,7 +17,9 @@ def init(
     supernet: str = typer.Option("10.0.0.0/8", "--supernet", help="The overlay supernet."),
     bridge: str = BRIDGE,
     docker_bridge: str = typer.Option("docker0", "--docker-bridge", help="Docker's bridge."),
-    datapath: str = typer.Option("system", "--datapath", help="system (kernel) or netdev."),
+    datapath: str = typer.Option(
+        "system", "--datapath", envvar="OVSNET_DATAPATH", help="system (kernel) or netdev."
+    ),
     underlay_mtu: int = typer.Option(None, "--underlay-mtu", help="Default: detected."),
     ipsec: bool = typer.Option(False, "--ipsec", help="Leave room in the MTU for IPsec."),
     docker_host: str = typer.Option(

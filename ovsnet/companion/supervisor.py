@@ -65,7 +65,7 @@ class Supervisor:
     # -- entry point ----------------------------------------------------------------------------
 
     def run(self) -> int:
-        from ovsnet.netlink_watch import LinkWatcher
+        from ovsnet.netlink import LinkWatcher
 
         wakeup_r, wakeup_w = socket.socketpair()
         wakeup_w.setblocking(False)

@@ -371,7 +371,7 @@ def test_bad_configuration_exits_2_with_one_line(fleet):
 
 WATCH_SCRIPT = """
 import select, subprocess
-from ovsnet.netlink_watch import LinkWatcher
+from ovsnet.netlink import LinkWatcher
 with LinkWatcher() as watcher:
     assert watcher.changed_links() == set()
     subprocess.run(["ip", "link", "add", "wbr0", "type", "bridge"], check=True)
