@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 import json
 import shlex
-import subprocess
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -25,44 +24,13 @@ import pytest
 import yaml
 
 from ovsnet.cli import main
-from ovsnet.lab import dockerd
-from ovsnet.lab.proc import SYSTEM_PATH, plumbing_env, stop_pids
 from ovsnet.render import build_host_config, render
+from tests.lab.rendered_dockerd import restart_dockerd_as_rendered
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 COMPANION_EXEC = ["/usr/bin/docker", "exec", "ovsnet", "ovsnet"]
 LAB_ONLY_INIT_FLAGS = ["--datapath", "netdev"]
-
-
-def restart_dockerd_as_rendered(host, *, daemon_json: str | None = None, flags=()) -> None:
-    """Restart the host's dockerd configured only by the rendered file, not the lab's flags.
-
-    The lab starts dockerd with its own --bip/--fixed-cidr/--mtu and an empty daemon.json; here
-    the same data root, sockets and pidfile are used (so the lab still finds and stops it by
-    PID), but the bridge options come from the rendered daemon.json or drop-in alone.
-    """
-    host.stop_docker()
-    layout = host.layout
-    lab_flags = set(layout.docker_flags())
-    argv = [arg for arg in dockerd.dockerd_argv(layout) if arg not in lab_flags]
-    assert "--config-file" in argv and not any(a.startswith(("--bip", "--mtu")) for a in argv)
-    (layout.docker_dir / "daemon.json").write_text(daemon_json or "{}\n")
-    with open(dockerd.log_file(layout), "ab") as log:
-        child = subprocess.Popen(
-            [*argv, *flags],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=plumbing_env({"PATH": SYSTEM_PATH}),
-            start_new_session=True,
-        )
-    try:
-        dockerd.wait_ready(layout, child.pid)
-    except BaseException:
-        stop_pids({child.pid: str(layout.docker_socket)}, timeout=20)
-        raise
-    child.returncode = 0  # reaped by the lab's PID handling, like dockerd.start()
 
 
 def link(host, name: str) -> dict:
