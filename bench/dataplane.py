@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import subprocess
 import time
 from collections.abc import Callable
@@ -23,10 +24,10 @@ from ovsnet.lab.proc import plumbing_env, stop_pids
 from ovsnet.lab.proc import run as lab_run
 
 IPERF_PORT = 5201
-PING_COUNT = 20
-PING_INTERVAL = "0.05"
+PING_COUNT = 50
+PING_INTERVAL = "0.02"
 WRONG_MTU = 1500
-_RTT_RE = re.compile(r"= [\d.]+/([\d.]+)/[\d.]+/[\d.]+ ms")
+_RTT_RE = re.compile(r" time=([\d.]+) ms")
 
 
 class Endpoint:
@@ -104,16 +105,16 @@ def tcp_throughput(client: Endpoint, server: Endpoint, seconds: int, m: Measurem
 
 
 def ping_rtt(client: Endpoint, server: Endpoint, m: Measurement) -> None:
-    done = client.run("ping", "-c", str(PING_COUNT), "-i", PING_INTERVAL, "-q", "-W", "2",
-                      server.ip, timeout=60, check=False)  # fmt: skip
-    found = _RTT_RE.search(done.stdout)
-    if not found:
+    """One sample: the median round trip of PING_COUNT echoes (robust to a scheduling hiccup)."""
+    done = client.run("ping", "-c", str(PING_COUNT), "-i", PING_INTERVAL, "-W", "2", server.ip,
+                      timeout=60, check=False)  # fmt: skip
+    rtts = [float(t) for t in _RTT_RE.findall(done.stdout)]
+    if not rtts:
         m.failures.append(f"ping exited {done.returncode}: {done.stdout.strip()[-120:]}")
         return
-    m.samples.append(float(found.group(1)))
-    loss = re.search(r"(\d+)% packet loss", done.stdout)
-    if loss and loss.group(1) != "0":
-        m.notes.append(f"{loss.group(1)}% loss")
+    m.samples.append(statistics.median(rtts))
+    if len(rtts) < PING_COUNT:
+        m.notes.append(f"{PING_COUNT - len(rtts)} of {PING_COUNT} echoes lost")
 
 
 def wait_reachable(client: Endpoint, server: Endpoint, timeout: float = 60.0) -> None:

@@ -120,7 +120,9 @@ def format_value(summary: Summary | None, unit: str, failures: int = 0) -> str:
 
 
 def format_ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}x"
+    if value is None:
+        return "-"
+    return f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
 
 
 def format_met(met: bool | None) -> str:

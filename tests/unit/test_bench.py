@@ -76,7 +76,7 @@ def test_control_rows_compare_against_the_loop_and_check_targets_at_1000():
         for m in (
             _measured("add/1000/ovsnet", [1.2, 1.4, 1.3]),
             _measured("sync/1000/ovsnet", [1.6, 1.7, 1.8]),
-            _measured("add/1000/vsctl-loop", [78.0]),
+            _measured("add/1000/vsctl-loop", [78.0], cpu=0.7),
             _measured("noop-sync/1000/ovsnet", [0.5, 0.6, 0.7]),
             _measured("help", [0.2, 0.25]),
         )
@@ -90,7 +90,7 @@ def test_control_rows_compare_against_the_loop_and_check_targets_at_1000():
     assert rows["ovsnet --help"].met() is True
     assert "peer sync, 10% replaced" not in rows  # not measured: no row
     text = report.render(results, (1000,), None)
-    assert "60.0x" in text and "NO" in text
+    assert "60.0x (CPU 7.00x)" in text and "NO" in text
 
 
 def test_a_target_without_its_baseline_is_not_met():
@@ -159,6 +159,10 @@ def test_runner_arguments():
         assert exc.value.code == 2
 
 
-def test_rtt_parser_reads_the_average_of_iputils_ping():
-    line = "rtt min/avg/max/mdev = 0.045/0.067/0.098/0.010 ms"
-    assert _RTT_RE.search(line).group(1) == "0.067"
+def test_rtt_parser_reads_each_echo_of_iputils_ping():
+    out = (
+        "64 bytes from 10.0.2.2: icmp_seq=1 ttl=64 time=0.067 ms\n"
+        "64 bytes from 10.0.2.2: icmp_seq=2 ttl=64 time=1.25 ms\n"
+        "rtt min/avg/max/mdev = 0.067/0.658/1.250/0.591 ms\n"
+    )
+    assert _RTT_RE.findall(out) == ["0.067", "1.25"]
