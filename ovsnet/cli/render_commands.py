@@ -26,10 +26,13 @@ def render_command(
     docker_tls: bool = typer.Option(
         False,
         "--docker-tls",
-        help="Docker API on tcp://0.0.0.0:2376 with --tlsverify (certificates: pki issue-docker).",
+        help="Docker API on tcp://0.0.0.0:2376 with --tlsverify (certificates: pki issue-docker; "
+        "daemon-json alone also needs the socket unit: see cloud-config/README.md).",
     ),
     docker_tls_dir: str = typer.Option(
-        None, "--docker-tls-dir", help="Host folder of ca.pem, cert.pem, key.pem [/etc/docker/tls]."
+        None,
+        "--docker-tls-dir",
+        help="Host folder of ca.pem, cert.pem, key.pem (default /etc/docker/tls).",
     ),
     docker_tls_embed: Path = typer.Option(
         None,

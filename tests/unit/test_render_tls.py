@@ -265,6 +265,13 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def test_help_shows_the_tls_options(capsys):
+    code, out, _ = run(capsys, "render", "--help")
+    assert code == 0
+    for option in ("--docker-tls ", "--docker-tls-dir", "--docker-tls-embed"):
+        assert option in out
+
+
 def test_cli_flags_reach_the_document(capsys):
     code, out, err = run(capsys, "render", "docker-dropin", "--prefix", "10.0.42",
                          "--docker-tls", "--docker-tls-dir", "/srv/tls")  # fmt: skip
