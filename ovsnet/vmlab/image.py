@@ -144,8 +144,6 @@ def build_ovsnet_wheel(out_dir: Path, source: Path | None = None) -> Path:
     wheels = sorted(out_dir.glob("ovsnet-*.whl"))
     if not wheels:
         raise OperationFailed(f"pip wheel produced no ovsnet wheel in {out_dir}")
-    # setuptools leaves build/ in the checkout; it is ignored by git, but keep the tree clean.
-    shutil.rmtree(source / "build", ignore_errors=True)
     return wheels[0]
 
 
