@@ -109,6 +109,29 @@ class Vm:
         except subprocess.TimeoutExpired:
             return False
 
+    def boot_id(self) -> str | None:
+        """The kernel's random boot id: changes with every boot (None if unreachable)."""
+        try:
+            proc = self.ssh("cat /proc/sys/kernel/random/boot_id", timeout=15)
+        except subprocess.TimeoutExpired:
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def reboot(self, timeout: float = SSH_BOOT_TIMEOUT) -> float:
+        """Reboot the guest (qemu keeps running) and wait until it answers again; seconds."""
+        from ovsnet.vmlab.guest import wait_until
+
+        before = self.boot_id()
+        started = time.monotonic()
+        self.lab._stop_ssh_master(self)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.ssh("systemctl reboot", timeout=30)
+        wait_until(lambda: self.boot_id() not in (None, before), timeout,
+                   f"{self.name} to come back after a reboot", interval=2)  # fmt: skip
+        self.lab._start_ssh_master(self)
+        self.lab._save()
+        return time.monotonic() - started
+
     def running(self) -> bool:
         return self.pid is not None and _is_ours(self.pid, str(self.lab.run_dir))
 
@@ -394,19 +417,31 @@ class VmLab:
         """One persistent ssh connection per VM: later commands skip the key exchange,
         which costs most of a second under emulation."""
         for vm in self.vms:
-            proc = subprocess.Popen(
-                vm.ssh_argv("", master=True),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            vm.ssh_master_pid = proc.pid
+            self._start_ssh_master(vm, wait=False)
         deadline = time.monotonic() + 30
         while not all(vm.control_path.exists() for vm in self.vms):
             if time.monotonic() > deadline:
                 break  # commands still work, each with its own connection
             time.sleep(0.2)
+
+    def _start_ssh_master(self, vm: Vm, wait: bool = True) -> None:
+        proc = subprocess.Popen(
+            vm.ssh_argv("", master=True),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        vm.ssh_master_pid = proc.pid
+        deadline = time.monotonic() + 30
+        while wait and not vm.control_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    def _stop_ssh_master(self, vm: Vm) -> None:
+        if vm.ssh_master_pid:
+            _stop_pid(vm.ssh_master_pid, str(vm.control_path))
+            vm.ssh_master_pid = None
+        vm.control_path.unlink(missing_ok=True)
 
 
 def _check_name(name: str) -> None:

@@ -1,9 +1,10 @@
 """Scenario 1 of the real-kernel lab (issue 8): what users run, on Debian's own kernel.
 
-Three VMs, each with real Docker started from the daemon.json values ovsnet derives for it, run
-`ovsnet init --datapath system` and a full GRE mesh. Containers then talk across every pair of
-hosts and move 20 MB over TCP, with `bridge-nf-call-iptables` left as Docker sets it (1). The
-underlay is watched with tcpdump: plain GRE carries the traffic, readable (no IPsec yet).
+Three VMs, each with real Docker started from the daemon.json `ovsnet render daemon-json`
+produced in that VM, run `ovsnet init --datapath system` and a full GRE mesh. Containers then
+talk across every pair of hosts and move 20 MB over TCP, with `bridge-nf-call-iptables` left as
+Docker sets it (1). The underlay is watched with tcpdump: plain GRE carries the traffic,
+readable (no IPsec yet).
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ def prefix_of(vm) -> str:
     return f"10.0.{vm.spec.index}"
 
 
-def daemon_options(vm) -> dict:
-    """The daemon.json `ovsnet render daemon-json --prefix 10.0.N` stands for."""
+def expected_daemon_options(vm) -> dict:
+    """What Docker needs on this host (DESIGN.md section 1): bip, fixed-cidr, overlay MTU."""
     addressing = host_addressing(prefix=prefix_of(vm))
     return addressing.docker_options(overlay_mtu(UNDERLAY_MTU, "gre"))
 
 
 def _bring_up_host(vm, peers) -> None:
-    guest.start_docker(vm, daemon_options(vm))
+    vm.ssh(f"mkdir -p /etc/docker && ovsnet render daemon-json --prefix {prefix_of(vm)} "
+           "-o /etc/docker/daemon.json", check=True, timeout=120)  # fmt: skip
+    guest.start_docker(vm)
     vm.ssh(f"ovsnet init --prefix {prefix_of(vm)} --datapath system", check=True, timeout=120)
     others = " ".join(p.underlay_ip for p in peers if p is not vm)
     vm.ssh(f"ovsnet peer add {others}", check=True, timeout=120)
@@ -55,6 +58,17 @@ def mesh(vmlab, measurements):
         yield ips
     finally:
         vmlab.on_all(f"docker rm -f {CONTAINER} >/dev/null 2>&1 || true", check=False)
+
+
+def test_docker_runs_with_the_rendered_daemon_json(vmlab, mesh):
+    for vm in vmlab.vms:
+        rendered = json.loads(vm.ssh("cat /etc/docker/daemon.json", check=True).stdout)
+        assert rendered == expected_daemon_options(vm), vm.name
+        bip = vm.ssh("docker network inspect bridge -f '{{json .IPAM.Config}}'", check=True)
+        assert json.loads(bip.stdout)[0]["Subnet"] == "10.0.0.0/8"
+        assert mesh[vm.name].startswith(f"{prefix_of(vm)}."), mesh
+        mtu = vm.ssh(f"docker exec {CONTAINER} cat /sys/class/net/eth0/mtu", check=True)
+        assert int(mtu.stdout) == overlay_mtu(UNDERLAY_MTU, "gre")
 
 
 def test_init_builds_a_kernel_datapath_bridge_with_protected_gre_ports(vmlab, mesh):
