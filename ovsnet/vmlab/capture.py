@@ -33,6 +33,7 @@ _IKE_RE = re.compile(r"\.(500|4500) > \S+\.(500|4500): ")
 _VXLAN_RE = re.compile(r"\.4789: VXLAN|\bVXLAN\b")
 _GENEVE_RE = re.compile(r"\.6081: Geneve|\bGeneve\b")
 _INNER_TCP_RE = re.compile(r"Flags \[")
+_OUTER_IPS_RE = re.compile(r"\bIP (\d+\.\d+\.\d+\.\d+)\S* > (\d+\.\d+\.\d+\.\d+)\S*?:")
 
 
 @dataclass
@@ -43,9 +44,15 @@ class PacketCounts:
     # Packets whose inner payload was readable on the wire (unencrypted tunnels).
     inner_icmp: int = 0
     inner_tcp: int = 0
+    # (category, outer source, outer destination) -> packets, e.g. to check one tunnel only.
+    flows: Counter = field(default_factory=Counter)
 
     def __getitem__(self, category: str) -> int:
         return self.outer[category]
+
+    def between(self, a: str, b: str, category: str) -> int:
+        """Packets of `category` from a to b or from b to a."""
+        return self.flows[(category, a, b)] + self.flows[(category, b, a)]
 
     def as_dict(self) -> dict[str, int]:
         counts = {category: self.outer[category] for category in CATEGORIES}
@@ -86,6 +93,9 @@ def count_lines(lines: list[str]) -> PacketCounts:
             continue
         outer, inner = classify(line)
         counts.outer[outer] += 1
+        addresses = _OUTER_IPS_RE.search(line)
+        if addresses:
+            counts.flows[(outer, addresses.group(1), addresses.group(2))] += 1
         if inner == "icmp":
             counts.inner_icmp += 1
         elif inner == "tcp":
@@ -128,8 +138,11 @@ class UnderlayCapture:
         with contextlib.suppress(ValueError):
             self.lab.capture_pids.remove(self.proc.pid)
         self.lab._save()
+        # Read inside the namespace too: the pcap names interfaces by index.
         read = subprocess.run(
-            ["tcpdump", "-r", str(self.pcap), "-nn"], capture_output=True, text=True
+            ["ip", "netns", "exec", self.lab.netns, "tcpdump", "-r", str(self.pcap), "-nn"],
+            capture_output=True,
+            text=True,
         )
         if read.returncode != 0:
             raise OperationFailed(f"reading {self.pcap} failed: {read.stderr.strip()}")

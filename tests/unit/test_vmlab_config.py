@@ -116,3 +116,12 @@ def test_count_lines_adds_up_per_category():
         "inner_icmp": 2, "inner_tcp": 1,
     }  # fmt: skip
     assert counts["gre"] == 3
+
+
+def test_counts_per_pair_of_hosts_ignore_ports_and_inner_addresses():
+    counts = count_lines([GRE_ICMP, GRE_TCP, ESP, NATT_ESP, IKE, ARP])
+    assert counts.between("198.51.100.11", "198.51.100.12", "gre") == 2
+    assert counts.between("198.51.100.12", "198.51.100.11", "esp") == 2
+    assert counts.between("198.51.100.11", "198.51.100.12", "ike") == 1
+    assert counts.between("198.51.100.11", "198.51.100.13", "gre") == 0
+    assert counts.between("10.0.1.2", "10.0.2.2", "gre") == 0
