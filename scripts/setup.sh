@@ -14,7 +14,7 @@ APT_PACKAGES=(
   # validators for rendered configuration
   ignition cloud-init systemd ruby
   # the real-kernel lab
-  debootstrap qemu-system-x86 qemu-utils
+  debootstrap debian-archive-keyring qemu-system-x86 qemu-utils e2fsprogs openssh-client util-linux
   # Python
   python3 python3-venv python3-dev gcc python3-openvswitch
 )
