@@ -187,15 +187,15 @@ class VmLab:
         """Boot `vms` VMs and wait until each answers ssh; tear all down if anything fails."""
         if not 1 <= vms <= 20:
             raise InvalidInput(f"cannot run {vms} VMs", "give between 1 and 20")
-        started = time.monotonic()
-        image = ensure_image(log=log)
-        image_ready = time.monotonic()
         lab_id = secrets.token_hex(3)
         name = name or f"vmlab-{lab_id}"
         _check_name(name)
         run_dir = config.run_root() / name
         if run_dir.exists():
             raise InvalidInput(f"a VM lab named {name} exists", f"run `ovsnet vmlab down {name}`")
+        started = time.monotonic()
+        image = ensure_image(log=log)
+        image_ready = time.monotonic()
         run_dir.mkdir(parents=True, mode=0o700)
         lab = cls(name=name, lab_id=lab_id, run_dir=run_dir, image=image)
         lab.vms = [Vm(spec=VmSpec(index=i, lab_id=lab_id), lab=lab) for i in range(1, vms + 1)]
