@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ovsnet import ipsec
 from ovsnet.errors import InvalidInput
-from ovsnet.ovsdb import Changes, OvsDb
+from ovsnet.ovsdb import Changes, OvsDb, Snapshot
 from ovsnet.report import ChangeReport
 
 TUNNEL_PORT_TYPES = ("gre", "vxlan", "geneve", "stt", ipsec.LEGACY_PORT_TYPE)
@@ -109,14 +109,18 @@ def check_certificate_files(cert: str, key: str, ca: str, now=None) -> CheckedCe
 
 
 def observe_host(db: OvsDb) -> ipsec.ObservedHost:
+    return observe_snapshot(db.snapshot())
+
+
+def observe_snapshot(snapshot: Snapshot) -> ipsec.ObservedHost:
     """Every tunnel of every bridge (ovs-monitor-ipsec looks at all of them) and the settings."""
-    tunnels = []
-    for name in db.bridge_names():
-        bridge = db.bridge(name)
-        for port in bridge.ports.values() if bridge else ():
-            if port.type in TUNNEL_PORT_TYPES:
-                tunnels.append(ipsec.ObservedTunnel(port.name, port.type, dict(port.options)))
-    return ipsec.ObservedHost(db.ovs_version(), db.other_config(), tuple(tunnels))
+    tunnels = tuple(
+        ipsec.ObservedTunnel(port.name, port.type, dict(port.options))
+        for bridge in snapshot.bridges.values()
+        for port in bridge.ports.values()
+        if port.type in TUNNEL_PORT_TYPES
+    )
+    return ipsec.ObservedHost(snapshot.ovs_version, snapshot.other_config, tunnels)
 
 
 def _apply(
