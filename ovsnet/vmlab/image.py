@@ -208,7 +208,17 @@ def ensure_image(cache: Path | None = None, log: Log = _stderr_log) -> Image:
     with _lock(cache / "images" / f".{key}.lock"):
         if not (directory / "meta.json").exists():
             _build(directory, key, pubkey, log)
+            _prune_images(cache / "images", keep=key, log=log)
     return Image(directory=directory, ssh_key=key_path)
+
+
+def _prune_images(images: Path, keep: str, log: Log) -> None:
+    """Old images are 1.1 GB each; a running VM keeps its open backing file even if removed."""
+    for old in images.iterdir():
+        if old.is_dir() and old.name != keep and ".partial-" not in old.name:
+            log(f"removing the outdated image {old.name}")
+            shutil.rmtree(old, ignore_errors=True)
+            (images / f".{old.name}.lock").unlink(missing_ok=True)
 
 
 def _build(directory: Path, key: str, pubkey: str, log: Log) -> None:
