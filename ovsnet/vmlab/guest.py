@@ -101,3 +101,19 @@ def container_ping(vm: Vm, container: str, target: str, count: int = 3) -> PingR
 
 def sysctl(vm: Vm, key: str) -> str:
     return vm.ssh(f"sysctl -n {key}", check=True).stdout.strip()
+
+
+def iperf3_mbit_s(client: Vm, server: Vm, server_ip: str, seconds: int = 5) -> float:
+    """TCP throughput client -> server_ip (an address of `server`), Mbit/s as received.
+
+    Under qemu's software emulation these are emulated figures: compare them as ratios only.
+    """
+    pidfile = "/run/vmlab-iperf3.pid"
+    server.ssh(f"[ -f {pidfile} ] && kill $(cat {pidfile}) 2>/dev/null; "
+               f"iperf3 -s -D -1 --pidfile {pidfile}", check=True)  # fmt: skip
+    wait_until(lambda: server.ssh("ss -Hltn 'sport = :5201' | grep -q 5201").returncode == 0,
+               30, f"iperf3 server on {server.name}")  # fmt: skip
+    proc = client.ssh(f"iperf3 -J -t {seconds} -c {server_ip}", check=True,
+                      timeout=60 + 3 * seconds)  # fmt: skip
+    result = json.loads(proc.stdout)
+    return round(result["end"]["sum_received"]["bits_per_second"] / 1e6, 1)
