@@ -73,8 +73,11 @@ class HostStatus:
 
 
 def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> HostStatus:
-    bridge = db.bridge(bridge_name)
-    status = HostStatus(bridge=bridge_name, exists=bridge is not None, ovs_version=db.ovs_version())
+    snapshot = db.snapshot()
+    bridge = snapshot.bridges.get(bridge_name)
+    status = HostStatus(
+        bridge=bridge_name, exists=bridge is not None, ovs_version=snapshot.ovs_version
+    )
     if bridge is None:
         status.problems.append(f"bridge {bridge_name} does not exist")
         return status
@@ -105,11 +108,11 @@ def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> HostStatus:
         status.problems.append(f"{status.docker_bridge} is not attached to {bridge_name}")
     status.peers = sorted_peers(bridge)
     if any(peer["ipsec"] for peer in status.peers):
-        _add_ipsec_view(status, db)
+        _add_ipsec_view(status, snapshot.other_config)
     return status
 
 
-def _add_ipsec_view(status: HostStatus, db: OvsDb) -> None:
+def _add_ipsec_view(status: HostStatus, other_config: dict[str, str]) -> None:
     """ovs-monitor-ipsec's view per peer, so "configured but not established" is visible."""
     from ovsnet.errors import NotReady
     from ovsnet.ipsec_monitor import monitor_tunnels
@@ -130,7 +133,7 @@ def _add_ipsec_view(status: HostStatus, db: OvsDb) -> None:
             peer["ipsec_state"] = seen[peer["port"]].summary()
         if peer["ipsec_state"] != "established":
             status.warnings.append(f"peer {peer['remote_ip']}: IPsec {peer['ipsec_state']}")
-    certificate = db.other_config().get("certificate")
+    certificate = other_config.get("certificate")
     if certificate:
         status.warnings.extend(_certificate_warnings(certificate))
 
