@@ -133,7 +133,7 @@ class OvsDb:
             backend = type("OvsdbIdlFor", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
             api = backend(connection.Connection(idl, timeout=self.timeout), auto_index=False)
         except Exception as exc:  # ovs raises bare Exceptions for connection failures
-            raise NotReady(f"cannot reach OVSDB at {self.db} ({exc})", hint) from None
+            raise NotReady(f"cannot reach OVSDB at {self.db} ({_describe(exc)})", hint) from None
         return api
 
     def close(self) -> None:
@@ -312,6 +312,14 @@ class OvsDb:
         if failed:
             details = "; ".join(f"{name}: {error}" for name, error in sorted(failed.items()))
             raise OperationFailed(f"ovs-vswitchd refused {len(failed)} interface(s): {details}")
+
+
+def _describe(exc: BaseException) -> str:
+    # Some ovsdbapp exceptions format a `msg` attribute they do not always have.
+    try:
+        return str(exc) or type(exc).__name__
+    except Exception:
+        return type(exc).__name__
 
 
 # -- read helpers (plain JSON rows of a select) --------------------------------------------
