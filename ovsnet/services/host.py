@@ -185,8 +185,12 @@ def reset_host(
 def require_bridge(db: OvsDb, bridge: str):
     observed = db.bridge(bridge)
     if observed is None:
-        raise NotReady(
-            f"bridge {bridge} does not exist in OVSDB {db.db}",
-            "run `ovsnet init` first, or pass the right --bridge / --db",
-        )
+        raise missing_bridge(db, bridge)
     return observed
+
+
+def missing_bridge(db: OvsDb, bridge: str) -> NotReady:
+    return NotReady(
+        f"bridge {bridge} does not exist in OVSDB {db.db}",
+        "run `ovsnet init` first, or pass the right --bridge / --db",
+    )

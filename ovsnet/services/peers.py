@@ -13,7 +13,7 @@ from ovsnet.netlink import Netlink
 from ovsnet.ovsdb import Changes, OvsDb, Snapshot
 from ovsnet.plan import PeerPlan, plan_peers
 from ovsnet.report import ChangeReport
-from ovsnet.services.host import require_bridge
+from ovsnet.services.host import missing_bridge, require_bridge
 from ovsnet.services.ipsec import observe_snapshot
 from ovsnet.tunnels import TUNNEL_TYPES, parse_peer, port_name
 
@@ -138,7 +138,7 @@ def _undo(plan: PeerPlan, bridge: ObservedBridge, host: ipsec.ObservedHost) -> C
 
 def require_bridge_in(snapshot: Snapshot, db: OvsDb, name: str) -> ObservedBridge:
     if name not in snapshot.bridges:
-        require_bridge(db, name)  # raises the one "run ovsnet init first" error
+        raise missing_bridge(db, name)
     return snapshot.bridges[name]
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface, IPv4Network
 
+from ovsnet.addressing import host_addressing
 from ovsnet.errors import OvsnetError
 from ovsnet.model import DOCKER_BRIDGE_KEY, SUBNET_KEY, SUPERNET_KEY
 from ovsnet.netlink import Netlink
@@ -90,9 +90,9 @@ def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> HostStatus:
     link = net.link(bridge_name)
     status.bridge_up = link.up
     if status.subnet and status.supernet:
-        subnet, supernet = IPv4Network(status.subnet), IPv4Network(status.supernet)
-        gateway = IPv4Interface(f"{subnet.network_address + 1}/{supernet.prefixlen}")
-        status.gateway = str(gateway.ip)
+        addressing = host_addressing(subnet=status.subnet, supernet=status.supernet)
+        gateway = addressing.bridge_address
+        status.gateway = str(addressing.gateway)
         docker = net.link(status.docker_bridge)
         status.docker_attached = status.docker_bridge in bridge.ports and docker.exists
         if gateway in docker.addresses:
