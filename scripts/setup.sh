@@ -8,7 +8,7 @@ APT_PACKAGES=(
   # the data plane and its control
   openvswitch-switch openvswitch-ipsec strongswan libstrongswan-standard-plugins
   # one real Docker engine per lab host, iptables for its rules, etcd for cluster mode
-  docker.io iptables etcd-server etcd-client
+  docker.io iptables nftables etcd-server etcd-client
   # lab plumbing and measurement
   iproute2 iputils-ping ethtool kmod procps psmisc busybox-static tcpdump iperf3 openssl
   # validators for rendered configuration

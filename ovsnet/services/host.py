@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from ovsnet import arp, firewall
+from ovsnet import arp, firewall, nftables
 from ovsnet.addressing import HostAddressing
 from ovsnet.errors import InvalidInput, NotReady
 from ovsnet.model import DOCKER_BRIDGE_KEY, BridgeSpec
 from ovsnet.netlink import Netlink
 from ovsnet.ovsdb import Changes, OvsDb
+from ovsnet.plaintext_guard import Guard
 from ovsnet.plan import (
     HostPlan,
     docker_mismatches,
@@ -21,6 +22,8 @@ from ovsnet.plan import (
     refuse_foreign_bridge,
 )
 from ovsnet.report import ChangeReport
+from ovsnet.services.guard import reconcile_steps
+from ovsnet.services.ipsec import observe_host, observe_snapshot
 from ovsnet.tunnels import overlay_mtu
 
 DEFAULT_UNDERLAY_MTU = 1500
@@ -76,9 +79,11 @@ def init_host(db: OvsDb, net: Netlink, request: InitRequest, dry_run: bool = Fal
         db.port_owner(request.docker_bridge),
     )
     firewall_steps = firewall.plan_accept(request.docker_bridge)
-    steps = plan.steps + firewall_steps
-    if not dry_run and (plan or firewall_steps):
-        _apply_init(db, net, plan, spec, firewall_steps)
+    # After a reboot OVSDB still has the IPsec tunnels but the kernel lost the guard.
+    guard, guard_steps = reconcile_steps(observe_host(db))
+    steps = plan.steps + firewall_steps + guard_steps
+    if not dry_run and (plan or firewall_steps or guard_steps):
+        _apply_init(db, net, plan, spec, firewall_steps, guard if guard_steps else None)
     return ChangeReport(
         command="init",
         steps=steps,
@@ -128,7 +133,12 @@ def _refuse_underlay_overlap(net: Netlink, addressing: HostAddressing, ours: set
 
 
 def _apply_init(
-    db: OvsDb, net: Netlink, plan: HostPlan, spec: BridgeSpec, firewall_steps: list[str]
+    db: OvsDb,
+    net: Netlink,
+    plan: HostPlan,
+    spec: BridgeSpec,
+    firewall_steps: list[str],
+    guard: Guard | None,
 ) -> None:
     """Apply the plan; if any step fails, undo the earlier ones so the host is as it was."""
     created_bridge = plan.changes.bridge is not None and db.bridge(spec.name) is None
@@ -153,6 +163,8 @@ def _apply_init(
             arp.announce(spec.name, address.ip)
         if firewall_steps:
             firewall.ensure_accept(spec.docker_bridge)
+        if guard is not None:
+            nftables.write_guard(guard)
         undo.pop_all()
 
 
@@ -165,7 +177,11 @@ def reset_host(
     docker_bridge = docker_bridge or "docker0"
     plan = plan_reset(bridge, observed, docker_bridge, net.link(docker_bridge), net.link(bridge))
     firewall_steps = firewall.plan_remove(docker_bridge)
-    steps = plan.steps + firewall_steps
+    # The bridge's tunnels go with it; tunnels on other bridges keep their guard.
+    snapshot = db.snapshot()
+    others = replace(snapshot, bridges={k: v for k, v in snapshot.bridges.items() if k != bridge})
+    guard, guard_steps = reconcile_steps(observe_snapshot(others))
+    steps = plan.steps + firewall_steps + guard_steps
     if not dry_run:
         for link, stale in plan.drop_addresses:
             net.remove_address(link, stale)
@@ -179,6 +195,8 @@ def reset_host(
             undo.pop_all()
         if firewall_steps:
             firewall.remove_accept(docker_bridge)
+        if guard_steps:
+            nftables.write_guard(guard)
     return ChangeReport(command="reset", steps=steps, dry_run=dry_run, details={"bridge": bridge})
 
 

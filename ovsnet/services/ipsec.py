@@ -232,10 +232,17 @@ class PlaintextRequest:
 
 def set_plaintext_policy(db: OvsDb, request: PlaintextRequest) -> ChangeReport:
     """`ovsnet ipsec plaintext drop|allow`: other_config:ipsec_skb_mark."""
+    from ovsnet.services.guard import guarded, host_after, plan_guard
+
     host = observe_host(db)
-    updates = ipsec.plan_plaintext_policy(request.allow, host)
+    changes = Changes(other_config=ipsec.plan_plaintext_policy(request.allow, host))
+    guard_change = plan_guard(host, host_after(host, changes)) if changes else None
+    steps = _describe(changes.other_config) + (guard_change.steps if guard_change else [])
+    if changes and not request.dry_run:
+        with guarded(guard_change):
+            db.apply(changes)
     command = "ipsec plaintext " + ("allow" if request.allow else "drop")
-    return _apply(db, command, updates, _describe(updates), request.dry_run, {})
+    return ChangeReport(command=command, steps=steps, dry_run=request.dry_run, details={})
 
 
 @dataclass

@@ -13,6 +13,7 @@ from ovsnet.netlink import Netlink
 from ovsnet.ovsdb import Changes, OvsDb, Snapshot
 from ovsnet.plan import PeerPlan, plan_peers
 from ovsnet.report import ChangeReport
+from ovsnet.services.guard import guarded, host_after, plan_guard
 from ovsnet.services.host import missing_bridge, require_bridge
 from ovsnet.services.ipsec import observe_snapshot
 from ovsnet.tunnels import TUNNEL_TYPES, parse_peer, port_name
@@ -99,11 +100,15 @@ def add_peers(
     # no-op sync then never loads pyroute2 (~0.17 s of CPU only to import it).
     if plan.changes.add_tunnels:
         _refuse_own_addresses(plan.changes.add_tunnels, net.local_addresses())
+    guard_change = plan_guard(host, host_after(host, plan.changes)) if plan else None
     if plan and not dry_run:
-        db.apply(plan.changes, undo=_undo(plan, bridge, host))
+        with guarded(guard_change):
+            db.apply(plan.changes, undo=_undo(plan, bridge, host))
     report = _report("peer sync" if exact else "peer add", plan, dry_run)
     if other_config:
         report.steps.append("host IPsec settings: " + ", ".join(sorted(other_config)))
+    if guard_change:
+        report.steps += guard_change.steps
     return report
 
 
@@ -180,14 +185,19 @@ def remove_peers(
     snapshot = db.snapshot()
     bridge = require_bridge_in(snapshot, db, bridge_name)
     plan = plan_peers(bridge, [], remove=addresses)
+    guard_change = None
     if plan:
+        host = observe_snapshot(snapshot)
         removed = [bridge.tunnels[ip].name for ip in plan.removed]
-        plan.changes.other_config = ipsec.other_config_after_removal(
-            observe_snapshot(snapshot), removed
-        )
+        plan.changes.other_config = ipsec.other_config_after_removal(host, removed)
+        guard_change = plan_guard(host, host_after(host, plan.changes))
     if plan and not dry_run:
-        db.apply(plan.changes)
-    return _report("peer remove", plan, dry_run)
+        with guarded(guard_change):
+            db.apply(plan.changes)
+    report = _report("peer remove", plan, dry_run)
+    if guard_change:
+        report.steps += guard_change.steps
+    return report
 
 
 def peer_row(port: ObservedPort) -> dict:

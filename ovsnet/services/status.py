@@ -9,6 +9,7 @@ from ovsnet.errors import OvsnetError
 from ovsnet.model import DOCKER_BRIDGE_KEY, SUBNET_KEY, SUPERNET_KEY
 from ovsnet.netlink import Netlink
 from ovsnet.ovsdb import OvsDb
+from ovsnet.services.ipsec import observe_snapshot
 from ovsnet.services.peers import sorted_peers
 
 
@@ -26,6 +27,7 @@ class HostStatus:
     docker_bridge: str | None = None
     docker_attached: bool = False
     peers: list[dict] = field(default_factory=list)
+    plaintext_guard: dict | None = None
     problems: list[str] = field(default_factory=list)  # make `status --check` fail
     warnings: list[str] = field(default_factory=list)  # shown, but the host still works
 
@@ -52,6 +54,11 @@ class HostStatus:
             ),
             ("OVS", self.ovs_version or "unknown (ovs_version not set in OVSDB)"),
         ]
+        if self.plaintext_guard:
+            guard = self.plaintext_guard
+            state = "in place" if guard["in_place"] else "NOT in place"
+            rows.append(("plaintext guard", f"{state}, {guard['peers']} peers, "
+                         f"{guard['dropped_packets']} packets dropped"))  # fmt: skip
         for key, value in rows:
             summary.add_row(f"[bold]{key}[/]", value)
         console.print(summary)
@@ -109,7 +116,39 @@ def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> HostStatus:
     status.peers = sorted_peers(bridge)
     if any(peer["ipsec"] for peer in status.peers):
         _add_ipsec_view(status, snapshot.other_config)
+    _add_guard_view(status, observe_snapshot(snapshot))
     return status
+
+
+def _add_guard_view(status: HostStatus, host) -> None:
+    """Is the plaintext guard in the kernel what the IPsec tunnels need (survives charon)?"""
+    from ovsnet import nftables
+    from ovsnet.plaintext_guard import desired_guard
+
+    wanted = desired_guard(host)
+    try:
+        current = nftables.read_guard()
+    except OvsnetError as exc:
+        status.problems.append(exc.one_line())
+        return
+    if wanted or current.present:
+        status.plaintext_guard = {
+            "peers": len(current.guard.peers),
+            "in_place": not current.needs(wanted),
+            "dropped_packets": current.dropped_packets,
+        }
+    if wanted and current.needs(wanted):
+        status.problems.append(
+            "the plaintext guard is missing or out of date, so tunnel traffic would leave "
+            "unencrypted if the IKE daemon stopped: run `ovsnet init` to restore it"
+        )
+    elif current.needs(wanted):
+        status.warnings.append("a plaintext guard is left from removed IPsec peers (ovsnet init)")
+    if current.dropped_packets:
+        status.warnings.append(
+            f"the plaintext guard dropped {current.dropped_packets} unencrypted tunnel packets "
+            "(an IKE daemon down, here or on a peer?)"
+        )
 
 
 def _add_ipsec_view(status: HostStatus, other_config: dict[str, str]) -> None:

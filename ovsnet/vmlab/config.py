@@ -33,6 +33,7 @@ APT_PACKAGES = (
     "libstrongswan-standard-plugins",
     "docker.io",
     "iptables",
+    "nftables",
     "iproute2",
     "iputils-ping",
     "kmod",

@@ -240,8 +240,10 @@ def _build(directory: Path, key: str, pubkey: str, log: Log) -> None:
         step = time.monotonic()
         log(f"installing {len(config.APT_PACKAGES)} packages")
         _stage_files(rootfs, mirror, pubkey)
-        _in_private_mounts(["bash", "-c", _CHROOT_SCRIPT, "chroot-setup", str(rootfs)],
-                           extra_env={"PACKAGES": " ".join(config.APT_PACKAGES)})
+        _in_private_mounts(
+            ["bash", "-c", _CHROOT_SCRIPT, "chroot-setup", str(rootfs)],
+            extra_env={"PACKAGES": " ".join(config.APT_PACKAGES)},
+        )
         _write_busybox_tarball(rootfs)
         timings["packages_s"] = round(time.monotonic() - step, 1)
         step = time.monotonic()

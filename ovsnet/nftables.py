@@ -1,0 +1,67 @@
+"""nftables facade: read and replace ovsnet's plaintext guard table.
+
+The nft command takes the whole script on stdin and applies it as one kernel transaction;
+pyroute2's nftables support cannot build sets or the `rt ipsec` expression. Nothing secret
+is ever in the script: peer addresses and port numbers only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+from ovsnet import plaintext_guard
+from ovsnet.errors import NotReady, OperationFailed
+from ovsnet.plaintext_guard import Guard, GuardState
+
+NFT_TIMEOUT = 30
+_INSTALL_HINT = "install nftables (apt install nftables), or add the peers with --allow-plaintext"
+
+
+def _nft() -> str:
+    path = shutil.which("nft")
+    if path is None:
+        raise NotReady(
+            "nft not found: ovsnet needs nftables to drop plaintext when the IKE daemon is down",
+            _INSTALL_HINT,
+        )
+    return path
+
+
+def read_guard() -> GuardState:
+    """The guard the kernel holds now (absent when there is no table, or no nft at all)."""
+    if shutil.which("nft") is None:
+        return plaintext_guard.ABSENT
+    done = subprocess.run(
+        [_nft(), "-j", "list", "table", plaintext_guard.FAMILY, plaintext_guard.TABLE],
+        capture_output=True,
+        text=True,
+        timeout=NFT_TIMEOUT,
+    )
+    if done.returncode != 0:
+        if "No such file or directory" in done.stderr:
+            return plaintext_guard.ABSENT
+        raise OperationFailed(f"cannot read the plaintext guard: {_first_line(done.stderr)}")
+    return plaintext_guard.parse_listing(json.loads(done.stdout))
+
+
+def write_guard(guard: Guard) -> None:
+    """Replace the table with exactly `guard` (remove it when the guard is empty)."""
+    done = subprocess.run(
+        [_nft(), "-f", "-"],
+        input=plaintext_guard.nft_script(guard),
+        capture_output=True,
+        text=True,
+        timeout=NFT_TIMEOUT,
+    )
+    if done.returncode != 0:
+        raise OperationFailed(
+            f"cannot install the plaintext guard: {_first_line(done.stderr)}",
+            "check that the kernel has nf_tables (nft list ruleset)",
+        )
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "nft failed without a message"

@@ -1,0 +1,87 @@
+"""Keep the plaintext guard (ovsnet.plaintext_guard) in step with the tunnels in OVSDB.
+
+Order matters: the guard is widened before an IPsec tunnel is created, so vswitchd's first
+BFD packet to a new peer already meets it, and narrowed only after a tunnel is gone. If the
+OVSDB change fails, the guard goes back to what it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from ovsnet import ipsec, nftables
+from ovsnet.errors import OvsnetError
+from ovsnet.ovsdb import Changes
+from ovsnet.plaintext_guard import Guard, GuardState, desired_guard
+
+
+def host_after(host: ipsec.ObservedHost, changes: Changes) -> ipsec.ObservedHost:
+    """The IPsec view of the host once `changes` are applied (tunnel changes and other_config)."""
+    replaced = set(changes.remove_ports) | {spec.port for spec in changes.update_tunnels}
+    tunnels = [t for t in host.tunnels if t.port not in replaced]
+    tunnels += [
+        ipsec.ObservedTunnel(spec.port, spec.type, spec.options)
+        for spec in [*changes.add_tunnels, *changes.update_tunnels]
+    ]
+    other_config = {**host.other_config, **changes.other_config}
+    kept = {key: value for key, value in other_config.items() if value is not None}
+    return ipsec.ObservedHost(host.ovs_version, kept, tuple(tunnels))
+
+
+@dataclass(frozen=True)
+class GuardChange:
+    before: Guard
+    after: Guard
+    current: GuardState
+
+    @property
+    def widened(self) -> Guard:
+        return self.before | self.after
+
+    @property
+    def steps(self) -> list[str]:
+        if self.current.needs(self.widened) or self.current.needs(self.after):
+            return [self.after.describe()]
+        return []
+
+
+def plan_guard(before: ipsec.ObservedHost, after: ipsec.ObservedHost) -> GuardChange | None:
+    """None when neither state has IPsec peers to guard: nft is not even run."""
+    wanted_before, wanted_after = desired_guard(before), desired_guard(after)
+    if not wanted_before and not wanted_after:
+        return None
+    return GuardChange(wanted_before, wanted_after, nftables.read_guard())
+
+
+@contextmanager
+def guarded(change: GuardChange | None) -> Iterator[None]:
+    """Widen the guard, run the OVSDB change, then narrow it (or restore it on failure)."""
+    if change is None:
+        yield
+        return
+    if change.current.needs(change.widened):
+        nftables.write_guard(change.widened)
+    try:
+        yield
+    except BaseException:
+        _restore(change)
+        raise
+    if change.widened != change.after:
+        nftables.write_guard(change.after)
+
+
+def _restore(change: GuardChange) -> None:
+    try:
+        if change.current.needs(change.before) or change.widened != change.before:
+            nftables.write_guard(change.before)
+    except OvsnetError:
+        pass  # the OVSDB error is the one to report; status shows a guard left wider
+
+
+def reconcile_steps(host: ipsec.ObservedHost) -> tuple[Guard, list[str]]:
+    """For `init`: the guard this host needs and the step to get there (none if in place)."""
+    wanted = desired_guard(host)
+    current = nftables.read_guard()
+    return wanted, [wanted.describe()] if current.needs(wanted) else []
