@@ -55,4 +55,9 @@ if [ -n "$debian_json" ] && ! .venv/bin/python -c 'import ovs._json' 2>/dev/null
   ln -sf "$debian_json" "$ovs_dir/$(basename "$debian_json")"
   .venv/bin/python -c 'import ovs._json' || rm -f "$ovs_dir/$(basename "$debian_json")"
 fi
-echo "setup: ready (.venv/bin/ovsnet)"
+# `ovsnet` on root's PATH, where `ovsnet render host-unit` units (and the VM lab) expect it.
+# Never replace an ovsnet installed some other way.
+if [ ! -e /usr/local/bin/ovsnet ] && [ ! -L /usr/local/bin/ovsnet ]; then
+  ln -s "$PWD/.venv/bin/ovsnet" /usr/local/bin/ovsnet
+fi
+echo "setup: ready (.venv/bin/ovsnet, linked from /usr/local/bin/ovsnet)"

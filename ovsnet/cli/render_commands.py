@@ -10,7 +10,9 @@ import typer
 
 # Kept here rather than imported so `ovsnet --help` loads no rendering code; a unit test checks
 # that it matches ovsnet.render.KINDS.
-KIND_NAMES = ("cloud-config", "ignition", "cloud-init", "daemon-json", "docker-dropin")
+KIND_NAMES = (
+    "cloud-config", "ignition", "cloud-init", "daemon-json", "docker-dropin", "host-unit"
+)  # fmt: skip
 
 
 def render_command(

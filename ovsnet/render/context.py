@@ -36,6 +36,8 @@ MODPROBE = "/usr/sbin/modprobe"
 DOCKER_DROPIN_NAME = "50-ovsnet-bridge.conf"
 COMPANION_UNIT = "ovsnet.service"
 INIT_UNIT = "ovsnet-init.service"
+# Where `pip install ovsnet` as root (and the lab VMs' image) put the command.
+OVSNET = "/usr/local/bin/ovsnet"
 
 # Docker's remote API over mutual TLS (--docker-tls). The port is Docker's registered TLS port.
 DOCKER_TLS_LISTEN = "0.0.0.0:2376"

@@ -15,6 +15,7 @@ from ovsnet.render.context import (
     DOCKER_TLS_SOCKET_UNIT,
     INIT_UNIT,
     MODPROBE,
+    OVSNET,
     HostConfig,
     command_line,
 )
@@ -44,6 +45,8 @@ KINDS: dict[str, Kind] = {
     "cloud-init": Kind("cloud-init.yaml.j2", ".cloud-init.yaml"),  # Debian/Ubuntu user-data
     "daemon-json": Kind("daemon.json.j2", ".daemon.json"),  # /etc/docker/daemon.json
     "docker-dropin": Kind("docker-dropin.conf.j2", "." + DOCKER_DROPIN_NAME),
+    # ovsnet-init.service for hosts with OVS from packages and ovsnet installed (no companion)
+    "host-unit": Kind("ovsnet-host.service.j2", "." + INIT_UNIT),
 }
 
 
@@ -97,6 +100,18 @@ def docker_dropin(config: HostConfig) -> Unit:
     )
 
 
+def host_unit(config: HostConfig) -> Unit:
+    """The init unit for a host that runs OVS and ovsnet natively (no companion container)."""
+    context = {
+        "header": header(config),
+        "ovsnet": OVSNET,
+        "unit_name": INIT_UNIT,
+        "ipsec": config.ipsec,
+        "ovsnet_commands": [command_line([OVSNET, *args]) for args in config.ovsnet_commands()],
+    }
+    return Unit(INIT_UNIT, render_template(KINDS["host-unit"].template, context))
+
+
 def units(config: HostConfig) -> list[Unit]:
     """The ovsnet units every kind of user-data carries, in start order."""
     context = _unit_context(config)
@@ -144,6 +159,8 @@ def render(kind: str, config: HostConfig) -> str:
         return docker_dropin(config).contents
     if kind == "daemon-json":
         return daemon_json(config)
+    if kind == "host-unit":
+        return host_unit(config).contents
     context = {
         "header": header(config),
         "units": units(config),

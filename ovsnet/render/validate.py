@@ -20,6 +20,7 @@ from urllib.parse import unquote
 
 import yaml
 
+from ovsnet.render.context import INIT_UNIT
 from ovsnet.render.documents import DAEMON_JSON_PATH, DOCKER_DROPIN_NAME
 
 SYSTEMD_UNIT_DIR = "/etc/systemd/system/"
@@ -84,6 +85,10 @@ def check_docker_dropin(text: str) -> list[str]:
     return _dropin_tls_problems(text) + check_units(
         {}, {"docker.service": {DOCKER_DROPIN_NAME: text}}
     )
+
+
+def check_host_unit(text: str) -> list[str]:
+    return check_units({INIT_UNIT: text})
 
 
 def _docker_opts(text: str) -> list[str]:
@@ -334,6 +339,7 @@ CHECKS = {
     "cloud-init": check_cloud_init,
     "daemon-json": check_daemon_json,
     "docker-dropin": check_docker_dropin,
+    "host-unit": check_host_unit,
 }
 
 
