@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test unit lint bench render-examples image clean
+.PHONY: setup demo test unit lint bench bench-vm render-examples image clean
 
 setup:
 	bash scripts/setup.sh
@@ -21,6 +21,10 @@ lint: setup
 
 bench: setup
 	$(PY) -m bench
+
+# Data plane in the real-kernel lab (3 qemu VMs, emulated CPU): underlay vs GRE vs IPsec.
+bench-vm: setup
+	$(PY) -m bench.vm
 
 render-examples: setup
 	$(VENV)/bin/ovsnet render-examples cloud-config

@@ -103,6 +103,15 @@ def sysctl(vm: Vm, key: str) -> str:
     return vm.ssh(f"sysctl -n {key}", check=True).stdout.strip()
 
 
+def ping_rtt_ms(vm: Vm, target: str, count: int = 20) -> float:
+    """Average round trip from the VM itself to target, in ms (emulated: compare as ratios)."""
+    proc = vm.ssh(f"ping -q -c {count} -i 0.2 -W 2 {target}", check=True, timeout=30 + count)
+    match = re.search(r"= [\d.]+/([\d.]+)/", proc.stdout)
+    if match is None:
+        raise AssertionError(f"no round-trip summary from ping on {vm.name}:\n{proc.stdout}")
+    return round(float(match.group(1)), 2)
+
+
 def iperf3_mbit_s(client: Vm, server: Vm, server_ip: str, seconds: int = 5) -> float:
     """TCP throughput client -> server_ip (an address of `server`), Mbit/s as received.
 

@@ -8,6 +8,7 @@ with OVSNET_VMLAB_REUSE=dev (the lab is left running; `ovsnet vmlab down dev` re
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -69,6 +70,10 @@ def measurements() -> dict[str, object]:
 
 
 def pytest_terminal_summary(terminalreporter):
+    target = os.environ.get("OVSNET_VM_MEASUREMENTS")
+    if MEASUREMENTS and target:  # for `python -m bench vm`
+        with open(target, "w") as handle:
+            json.dump(MEASUREMENTS, handle, indent=2, sort_keys=True)
     if MEASUREMENTS:
         terminalreporter.write_sep("-", "real-kernel lab measurements")
         for key, value in MEASUREMENTS.items():

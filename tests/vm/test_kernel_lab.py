@@ -101,9 +101,9 @@ def test_containers_ping_across_every_pair_over_plain_gre(vmlab, mesh, measureme
             target = mesh[dst.name]
             # The first packets may wait for ARP and MAC learning across the mesh.
             guest.wait_until(
-                lambda src=src, target=target: guest.container_ping(
-                    src, CONTAINER, target, count=1
-                ).received,
+                lambda src=src, target=target: (
+                    guest.container_ping(src, CONTAINER, target, count=1).received
+                ),
                 60,
                 f"first ping {src.name} -> {dst.name}",
             )
@@ -149,5 +149,9 @@ def test_overlay_and_underlay_throughput_between_hosts(vmlab, mesh, measurements
     overlay = guest.iperf3_mbit_s(client, server, f"{prefix_of(server)}.1")
     measurements["throughput_mbit_s_emulated"] = {"underlay": underlay, "overlay_gre": overlay}
     measurements["throughput_overlay_to_underlay_ratio"] = round(overlay / underlay, 2)
+    measurements["rtt_ms_emulated"] = {
+        "underlay": guest.ping_rtt_ms(client, server.underlay_ip),
+        "overlay_gre": guest.ping_rtt_ms(client, f"{prefix_of(server)}.1"),
+    }
     # Encapsulating in software cannot beat the bare underlay (seen: about 1/5 of it).
     assert 0 < overlay < underlay

@@ -2,9 +2,13 @@
 
 The GRE mesh of scenario 1 (test_kernel_lab.py) is switched to IPsec, driven by ovsnet:
 ovs-monitor-ipsec + strongSwan negotiate IKEv2 and the kernel puts ESP on the underlay. tcpdump
-in the lab's namespace proves what crosses the wire once the SAs are up: ESP only, no plain GRE
-and no container ICMP readable inside. (Fail-closed with the IKE daemon down and certificates
-are not covered here yet: stopping charon was seen to put plain GRE with inner ICMP on the wire.)
+in the lab's namespace proves what crosses the wire:
+- 2: with a PSK, ESP (and IKE) only, never plain GRE with the containers' ICMP readable inside;
+- 2b: with the whole IPsec stack of one host gone (monitor and charon stopped, every xfrm
+  state and policy flushed), that host is cut off, not exposed: ovsnet's plaintext guard drops
+  its tunnel traffic (strongSwan's own drop policies leave with charon);
+- 3: with certificates from the ovsnet CA, ESP only; a host whose certificate comes from another
+  CA gets no SA and sends no plaintext.
 
 Runs after test_kernel_lab.py in the same VMs, or alone: the module brings the plain mesh up
 itself when it is missing, and leaves a plain GRE mesh behind.
@@ -19,13 +23,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from test_kernel_lab import CONTAINER, _bring_up_host
+from test_kernel_lab import CONTAINER, _bring_up_host, prefix_of
 
 from ovsnet.vmlab import guest
 
 pytestmark = pytest.mark.vm
 
 PSK_PATH = "/etc/ovsnet/ipsec.psk"
+PKI_VM_DIR = "/etc/ovsnet/vmlab-pki"
 IKE_TIMEOUT = 90  # IKE takes 1-3 s under emulation; ovs-monitor-ipsec reacts within seconds
 
 
@@ -160,6 +165,7 @@ def psk_mesh(vmlab, overlay, measurements):
         started = time.monotonic()
         _in_parallel(vmlab.vms, lambda vm: _set_peers(
             vm, vmlab.vms, f"--ipsec --psk-file {PSK_PATH}"))  # fmt: skip
+        _load_ipsec_at_once(vmlab.vms)
         _wait_for_sas(vmlab.vms)
         measurements["scenario2_psk_sas_established_s"] = round(time.monotonic() - started, 1)
         _ping_all_pairs(vmlab.vms, overlay)
@@ -177,7 +183,8 @@ def test_psk_mesh_puts_only_ike_and_esp_on_the_underlay(vmlab, overlay, psk_mesh
         assert psk_mesh["psk"] not in status, "the PSK must not appear in status output"
     setup = psk_mesh["setup_counts"]
     assert setup["ike"] > 0, setup.as_dict()
-    # Setup may show a few plain GRE (BFD) while charon restarts: its DROP shunts go with it.
+    # Plain GRE in the setup capture is the plain mesh's BFD before the switch; once a tunnel
+    # is IPsec, the plaintext guard stops anything unencrypted, so no container ICMP is readable.
     assert setup.inner_icmp == 0, setup.as_dict()
     with vmlab.capture("scenario2-psk-ping") as capture:
         _ping_all_pairs(vmlab.vms, overlay, count=10)
@@ -191,3 +198,179 @@ def test_psk_mesh_puts_only_ike_and_esp_on_the_underlay(vmlab, overlay, psk_mesh
     for vm in vmlab.vms:
         states = _ipsec_states(vm)
         assert set(states.values()) == {"established"}, (vm.name, states)
+
+
+def test_ipsec_throughput_and_latency_beside_plain_gre(vmlab, overlay, psk_mesh, measurements):
+    """Host to the peer's br0 over IPsec: the same path the plain GRE figures of scenario 1 took."""
+    client, server = vmlab.vms[0], vmlab.vms[1]
+    target = f"{prefix_of(server)}.1"
+    with vmlab.capture("scenario2-psk-iperf") as capture:
+        mbit = guest.iperf3_mbit_s(client, server, target)
+        rtt = guest.ping_rtt_ms(client, target)
+    measurements.setdefault("throughput_mbit_s_emulated", {})["overlay_ipsec"] = mbit
+    measurements.setdefault("rtt_ms_emulated", {})["overlay_ipsec"] = rtt
+    counts = capture.counts
+    assert counts["esp"] > 1000 and counts["gre"] == 0, counts.as_dict()
+    assert counts.inner_tcp == 0, counts.as_dict()
+    assert mbit > 0
+
+
+def _guard(vm) -> dict:
+    return json.loads(vm.ssh("ovsnet --json status", timeout=120).stdout)["plaintext_guard"]
+
+
+def test_losing_the_whole_ipsec_stack_cuts_the_host_off_instead_of_sending_plaintext(
+    vmlab, overlay, psk_mesh, measurements
+):
+    """Fail closed: vm3's monitor and charon stopped, every xfrm state and policy flushed.
+
+    strongSwan's drop policies for ipsec_skb_mark leave with charon, so without ovsnet's guard
+    this put plain GRE with readable container ICMP on the wire (seen before the guard existed).
+    """
+    victim = vmlab.vms[2]
+    others = _others(victim, vmlab.vms)
+    assert _guard(victim)["in_place"] is True
+    dropped_before = _guard(victim)["dropped_packets"]
+    stop = ("systemctl stop openvswitch-ipsec; ipsec stop >/dev/null 2>&1; "
+            "ip xfrm state flush; ip xfrm policy flush")  # fmt: skip
+    with vmlab.capture("scenario2-ipsec-down") as capture:
+        victim.ssh(stop, check=True, timeout=120)
+        assert victim.ssh("ip xfrm policy list", check=True).stdout.strip() == ""
+        for src in others:
+            result = guest.container_ping(src, CONTAINER, overlay[victim.name], count=5)
+            assert result.received == 0, f"{src.name} -> {victim.name} got through:\n{result}"
+            result = guest.container_ping(victim, CONTAINER, overlay[src.name], count=5)
+            assert result.received == 0, f"{victim.name} -> {src.name} got through:\n{result}"
+        # The pair that still has its IKE daemons keeps talking, encrypted.
+        assert _ping_ok(others[0], overlay[others[1].name], count=3)
+    counts = capture.counts
+    measurements["scenario2b_ipsec_down_packets"] = counts.as_dict()
+    print("scenario 2b IPsec stack gone on", victim.name, counts.as_dict())
+    for peer in others:
+        assert counts.between(victim.underlay_ip, peer.underlay_ip, "gre") == 0, counts.as_dict()
+        assert counts.flows[("esp", victim.underlay_ip, peer.underlay_ip)] == 0, counts.as_dict()
+    assert counts["gre"] == 0 and counts.inner_icmp == 0, counts.as_dict()
+    assert counts.between(others[0].underlay_ip, others[1].underlay_ip, "esp") > 0
+    dropped = _guard(victim)["dropped_packets"] - dropped_before
+    measurements["scenario2b_guard_dropped_packets"] = dropped
+    assert dropped >= 10, "the victim's pings (and BFD) must have met the guard"
+
+    started = time.monotonic()
+    victim.ssh("systemctl start openvswitch-ipsec", check=True, timeout=120)
+    guest.wait_until(lambda: victim.ssh("ipsec status").returncode == 0, 60,
+                     f"charon on {victim.name}")  # fmt: skip
+    with vmlab.capture("scenario2b-ipsec-back") as capture:
+        _wait_for_sas(vmlab.vms, [(victim, p) for p in others] + [(p, victim) for p in others])
+        for peer in others:
+            guest.wait_until(lambda p=peer: _ping_ok(p, overlay[victim.name]), IKE_TIMEOUT,
+                             f"{peer.name} -> {victim.name} after charon restarted")  # fmt: skip
+            assert _ping_ok(victim, overlay[peer.name], count=3)
+    measurements["scenario2b_ipsec_recovery_s"] = round(time.monotonic() - started, 1)
+    measurements["scenario2b_ipsec_back_packets"] = capture.counts.as_dict()
+    print("scenario 2b IPsec back on", victim.name, capture.counts.as_dict())
+    for peer in others:
+        _assert_only_esp_between(capture.counts, victim, peer)
+    assert capture.counts.inner_icmp == 0
+
+
+def _issue_certificates(pki_dir, vms, ca_name: str) -> dict:
+    """An ovsnet CA in pki_dir/ca_name with a certificate per VM: {vm name: (cert, key, ca)}."""
+    import subprocess
+    import sys
+
+    directory = pki_dir / ca_name
+    ovsnet = [sys.executable, "-m", "ovsnet"]
+    subprocess.run([*ovsnet, "pki", "init", "--dir", str(directory)], check=True,
+                   capture_output=True)  # fmt: skip
+    issued = {}
+    for vm in vms:
+        subprocess.run([*ovsnet, "pki", "issue", vm.name, "--ip", vm.underlay_ip,
+                        "--dir", str(directory)], check=True, capture_output=True)  # fmt: skip
+        hosts = directory / "hosts"
+        issued[vm.name] = (hosts / f"{vm.name}-cert.pem", hosts / f"{vm.name}-key.pem",
+                           directory / "ca-cert.pem")  # fmt: skip
+    return issued
+
+
+def _install_certificate(vm, files) -> None:
+    cert, key, ca = files
+    vm.ssh(f"mkdir -p {PKI_VM_DIR} && chmod 700 {PKI_VM_DIR}", check=True)
+    vm.put(cert, f"{PKI_VM_DIR}/host-cert.pem")
+    vm.put(ca, f"{PKI_VM_DIR}/ca-cert.pem")
+    vm.ssh(f"umask 077 && cat > {PKI_VM_DIR}/host-key.pem", input=key.read_bytes(), check=True)
+    mode = vm.ssh(f"stat -c %a {PKI_VM_DIR}/host-key.pem", check=True).stdout.strip()
+    assert mode == "600", (vm.name, mode)
+    vm.ssh(f"ovsnet ipsec cert --cert {PKI_VM_DIR}/host-cert.pem "
+           f"--key {PKI_VM_DIR}/host-key.pem --ca {PKI_VM_DIR}/ca-cert.pem",
+           check=True, timeout=120)  # fmt: skip
+
+
+def _switch_to_certificates(vms, issued: dict) -> None:
+    """Every VM: no tunnels, no SAs, its certificate, then one tunnel per peer by CN."""
+    _in_parallel(vms, lambda vm: vm.ssh(f"ovsnet peer remove {_peer_ips(vm, vms)}",
+                                        check=True, timeout=120))  # fmt: skip
+    _in_parallel(vms, lambda vm: _install_certificate(vm, issued[vm.name]))
+    _in_parallel(vms, lambda vm: vm.ssh("ip xfrm state flush", check=True))
+
+    def add_peers(vm):
+        for peer in _others(vm, vms):
+            vm.ssh(f"ovsnet peer add {peer.underlay_ip} --ipsec --remote-name {peer.name}",
+                   check=True, timeout=120)  # fmt: skip
+
+    _in_parallel(vms, add_peers)
+    _load_ipsec_at_once(vms)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory, vmlab) -> dict:
+    directory = tmp_path_factory.mktemp("vmlab-pki")
+    return {
+        "good": _issue_certificates(directory, vmlab.vms, "ca"),
+        "rogue": _issue_certificates(directory, vmlab.vms[2:], "rogue-ca"),
+    }
+
+
+def test_certificates_from_one_ca_carry_only_esp(vmlab, overlay, pki, measurements):
+    with vmlab.capture("scenario2-cert") as capture:
+        started = time.monotonic()
+        _switch_to_certificates(vmlab.vms, pki["good"])
+        _wait_for_sas(vmlab.vms)
+        measurements["scenario2_cert_sas_established_s"] = round(time.monotonic() - started, 1)
+        _ping_all_pairs(vmlab.vms, overlay)
+    counts = capture.counts
+    measurements["scenario2_cert_packets"] = counts.as_dict()
+    print("scenario 2 certificates:", counts.as_dict())
+    assert counts["ike"] > 0, counts.as_dict()
+    for a, b in itertools.combinations(vmlab.vms, 2):
+        _assert_only_esp_between(counts, a, b)
+    assert counts["gre"] == 0 and counts.inner_icmp == 0, counts.as_dict()
+    for vm in vmlab.vms:
+        states = _ipsec_states(vm)
+        assert set(states.values()) == {"established"}, (vm.name, states)
+
+
+def test_a_certificate_from_another_ca_gets_no_tunnel(vmlab, overlay, pki, measurements):
+    rogue = vmlab.vms[2]
+    trusted = _others(rogue, vmlab.vms)
+    issued = {**pki["good"], **pki["rogue"]}
+    with vmlab.capture("scenario3-rogue-ca") as capture:
+        _switch_to_certificates(vmlab.vms, issued)
+        _wait_for_sas(vmlab.vms, [(trusted[0], trusted[1]), (trusted[1], trusted[0])])
+        assert _ping_ok(trusted[0], overlay[trusted[1].name], count=3)
+        for peer in trusted:
+            result = guest.container_ping(peer, CONTAINER, overlay[rogue.name], count=5)
+            assert result.received == 0, f"{peer.name} -> {rogue.name}:\n{result.output}"
+            result = guest.container_ping(rogue, CONTAINER, overlay[peer.name], count=5)
+            assert result.received == 0, f"{rogue.name} -> {peer.name}:\n{result.output}"
+    counts = capture.counts
+    measurements["scenario3_rogue_ca_packets"] = counts.as_dict()
+    print("scenario 3 certificate from another CA on", rogue.name, counts.as_dict())
+    for peer in trusted:
+        assert _xfrm_esp_states(peer, rogue) == 0 and _xfrm_esp_states(rogue, peer) == 0
+        assert counts.between(rogue.underlay_ip, peer.underlay_ip, "esp") == 0, counts.as_dict()
+        assert counts.between(rogue.underlay_ip, peer.underlay_ip, "gre") == 0, counts.as_dict()
+        assert counts.between(rogue.underlay_ip, peer.underlay_ip, "ike") > 0, counts.as_dict()
+        states = _ipsec_states(peer)
+        assert states[trusted[0 if peer is trusted[1] else 1].underlay_ip] == "established"
+        assert states[rogue.underlay_ip] != "established", (peer.name, states)
+    assert counts.inner_icmp == 0, counts.as_dict()
