@@ -111,6 +111,19 @@ def plaintext_allow(ctx: typer.Context, dry_run: DryRun = False) -> None:
     _plaintext(ctx, True, dry_run)
 
 
+@ipsec_app.command("repair")
+def repair(ctx: typer.Context, dry_run: DryRun = False) -> None:
+    """Restart strongSwan on a clean kernel IPsec state, for peers stuck "not established".
+
+    Runs only behind the plaintext guard (the tunnels carry nothing while IKE renegotiates).
+    """
+    from ovsnet.ovsdb import OvsDb
+    from ovsnet.services.ipsec import RepairRequest, repair_ike
+
+    with OvsDb(ctx.obj.db) as db:
+        emit(ctx.obj, repair_ike(db, RepairRequest(dry_run=dry_run)))
+
+
 @ipsec_app.command("show")
 def show(
     ctx: typer.Context,

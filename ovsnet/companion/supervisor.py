@@ -128,9 +128,26 @@ class Supervisor:
 
     def _start_ovs(self) -> None:
         self._watch(daemons.start_ovsdb(self.paths))
+        self._restore_guard()
         self._watch(daemons.start_vswitchd(self.paths))
         log.info("ovsdb-server and ovs-vswitchd running (datapath %s)", self.config.datapath)
         daemons.run_hooks(self.config.hook_dir, "start")
+
+    def _restore_guard(self) -> None:
+        """The plaintext guard before vswitchd re-creates the IPsec tunnels kept in OVSDB.
+
+        After a reboot the kernel has no guard and strongSwan has no policies yet: without
+        this, the first packets of those tunnels would leave in clear.
+        """
+        from ovsnet.ovsdb import OvsDb
+        from ovsnet.services.guard import restore_guard
+
+        try:
+            with OvsDb(self.paths.db) as db:
+                for step in restore_guard(db):
+                    log.info("%s", step)
+        except OvsnetError as exc:
+            log.error("plaintext guard not restored: %s", exc.one_line())
 
     def _watch(self, watched: Watched) -> None:
         self.daemons[watched.name] = watched

@@ -80,6 +80,17 @@ def _restore(change: GuardChange) -> None:
         pass  # the OVSDB error is the one to report; status shows a guard left wider
 
 
+def restore_guard(db) -> list[str]:
+    """Make the kernel's guard what OVSDB's IPsec tunnels need (reads OVSDB only: vswitchd may
+    not run yet). The steps taken, if any."""
+    from ovsnet.services.ipsec import observe_host
+
+    wanted, steps = reconcile_steps(observe_host(db))
+    if steps:
+        nftables.write_guard(wanted)
+    return steps
+
+
 def reconcile_steps(host: ipsec.ObservedHost) -> tuple[Guard, list[str]]:
     """For `init`: the guard this host needs and the step to get there (none if in place)."""
     wanted = desired_guard(host)

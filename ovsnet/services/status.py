@@ -126,6 +126,8 @@ def _add_guard_view(status: HostStatus, host) -> None:
     from ovsnet.plaintext_guard import desired_guard
 
     wanted = desired_guard(host)
+    if not wanted and not any(tunnel.method for tunnel in host.tunnels):
+        return  # a plaintext mesh: nothing to guard, no nft process to start
     try:
         current = nftables.read_guard()
     except OvsnetError as exc:
@@ -172,6 +174,14 @@ def _add_ipsec_view(status: HostStatus, other_config: dict[str, str]) -> None:
             peer["ipsec_state"] = seen[peer["port"]].summary()
         if peer["ipsec_state"] != "established":
             status.warnings.append(f"peer {peer['remote_ip']}: IPsec {peer['ipsec_state']}")
+    stuck = seen is not None and any(
+        p["ipsec"] and p["ipsec_state"] != "established" for p in status.peers
+    )
+    if stuck:
+        status.warnings.append(
+            "IKE takes seconds; a peer still not established after a minute on both sides is "
+            "often a half-built SA: `ovsnet ipsec repair` restarts IKE on a clean kernel state"
+        )
     certificate = other_config.get("certificate")
     if certificate:
         status.warnings.extend(_certificate_warnings(certificate))

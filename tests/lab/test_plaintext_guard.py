@@ -183,3 +183,17 @@ def test_plaintext_allow_lifts_the_guard_and_drop_restores_it(clean, psk_file):
     assert guard_table(a) is None
     a.ovsnet("ipsec", "plaintext", "drop", check=True)
     assert b.underlay_ip in guard_table(a)
+
+
+def test_ipsec_repair_runs_only_behind_the_guard(clean, psk_file):
+    a, b = clean
+    refused = a.ovsnet("ipsec", "repair")
+    assert refused.returncode == 3 and "no IPsec tunnel" in refused.stderr, refused.stderr
+    a.ovsnet("peer", "add", b.underlay_ip, "--ipsec", "--psk-file", str(psk_file), check=True)
+    dry = json.loads(a.ovsnet("--json", "ipsec", "repair", "--dry-run", check=True).stdout)
+    assert dry["peers"] == [b.underlay_ip] and dry["dry_run"] is True, dry
+    a.run(["nft", "delete", "table", "inet", "ovsnet"])
+    refused = a.ovsnet("ipsec", "repair")
+    assert refused.returncode == 3, refused.stderr
+    assert "guard is not in place" in refused.stderr and "Traceback" not in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1

@@ -108,3 +108,22 @@ def test_change_steps_name_the_final_guard_or_nothing():
     assert GuardChange(Guard(), wanted, ABSENT).steps == [wanted.describe()]
     removal = GuardChange(wanted, Guard(), in_place).steps
     assert removal == ["remove the plaintext guard (nftables table inet ovsnet)"]
+
+
+def test_repair_deletes_policies_by_protocol_and_sas_by_peer():
+    from ovsnet.strongswan import policy_selectors, state_batch
+
+    guard = Guard(frozenset({B, A}), frozenset({(C, 4789), (A, 6081)}))
+    assert policy_selectors(guard) == [
+        ["proto", "gre"],
+        ["proto", "udp", "dport", "4789"],
+        ["proto", "udp", "dport", "6081"],
+    ]
+    assert state_batch(guard).splitlines()[:2] == [
+        f"xfrm state deleteall src {A}",
+        f"xfrm state deleteall dst {A}",
+    ]
+    assert len(state_batch(guard).splitlines()) == 2 * 3
+    assert policy_selectors(Guard(udp=frozenset({(C, 4789)}))) == [
+        ["proto", "udp", "dport", "4789"]
+    ]
