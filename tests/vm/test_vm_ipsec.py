@@ -114,10 +114,14 @@ def _load_ipsec_at_once(vms) -> None:
 
 
 def _xfrm_esp_states(vm, peer, kernel=None) -> int:
-    """ESP SAs from vm to peer in the kernel of `kernel` (default: vm's)."""
+    """Keyed ESP SAs from vm to peer in the kernel of `kernel` (default: vm's).
+
+    Only SAs with an algorithm count: an IKE exchange in progress (or refused) leaves larval
+    states without keys (SPI allocations, acquires), which carry nothing.
+    """
     out = (kernel or vm).ssh(f"ip xfrm state list src {vm.underlay_ip} "
                              f"dst {peer.underlay_ip} proto esp", check=True).stdout  # fmt: skip
-    return out.count("proto esp")
+    return sum(1 for line in out.splitlines() if line.strip().startswith(("aead ", "enc ")))
 
 
 def _wait_for_sas(vms, pairs=None) -> float:
@@ -307,10 +311,15 @@ def _install_certificate(vm, files) -> None:
            check=True, timeout=120)  # fmt: skip
 
 
-def _switch_to_certificates(vms, issued: dict) -> None:
-    """Every VM: no tunnels, no SAs, its certificate, then one tunnel per peer by CN."""
+def _remove_all_peers(vms) -> None:
+    """Before a capture: the mesh being replaced may be plain GRE (its BFD is not a leak)."""
     _in_parallel(vms, lambda vm: vm.ssh(f"ovsnet peer remove {_peer_ips(vm, vms)}",
                                         check=True, timeout=120))  # fmt: skip
+
+
+def _switch_to_certificates(vms, issued: dict) -> None:
+    """Every VM: no tunnels, no SAs, its certificate, then one tunnel per peer by CN."""
+    _remove_all_peers(vms)
     _in_parallel(vms, lambda vm: _install_certificate(vm, issued[vm.name]))
     _in_parallel(vms, lambda vm: vm.ssh("ip xfrm state flush", check=True))
 
@@ -333,6 +342,7 @@ def pki(tmp_path_factory, vmlab) -> dict:
 
 
 def test_certificates_from_one_ca_carry_only_esp(vmlab, overlay, pki, measurements):
+    _remove_all_peers(vmlab.vms)
     with vmlab.capture("scenario2-cert") as capture:
         started = time.monotonic()
         _switch_to_certificates(vmlab.vms, pki["good"])
@@ -355,6 +365,7 @@ def test_a_certificate_from_another_ca_gets_no_tunnel(vmlab, overlay, pki, measu
     rogue = vmlab.vms[2]
     trusted = _others(rogue, vmlab.vms)
     issued = {**pki["good"], **pki["rogue"]}
+    _remove_all_peers(vmlab.vms)
     with vmlab.capture("scenario3-rogue-ca") as capture:
         _switch_to_certificates(vmlab.vms, issued)
         _wait_for_sas(vmlab.vms, [(trusted[0], trusted[1]), (trusted[1], trusted[0])])
@@ -376,3 +387,5 @@ def test_a_certificate_from_another_ca_gets_no_tunnel(vmlab, overlay, pki, measu
         assert states[trusted[0 if peer is trusted[1] else 1].underlay_ip] == "established"
         assert states[rogue.underlay_ip] != "established", (peer.name, states)
     assert counts.inner_icmp == 0, counts.as_dict()
+    # What the rogue's kernel datapath tried to send without SAs met its plaintext guard.
+    assert _guard(rogue)["dropped_packets"] > 0
