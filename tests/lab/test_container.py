@@ -351,6 +351,29 @@ def test_ipsec_configured_runs_strongswan_and_the_monitor(fleet):
     assert pings_until(fleet, time.monotonic() + 20)
 
 
+def test_restarted_companion_restores_the_plaintext_guard_before_vswitchd(fleet):
+    """After a reboot the kernel has no guard: the companion installs it from OVSDB before
+    vswitchd re-creates the IPsec tunnels, so their first packets cannot leave in clear."""
+    host, port, peer = fleet.h2, "gre-guardtest", "198.51.100.99"
+    # An IPsec tunnel as OVSDB keeps it (certificate method: no secret on this command line).
+    in_companion(host, "ovs-vsctl", "add-port", "br0", port, "--", "set", "Interface", port,
+                 "type=gre", f"options:remote_ip={peer}", "options:remote_name=h9", "--", "set",
+                 "Open_vSwitch", ".", "other_config:ipsec_skb_mark=0/1")  # fmt: skip
+    try:
+        host.run(["nft", "delete", "table", "inet", "ovsnet"], check=False)
+        since = in_companion(host, "date", "-u", "+%Y-%m-%dT%H:%M:%S").stdout.strip()
+        host.docker("restart", "-t", "20", COMPANION_NAME, timeout=60)
+        wait_attached(host, 30)
+        assert peer in host.run(["nft", "list", "table", "inet", "ovsnet"]).stdout
+        log = logs_since(host, since)
+        restored = log.find("drop unencrypted tunnel traffic to and from 1 IPsec peer")
+        assert 0 <= restored < log.find("ovsdb-server and ovs-vswitchd running"), log
+    finally:
+        in_companion(host, "ovs-vsctl", "--if-exists", "del-port", port, "--", "remove",
+                     "Open_vSwitch", ".", "other_config", "ipsec_skb_mark")  # fmt: skip
+        host.run(["nft", "delete", "table", "inet", "ovsnet"], check=False)
+
+
 # -- bad input ----------------------------------------------------------------------------------
 
 
