@@ -16,7 +16,7 @@ SUITE=bookworm
 # Everything the Dockerfile would otherwise apt-get: keep in step with its PACKAGES.
 PACKAGES=(
   openvswitch-switch openvswitch-ipsec strongswan libstrongswan-standard-plugins
-  python3 python3-venv tini iproute2 iptables kmod
+  python3 python3-venv tini iproute2 iptables nftables kmod
 )
 
 while [ $# -gt 0 ]; do
