@@ -360,12 +360,18 @@ def test_restarted_companion_restores_the_plaintext_guard_before_vswitchd(fleet)
                  "type=gre", f"options:remote_ip={peer}", "options:remote_name=h9", "--", "set",
                  "Open_vSwitch", ".", "other_config:ipsec_skb_mark=0/1")  # fmt: skip
     try:
-        host.run(["nft", "delete", "table", "inet", "ovsnet"], check=False)
-        since = in_companion(host, "date", "-u", "+%Y-%m-%dT%H:%M:%S").stdout.strip()
-        host.docker("restart", "-t", "20", COMPANION_NAME, timeout=60)
-        wait_attached(host, 30)
-        assert peer in host.run(["nft", "list", "table", "inet", "ovsnet"]).stdout
-        log = logs_since(host, since)
+        host.docker("stop", COMPANION_NAME, timeout=60)
+        host.docker("rm", COMPANION_NAME)
+        host.run(["nft", "delete", "table", "inet", "ovsnet"], check=False)  # as after a reboot
+        start_companion(host, {"OVSNET_DATAPATH": "netdev"})
+
+        def guarded():
+            table = host.run(["nft", "list", "table", "inet", "ovsnet"], check=False).stdout
+            return peer in table
+
+        wait_until(guarded, 60, "the companion to restore the plaintext guard")
+        wait_until(lambda: "ovs-vswitchd running" in logs_since(host, "0"), 60, "vswitchd")
+        log = logs_since(host, "0")
         restored = log.find("drop unencrypted tunnel traffic to and from 1 IPsec peer")
         assert 0 <= restored < log.find("ovsdb-server and ovs-vswitchd running"), log
     finally:
