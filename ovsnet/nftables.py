@@ -31,10 +31,11 @@ def _nft() -> str:
 
 def read_guard() -> GuardState:
     """The guard the kernel holds now (absent when there is no table, or no nft at all)."""
-    if shutil.which("nft") is None:
+    nft = shutil.which("nft")
+    if nft is None:
         return plaintext_guard.ABSENT
     done = subprocess.run(
-        [_nft(), "-j", "list", "table", plaintext_guard.FAMILY, plaintext_guard.TABLE],
+        [nft, "-j", "list", "table", plaintext_guard.FAMILY, plaintext_guard.TABLE],
         capture_output=True,
         text=True,
         timeout=NFT_TIMEOUT,

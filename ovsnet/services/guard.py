@@ -47,9 +47,14 @@ class GuardChange:
         return []
 
 
-def plan_guard(before: ipsec.ObservedHost, after: ipsec.ObservedHost) -> GuardChange | None:
-    """None when neither state has IPsec peers to guard: nft is not even run."""
-    wanted_before, wanted_after = desired_guard(before), desired_guard(after)
+def plan_guard(host: ipsec.ObservedHost, changes: Changes) -> GuardChange | None:
+    """What `changes` do to the guard; None when neither side has IPsec peers to guard (nft is
+    not even run, and a plaintext `peer add` of 1,000 peers builds no second view)."""
+    if not changes:
+        return None
+    if not host.drops_plaintext and not changes.other_config.get(ipsec.SKB_MARK_KEY):
+        return None  # no skb_mark before or after: nothing is guarded on either side
+    wanted_before, wanted_after = desired_guard(host), desired_guard(host_after(host, changes))
     if not wanted_before and not wanted_after:
         return None
     return GuardChange(wanted_before, wanted_after, nftables.read_guard())
@@ -74,7 +79,7 @@ def guarded(change: GuardChange | None) -> Iterator[None]:
 
 def _restore(change: GuardChange) -> None:
     try:
-        if change.current.needs(change.before) or change.widened != change.before:
+        if change.widened != change.before:  # the kernel holds the widened guard by now
             nftables.write_guard(change.before)
     except OvsnetError:
         pass  # the OVSDB error is the one to report; status shows a guard left wider

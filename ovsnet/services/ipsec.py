@@ -232,11 +232,11 @@ class PlaintextRequest:
 
 def set_plaintext_policy(db: OvsDb, request: PlaintextRequest) -> ChangeReport:
     """`ovsnet ipsec plaintext drop|allow`: other_config:ipsec_skb_mark."""
-    from ovsnet.services.guard import guarded, host_after, plan_guard
+    from ovsnet.services.guard import guarded, plan_guard
 
     host = observe_host(db)
     changes = Changes(other_config=ipsec.plan_plaintext_policy(request.allow, host))
-    guard_change = plan_guard(host, host_after(host, changes)) if changes else None
+    guard_change = plan_guard(host, changes)
     steps = _describe(changes.other_config) + (guard_change.steps if guard_change else [])
     if changes and not request.dry_run:
         with guarded(guard_change):

@@ -13,7 +13,7 @@ from ovsnet.netlink import Netlink
 from ovsnet.ovsdb import Changes, OvsDb, Snapshot
 from ovsnet.plan import PeerPlan, plan_peers
 from ovsnet.report import ChangeReport
-from ovsnet.services.guard import guarded, host_after, plan_guard
+from ovsnet.services.guard import guarded, plan_guard
 from ovsnet.services.host import missing_bridge, require_bridge
 from ovsnet.services.ipsec import observe_snapshot
 from ovsnet.tunnels import TUNNEL_TYPES, parse_peer, port_name
@@ -100,7 +100,7 @@ def add_peers(
     # no-op sync then never loads pyroute2 (~0.17 s of CPU only to import it).
     if plan.changes.add_tunnels:
         _refuse_own_addresses(plan.changes.add_tunnels, net.local_addresses())
-    guard_change = plan_guard(host, host_after(host, plan.changes)) if plan else None
+    guard_change = plan_guard(host, plan.changes)
     if plan and not dry_run:
         with guarded(guard_change):
             db.apply(plan.changes, undo=_undo(plan, bridge, host))
@@ -190,7 +190,7 @@ def remove_peers(
         host = observe_snapshot(snapshot)
         removed = [bridge.tunnels[ip].name for ip in plan.removed]
         plan.changes.other_config = ipsec.other_config_after_removal(host, removed)
-        guard_change = plan_guard(host, host_after(host, plan.changes))
+        guard_change = plan_guard(host, plan.changes)
     if plan and not dry_run:
         with guarded(guard_change):
             db.apply(plan.changes)
