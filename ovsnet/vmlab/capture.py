@@ -33,6 +33,11 @@ _IKE_RE = re.compile(r"\.(500|4500) > \S+\.(500|4500): ")
 _VXLAN_RE = re.compile(r"\.4789: VXLAN|\bVXLAN\b")
 _GENEVE_RE = re.compile(r"\.6081: Geneve|\bGeneve\b")
 _INNER_TCP_RE = re.compile(r"Flags \[")
+# IPv4 ICMP only (": ICMP echo request"): a container's ping. ICMP6 (": ICMP6, router
+# solicitation") is the neighbour and router chatter a new interface floods over the bridge.
+_INNER_ICMP_RE = re.compile(r": ICMP ")
+_INNER_ICMP6_RE = re.compile(r": ICMP6\b")
+SAMPLE_LINES = 5  # readable tunnel packets kept per capture, for assertion messages
 _OUTER_IPS_RE = re.compile(r"\bIP (\d+\.\d+\.\d+\.\d+)\S* > (\d+\.\d+\.\d+\.\d+)\S*?:")
 
 
@@ -43,7 +48,10 @@ class PacketCounts:
     outer: Counter = field(default_factory=Counter)
     # Packets whose inner payload was readable on the wire (unencrypted tunnels).
     inner_icmp: int = 0
+    inner_icmp6: int = 0
     inner_tcp: int = 0
+    # The first few of those lines, as tcpdump printed them: what leaked, when a test fails.
+    readable: list[str] = field(default_factory=list)
     # (category, outer source, outer destination) -> packets, e.g. to check one tunnel only.
     flows: Counter = field(default_factory=Counter)
 
@@ -56,7 +64,12 @@ class PacketCounts:
 
     def as_dict(self) -> dict[str, int]:
         counts = {category: self.outer[category] for category in CATEGORIES}
-        return {**counts, "inner_icmp": self.inner_icmp, "inner_tcp": self.inner_tcp}
+        inner = {"inner_icmp": self.inner_icmp, "inner_icmp6": self.inner_icmp6}
+        return {**counts, **inner, "inner_tcp": self.inner_tcp}
+
+    def explain(self) -> str:
+        """The counts and the first readable tunnel packets: an assertion message."""
+        return "\n".join([str(self.as_dict()), *self.readable])
 
 
 def classify(line: str) -> tuple[str, str | None]:
@@ -79,8 +92,10 @@ def classify(line: str) -> tuple[str, str | None]:
 
 
 def _inner_protocol(rest: str) -> str | None:
-    if "ICMP" in rest:
+    if _INNER_ICMP_RE.search(rest):
         return "icmp"
+    if _INNER_ICMP6_RE.search(rest):
+        return "icmp6"
     if _INNER_TCP_RE.search(rest):
         return "tcp"
     return None
@@ -96,8 +111,12 @@ def count_lines(lines: list[str]) -> PacketCounts:
         addresses = _OUTER_IPS_RE.search(line)
         if addresses:
             counts.flows[(outer, addresses.group(1), addresses.group(2))] += 1
+        if inner and len(counts.readable) < SAMPLE_LINES:
+            counts.readable.append(line)
         if inner == "icmp":
             counts.inner_icmp += 1
+        elif inner == "icmp6":
+            counts.inner_icmp6 += 1
         elif inner == "tcp":
             counts.inner_tcp += 1
     return counts

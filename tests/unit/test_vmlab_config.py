@@ -92,12 +92,17 @@ IKE = (
     "isakmp: parent_sa ikev2_init[I]"
 )
 ICMP = "10:00 tap1 In IP 198.51.100.11 > 198.51.100.12: ICMP echo request, id 1, seq 1, length 64"
+GRE_ICMP6 = (
+    "10:00:00.000005 tap1  In  IP 198.51.100.11 > 198.51.100.12: GREv0, length 74: "
+    "IP6 fe80::42:aff:fe00:102 > ff02::2: ICMP6, router solicitation, length 16"
+)
 ARP = "10:00 tap1 In ARP, Request who-has 198.51.100.12 tell 198.51.100.11, length 28"
 
 
 def test_classify_outer_protocols_and_plaintext_inside_gre():
     assert classify(GRE_ICMP) == ("gre", "icmp")
     assert classify(GRE_TCP) == ("gre", "tcp")
+    assert classify(GRE_ICMP6) == ("gre", "icmp6")
     assert classify(ESP) == ("esp", None)
     assert classify(NATT_ESP) == ("esp", None)
     assert classify(IKE) == ("ike", None)
@@ -110,12 +115,14 @@ def test_classify_outer_protocols_and_plaintext_inside_gre():
 
 
 def test_count_lines_adds_up_per_category():
-    counts = count_lines([GRE_ICMP, GRE_ICMP, GRE_TCP, ESP, IKE, ICMP, ARP, ""])
+    counts = count_lines([GRE_ICMP, GRE_ICMP, GRE_TCP, GRE_ICMP6, ESP, IKE, ICMP, ARP, ""])
     assert counts.as_dict() == {
-        "gre": 3, "esp": 1, "ike": 1, "icmp": 1, "vxlan": 0, "geneve": 0, "arp": 1, "other": 0,
-        "inner_icmp": 2, "inner_tcp": 1,
+        "gre": 4, "esp": 1, "ike": 1, "icmp": 1, "vxlan": 0, "geneve": 0, "arp": 1, "other": 0,
+        "inner_icmp": 2, "inner_icmp6": 1, "inner_tcp": 1,
     }  # fmt: skip
-    assert counts["gre"] == 3
+    assert counts["gre"] == 4
+    assert counts.readable == [GRE_ICMP, GRE_ICMP, GRE_TCP, GRE_ICMP6]
+    assert GRE_ICMP6 in counts.explain()
 
 
 def test_counts_per_pair_of_hosts_ignore_ports_and_inner_addresses():

@@ -111,9 +111,9 @@ def test_containers_ping_across_every_pair_over_plain_gre(vmlab, mesh, measureme
             assert result.loss == 0, f"{src.name} -> {dst.name}:\n{result.output}"
     counts = capture.counts
     measurements["scenario1_ping_packets"] = counts.as_dict()
-    assert counts["gre"] >= 6 * 2 * 5, counts.as_dict()
+    assert counts["gre"] >= 6 * 2 * 5, counts.explain()
     assert counts.inner_icmp >= 6 * 2 * 5, "plain GRE should show the inner ICMP"
-    assert counts["esp"] == 0 and counts["icmp"] == 0, counts.as_dict()
+    assert counts["esp"] == 0 and counts["icmp"] == 0, counts.explain()
 
 
 def test_20mb_tcp_transfer_between_containers_on_two_hosts(vmlab, mesh, measurements):

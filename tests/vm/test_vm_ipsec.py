@@ -61,11 +61,10 @@ def _ensure_ipsec_monitor(vm) -> None:
                      .returncode == 0, 60, f"ovs-monitor-ipsec on {vm.name}")  # fmt: skip
 
 
-def _set_peers(vm, vms, options: str = "") -> None:
-    """Replace every tunnel of `vm` by one with `options` (plain GRE when empty)."""
-    ips = _peer_ips(vm, vms)
-    vm.ssh(f"ovsnet peer remove {ips}", check=True, timeout=120)
-    vm.ssh(f"ovsnet peer add {ips} {options}", check=True, timeout=120)
+def _remove_all_peers(vms) -> None:
+    """Before a capture: the mesh being replaced may be plain GRE (its BFD is not a leak)."""
+    _in_parallel(vms, lambda vm: vm.ssh(f"ovsnet peer remove {_peer_ips(vm, vms)}",
+                                        check=True, timeout=120))  # fmt: skip
 
 
 def _restore_plain_mesh(vms) -> None:
@@ -147,8 +146,8 @@ def _ping_all_pairs(vms, ips, count: int = 5) -> None:
 
 def _assert_only_esp_between(counts, a, b) -> None:
     pair = f"{a.name}<->{b.name}"
-    assert counts.between(a.underlay_ip, b.underlay_ip, "esp") > 0, (pair, counts.as_dict())
-    assert counts.between(a.underlay_ip, b.underlay_ip, "gre") == 0, (pair, counts.as_dict())
+    assert counts.between(a.underlay_ip, b.underlay_ip, "esp") > 0, (pair, counts.explain())
+    assert counts.between(a.underlay_ip, b.underlay_ip, "gre") == 0, (pair, counts.explain())
 
 
 def _ipsec_states(vm) -> dict[str, str]:
@@ -165,16 +164,20 @@ def psk_mesh(vmlab, overlay, measurements):
     """Every tunnel switched to IPsec with one PSK (fail closed, the default)."""
     psk = secrets.token_urlsafe(36)  # 48 characters
     _in_parallel(vmlab.vms, lambda vm: _write_psk(vm, psk))
+    # The plain mesh goes before the capture starts: while one host has switched and another
+    # has not, the second one's plain tunnel still carries the overlay, as configured.
+    _remove_all_peers(vmlab.vms)
     with vmlab.capture("scenario2-psk-setup") as capture:
         started = time.monotonic()
-        _in_parallel(vmlab.vms, lambda vm: _set_peers(
-            vm, vmlab.vms, f"--ipsec --psk-file {PSK_PATH}"))  # fmt: skip
+        _in_parallel(vmlab.vms, lambda vm: vm.ssh(
+            f"ovsnet peer add {_peer_ips(vm, vmlab.vms)} --ipsec --psk-file {PSK_PATH}",
+            check=True, timeout=120))  # fmt: skip
         _load_ipsec_at_once(vmlab.vms)
         _wait_for_sas(vmlab.vms)
         measurements["scenario2_psk_sas_established_s"] = round(time.monotonic() - started, 1)
         _ping_all_pairs(vmlab.vms, overlay)
     measurements["scenario2_psk_setup_and_ping_packets"] = capture.counts.as_dict()
-    print("scenario 2 PSK setup + pings:", capture.counts.as_dict())
+    print("scenario 2 PSK setup + pings:", capture.counts.explain())
     return {"psk": psk, "setup_counts": capture.counts}
 
 
@@ -186,10 +189,10 @@ def test_psk_mesh_puts_only_ike_and_esp_on_the_underlay(vmlab, overlay, psk_mesh
         status = vm.ssh("ovsnet --json status", check=True, timeout=120).stdout
         assert psk_mesh["psk"] not in status, "the PSK must not appear in status output"
     setup = psk_mesh["setup_counts"]
-    assert setup["ike"] > 0, setup.as_dict()
-    # Plain GRE in the setup capture is the plain mesh's BFD before the switch; once a tunnel
-    # is IPsec, the plaintext guard stops anything unencrypted, so no container ICMP is readable.
-    assert setup.inner_icmp == 0, setup.as_dict()
+    assert setup["ike"] > 0, setup.explain()
+    # From the first IPsec tunnel on, through IKE, the repair and the first pings, the plaintext
+    # guard lets nothing unencrypted out: no GRE at all, no container ping readable.
+    assert setup["gre"] == 0 and setup.inner_icmp == 0, setup.explain()
     with vmlab.capture("scenario2-psk-ping") as capture:
         _ping_all_pairs(vmlab.vms, overlay, count=10)
     counts = capture.counts
@@ -197,8 +200,8 @@ def test_psk_mesh_puts_only_ike_and_esp_on_the_underlay(vmlab, overlay, psk_mesh
     print("scenario 2 PSK pings:", counts.as_dict())
     for a, b in itertools.combinations(vmlab.vms, 2):
         _assert_only_esp_between(counts, a, b)
-    assert counts["esp"] >= 6 * 2 * 10, counts.as_dict()
-    assert counts["gre"] == 0 and counts.inner_icmp == 0 and counts["icmp"] == 0, counts.as_dict()
+    assert counts["esp"] >= 6 * 2 * 10, counts.explain()
+    assert counts["gre"] == 0 and counts.inner_icmp == 0 and counts["icmp"] == 0, counts.explain()
     for vm in vmlab.vms:
         states = _ipsec_states(vm)
         assert set(states.values()) == {"established"}, (vm.name, states)
@@ -214,8 +217,8 @@ def test_ipsec_throughput_and_latency_beside_plain_gre(vmlab, overlay, psk_mesh,
     measurements.setdefault("throughput_mbit_s_emulated", {})["overlay_ipsec"] = mbit
     measurements.setdefault("rtt_ms_emulated", {})["overlay_ipsec"] = rtt
     counts = capture.counts
-    assert counts["esp"] > 1000 and counts["gre"] == 0, counts.as_dict()
-    assert counts.inner_tcp == 0, counts.as_dict()
+    assert counts["esp"] > 1000 and counts["gre"] == 0, counts.explain()
+    assert counts.inner_tcp == 0, counts.explain()
     assert mbit > 0
 
 
@@ -239,7 +242,9 @@ def test_losing_the_whole_ipsec_stack_cuts_the_host_off_instead_of_sending_plain
             "ip xfrm state flush; ip xfrm policy flush")  # fmt: skip
     with vmlab.capture("scenario2b-stopping") as stopping:
         victim.ssh(stop, check=True, timeout=120)  # ESP in flight before the stop is fine
-    assert stopping.counts["gre"] == 0 and stopping.counts.inner_icmp == 0, stopping.counts
+    assert stopping.counts["gre"] == 0 and stopping.counts.inner_icmp == 0, (
+        stopping.counts.explain()
+    )
     assert victim.ssh("ip xfrm policy list", check=True).stdout.strip() == ""
     with vmlab.capture("scenario2b-ipsec-down") as capture:
         for src in others:
@@ -253,9 +258,9 @@ def test_losing_the_whole_ipsec_stack_cuts_the_host_off_instead_of_sending_plain
     measurements["scenario2b_ipsec_down_packets"] = counts.as_dict()
     print("scenario 2b IPsec stack gone on", victim.name, counts.as_dict())
     for peer in others:
-        assert counts.between(victim.underlay_ip, peer.underlay_ip, "gre") == 0, counts.as_dict()
-        assert counts.flows[("esp", victim.underlay_ip, peer.underlay_ip)] == 0, counts.as_dict()
-    assert counts["gre"] == 0 and counts.inner_icmp == 0, counts.as_dict()
+        assert counts.between(victim.underlay_ip, peer.underlay_ip, "gre") == 0, counts.explain()
+        assert counts.flows[("esp", victim.underlay_ip, peer.underlay_ip)] == 0, counts.explain()
+    assert counts["gre"] == 0 and counts.inner_icmp == 0, counts.explain()
     assert counts.between(others[0].underlay_ip, others[1].underlay_ip, "esp") > 0
     dropped = _guard(victim)["dropped_packets"] - dropped_before
     measurements["scenario2b_guard_dropped_packets"] = dropped
@@ -276,7 +281,7 @@ def test_losing_the_whole_ipsec_stack_cuts_the_host_off_instead_of_sending_plain
     print("scenario 2b IPsec back on", victim.name, capture.counts.as_dict())
     for peer in others:
         _assert_only_esp_between(capture.counts, victim, peer)
-    assert capture.counts.inner_icmp == 0
+    assert capture.counts.inner_icmp == 0, capture.counts.explain()
 
 
 def _issue_certificates(pki_dir, vms, ca_name: str) -> dict:
@@ -309,12 +314,6 @@ def _install_certificate(vm, files) -> None:
     vm.ssh(f"ovsnet ipsec cert --cert {PKI_VM_DIR}/host-cert.pem "
            f"--key {PKI_VM_DIR}/host-key.pem --ca {PKI_VM_DIR}/ca-cert.pem",
            check=True, timeout=120)  # fmt: skip
-
-
-def _remove_all_peers(vms) -> None:
-    """Before a capture: the mesh being replaced may be plain GRE (its BFD is not a leak)."""
-    _in_parallel(vms, lambda vm: vm.ssh(f"ovsnet peer remove {_peer_ips(vm, vms)}",
-                                        check=True, timeout=120))  # fmt: skip
 
 
 def _switch_to_certificates(vms, issued: dict) -> None:
@@ -352,10 +351,10 @@ def test_certificates_from_one_ca_carry_only_esp(vmlab, overlay, pki, measuremen
     counts = capture.counts
     measurements["scenario2_cert_packets"] = counts.as_dict()
     print("scenario 2 certificates:", counts.as_dict())
-    assert counts["ike"] > 0, counts.as_dict()
+    assert counts["ike"] > 0, counts.explain()
     for a, b in itertools.combinations(vmlab.vms, 2):
         _assert_only_esp_between(counts, a, b)
-    assert counts["gre"] == 0 and counts.inner_icmp == 0, counts.as_dict()
+    assert counts["gre"] == 0 and counts.inner_icmp == 0, counts.explain()
     for vm in vmlab.vms:
         states = _ipsec_states(vm)
         assert set(states.values()) == {"established"}, (vm.name, states)
@@ -380,12 +379,12 @@ def test_a_certificate_from_another_ca_gets_no_tunnel(vmlab, overlay, pki, measu
     print("scenario 3 certificate from another CA on", rogue.name, counts.as_dict())
     for peer in trusted:
         assert _xfrm_esp_states(peer, rogue) == 0 and _xfrm_esp_states(rogue, peer) == 0
-        assert counts.between(rogue.underlay_ip, peer.underlay_ip, "esp") == 0, counts.as_dict()
-        assert counts.between(rogue.underlay_ip, peer.underlay_ip, "gre") == 0, counts.as_dict()
-        assert counts.between(rogue.underlay_ip, peer.underlay_ip, "ike") > 0, counts.as_dict()
+        assert counts.between(rogue.underlay_ip, peer.underlay_ip, "esp") == 0, counts.explain()
+        assert counts.between(rogue.underlay_ip, peer.underlay_ip, "gre") == 0, counts.explain()
+        assert counts.between(rogue.underlay_ip, peer.underlay_ip, "ike") > 0, counts.explain()
         states = _ipsec_states(peer)
         assert states[trusted[0 if peer is trusted[1] else 1].underlay_ip] == "established"
         assert states[rogue.underlay_ip] != "established", (peer.name, states)
-    assert counts.inner_icmp == 0, counts.as_dict()
+    assert counts.inner_icmp == 0, counts.explain()
     # What the rogue's kernel datapath tried to send without SAs met its plaintext guard.
     assert _guard(rogue)["dropped_packets"] > 0

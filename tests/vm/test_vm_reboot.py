@@ -93,5 +93,5 @@ def test_a_rebooted_vm_brings_its_overlay_back_from_the_rendered_unit(vmlab, mes
     measurements["scenario4_ping_packets"] = counts.as_dict()
     print("scenario 4 pings after the reboot of", vm.name, counts.as_dict())
     for peer in others:
-        assert counts.between(vm.underlay_ip, peer.underlay_ip, "gre") > 0, counts.as_dict()
-    assert counts.inner_icmp > 0, counts.as_dict()  # plain GRE: the pings are readable
+        assert counts.between(vm.underlay_ip, peer.underlay_ip, "gre") > 0, counts.explain()
+    assert counts.inner_icmp > 0, counts.explain()  # plain GRE: the pings are readable
