@@ -37,7 +37,7 @@ _INNER_TCP_RE = re.compile(r"Flags \[")
 # solicitation") is the neighbour and router chatter a new interface floods over the bridge.
 _INNER_ICMP_RE = re.compile(r": ICMP ")
 _INNER_ICMP6_RE = re.compile(r": ICMP6\b")
-SAMPLE_LINES = 5  # readable tunnel packets kept per capture, for assertion messages
+SAMPLE_LINES = 5  # readable tunnel packets kept per inner protocol, for assertion messages
 _OUTER_IPS_RE = re.compile(r"\bIP (\d+\.\d+\.\d+\.\d+)\S* > (\d+\.\d+\.\d+\.\d+)\S*?:")
 
 
@@ -50,7 +50,7 @@ class PacketCounts:
     inner_icmp: int = 0
     inner_icmp6: int = 0
     inner_tcp: int = 0
-    # The first few of those lines, as tcpdump printed them: what leaked, when a test fails.
+    # The first few of those lines per inner protocol, as tcpdump printed them: what leaked.
     readable: list[str] = field(default_factory=list)
     # (category, outer source, outer destination) -> packets, e.g. to check one tunnel only.
     flows: Counter = field(default_factory=Counter)
@@ -103,6 +103,7 @@ def _inner_protocol(rest: str) -> str | None:
 
 def count_lines(lines: list[str]) -> PacketCounts:
     counts = PacketCounts()
+    seen: Counter = Counter()  # readable lines kept per inner protocol
     for line in lines:
         if not line.strip():
             continue
@@ -111,8 +112,9 @@ def count_lines(lines: list[str]) -> PacketCounts:
         addresses = _OUTER_IPS_RE.search(line)
         if addresses:
             counts.flows[(outer, addresses.group(1), addresses.group(2))] += 1
-        if inner and len(counts.readable) < SAMPLE_LINES:
+        if inner and seen[inner] < SAMPLE_LINES:
             counts.readable.append(line)
+        seen[inner] += 1
         if inner == "icmp":
             counts.inner_icmp += 1
         elif inner == "icmp6":
