@@ -111,6 +111,17 @@ def plaintext_allow(ctx: typer.Context, dry_run: DryRun = False) -> None:
     _plaintext(ctx, True, dry_run)
 
 
+@plaintext_app.command("restore")
+def plaintext_restore(ctx: typer.Context, dry_run: DryRun = False) -> None:
+    """Put the plaintext guard back as OVSDB's IPsec tunnels need it (at boot, before
+    ovs-vswitchd starts: `ovsnet render vswitchd-dropin`). Reads OVSDB only."""
+    from ovsnet.ovsdb import OvsDb
+    from ovsnet.services.ipsec import RestoreRequest, restore_plaintext_guard
+
+    with OvsDb(ctx.obj.db) as db:
+        emit(ctx.obj, restore_plaintext_guard(db, RestoreRequest(dry_run=dry_run)))
+
+
 @ipsec_app.command("repair")
 def repair(ctx: typer.Context, dry_run: DryRun = False) -> None:
     """Restart strongSwan on a clean kernel IPsec state, for peers stuck "not established".

@@ -11,7 +11,8 @@ import typer
 # Kept here rather than imported so `ovsnet --help` loads no rendering code; a unit test checks
 # that it matches ovsnet.render.KINDS.
 KIND_NAMES = (
-    "cloud-config", "ignition", "cloud-init", "daemon-json", "docker-dropin", "host-unit"
+    "cloud-config", "ignition", "cloud-init", "daemon-json", "docker-dropin", "host-unit",
+    "vswitchd-dropin",
 )  # fmt: skip
 
 

@@ -34,6 +34,8 @@ DOCKER = "/usr/bin/docker"
 MODPROBE = "/usr/sbin/modprobe"
 
 DOCKER_DROPIN_NAME = "50-ovsnet-bridge.conf"
+VSWITCHD_UNIT = "ovs-vswitchd.service"  # Debian's and Ubuntu's openvswitch-switch
+VSWITCHD_DROPIN_NAME = "50-ovsnet-guard.conf"
 COMPANION_UNIT = "ovsnet.service"
 INIT_UNIT = "ovsnet-init.service"
 # Where `pip install ovsnet` as root (and the lab VMs' image) put the command.

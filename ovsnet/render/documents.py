@@ -16,6 +16,7 @@ from ovsnet.render.context import (
     INIT_UNIT,
     MODPROBE,
     OVSNET,
+    VSWITCHD_DROPIN_NAME,
     HostConfig,
     command_line,
 )
@@ -47,6 +48,8 @@ KINDS: dict[str, Kind] = {
     "docker-dropin": Kind("docker-dropin.conf.j2", "." + DOCKER_DROPIN_NAME),
     # ovsnet-init.service for hosts with OVS from packages and ovsnet installed (no companion)
     "host-unit": Kind("ovsnet-host.service.j2", "." + INIT_UNIT),
+    # ovs-vswitchd.service drop-in for the same hosts: the plaintext guard back before vswitchd
+    "vswitchd-dropin": Kind("ovs-vswitchd-guard.conf.j2", "." + VSWITCHD_DROPIN_NAME),
 }
 
 
@@ -112,6 +115,12 @@ def host_unit(config: HostConfig) -> Unit:
     return Unit(INIT_UNIT, render_template(KINDS["host-unit"].template, context))
 
 
+def vswitchd_dropin(config: HostConfig) -> Unit:
+    """ovs-vswitchd.service's drop-in restoring the plaintext guard first (OVS from packages)."""
+    context = {"header": header(config), "ovsnet": OVSNET, "dropin_name": VSWITCHD_DROPIN_NAME}
+    return Unit(VSWITCHD_DROPIN_NAME, render_template(KINDS["vswitchd-dropin"].template, context))
+
+
 def units(config: HostConfig) -> list[Unit]:
     """The ovsnet units every kind of user-data carries, in start order."""
     context = _unit_context(config)
@@ -161,6 +170,8 @@ def render(kind: str, config: HostConfig) -> str:
         return daemon_json(config)
     if kind == "host-unit":
         return host_unit(config).contents
+    if kind == "vswitchd-dropin":
+        return vswitchd_dropin(config).contents
     context = {
         "header": header(config),
         "units": units(config),

@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 import yaml
 
-from ovsnet.render.context import INIT_UNIT
+from ovsnet.render.context import INIT_UNIT, VSWITCHD_DROPIN_NAME, VSWITCHD_UNIT
 from ovsnet.render.documents import DAEMON_JSON_PATH, DOCKER_DROPIN_NAME
 
 SYSTEMD_UNIT_DIR = "/etc/systemd/system/"
@@ -89,6 +89,11 @@ def check_docker_dropin(text: str) -> list[str]:
 
 def check_host_unit(text: str) -> list[str]:
     return check_units({INIT_UNIT: text})
+
+
+def check_vswitchd_dropin(text: str) -> list[str]:
+    """Checked against the ovs-vswitchd.service installed here (openvswitch-switch)."""
+    return check_units({}, {VSWITCHD_UNIT: {VSWITCHD_DROPIN_NAME: text}})
 
 
 def _docker_opts(text: str) -> list[str]:
@@ -340,6 +345,7 @@ CHECKS = {
     "daemon-json": check_daemon_json,
     "docker-dropin": check_docker_dropin,
     "host-unit": check_host_unit,
+    "vswitchd-dropin": check_vswitchd_dropin,
 }
 
 

@@ -85,13 +85,13 @@ def _restore(change: GuardChange) -> None:
         pass  # the OVSDB error is the one to report; status shows a guard left wider
 
 
-def restore_guard(db) -> list[str]:
+def restore_guard(db, dry_run: bool = False) -> list[str]:
     """Make the kernel's guard what OVSDB's IPsec tunnels need (reads OVSDB only: vswitchd may
-    not run yet). The steps taken, if any."""
+    not run yet). The steps taken (or, with dry_run, to take), if any."""
     from ovsnet.services.ipsec import observe_host
 
     wanted, steps = reconcile_steps(observe_host(db))
-    if steps:
+    if steps and not dry_run:
         nftables.write_guard(wanted)
     return steps
 

@@ -246,6 +246,22 @@ def set_plaintext_policy(db: OvsDb, request: PlaintextRequest) -> ChangeReport:
 
 
 @dataclass
+class RestoreRequest:
+    dry_run: bool = False
+
+
+def restore_plaintext_guard(db: OvsDb, request: RestoreRequest) -> ChangeReport:
+    """`ovsnet ipsec plaintext restore`: the guard back from OVSDB alone, e.g. at boot before
+    ovs-vswitchd re-creates the IPsec tunnels (the kernel forgets the guard at reboot)."""
+    from ovsnet.services.guard import restore_guard
+
+    steps = restore_guard(db, dry_run=request.dry_run)
+    return ChangeReport(
+        command="ipsec plaintext restore", steps=steps, dry_run=request.dry_run, details={}
+    )
+
+
+@dataclass
 class RepairRequest:
     dry_run: bool = False
 

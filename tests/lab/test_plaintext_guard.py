@@ -176,6 +176,24 @@ def test_status_flags_a_lost_guard_and_init_restores_it(clean, psk_file):
     assert send_plain_gre(a, b) == (0, 0)
 
 
+def test_plaintext_restore_puts_back_exactly_the_guard_ovsdb_asks_for(clean, psk_file):
+    """What the rendered ovs-vswitchd drop-in runs at boot (the VM lab runs it before vswitchd)."""
+    a, b = clean
+    quiet = json.loads(a.ovsnet("--json", "ipsec", "plaintext", "restore", check=True).stdout)
+    assert quiet["changed"] is False and guard_table(a) is None, "no IPsec peer: nothing to do"
+    a.ovsnet("peer", "add", b.underlay_ip, "--ipsec", "--psk-file", str(psk_file), check=True)
+    a.run(["nft", "delete", "table", "inet", "ovsnet"])  # as after a reboot
+    dry = json.loads(a.ovsnet("--json", "ipsec", "plaintext", "restore", "--dry-run",
+                              check=True).stdout)  # fmt: skip
+    assert dry["dry_run"] is True and dry["steps"] and guard_table(a) is None, dry
+    done = json.loads(a.ovsnet("--json", "ipsec", "plaintext", "restore", check=True).stdout)
+    assert done["changed"] is True, done
+    assert b.underlay_ip in guard_table(a)
+    assert send_plain_gre(a, b) == (0, 0)
+    again = json.loads(a.ovsnet("--json", "ipsec", "plaintext", "restore", check=True).stdout)
+    assert again["changed"] is False, again
+
+
 def test_plaintext_allow_lifts_the_guard_and_drop_restores_it(clean, psk_file):
     a, b = clean
     a.ovsnet("peer", "add", b.underlay_ip, "--ipsec", "--psk-file", str(psk_file), check=True)

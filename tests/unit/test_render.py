@@ -17,7 +17,7 @@ from ovsnet.cli.render_commands import KIND_NAMES
 from ovsnet.errors import InvalidInput
 from ovsnet.render import DEFAULT_IMAGE, KINDS, build_host_config, render, units
 from ovsnet.render.context import command_line
-from ovsnet.render.documents import docker_dropin
+from ovsnet.render.documents import docker_dropin, vswitchd_dropin
 from ovsnet.tunnels import overlay_mtu
 
 PEERS = ["198.51.100.12", "198.51.100.13"]
@@ -150,6 +150,15 @@ def test_dropin_sets_the_docker_flags():
         'Environment="DOCKER_OPTS=--bip=10.0.42.1/8 --fixed-cidr=10.0.42.0/24 --mtu=1462"'
         in text.splitlines()
     )
+
+
+def test_vswitchd_dropin_restores_the_plaintext_guard_before_vswitchd_starts():
+    dropin = vswitchd_dropin(config(ipsec=True))
+    assert dropin.name == "50-ovsnet-guard.conf"
+    assert "/etc/systemd/system/ovs-vswitchd.service.d/50-ovsnet-guard.conf" in dropin.contents
+    lines = [line for line in dropin.contents.splitlines() if not line.startswith("#")]
+    # ExecStartPre, not ExecStart: a failure keeps vswitchd (and its tunnels) down.
+    assert lines == ["[Service]", "ExecStartPre=/usr/local/bin/ovsnet ipsec plaintext restore"]
 
 
 def test_daemon_json_is_the_docker_options():

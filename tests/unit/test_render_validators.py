@@ -20,6 +20,7 @@ from ovsnet.render.validate import (
     check_docker_dropin,
     check_ignition,
     check_units,
+    check_vswitchd_dropin,
 )
 
 HOSTS = {
@@ -52,6 +53,11 @@ def rendered():
 def test_systemd_check_rejects_an_unknown_key_in_a_dropin(rendered):
     problems = check_docker_dropin(rendered["docker-dropin"] + "Bogus=1\n")
     assert any("Unknown key 'Bogus'" in problem for problem in problems)
+
+
+def test_vswitchd_dropin_is_checked_against_the_installed_ovs_vswitchd_service(rendered):
+    problems = check_vswitchd_dropin(rendered["vswitchd-dropin"].replace("ExecStartPre", "ExecPre"))
+    assert any("Unknown key 'ExecPre'" in problem for problem in problems)
 
 
 def test_systemd_check_rejects_a_missing_binary():

@@ -267,21 +267,72 @@ def test_losing_the_whole_ipsec_stack_cuts_the_host_off_instead_of_sending_plain
     assert dropped >= 10, "the victim's pings (and BFD) must have met the guard"
 
     started = time.monotonic()
-    victim.ssh("systemctl start openvswitch-ipsec", check=True, timeout=120)
-    guest.wait_until(lambda: victim.ssh("ipsec status").returncode == 0, 60,
-                     f"charon on {victim.name}")  # fmt: skip
-    with vmlab.capture("scenario2b-ipsec-back") as capture:
-        _wait_for_sas(vmlab.vms, [(victim, p) for p in others] + [(p, victim) for p in others])
-        for peer in others:
-            guest.wait_until(lambda p=peer: _ping_ok(p, overlay[victim.name]), IKE_TIMEOUT,
-                             f"{peer.name} -> {victim.name} after charon restarted")  # fmt: skip
-            assert _ping_ok(victim, overlay[peer.name], count=3)
+    counts = _bring_ipsec_back(vmlab, victim, overlay, "scenario2b-ipsec-back")
     measurements["scenario2b_ipsec_recovery_s"] = round(time.monotonic() - started, 1)
-    measurements["scenario2b_ipsec_back_packets"] = capture.counts.as_dict()
-    print("scenario 2b IPsec back on", victim.name, capture.counts.as_dict())
+    measurements["scenario2b_ipsec_back_packets"] = counts.as_dict()
+    print("scenario 2b IPsec back on", victim.name, counts.as_dict())
+
+
+def _bring_ipsec_back(vmlab, host, overlay, capture_name: str):
+    """Start ovs-monitor-ipsec (and so charon) on host again: ESP only, pings both ways."""
+    others = _others(host, vmlab.vms)
+    host.ssh("systemctl start openvswitch-ipsec", check=True, timeout=120)
+    guest.wait_until(lambda: host.ssh("ipsec status").returncode == 0, 60,
+                     f"charon on {host.name}")  # fmt: skip
+    with vmlab.capture(capture_name) as capture:
+        _wait_for_sas(vmlab.vms, [(host, p) for p in others] + [(p, host) for p in others])
+        for peer in others:
+            guest.wait_until(lambda p=peer: _ping_ok(p, overlay[host.name]), IKE_TIMEOUT,
+                             f"{peer.name} -> {host.name} after charon restarted")  # fmt: skip
+            assert _ping_ok(host, overlay[peer.name], count=3)
     for peer in others:
-        _assert_only_esp_between(capture.counts, victim, peer)
+        _assert_only_esp_between(capture.counts, host, peer)
     assert capture.counts.inner_icmp == 0, capture.counts.explain()
+    return capture.counts
+
+
+VSWITCHD_DROPIN = "/etc/systemd/system/ovs-vswitchd.service.d/50-ovsnet-guard.conf"
+
+
+def test_at_boot_the_guard_is_back_before_vswitchd_recreates_the_ipsec_tunnels(
+    vmlab, overlay, psk_mesh, measurements
+):
+    """OVS from Debian's packages plus `ovsnet render vswitchd-dropin`: the boot window closed.
+
+    What a reboot leaves is made on vm2 without rebooting: no guard, no SAs, no strongSwan
+    policies, and ovs-vswitchd starting with the IPsec tunnels kept in OVSDB. Without the
+    drop-in its BFD (and any container traffic) would leave as plain GRE until strongSwan is up.
+    """
+    host = vmlab.vms[1]
+    others = _others(host, vmlab.vms)
+    host.ssh(f"mkdir -p {VSWITCHD_DROPIN.rsplit('/', 1)[0]} && ovsnet render vswitchd-dropin "
+             f"--prefix {prefix_of(host)} -o {VSWITCHD_DROPIN} && systemctl daemon-reload",
+             check=True, timeout=120)  # fmt: skip
+    try:
+        host.ssh("systemctl stop openvswitch-ipsec ovs-vswitchd; ipsec stop >/dev/null 2>&1; "
+                 "ip xfrm state flush; ip xfrm policy flush; nft delete table inet ovsnet",
+                 check=True, timeout=120)  # fmt: skip
+        assert _guard(host)["in_place"] is False
+        with vmlab.capture("boot-window") as capture:
+            host.ssh("systemctl start ovs-vswitchd", check=True, timeout=120)
+            for peer in others:  # BFD runs meanwhile: vswitchd sends on every tunnel
+                result = guest.container_ping(host, CONTAINER, overlay[peer.name], count=5)
+                assert result.received == 0, f"{host.name} -> {peer.name}:\n{result.output}"
+        counts = capture.counts
+        measurements["boot_window_packets"] = counts.as_dict()
+        print("vswitchd started without IPsec on", host.name, counts.as_dict())
+        for peer in others:
+            assert counts.between(host.underlay_ip, peer.underlay_ip, "gre") == 0, counts.explain()
+        assert counts.inner_icmp == 0, counts.explain()
+        journal = host.ssh("journalctl -b -u ovs-vswitchd -o cat", check=True).stdout
+        assert "ipsec plaintext restore: did:" in journal, journal[-2000:]
+        guard = _guard(host)
+        assert guard["in_place"] is True and guard["dropped_packets"] > 0, guard
+        measurements["boot_window_guard_dropped_packets"] = guard["dropped_packets"]
+    finally:
+        host.ssh(f"rm -f {VSWITCHD_DROPIN} && systemctl daemon-reload", timeout=120)
+        host.ssh("systemctl start ovs-vswitchd", timeout=120)
+    _bring_ipsec_back(vmlab, host, overlay, "boot-window-ipsec-back")
 
 
 def _issue_certificates(pki_dir, vms, ca_name: str) -> dict:
