@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from test_kernel_lab import CONTAINER, _bring_up_host, prefix_of
 
+from ovsnet.errors import OperationFailed
 from ovsnet.vmlab import guest
 
 pytestmark = pytest.mark.vm
@@ -123,12 +124,58 @@ def _xfrm_esp_states(vm, peer, kernel=None) -> int:
     return sum(1 for line in out.splitlines() if line.strip().startswith(("aead ", "enc ")))
 
 
+# Hosts on which _wait_for_sas ran `ovsnet ipsec repair` for a pair stuck without SAs.
+REPAIRS: list[str] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_repairs(measurements):
+    yield
+    measurements["ipsec_repairs_for_stuck_pairs"] = list(REPAIRS)
+
+
+def _pair_has_sas(a, b) -> bool:
+    return bool(_xfrm_esp_states(a, b) and _xfrm_esp_states(b, a, a))
+
+
+def _first_pair_without_sas(pairs):
+    for a, b in pairs:
+        try:
+            guest.wait_until(lambda a=a, b=b: _pair_has_sas(a, b), IKE_TIMEOUT,
+                             f"ESP SA {a.name} -> {b.name}")  # fmt: skip
+        except OperationFailed:
+            return a, b
+    return None
+
+
+def _ike_view(vm) -> str:
+    out = vm.ssh("ipsec statusall | grep -E 'ESTABLISHED|CONNECTING|INSTALLED|ROUTED|"
+                 "failed|{' | head -20; ip xfrm state | grep -c '^src'").stdout  # fmt: skip
+    return f"--- {vm.name}:\n{out}"
+
+
 def _wait_for_sas(vms, pairs=None) -> float:
+    """Wait until every pair has keyed ESP SAs both ways.
+
+    A pair still without SAs after IKE_TIMEOUT gets what `ovsnet status` tells an operator to
+    do, `ovsnet ipsec repair`: on one host of the pair, then on the other. Each repair is
+    recorded (measurement ipsec_repairs_for_stuck_pairs); a pair stuck after both fails.
+    """
     started = time.monotonic()
-    for a, b in pairs or itertools.permutations(vms, 2):
-        guest.wait_until(lambda a=a, b=b: _xfrm_esp_states(a, b) and _xfrm_esp_states(b, a, a),
-                         IKE_TIMEOUT,
-                         f"ESP SA {a.name} -> {b.name}")  # fmt: skip
+    pairs = list(pairs or itertools.permutations(vms, 2))
+    for repair_side in (0, 1, None):
+        stuck = _first_pair_without_sas(pairs)
+        if stuck is None:
+            break
+        views = "\n".join(_ike_view(vm) for vm in stuck)
+        if repair_side is None:
+            raise OperationFailed(f"no ESP SA {stuck[0].name} -> {stuck[1].name} after two "
+                                  f"repairs:\n{views}")  # fmt: skip
+        host = stuck[repair_side]
+        print(f"no ESP SA {stuck[0].name} -> {stuck[1].name} after {IKE_TIMEOUT} s, "
+              f"repairing {host.name}:\n{views}")  # fmt: skip
+        REPAIRS.append(host.name)
+        host.ssh("ovsnet ipsec repair", check=True, timeout=180)
     return round(time.monotonic() - started, 1)
 
 
