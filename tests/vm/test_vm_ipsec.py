@@ -183,6 +183,12 @@ def _ping_ok(src, dst_ip, count: int = 1) -> bool:
     return guest.container_ping(src, CONTAINER, dst_ip, count=count).received == count
 
 
+def _assert_no_ping(src, dst, overlay) -> None:
+    """src's container reaches nothing of dst's: 5 echoes, none answered."""
+    result = guest.container_ping(src, CONTAINER, overlay[dst.name], count=5)
+    assert result.received == 0, f"{src.name} -> {dst.name} got through:\n{result.output}"
+
+
 def _ping_all_pairs(vms, ips, count: int = 5) -> None:
     for src, dst in itertools.permutations(vms, 2):
         guest.wait_until(lambda src=src, dst=dst: _ping_ok(src, ips[dst.name]), IKE_TIMEOUT,
@@ -295,10 +301,8 @@ def test_losing_the_whole_ipsec_stack_cuts_the_host_off_instead_of_sending_plain
     assert victim.ssh("ip xfrm policy list", check=True).stdout.strip() == ""
     with vmlab.capture("scenario2b-ipsec-down") as capture:
         for src in others:
-            result = guest.container_ping(src, CONTAINER, overlay[victim.name], count=5)
-            assert result.received == 0, f"{src.name} -> {victim.name} got through:\n{result}"
-            result = guest.container_ping(victim, CONTAINER, overlay[src.name], count=5)
-            assert result.received == 0, f"{victim.name} -> {src.name} got through:\n{result}"
+            _assert_no_ping(src, victim, overlay)
+            _assert_no_ping(victim, src, overlay)
         # The pair that still has its IKE daemons keeps talking, encrypted.
         assert _ping_ok(others[0], overlay[others[1].name], count=3)
     counts = capture.counts
@@ -363,8 +367,7 @@ def test_at_boot_the_guard_is_back_before_vswitchd_recreates_the_ipsec_tunnels(
         with vmlab.capture("boot-window") as capture:
             host.ssh("systemctl start ovs-vswitchd", check=True, timeout=120)
             for peer in others:  # BFD runs meanwhile: vswitchd sends on every tunnel
-                result = guest.container_ping(host, CONTAINER, overlay[peer.name], count=5)
-                assert result.received == 0, f"{host.name} -> {peer.name}:\n{result.output}"
+                _assert_no_ping(host, peer, overlay)
         counts = capture.counts
         measurements["boot_window_packets"] = counts.as_dict()
         print("vswitchd started without IPsec on", host.name, counts.as_dict())
@@ -468,10 +471,8 @@ def test_a_certificate_from_another_ca_gets_no_tunnel(vmlab, overlay, pki, measu
         _wait_for_sas(vmlab.vms, [(trusted[0], trusted[1]), (trusted[1], trusted[0])])
         assert _ping_ok(trusted[0], overlay[trusted[1].name], count=3)
         for peer in trusted:
-            result = guest.container_ping(peer, CONTAINER, overlay[rogue.name], count=5)
-            assert result.received == 0, f"{peer.name} -> {rogue.name}:\n{result.output}"
-            result = guest.container_ping(rogue, CONTAINER, overlay[peer.name], count=5)
-            assert result.received == 0, f"{rogue.name} -> {peer.name}:\n{result.output}"
+            _assert_no_ping(peer, rogue, overlay)
+            _assert_no_ping(rogue, peer, overlay)
     counts = capture.counts
     measurements["scenario3_rogue_ca_packets"] = counts.as_dict()
     print("scenario 3 certificate from another CA on", rogue.name, counts.as_dict())
