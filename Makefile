@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test unit lint bench bench-vm render-examples image clean
+.PHONY: setup demo test unit lint bench bench-vm render-examples image clean man dist
 
 setup:
 	bash scripts/setup.sh
@@ -28,6 +28,10 @@ bench-vm: setup
 
 render-examples: setup
 	$(VENV)/bin/ovsnet render-examples cloud-config
+
+# The man page is generated from the CLI; a unit test checks the committed copy is fresh.
+man: setup
+	$(VENV)/bin/ovsnet man -o docs/man/ovsnet.1
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
