@@ -14,7 +14,9 @@ SHELLS = ("bash", "zsh", "fish")
 def completion_command(
     shell: str = typer.Argument(..., click_type=click.Choice(SHELLS), show_default=False),
 ) -> None:
-    """Print the shell completion script, e.g. `ovsnet completion bash > /etc/bash_completion.d/ovsnet`."""
+    """Print the shell completion script (bash: `ovsnet completion bash >
+    /etc/bash_completion.d/ovsnet`; zsh: into a file named _ovsnet on $fpath; fish: into
+    ~/.config/fish/completions/ovsnet.fish)."""
     # typer's own script: its completion classes answer the _OVSNET_COMPLETE requests the
     # script makes, whatever shell asked.
     from typer._completion_shared import get_completion_script

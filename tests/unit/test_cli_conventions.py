@@ -71,8 +71,10 @@ def test_bash_completion_script_completes_commands_in_bash():
     script = _run("completion", "bash").stdout
     shell = f"""
         {script}
-        COMP_WORDS=(ovsnet pe); COMP_CWORD=1; _ovsnet_completion ovsnet; echo "${{COMPREPLY[*]}}"
-        COMP_WORDS=(ovsnet peer re); COMP_CWORD=2; _ovsnet_completion ovsnet; echo "${{COMPREPLY[*]}}"
+        COMP_WORDS=(ovsnet pe); COMP_CWORD=1; _ovsnet_completion ovsnet
+        echo "${{COMPREPLY[*]}}"
+        COMP_WORDS=(ovsnet peer re); COMP_CWORD=2; _ovsnet_completion ovsnet
+        echo "${{COMPREPLY[*]}}"
     """
     path = f"{Path(OVSNET).parent}:{os.environ['PATH']}"
     result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True,
