@@ -33,8 +33,14 @@ render-examples: setup
 man: setup
 	$(VENV)/bin/ovsnet man -o docs/man/ovsnet.1
 
+# The wheel and sdist a user installs (`pipx install dist/ovsnet-*.whl`), checked by twine.
+dist: setup
+	rm -rf dist/ovsnet-*.whl dist/ovsnet-*.tar.gz
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/ovsnet-*.whl dist/ovsnet-*.tar.gz
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info
 
 image: setup
 	bash container/build.sh
