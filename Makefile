@@ -42,5 +42,9 @@ dist: setup
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info
 
+# The companion image, and the same image as dist/ovsnet-image-VERSION.tar.gz for hosts without a
+# registry (`docker load --input FILE`; `ovsnet render --image-tarball PATH` renders units that do).
+IMAGE_TARBALL = dist/ovsnet-image-$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml).tar.gz
+
 image: setup
-	bash container/build.sh
+	bash container/build.sh --save $(IMAGE_TARBALL)
