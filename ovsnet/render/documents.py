@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from ovsnet import __version__
 from ovsnet.errors import InvalidInput
 from ovsnet.render.context import (
+    AGENT_ENV_FILE,
+    AGENT_UNIT,
     COMPANION_NAME,
     COMPANION_UNIT,
     DOCKER,
     DOCKER_DROPIN_NAME,
     DOCKER_TLS_SOCKET_UNIT,
-    AGENT_ENV_FILE,
-    AGENT_UNIT,
     INIT_UNIT,
     MODPROBE,
     OVSNET,
