@@ -18,7 +18,7 @@ def doctor(
         None, "--docker-tls", help="Client certificate dir for a tcp:// Docker API."
     ),
     probe_timeout: float = typer.Option(
-        1.5, "--probe-timeout", help="Seconds to wait for MTU probe replies."
+        1.5, "--probe-timeout", min=0.1, help="Seconds to wait for MTU probe replies."
     ),
 ) -> None:
     """Check path MTU per tunnel, br_netfilter, Docker options, the plaintext guard, IKE and BFD
