@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test unit lint bench bench-vm render-examples image clean
+.PHONY: setup demo test unit lint bench bench-vm render-examples image clean man dist
 
 setup:
 	bash scripts/setup.sh
@@ -29,8 +29,22 @@ bench-vm: setup
 render-examples: setup
 	$(VENV)/bin/ovsnet render-examples cloud-config
 
+# The man page is generated from the CLI; a unit test checks the committed copy is fresh.
+man: setup
+	$(VENV)/bin/ovsnet man -o docs/man/ovsnet.1
+
+# The wheel and sdist a user installs (`pipx install dist/ovsnet-*.whl`), checked by twine.
+dist: setup
+	rm -rf dist/ovsnet-*.whl dist/ovsnet-*.tar.gz
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/ovsnet-*.whl dist/ovsnet-*.tar.gz
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info
+
+# The companion image, and the same image as dist/ovsnet-image-VERSION.tar.gz for hosts without a
+# registry (`docker load --input FILE`; `ovsnet render --image-tarball PATH` renders units that do).
+IMAGE_TARBALL = dist/ovsnet-image-$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml).tar.gz
 
 image: setup
-	bash container/build.sh
+	bash container/build.sh --save $(IMAGE_TARBALL)

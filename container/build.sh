@@ -6,7 +6,8 @@
 #   --tag   image reference (default: the one `ovsnet render` points at, ovsnet.render.DEFAULT_IMAGE)
 #   --base  base image: ovsnet-base:bookworm (default; made offline by make-base.sh when missing)
 #           or debian:12 (the public image; the Dockerfile then installs the packages with apt)
-#   --save  also write the image to FILE with `docker save`
+#   --save  also write the image to FILE with `docker save` (gzip-compressed when FILE ends in .gz;
+#           a host without a registry then runs `docker load --input FILE`)
 #
 # The build context holds the ovsnet wheel built from this checkout and its dependencies' wheels
 # (downloaded from PyPI once, cached by the hash of pyproject.toml), so the image build itself
@@ -80,6 +81,11 @@ DOCKER_BUILDKIT=0 nice -n 10 $DOCKER build -q --build-arg "BASE=$BASE" \
 echo "build: $TAG ready ($($DOCKER image inspect -f '{{.Size}}' "$TAG") bytes)"
 
 if [ -n "$SAVE" ]; then
-  $DOCKER save -o "$SAVE.tmp" "$TAG"
+  mkdir -p "$(dirname "$SAVE")"
+  case $SAVE in
+    *.gz) $DOCKER save "$TAG" | gzip -c > "$SAVE.tmp" ;;
+    *) $DOCKER save -o "$SAVE.tmp" "$TAG" ;;
+  esac
   mv "$SAVE.tmp" "$SAVE"
+  echo "build: saved $TAG to $SAVE (docker load --input $SAVE)"
 fi

@@ -61,3 +61,21 @@ def remove_accept(docker_bridge: str) -> None:
     for rule in _rules(docker_bridge):
         while _iptables("-C", CHAIN, *rule).returncode == 0:
             _iptables("-D", CHAIN, *rule)
+
+
+def accept_present(docker_bridge: str) -> bool | None:
+    """For `doctor`: are ovsnet's accept rules in place? None when there is no DOCKER-USER."""
+    if not _available():
+        return None
+    return not _missing(docker_bridge)
+
+
+def forward_policy() -> str | None:
+    """The policy of iptables' FORWARD chain (Docker sets DROP), None when unknown."""
+    if shutil.which("iptables") is None:
+        return None
+    listed = _iptables("-S", "FORWARD")
+    for line in listed.stdout.splitlines() if listed.returncode == 0 else []:
+        if line.startswith("-P FORWARD "):
+            return line.split()[2]
+    return None

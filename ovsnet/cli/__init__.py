@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -13,6 +14,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ovsnet` command. Returns (and exits with) the exit code."""
     from ovsnet.cli.app import app
 
+    if "_OVSNET_COMPLETE" in os.environ:
+        # A request from the script of `ovsnet completion SHELL`: answer with typer's classes
+        # for zsh/fish/bash (registered only here: app.py leaves typer's completion options off).
+        from typer._completion_classes import completion_init
+
+        completion_init()
     try:
         result = app(args=argv, prog_name="ovsnet", standalone_mode=False)
         code = result if isinstance(result, int) else 0

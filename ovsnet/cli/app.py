@@ -5,8 +5,15 @@ from __future__ import annotations
 import os
 
 import typer
+import typer.core
 
+from ovsnet import __version__
 from ovsnet.cli.output import Settings
+
+# NOTE: typer escapes every "[default: ...]" for rich whenever rich is importable, even with
+# rich_markup_mode=None, so plain click help printed a literal "\[default: ...]". Telling its
+# help formatter that rich is absent turns that off (rich stays in use for our own output).
+typer.core.HAS_RICH = False
 
 DEFAULT_DB = "unix:/var/run/openvswitch/db.sock"
 
@@ -14,11 +21,20 @@ app = typer.Typer(
     help="One flat, optionally encrypted network for Docker containers on many hosts, over OVS.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold secrets (PSKs, keys)
+    # typer's --install-completion/--show-completion options import shellingham and probe the
+    # parent process on every run; `ovsnet completion SHELL` prints the script instead. Answering
+    # a completion request (_OVSNET_COMPLETE set) needs no option: typer does it for any app.
     add_completion=False,
     # Plain click help: typer's rich help imports rich and markdown-it, ~0.15 s of CPU that
     # kept `ovsnet --help` above its 0.3 s target.
     rich_markup_mode=None,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"ovsnet {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -28,6 +44,14 @@ def _global_options(
         None, "--db", help="OVSDB to talk to (env OVSNET_DB; default " + DEFAULT_DB + ")"
     ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        expose_value=False,
+        callback=_print_version,
+        help="Print the version and exit.",
+    ),
 ) -> None:
     ctx.obj = Settings(db=db or os.environ.get("OVSNET_DB") or DEFAULT_DB, json=json_output)
 
@@ -36,10 +60,12 @@ def _register() -> None:
     # Each command group lives in its own module; keep this list the only shared edit point.
     from ovsnet.cli import (
         cluster_commands,
+        doctor_commands,
         host_commands,
         inventory_commands,
         ipsec_commands,
         lab_commands,
+        meta_commands,
         peer_commands,
         pki_commands,
         render_commands,
@@ -57,6 +83,8 @@ def _register() -> None:
     inventory_commands.register(app)
     vmlab_commands.register(app)
     supervise_commands.register(app)
+    doctor_commands.register(app)
+    meta_commands.register(app)
 
 
 _register()

@@ -12,7 +12,7 @@ import typer
 # that it matches ovsnet.render.KINDS.
 KIND_NAMES = (
     "cloud-config", "ignition", "cloud-init", "daemon-json", "docker-dropin", "host-unit",
-    "vswitchd-dropin",
+    "vswitchd-dropin", "agent-unit",
 )  # fmt: skip
 
 
@@ -25,7 +25,15 @@ def render_command(
     underlay_mtu: int = typer.Option(None, "--underlay-mtu", help="Underlay MTU [1500]."),
     peers: list[str] = typer.Option([], "--peer", help="A peer's underlay IP (repeatable)."),
     ipsec: bool = typer.Option(False, "--ipsec", help="Encrypt the tunnels (IPsec)."),
-    image: str = typer.Option(None, "--image", help="Companion container image."),
+    image: str = typer.Option(
+        None, "--image", help="Companion container image (a registry or a local reference)."
+    ),
+    image_tarball: str = typer.Option(
+        None,
+        "--image-tarball",
+        help="Path ON THE HOST of the image saved by `make image` (docker save | gzip): the "
+        "unit loads it and runs with --pull=never (no registry needed).",
+    ),
     docker_tls: bool = typer.Option(
         False,
         "--docker-tls",
@@ -63,6 +71,7 @@ def render_command(
             peers=tuple(peers),
             ipsec=ipsec,
             image=image,
+            image_tarball=image_tarball,
             docker_tls=docker_tls,
             docker_tls_dir=docker_tls_dir,
             docker_tls_embed=docker_tls_embed,

@@ -38,6 +38,10 @@ VSWITCHD_UNIT = "ovs-vswitchd.service"  # Debian's and Ubuntu's openvswitch-swit
 VSWITCHD_DROPIN_NAME = "50-ovsnet-guard.conf"
 COMPANION_UNIT = "ovsnet.service"
 INIT_UNIT = "ovsnet-init.service"
+AGENT_UNIT = "ovsnet-agent.service"
+# OVSNET_ETCD, OVSNET_ETCD_CERT, OVSNET_ETCD_KEY, OVSNET_ETCD_CA for the agent: paths and a URL,
+# kept out of the rendered unit so one rendering serves every etcd setup.
+AGENT_ENV_FILE = "/etc/ovsnet/agent.env"
 # Where `pip install ovsnet` as root (and the lab VMs' image) put the command.
 OVSNET = "/usr/local/bin/ovsnet"
 
@@ -124,6 +128,8 @@ class HostConfig:
     image: str = DEFAULT_IMAGE
     name: str | None = None
     docker_tls: DockerTls | None = None  # None: Docker's API stays on its local socket only
+    # A `docker save | gzip` file on the host: the unit loads it and never pulls (no registry).
+    image_tarball: str | None = None
 
     @property
     def mtu(self) -> int:
@@ -177,6 +183,18 @@ class HostConfig:
     def _ipsec_args(self) -> list[str]:
         return ["--ipsec"] if self.ipsec else []
 
+    def agent_args(self) -> list[str]:
+        """`ovsnet agent` for this host: it claims the same /24 in etcd that the flags name."""
+        name = ["--name", self.name] if self.name else []
+        subnet = self.addressing.subnet
+        prefix = ["--prefix", self.addressing.prefix] if subnet.prefixlen == HOST_PREFIXLEN else []
+        return [
+            "agent", *name, *prefix,
+            "--supernet", str(self.addressing.supernet),
+            "--underlay-mtu", str(self.underlay_mtu),
+            *self._ipsec_args(),
+        ]  # fmt: skip
+
     def ovsnet_commands(self) -> list[list[str]]:
         """The ovsnet commands the init unit runs, in order."""
         peers = self.peer_args()
@@ -195,8 +213,10 @@ class HostConfig:
         if self.ipsec:
             mounts.append(f"{IPSEC_CONFIG_DIR}:{IPSEC_CONFIG_DIR}:ro")
         volume_args = [arg for mount in mounts for arg in ("--volume", mount)]
+        # An image loaded from a tarball has no registry to pull from: never try.
+        pull = ["--pull=never"] if self.image_tarball else []
         return [
-            DOCKER, "run", "--rm", "--name", COMPANION_NAME,
+            DOCKER, "run", "--rm", *pull, "--name", COMPANION_NAME,
             "--net=host", "--privileged", *volume_args, self.image,
         ]  # fmt: skip
 
@@ -218,6 +238,7 @@ def build_host_config(
     own_ip: IPv4Address | None = None,
     docker_tls: bool = False,
     docker_tls_dir: str | None = None,
+    image_tarball: str | None = None,
 ) -> HostConfig:
     """Validate the inputs of `ovsnet render` and derive the host's configuration."""
     addressing = host_addressing(prefix=prefix, subnet=subnet, supernet=supernet)
@@ -236,6 +257,7 @@ def build_host_config(
         image=_check_image(image),
         name=name,
         docker_tls=_docker_tls(docker_tls, docker_tls_dir),
+        image_tarball=_check_host_path(image_tarball, "image tarball") if image_tarball else None,
     )
     config.mtu  # noqa: B018 -- raises InvalidInput now if the underlay MTU is too small
     return config
@@ -278,12 +300,16 @@ def _docker_tls(enabled: bool, directory: str | None) -> DockerTls | None:
 
 
 def _check_tls_dir(directory: str) -> str:
-    path = PurePosixPath(directory.strip())
+    return _check_host_path(directory, "Docker TLS folder", "a folder like /etc/docker/tls")
+
+
+def _check_host_path(given: str, what: str, example: str = "/var/lib/ovsnet/image.tar.gz") -> str:
+    path = PurePosixPath(given.strip())
     text = str(path)
     if not path.is_absolute() or text == "/" or ".." in path.parts or not _SAFE_PATH.match(text):
         raise InvalidInput(
-            f"Docker TLS folder {directory!r} is not an absolute path on the host",
-            "give a folder like /etc/docker/tls (letters, digits, . _ - / only)",
+            f"{what} {given!r} is not an absolute path on the host",
+            f"give {example} (letters, digits, . _ - / only)",
         )
     return text
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from ovsnet import __version__
 from ovsnet.errors import InvalidInput
 from ovsnet.render.context import (
+    AGENT_ENV_FILE,
+    AGENT_UNIT,
     COMPANION_NAME,
     COMPANION_UNIT,
     DOCKER,
@@ -48,6 +50,8 @@ KINDS: dict[str, Kind] = {
     "docker-dropin": Kind("docker-dropin.conf.j2", "." + DOCKER_DROPIN_NAME),
     # ovsnet-init.service for hosts with OVS from packages and ovsnet installed (no companion)
     "host-unit": Kind("ovsnet-host.service.j2", "." + INIT_UNIT),
+    # the cluster agent (etcd) for the same hosts, instead of host-unit's fixed peers
+    "agent-unit": Kind("ovsnet-agent.service.j2", "." + AGENT_UNIT),
     # ovs-vswitchd.service drop-in for the same hosts: the plaintext guard back before vswitchd
     "vswitchd-dropin": Kind("ovs-vswitchd-guard.conf.j2", "." + VSWITCHD_DROPIN_NAME),
 }
@@ -89,6 +93,7 @@ def _unit_context(config: HostConfig) -> dict:
         "companion_name": COMPANION_NAME,
         "companion_unit": COMPANION_UNIT,
         "companion_run": _exec_start(config.companion_run()),
+        "image_tarball": config.image_tarball,
         "ovsnet_commands": [
             command_line(config.companion_exec(args)) for args in config.ovsnet_commands()
         ],
@@ -113,6 +118,19 @@ def host_unit(config: HostConfig) -> Unit:
         "ovsnet_commands": [command_line([OVSNET, *args]) for args in config.ovsnet_commands()],
     }
     return Unit(INIT_UNIT, render_template(KINDS["host-unit"].template, context))
+
+
+def agent_unit(config: HostConfig) -> Unit:
+    """`ovsnet agent` as a service, for a host with OVS from packages and ovsnet installed."""
+    context = {
+        "header": header(config),
+        "ovsnet": OVSNET,
+        "unit_name": AGENT_UNIT,
+        "env_file": AGENT_ENV_FILE,
+        "ipsec": config.ipsec,
+        "agent_command": command_line([OVSNET, *config.agent_args()]),
+    }
+    return Unit(AGENT_UNIT, render_template(KINDS["agent-unit"].template, context))
 
 
 def vswitchd_dropin(config: HostConfig) -> Unit:
@@ -170,6 +188,8 @@ def render(kind: str, config: HostConfig) -> str:
         return daemon_json(config)
     if kind == "host-unit":
         return host_unit(config).contents
+    if kind == "agent-unit":
+        return agent_unit(config).contents
     if kind == "vswitchd-dropin":
         return vswitchd_dropin(config).contents
     context = {

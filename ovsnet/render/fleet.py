@@ -18,6 +18,7 @@ class Overrides:
     underlay_mtu: int | None = None
     ipsec: bool | None = None
     image: str | None = None
+    image_tarball: str | None = None
     docker_tls: bool | None = None
     docker_tls_dir: str | None = None
 
@@ -41,6 +42,7 @@ def host_config(inventory: inv.Inventory, name: str, overrides: Overrides) -> Ho
         own_ip=host.ip,
         docker_tls=_first(overrides.docker_tls, inventory.docker_tls, False),
         docker_tls_dir=_first(overrides.docker_tls_dir, inventory.docker_tls_dir, None),
+        image_tarball=overrides.image_tarball,
     )
 
 

@@ -29,6 +29,7 @@ class RenderRequest:
     peers: tuple[str, ...] = ()
     ipsec: bool = False
     image: str | None = None
+    image_tarball: str | None = None
     docker_tls: bool = False
     docker_tls_dir: str | None = None
     docker_tls_embed: Path | None = None  # opt-in: carry the server key in the rendered file
@@ -87,6 +88,7 @@ def run_render(request: RenderRequest) -> RenderResult:
         underlay_mtu=request.underlay_mtu,
         ipsec=request.ipsec or None,
         image=request.image,
+        image_tarball=request.image_tarball,
         docker_tls=request.docker_tls or None,
         docker_tls_dir=request.docker_tls_dir,
     )
@@ -199,6 +201,7 @@ def _config_from_flags(request: RenderRequest):
         image=request.image or DEFAULT_IMAGE,
         docker_tls=request.docker_tls,
         docker_tls_dir=request.docker_tls_dir,
+        image_tarball=request.image_tarball,
     )
 
 

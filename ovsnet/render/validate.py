@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 import yaml
 
-from ovsnet.render.context import INIT_UNIT, VSWITCHD_DROPIN_NAME, VSWITCHD_UNIT
+from ovsnet.render.context import AGENT_UNIT, INIT_UNIT, VSWITCHD_DROPIN_NAME, VSWITCHD_UNIT
 from ovsnet.render.documents import DAEMON_JSON_PATH, DOCKER_DROPIN_NAME
 
 SYSTEMD_UNIT_DIR = "/etc/systemd/system/"
@@ -89,6 +89,10 @@ def check_docker_dropin(text: str) -> list[str]:
 
 def check_host_unit(text: str) -> list[str]:
     return check_units({INIT_UNIT: text})
+
+
+def check_agent_unit(text: str) -> list[str]:
+    return check_units({AGENT_UNIT: text})
 
 
 def check_vswitchd_dropin(text: str) -> list[str]:
@@ -345,6 +349,7 @@ CHECKS = {
     "daemon-json": check_daemon_json,
     "docker-dropin": check_docker_dropin,
     "host-unit": check_host_unit,
+    "agent-unit": check_agent_unit,
     "vswitchd-dropin": check_vswitchd_dropin,
 }
 
