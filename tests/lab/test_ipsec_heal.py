@@ -204,3 +204,31 @@ def test_manual_repair_of_one_peer_leaves_other_peers_and_foreign_policies_ike_o
     # Without names: every peer not established, which here (IKE up, no ESP) is both.
     dry = ovsnet_json(ike, "ipsec", "repair", "--dry-run")
     assert dry["peers"] == [h2, h3] and not dry["changed"], dry
+
+
+def test_heal_watch_logs_one_line_per_repair_and_stops_on_sigterm_ike_only(mesh):
+    """`ovsnet ipsec heal --watch`, as the rendered heal-unit runs it."""
+    import signal
+    import subprocess
+
+    ike, conns, (h2, h3), h1 = mesh
+    if not sa_ids(ike, conns[h3]):
+        ike.up(conns[h3])
+    heal(ike)  # the peer seen established: no backoff left from the tests before
+    kept, broken = sa_ids(ike, conns[h2]), sa_ids(ike, conns[h3])
+    break_peer(ike, conns[h3])
+    argv = ["nsenter", f"--target={ike.monitor.pid}", "--mount", "--net", "env",
+            f"OVS_RUNDIR={ike.workdir / 'lab'}", "OVSNET_IPSEC_GRACE=0", sys.executable, "-m",
+            "ovsnet", "--db", ike.db, "ipsec", "heal", "--watch", "--ike-only"]  # fmt: skip
+    watcher = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_established(ike, conns[h3], other_than=broken)
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        out, err = watcher.communicate(timeout=60)
+    assert watcher.returncode == 0, err
+    repairs = [line for line in err.splitlines() if "IPsec repair of peer" in line]
+    assert len(repairs) == 1, err
+    assert f"peer {h3} (" in repairs[0] and "not established" in repairs[0]
+    assert sa_ids(ike, conns[h2]) == kept
+    assert PSK not in out + err
