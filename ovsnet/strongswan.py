@@ -1,4 +1,4 @@
-"""strongSwan and the kernel's IPsec state: restart the IKE daemon on a clean slate.
+"""strongSwan and the kernel's IPsec state: repair one peer, or restart the IKE daemon clean.
 
 A negotiation that fails half way (e.g. ovs-monitor-ipsec loading a connection before its key,
 so the peer's first attempt gets "no shared key found") can leave SAs or policies in the kernel
@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address
 
 from ovsnet.errors import NotReady, OperationFailed
 from ovsnet.plaintext_guard import Guard
@@ -36,38 +39,96 @@ def _run(argv: list[str], what: str, input: str | None = None) -> None:
         raise OperationFailed(f"{what} failed: {detail}")
 
 
-def policy_selectors(guard: Guard) -> list[list[str]]:
-    """`ip xfrm policy deleteall` selectors for the guarded tunnels' protocols (pure).
+def peer_policy_selectors(peer: IPv4Address, udp_ports: Iterable[int] = (), gre: bool = False):
+    """`ip xfrm policy deleteall` filters for one peer's tunnel traffic, both directions (pure).
 
-    By protocol, not by peer: iproute2 keeps a deleteall filter across `-batch` lines, so
-    per-peer policy deletes would need a process each. With charon stopped, every policy left
-    for these protocols is stale.
+    Exact to the tunnel protocol ovs-monitor-ipsec's connections select (GRE; UDP to or from
+    the VXLAN/Geneve port), so a policy for other traffic to the same address is never touched.
+    One filter per `ip` process: iproute2 keeps a deleteall filter across `-batch` lines.
     """
-    selectors = [["proto", "gre"]] if guard.gre else []
-    ports = sorted({port for _, port in guard.udp})
-    selectors += [["proto", "udp", "dport", str(port)] for port in ports]
+    selectors = []
+    for side in ("dst", "src"):
+        if gre:
+            selectors.append([side, f"{peer}/32", "proto", "gre"])
+        for port in sorted(set(udp_ports)):
+            for which in ("dport", "sport"):
+                selectors.append([side, f"{peer}/32", "proto", "udp", which, str(port)])
     return selectors
 
 
-def state_batch(guard: Guard) -> str:
-    """`ip -batch` lines deleting every SA to or from a guarded peer (pure)."""
-    lines = []
+def policy_selectors(guard: Guard) -> list[list[str]]:
+    """The filters for every guarded peer (pure); see peer_policy_selectors."""
+    selectors = []
     for peer in sorted(guard.peers):
-        lines += [f"xfrm state deleteall src {peer}", f"xfrm state deleteall dst {peer}"]
+        ports = [port for address, port in guard.udp if address == peer]
+        selectors += peer_policy_selectors(peer, ports, gre=peer in guard.gre)
+    return selectors
+
+
+def state_batch(peers: Iterable[IPv4Address]) -> str:
+    """`ip -batch` lines deleting every ESP SA to or from these peers (pure)."""
+    lines = []
+    for peer in sorted(peers):
+        lines += [
+            f"xfrm state deleteall src {peer} proto esp",
+            f"xfrm state deleteall dst {peer} proto esp",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _delete_kernel_state(selectors: list[list[str]], peers: Iterable[IPv4Address]) -> None:
+    ip = _tool("ip", "iproute2")
+    for selector in selectors:
+        _run([ip, "xfrm", "policy", "deleteall", *selector], "deleting stale IPsec policies")
+    # `-force`: a peer with nothing left to delete is not an error.
+    _run([ip, "-force", "-batch", "-"], "deleting the peers' SAs", state_batch(peers))
 
 
 def restart_clean(guard: Guard) -> None:
     """Stop charon, delete what the kernel still holds for the guarded peers, start charon.
 
     charon loads ovs-monitor-ipsec's connections from ipsec.conf when it starts, so the monitor
-    needs no restart.
+    needs no restart. Only the guarded (ovsnet's) peers' policies and SAs are deleted.
     """
     ipsec = _tool("ipsec", "strongswan")
-    ip = _tool("ip", "iproute2")
     subprocess.run([ipsec, "stop"], capture_output=True, timeout=TIMEOUT)  # not running: fine
-    for selector in policy_selectors(guard):
-        _run([ip, "xfrm", "policy", "deleteall", *selector], "deleting stale IPsec policies")
-    # `-force`: a peer with nothing left to delete is not an error.
-    _run([ip, "-force", "-batch", "-"], "deleting the peers' SAs", state_batch(guard))
+    _delete_kernel_state(policy_selectors(guard), guard.peers)
     _run([ipsec, "start"], "starting strongSwan (`ipsec start`)")
+
+
+def connection_names(port: str, version: int, tunnel_type: str) -> tuple[str, ...]:
+    """strongSwan connections ovs-monitor-ipsec (OVS 2.11 to 3.x) loads for one tunnel (pure):
+    `<port>-<version>` for GRE, `<port>-in-<version>` and `<port>-out-<version>` otherwise."""
+    if tunnel_type in ("gre", "gre64", "ipsec_gre"):
+        return (f"{port}-{version}",)
+    return (f"{port}-in-{version}", f"{port}-out-{version}")
+
+
+@dataclass(frozen=True)
+class PeerConnections:
+    """What one peer's repair touches: its strongSwan connections and its tunnel selectors."""
+
+    peer: IPv4Address
+    connections: tuple[str, ...]
+    selectors: tuple[tuple[str, ...], ...]
+
+
+def repair_peer(target: PeerConnections) -> None:
+    """Re-negotiate one peer from a clean kernel state, leaving every other peer alone.
+
+    Stroke, not vici: Debian's strongswan-charon loads no vici plugin by default. The order
+    keeps charon's view and the kernel's in step: charon drops the peer's SAs and trap policies
+    itself (down, unroute), then whatever it no longer owned is deleted from the kernel, then
+    charon routes the connection again and initiates it without waiting (up-nb: with
+    keyingtries=%forever a blocking `up` to a dead peer would never return). Meanwhile the
+    plaintext guard drops the peer's tunnel traffic.
+    """
+    ipsec = _tool("ipsec", "strongswan")
+    for conn in target.connections:
+        # Not established or not routed: nothing to take down, fine.
+        subprocess.run([ipsec, "stroke", "down-nb", conn], capture_output=True, timeout=TIMEOUT)
+        subprocess.run([ipsec, "unroute", conn], capture_output=True, timeout=TIMEOUT)
+    _delete_kernel_state([list(s) for s in target.selectors], [target.peer])
+    for conn in target.connections:
+        _run([ipsec, "route", conn], f"routing the strongSwan connection {conn}")
+        _run([ipsec, "stroke", "up-nb", conn], f"initiating the strongSwan connection {conn}")

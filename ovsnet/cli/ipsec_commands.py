@@ -122,27 +122,102 @@ def plaintext_restore(ctx: typer.Context, dry_run: DryRun = False) -> None:
         emit(ctx.obj, restore_plaintext_guard(db, RestoreRequest(dry_run=dry_run)))
 
 
-@ipsec_app.command("repair")
-def repair(ctx: typer.Context, dry_run: DryRun = False) -> None:
-    """Restart strongSwan on a clean kernel IPsec state, for peers stuck "not established".
+RunDir = Annotated[
+    str | None,
+    typer.Option("--rundir", help="OVS run directory (env OVS_RUNDIR; /var/run/openvswitch)."),
+]
+StateFile = Annotated[
+    str | None,
+    typer.Option(
+        "--state-file",
+        help="The repair history status reads (env OVSNET_IPSEC_REPAIRS; "
+        "/run/ovsnet/ipsec-repairs.json).",
+    ),
+]
 
-    Runs only behind the plaintext guard (the tunnels carry nothing while IKE renegotiates).
-    """
+
+@ipsec_app.command("repair")
+def repair(
+    ctx: typer.Context,
+    peers: Annotated[
+        list[str] | None,
+        typer.Argument(help="Peer addresses (default: every IPsec peer not established)."),
+    ] = None,
+    restart_daemon: Annotated[
+        bool,
+        typer.Option(
+            "--restart-daemon",
+            help="Restart strongSwan instead: every IPsec peer of this host re-negotiates.",
+        ),
+    ] = False,
+    rundir: RunDir = None,
+    state_file: StateFile = None,
+    dry_run: DryRun = False,
+) -> None:
+    """Re-negotiate IPsec with these peers from a clean kernel state (their SAs and tunnel
+    policies deleted, their strongSwan connections initiated again). Touches only ovsnet's
+    tunnels, and runs only behind the plaintext guard."""
     from ovsnet.ovsdb import OvsDb
-    from ovsnet.services.ipsec import RepairRequest, repair_ike
+    from ovsnet.services.ipsec_heal import RepairRequest, repair_peers
+
+    request = RepairRequest(
+        peers=tuple(peers or ()),
+        restart_daemon=restart_daemon,
+        run_dir=rundir,
+        state_file=state_file,
+        dry_run=dry_run,
+    )
+    with OvsDb(ctx.obj.db) as db:
+        emit(ctx.obj, repair_peers(db, request))
+
+
+@ipsec_app.command("heal")
+def heal(
+    ctx: typer.Context,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep watching (for a systemd unit) instead of once.")
+    ] = False,
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            "--grace",
+            min=0,
+            help="Seconds a peer may stay not established before it is repaired "
+            "(env OVSNET_IPSEC_GRACE; 60).",
+        ),
+    ] = None,
+    max_backoff: Annotated[
+        float,
+        typer.Option("--max-backoff", min=1, help="Longest wait between repairs of one peer."),
+    ] = 600.0,
+    ike_only: Annotated[
+        bool,
+        typer.Option(
+            "--ike-only",
+            help="Count a peer as established once its IKE SA is up (a kernel without ESP).",
+        ),
+    ] = False,
+    rundir: RunDir = None,
+    state_file: StateFile = None,
+) -> None:
+    """Repair IPsec peers that stay not established: each one alone, after a grace period,
+    with a doubling delay between repairs of the same peer, never without the plaintext guard."""
+    from ovsnet.services.ipsec_heal import HealOptions, heal_once, policy_from_env, watch_forever
+
+    overrides = {"max_backoff": max_backoff, "require_child_sa": not ike_only}
+    if grace is not None:
+        overrides["grace"] = grace
+    options = HealOptions(policy_from_env(**overrides), rundir, state_file)
+    if watch:
+        raise typer.Exit(watch_forever(ctx.obj.db, options))
+    from ovsnet.ovsdb import OvsDb
 
     with OvsDb(ctx.obj.db) as db:
-        emit(ctx.obj, repair_ike(db, RepairRequest(dry_run=dry_run)))
+        emit(ctx.obj, heal_once(db, options))
 
 
 @ipsec_app.command("show")
-def show(
-    ctx: typer.Context,
-    rundir: Annotated[
-        str | None,
-        typer.Option("--rundir", help="OVS run directory (env OVS_RUNDIR; /var/run/openvswitch)."),
-    ] = None,
-) -> None:
+def show(ctx: typer.Context, rundir: RunDir = None) -> None:
     """ovs-monitor-ipsec's view of each tunnel: configured, invalid, established."""
     from ovsnet.services.ipsec import show_monitor
 

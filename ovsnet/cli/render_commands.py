@@ -12,7 +12,7 @@ import typer
 # that it matches ovsnet.render.KINDS.
 KIND_NAMES = (
     "cloud-config", "ignition", "cloud-init", "daemon-json", "docker-dropin", "host-unit",
-    "vswitchd-dropin", "agent-unit",
+    "vswitchd-dropin", "agent-unit", "heal-unit",
 )  # fmt: skip
 
 
@@ -51,6 +51,18 @@ def render_command(
         help="Opt-in, ignition/cloud-init: embed the server cert and KEY from this folder "
         "(docker/HOST/server, or the PKI dir with --inventory); needs -o (written 0600).",
     ),
+    ipsec_psk_embed: Path = typer.Option(
+        None,
+        "--ipsec-psk-embed",
+        help="Opt-in, ignition/cloud-init/cloud-config: embed the PSK in this file (mode 0600) "
+        "for `ipsec psk set` at first boot; needs -o (written 0600). See README: who can read it.",
+    ),
+    ipsec_pki_embed: Path = typer.Option(
+        None,
+        "--ipsec-pki-embed",
+        help="Opt-in, like --ipsec-psk-embed: embed the host's certificate, KEY and the CA from "
+        "this `ovsnet pki` folder (needs --inventory: peer CNs are its host names).",
+    ),
     inventory: Path = typer.Option(None, "--inventory", help="Fleet inventory (hosts.yaml)."),
     host: str = typer.Option(None, "--host", help="Render this inventory host."),
     all_hosts: bool = typer.Option(False, "--all", help="Render every inventory host (-o DIR)."),
@@ -75,6 +87,8 @@ def render_command(
             docker_tls=docker_tls,
             docker_tls_dir=docker_tls_dir,
             docker_tls_embed=docker_tls_embed,
+            ipsec_psk_embed=ipsec_psk_embed,
+            ipsec_pki_embed=ipsec_pki_embed,
             inventory=inventory,
             host=host,
             all_hosts=all_hosts,

@@ -154,6 +154,11 @@ def run_agent(options: AgentOptions) -> None:
         config, lambda: Etcd(options.etcd), dataplane, emit=_json_lines if options.json else None
     )
     _stop_on_signals(agent)
+    healer = None
+    if options.dataplane and options.ipsec:
+        from ovsnet.services.ipsec_heal import BackgroundHealer
+
+        healer = BackgroundHealer(options.db)  # repairs IPsec peers left not established
     try:
         runner = threading.Thread(target=_run_catching, args=(agent,), name="ovsnet-agent")
         runner.start()
@@ -163,6 +168,8 @@ def run_agent(options: AgentOptions) -> None:
         if agent.failure is not None:
             raise agent.failure
     finally:
+        if healer is not None:
+            healer.stop()
         dataplane.close()
 
 

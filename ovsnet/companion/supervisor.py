@@ -60,6 +60,7 @@ class Supervisor:
         self._heal_started = 0.0
         self._db = None
         self._net = None
+        self._healer = None  # IPsec peers left not established (ovsnet.services.ipsec_heal)
         self._selector = selectors.DefaultSelector()
 
     # -- entry point ----------------------------------------------------------------------------
@@ -112,6 +113,7 @@ class Supervisor:
             if now >= self.recheck_at:
                 self.recheck_at = now + RECHECK
                 self._schedule_heal(now)
+                self._heal_ipsec()
             if self.heal_at is not None and now >= self.heal_at:
                 self._heal()
         log.info("stopping (SIGTERM)")
@@ -315,6 +317,15 @@ class Supervisor:
         self._watch(daemons.start_ipsec(self.paths))
         self.ipsec_on = True
         log.info("strongSwan and ovs-monitor-ipsec running")
+
+    def _heal_ipsec(self) -> None:
+        """Repair IPsec peers that stay not established, one at a time (logs each repair)."""
+        if not self.ipsec_on or self._db is None:
+            return
+        from ovsnet.services.ipsec_heal import healer_for
+
+        self._healer = self._healer or healer_for(str(self.paths.rundir))
+        self._healer.tick(self._db)
 
     def _log_report(self, report) -> None:
         if report.steps:

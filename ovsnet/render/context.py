@@ -24,9 +24,14 @@ TUNNEL_TYPE = "gre"
 # The companion container and the paths it shares with the host (issue 6 builds the image).
 COMPANION_NAME = "ovsnet"
 OVS_DB_VOLUME = "ovsnet-openvswitch"
-# Keys, certificates and PSK files for IPsec are provisioned out of band (never in user-data,
-# which cloud providers show to anyone with read access to the instance).
+# Keys, certificates and PSK files for IPsec are provisioned out of band by default (user-data
+# is shown to anyone with read access to the instance); --ipsec-psk-embed / --ipsec-pki-embed
+# put them in user-data instead, at these paths (the companion mounts the folder read-only).
 IPSEC_CONFIG_DIR = "/etc/ovsnet"
+IPSEC_PSK_PATH = f"{IPSEC_CONFIG_DIR}/ipsec.psk"
+IPSEC_CERT_PATH = f"{IPSEC_CONFIG_DIR}/ipsec-cert.pem"
+IPSEC_KEY_PATH = f"{IPSEC_CONFIG_DIR}/ipsec-key.pem"
+IPSEC_CA_PATH = f"{IPSEC_CONFIG_DIR}/ipsec-ca.pem"
 
 # Host binaries the units call. Both exist at these paths on Flatcar, Fedora CoreOS, Debian and
 # Ubuntu (merged /usr), and `systemd-analyze verify` checks that they exist.
@@ -42,6 +47,7 @@ AGENT_UNIT = "ovsnet-agent.service"
 # OVSNET_ETCD, OVSNET_ETCD_CERT, OVSNET_ETCD_KEY, OVSNET_ETCD_CA for the agent: paths and a URL,
 # kept out of the rendered unit so one rendering serves every etcd setup.
 AGENT_ENV_FILE = "/etc/ovsnet/agent.env"
+HEAL_UNIT = "ovsnet-ipsec-heal.service"
 # Where `pip install ovsnet` as root (and the lab VMs' image) put the command.
 OVSNET = "/usr/local/bin/ovsnet"
 
@@ -67,6 +73,40 @@ class EmbeddedFile:
     path: str
     mode: int
     contents: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class IpsecSecret:
+    """One host's IPsec secret carried in its user-data (the opt-in; default: out of band).
+
+    Either a PSK (the fleet's, one line) or this host's certificate, key and the CA, with the
+    CN of every peer's certificate (certificate tunnels name the peer they expect).
+    """
+
+    psk: str | None = field(default=None, repr=False)
+    cert: str | None = field(default=None, repr=False)
+    key: str | None = field(default=None, repr=False)
+    ca: str | None = field(default=None, repr=False)
+    peer_names: tuple[tuple[str, str], ...] = ()  # (peer address, certificate CN)
+
+    def embedded_files(self) -> list[EmbeddedFile]:
+        """The files to write on the host: key and PSK readable by root only."""
+        if self.psk is not None:
+            return [EmbeddedFile(IPSEC_PSK_PATH, 0o600, self.psk + "\n")]
+        return [
+            EmbeddedFile(IPSEC_CA_PATH, 0o644, self.ca),
+            EmbeddedFile(IPSEC_CERT_PATH, 0o644, self.cert),
+            EmbeddedFile(IPSEC_KEY_PATH, 0o600, self.key),
+        ]
+
+    def setup_args(self) -> list[str]:
+        """The `ovsnet ipsec ...` command that loads the embedded files (paths only)."""
+        if self.psk is not None:
+            return ["ipsec", "psk", "set", "--file", IPSEC_PSK_PATH]
+        return [
+            "ipsec", "cert", "--cert", IPSEC_CERT_PATH, "--key", IPSEC_KEY_PATH,
+            "--ca", IPSEC_CA_PATH,
+        ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -130,6 +170,7 @@ class HostConfig:
     docker_tls: DockerTls | None = None  # None: Docker's API stays on its local socket only
     # A `docker save | gzip` file on the host: the unit loads it and never pulls (no registry).
     image_tarball: str | None = None
+    ipsec_secret: IpsecSecret | None = field(default=None, repr=False)  # None: out of band
 
     @property
     def mtu(self) -> int:
@@ -196,9 +237,21 @@ class HostConfig:
         ]  # fmt: skip
 
     def ovsnet_commands(self) -> list[list[str]]:
-        """The ovsnet commands the init unit runs, in order."""
-        peers = self.peer_args()
-        return [self.init_args(), *([peers] if peers else [])]
+        """The ovsnet commands the init unit runs, in order: the secret before the tunnels, so
+        ovs-monitor-ipsec never loads a connection without its key."""
+        secret = self.ipsec_secret
+        if secret is None:
+            peers = self.peer_args()
+            return [self.init_args(), *([peers] if peers else [])]
+        if secret.psk is not None or not self.peers:
+            peers = [self.peer_args()] if self.peers else []
+        else:  # certificates: each tunnel names the CN its peer's certificate must carry
+            names = dict(secret.peer_names)
+            peers = [
+                ["peer", "add", str(peer), "--ipsec", "--remote-name", names[str(peer)]]
+                for peer in self.peers
+            ]
+        return [self.init_args(), secret.setup_args(), *peers]
 
     def companion_run(self) -> list[str]:
         """`docker run` of the companion container: OVS and ovsnet, privileged, host network."""
@@ -284,6 +337,23 @@ def embed_docker_tls(config: HostConfig, files: TlsFiles) -> HostConfig:
     if config.docker_tls is None:
         raise InvalidInput("embedding Docker's certificates needs --docker-tls")
     return replace(config, docker_tls=replace(config.docker_tls, embedded=files))
+
+
+def embed_ipsec_secret(config: HostConfig, secret: IpsecSecret) -> HostConfig:
+    """The same host with its IPsec secret carried in the rendered file."""
+    if not config.ipsec:
+        raise InvalidInput("embedding an IPsec secret needs --ipsec (or ipsec: true)")
+    if secret.psk is None:
+        names = dict(secret.peer_names)
+        missing = [str(peer) for peer in config.peers if str(peer) not in names]
+        if missing:
+            raise InvalidInput(
+                f"no certificate name known for peer {', '.join(missing)}",
+                "certificates are embedded from an inventory, whose host names are the CNs",
+            )
+        for _, name in secret.peer_names:
+            command_line([name])  # a CN lands on a command line: refuse anything unsafe
+    return replace(config, ipsec_secret=secret)
 
 
 def _docker_tls(enabled: bool, directory: str | None) -> DockerTls | None:

@@ -15,6 +15,7 @@ from ovsnet.render.context import (
     DOCKER,
     DOCKER_DROPIN_NAME,
     DOCKER_TLS_SOCKET_UNIT,
+    HEAL_UNIT,
     INIT_UNIT,
     MODPROBE,
     OVSNET,
@@ -54,6 +55,8 @@ KINDS: dict[str, Kind] = {
     "agent-unit": Kind("ovsnet-agent.service.j2", "." + AGENT_UNIT),
     # ovs-vswitchd.service drop-in for the same hosts: the plaintext guard back before vswitchd
     "vswitchd-dropin": Kind("ovs-vswitchd-guard.conf.j2", "." + VSWITCHD_DROPIN_NAME),
+    # the IPsec healer for the same hosts (the companion runs it itself)
+    "heal-unit": Kind("ovsnet-ipsec-heal.service.j2", "." + HEAL_UNIT),
 }
 
 
@@ -69,6 +72,11 @@ def header(config: HostConfig) -> list[str]:
     if config.docker_tls:
         tls = config.docker_tls
         lines.append(f"Docker API: {tls.url} with mutual TLS, certificates in {tls.directory}/")
+    if config.ipsec_secret is not None:
+        lines.append(
+            "THIS FILE HOLDS THE HOST'S IPSEC SECRET (embedded on request): anyone who can read "
+            "this user-data can decrypt or join the overlay. Keep it secret."
+        )
     return lines
 
 
@@ -131,6 +139,10 @@ def agent_unit(config: HostConfig) -> Unit:
         "agent_command": command_line([OVSNET, *config.agent_args()]),
     }
     return Unit(AGENT_UNIT, render_template(KINDS["agent-unit"].template, context))
+def heal_unit(config: HostConfig) -> Unit:
+    """`ovsnet ipsec heal --watch` as a service, for hosts with OVS from packages."""
+    context = {"header": header(config), "ovsnet": OVSNET, "unit_name": HEAL_UNIT}
+    return Unit(HEAL_UNIT, render_template(KINDS["heal-unit"].template, context))
 
 
 def vswitchd_dropin(config: HostConfig) -> Unit:
@@ -169,18 +181,25 @@ def daemon_json(config: HostConfig) -> str:
 
 # The kinds that can carry files with their own mode (the opt-in to embed Docker's key).
 EMBEDDING_KINDS = ("ignition", "cloud-init")
+# ... and an IPsec secret: CoreOS cloud-config's write_files takes a mode too.
+IPSEC_EMBEDDING_KINDS = ("ignition", "cloud-init", "cloud-config")
 
 
 def holds_secret(config: HostConfig) -> bool:
-    return bool(config.docker_tls and config.docker_tls.embedded)
+    return bool(config.docker_tls and config.docker_tls.embedded) or bool(config.ipsec_secret)
 
 
 def render(kind: str, config: HostConfig) -> str:
     """The text of one kind of configuration for one host."""
-    if holds_secret(config) and kind not in EMBEDDING_KINDS:
+    if config.docker_tls and config.docker_tls.embedded and kind not in EMBEDDING_KINDS:
         raise InvalidInput(
             f"{kind} cannot carry Docker's certificates",
             f"embed them in {' or '.join(EMBEDDING_KINDS)}, or copy them to the host yourself",
+        )
+    if config.ipsec_secret is not None and kind not in IPSEC_EMBEDDING_KINDS:
+        raise InvalidInput(
+            f"{kind} cannot carry the IPsec secret",
+            f"embed it in {', '.join(IPSEC_EMBEDDING_KINDS)}, or provision it out of band",
         )
     if kind == "docker-dropin":
         return docker_dropin(config).contents
@@ -192,6 +211,8 @@ def render(kind: str, config: HostConfig) -> str:
         return agent_unit(config).contents
     if kind == "vswitchd-dropin":
         return vswitchd_dropin(config).contents
+    if kind == "heal-unit":
+        return heal_unit(config).contents
     context = {
         "header": header(config),
         "units": units(config),
@@ -200,6 +221,7 @@ def render(kind: str, config: HostConfig) -> str:
         "docker_tls": config.docker_tls,
         "docker_tls_socket": docker_tls_socket(config),
         "docker_tls_files": config.docker_tls.embedded_files() if config.docker_tls else [],
+        "ipsec_files": config.ipsec_secret.embedded_files() if config.ipsec_secret else [],
         "ignition_version": IGNITION_VERSION,
     }
     text = render_template(KINDS[kind].template, context)

@@ -11,11 +11,13 @@ from ovsnet.render.context import (
     DEFAULT_UNDERLAY_MTU,
     DOCKER_TLS_FILES,
     HostConfig,
+    IpsecSecret,
     TlsFiles,
     build_host_config,
     embed_docker_tls,
+    embed_ipsec_secret,
 )
-from ovsnet.render.documents import EMBEDDING_KINDS, KINDS, render
+from ovsnet.render.documents import EMBEDDING_KINDS, IPSEC_EMBEDDING_KINDS, KINDS, render
 from ovsnet.render.fleet import Overrides, file_name, host_config, render_examples, render_fleet
 
 
@@ -33,6 +35,8 @@ class RenderRequest:
     docker_tls: bool = False
     docker_tls_dir: str | None = None
     docker_tls_embed: Path | None = None  # opt-in: carry the server key in the rendered file
+    ipsec_psk_embed: Path | None = None  # opt-in: carry the (fleet's) PSK in the rendered file
+    ipsec_pki_embed: Path | None = None  # opt-in: carry the host's certificate and key (a PKI)
     inventory: Path | None = None
     host: str | None = None
     all_hosts: bool = False
@@ -82,6 +86,7 @@ def run_render(request: RenderRequest) -> RenderResult:
     _check_embedding(request)
     if request.inventory is None:
         config = _embedded(request, _config_from_flags(request), host=None)
+        config = _with_ipsec_secret(request, config, None)
         return _single(request, render(request.kind, config))
     inventory = _load_inventory(request)
     overrides = Overrides(
@@ -94,14 +99,17 @@ def run_render(request: RenderRequest) -> RenderResult:
     )
     if not request.all_hosts:
         config = _embedded(request, host_config(inventory, request.host, overrides), request.host)
+        config = _with_ipsec_secret(request, config, inventory)
         return _single(request, render(request.kind, config))
     files = render_fleet(
         request.kind,
         inventory,
         overrides,
-        adjust=lambda config: _embedded(request, config, config.name, fleet=True),
+        adjust=lambda config: _with_ipsec_secret(
+            request, _embedded(request, config, config.name, fleet=True), inventory
+        ),
     )
-    private = request.docker_tls_embed is not None
+    private = _private(request)
     outcomes = [
         write_file(request.output / name, text, request.dry_run, private)
         for name, text in files.items()
@@ -109,7 +117,14 @@ def run_render(request: RenderRequest) -> RenderResult:
     return RenderResult(kind=request.kind, files=outcomes)
 
 
+def _private(request: RenderRequest) -> bool:
+    """Whether the rendered files hold a secret (then written 0600, never to stdout)."""
+    embeds = (request.docker_tls_embed, request.ipsec_psk_embed, request.ipsec_pki_embed)
+    return any(value is not None for value in embeds)
+
+
 def _check_embedding(request: RenderRequest) -> None:
+    _check_ipsec_embedding(request)
     if request.docker_tls_embed is None:
         return
     if request.kind not in EMBEDDING_KINDS:
@@ -132,6 +147,67 @@ def _embedded(
         return config
     folder = _server_folder(request.docker_tls_embed, host, fleet)
     return embed_docker_tls(config, read_server_tls(folder))
+
+
+def _check_ipsec_embedding(request: RenderRequest) -> None:
+    if request.ipsec_psk_embed is None and request.ipsec_pki_embed is None:
+        return
+    if request.ipsec_psk_embed is not None and request.ipsec_pki_embed is not None:
+        raise InvalidInput(
+            "--ipsec-psk-embed and --ipsec-pki-embed both given",
+            "a host authenticates all its tunnels one way: choose one",
+        )
+    if request.kind not in IPSEC_EMBEDDING_KINDS:
+        raise InvalidInput(
+            f"{request.kind} cannot carry the IPsec secret",
+            f"embed it in {', '.join(IPSEC_EMBEDDING_KINDS)}, or provision it out of band",
+        )
+    if request.output is None:
+        # The rendered file then holds a secret: never on stdout, in --json or a pipe.
+        raise InvalidInput(
+            "embedding the IPsec secret puts it in the file", "give -o FILE (written 0600)"
+        )
+    if request.ipsec_pki_embed is not None and request.inventory is None:
+        raise InvalidInput(
+            "--ipsec-pki-embed needs --inventory",
+            "its host names are the certificates' CNs each tunnel must expect",
+        )
+
+
+def _with_ipsec_secret(request: RenderRequest, config: HostConfig, inventory) -> HostConfig:
+    """With --ipsec-psk-embed / --ipsec-pki-embed, the host's config carrying its secret."""
+    if request.ipsec_psk_embed is not None:
+        from ovsnet.services.ipsec import read_psk_file
+
+        psk = read_psk_file(request.ipsec_psk_embed).psk
+        return embed_ipsec_secret(config, IpsecSecret(psk=psk.value))
+    if request.ipsec_pki_embed is not None:
+        return embed_ipsec_secret(
+            config, read_ipsec_pki(request.ipsec_pki_embed, config, inventory)
+        )
+    return config
+
+
+def read_ipsec_pki(directory: Path, config: HostConfig, inventory) -> IpsecSecret:
+    """This host's certificate and key from an `ovsnet pki` folder, checked as `ovsnet ipsec
+    cert` would (chain, key pair, RSA), and every peer's CN (its inventory name)."""
+    from ovsnet import pki
+    from ovsnet.services.ipsec import check_certificate_files
+
+    cert, key = pki.host_paths(directory, config.name)
+    ca = directory / pki.CA_CERT
+    if not cert.is_file():
+        raise InvalidInput(
+            f"no IPsec certificate for {config.name} in {directory}",
+            f"run `ovsnet pki issue {config.name} --key-type rsa --dir {directory}`",
+        )
+    check_certificate_files(str(cert), str(key), str(ca))
+    names = tuple((str(host.ip), host.name) for host in inventory.hosts)
+    try:
+        texts = [path.read_text() for path in (cert, key, ca)]
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {directory}: {exc.strerror}") from None
+    return IpsecSecret(cert=texts[0], key=texts[1], ca=texts[2], peer_names=names)
 
 
 def _server_folder(base: Path, host: str | None, fleet: bool) -> Path:
@@ -238,7 +314,7 @@ def _single(request: RenderRequest, text: str) -> RenderResult:
     path = request.output
     if path.is_dir():
         path = path / file_name(request.kind, request.host or "host")
-    private = request.docker_tls_embed is not None
+    private = _private(request)
     return RenderResult(kind=request.kind, files=[write_file(path, text, request.dry_run, private)])
 
 

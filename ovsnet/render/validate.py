@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -20,7 +21,13 @@ from urllib.parse import unquote
 
 import yaml
 
-from ovsnet.render.context import AGENT_UNIT, INIT_UNIT, VSWITCHD_DROPIN_NAME, VSWITCHD_UNIT
+from ovsnet.render.context import (
+    AGENT_UNIT,
+    HEAL_UNIT,
+    INIT_UNIT,
+    VSWITCHD_DROPIN_NAME,
+    VSWITCHD_UNIT,
+)
 from ovsnet.render.documents import DAEMON_JSON_PATH, DOCKER_DROPIN_NAME
 
 SYSTEMD_UNIT_DIR = "/etc/systemd/system/"
@@ -93,6 +100,8 @@ def check_host_unit(text: str) -> list[str]:
 
 def check_agent_unit(text: str) -> list[str]:
     return check_units({AGENT_UNIT: text})
+def check_heal_unit(text: str) -> list[str]:
+    return check_units({HEAL_UNIT: text})
 
 
 def check_vswitchd_dropin(text: str) -> list[str]:
@@ -294,7 +303,7 @@ def check_coreos_cloud_config(text: str) -> list[str]:
     units = (config.get("coreos") or {}).get("units") if isinstance(config, dict) else None
     if not isinstance(units, list) or not units:
         return ["coreos.units is missing or not a list"]
-    problems: list[str] = []
+    problems: list[str] = _coreos_write_files_problems(config.get("write_files"))
     contents: dict[str, str] = {}
     dropins: dict[str, dict[str, str]] = {}
     for index, unit in enumerate(units):
@@ -310,6 +319,32 @@ def check_coreos_cloud_config(text: str) -> list[str]:
     for text in dropins.get("docker.service", {}).values():
         problems += _dropin_tls_problems(text)
     return problems + check_units(contents, dropins)
+
+
+COREOS_FILE_KEYS = ("path", "content", "permissions", "owner", "encoding")
+
+
+def _coreos_write_files_problems(files) -> list[str]:
+    """write_files as coreos-cloudinit reads it: absolute path, text, octal permissions."""
+    if files is None:
+        return []
+    if not isinstance(files, list):
+        return ["write_files is not a list"]
+    problems = []
+    for index, entry in enumerate(files):
+        where = f"write_files[{index}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where} is not a mapping")
+            continue
+        unknown = [key for key in entry if key not in COREOS_FILE_KEYS]
+        problems += [f"{where}: unknown key {key!r}" for key in unknown]
+        if not str(entry.get("path", "")).startswith("/"):
+            problems.append(f"{where}: path must be absolute")
+        if not isinstance(entry.get("content"), str):
+            problems.append(f"{where}: content must be text")
+        if not re.fullmatch(r"0[0-7]{3}", str(entry.get("permissions", ""))):
+            problems.append(f"{where}: permissions must be a quoted octal mode like '0600'")
+    return problems
 
 
 def _coreos_unit_problems(index: int, unit) -> list[str]:
@@ -351,6 +386,7 @@ CHECKS = {
     "host-unit": check_host_unit,
     "agent-unit": check_agent_unit,
     "vswitchd-dropin": check_vswitchd_dropin,
+    "heal-unit": check_heal_unit,
 }
 
 

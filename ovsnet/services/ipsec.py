@@ -262,49 +262,6 @@ def restore_plaintext_guard(db: OvsDb, request: RestoreRequest) -> ChangeReport:
 
 
 @dataclass
-class RepairRequest:
-    dry_run: bool = False
-
-
-def repair_ike(db: OvsDb, request: RepairRequest) -> ChangeReport:
-    """`ovsnet ipsec repair`: restart strongSwan on a clean kernel IPsec state for the peers.
-
-    Only behind the plaintext guard: while SAs are re-negotiated the tunnels carry nothing,
-    instead of leaving in clear.
-    """
-    from ovsnet import nftables, strongswan
-    from ovsnet.errors import NotReady
-    from ovsnet.plaintext_guard import desired_guard
-
-    host = observe_host(db)
-    wanted = desired_guard(host)
-    if not wanted:
-        raise NotReady(
-            "no IPsec tunnel here drops plaintext, so a repair could expose traffic",
-            "add the peers with --ipsec (without --allow-plaintext) first",
-        )
-    if nftables.read_guard().needs(wanted):
-        raise NotReady(
-            "the plaintext guard is not in place: restarting IKE now could send plaintext",
-            "run `ovsnet init` first (it restores the guard)",
-        )
-    peers = sorted(wanted.peers)
-    steps = [
-        "stop strongSwan (ipsec stop)",
-        f"delete the kernel's SAs and policies of {len(peers)} IPsec peer(s)",
-        "start strongSwan (ipsec start): it reloads ovs-monitor-ipsec's connections",
-    ]
-    if not request.dry_run:
-        strongswan.restart_clean(wanted)
-    return ChangeReport(
-        command="ipsec repair",
-        steps=steps,
-        dry_run=request.dry_run,
-        details={"peers": [str(peer) for peer in peers]},
-    )
-
-
-@dataclass
 class MonitorView:
     """`ovsnet ipsec show`: ovs-monitor-ipsec's view, PSKs removed."""
 

@@ -37,6 +37,7 @@ class HostStatus:
     def render(self, console) -> None:
         from rich.table import Table
 
+        from ovsnet.services.ipsec_heal import repair_lines
         from ovsnet.views import peer_table
 
         if not self.exists:
@@ -63,6 +64,8 @@ class HostStatus:
             summary.add_row(f"[bold]{key}[/]", value)
         console.print(summary)
         console.print(peer_table(self.peers))
+        for line in repair_lines(self.peers):
+            console.print(line, markup=False)
         for problem in self.problems:
             console.print(f"[red]problem:[/] {problem}")
         for warning in self.warnings:
@@ -174,13 +177,17 @@ def _add_ipsec_view(status: HostStatus, other_config: dict[str, str]) -> None:
             peer["ipsec_state"] = seen[peer["port"]].summary()
         if peer["ipsec_state"] != "established":
             status.warnings.append(f"peer {peer['remote_ip']}: IPsec {peer['ipsec_state']}")
+    from ovsnet.services.ipsec_heal import add_repair_history
+
+    add_repair_history(status.peers)
     stuck = seen is not None and any(
         p["ipsec"] and p["ipsec_state"] != "established" for p in status.peers
     )
     if stuck:
         status.warnings.append(
-            "IKE takes seconds; a peer still not established after a minute on both sides is "
-            "often a half-built SA: `ovsnet ipsec repair` restarts IKE on a clean kernel state"
+            "IKE takes seconds; a peer still not established after a minute is repaired by the "
+            "healer (companion, agent or `ovsnet ipsec heal --watch`); `ovsnet ipsec repair "
+            "PEER` re-negotiates it now"
         )
     certificate = other_config.get("certificate")
     if certificate:

@@ -208,8 +208,12 @@ def test_ipsec_repair_runs_only_behind_the_guard(clean, psk_file):
     refused = a.ovsnet("ipsec", "repair")
     assert refused.returncode == 3 and "no IPsec tunnel" in refused.stderr, refused.stderr
     a.ovsnet("peer", "add", b.underlay_ip, "--ipsec", "--psk-file", str(psk_file), check=True)
-    dry = json.loads(a.ovsnet("--json", "ipsec", "repair", "--dry-run", check=True).stdout)
+    # No ovs-monitor-ipsec here: the per-peer view is missing, the whole-daemon repair is not.
+    dry = a.ovsnet("--json", "ipsec", "repair", "--restart-daemon", "--dry-run", check=True)
+    dry = json.loads(dry.stdout)
     assert dry["peers"] == [b.underlay_ip] and dry["dry_run"] is True, dry
+    refused = a.ovsnet("ipsec", "repair", b.underlay_ip)
+    assert refused.returncode == 3 and "ovs-monitor-ipsec" in refused.stderr, refused.stderr
     a.run(["nft", "delete", "table", "inet", "ovsnet"])
     refused = a.ovsnet("ipsec", "repair")
     assert refused.returncode == 3, refused.stderr

@@ -110,20 +110,20 @@ def test_change_steps_name_the_final_guard_or_nothing():
     assert removal == ["remove the plaintext guard (nftables table inet ovsnet)"]
 
 
-def test_repair_deletes_policies_by_protocol_and_sas_by_peer():
+def test_repair_deletes_only_the_tunnel_policies_and_esp_sas_of_the_peers():
     from ovsnet.strongswan import policy_selectors, state_batch
 
-    guard = Guard(frozenset({B, A}), frozenset({(C, 4789), (A, 6081)}))
+    guard = Guard(frozenset({B}), frozenset({(C, 4789)}))
     assert policy_selectors(guard) == [
-        ["proto", "gre"],
-        ["proto", "udp", "dport", "4789"],
-        ["proto", "udp", "dport", "6081"],
+        ["dst", f"{B}/32", "proto", "gre"],
+        ["src", f"{B}/32", "proto", "gre"],
+        ["dst", f"{C}/32", "proto", "udp", "dport", "4789"],
+        ["dst", f"{C}/32", "proto", "udp", "sport", "4789"],
+        ["src", f"{C}/32", "proto", "udp", "dport", "4789"],
+        ["src", f"{C}/32", "proto", "udp", "sport", "4789"],
     ]
-    assert state_batch(guard).splitlines()[:2] == [
-        f"xfrm state deleteall src {A}",
-        f"xfrm state deleteall dst {A}",
+    assert state_batch([B]).splitlines() == [
+        f"xfrm state deleteall src {B} proto esp",
+        f"xfrm state deleteall dst {B} proto esp",
     ]
-    assert len(state_batch(guard).splitlines()) == 2 * 3
-    assert policy_selectors(Guard(udp=frozenset({(C, 4789)}))) == [
-        ["proto", "udp", "dport", "4789"]
-    ]
+    assert len(state_batch(guard.peers).splitlines()) == 2 * 2

@@ -1,0 +1,155 @@
+"""When to repair an IPsec peer that is not established, and how often (pure, no I/O).
+
+When every host adds its IPsec tunnels at once, some pairs stay "configured but not
+established" (seen on most VM runs with strongSwan 5.9 + ovs-monitor-ipsec 3.1). The healer
+watches ovs-monitor-ipsec's per-tunnel view and repairs one peer at a time: a peer down for
+longer than the grace period is repaired, and a peer that stays down after repairs is repaired
+again after a delay that doubles each time (first_backoff .. max_backoff). A peer seen
+established again starts afresh. Everything here works on wall-clock seconds passed in by the
+caller, so the same records work across processes (the state file under /run/ovsnet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+DEFAULT_GRACE = 60.0
+DEFAULT_FIRST_BACKOFF = 60.0
+DEFAULT_MAX_BACKOFF = 600.0
+
+
+@dataclass(frozen=True)
+class HealPolicy:
+    grace: float = DEFAULT_GRACE  # seconds a peer may be not established before a repair
+    first_backoff: float = DEFAULT_FIRST_BACKOFF  # delay after the first repair of a streak
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    # NOTE: a kernel without ESP (the netns lab) can never install a CHILD_SA; there an IKE SA
+    # alone is what "established" can mean. Real hosts need both.
+    require_child_sa: bool = True
+
+
+@dataclass(frozen=True)
+class PeerObservation:
+    """One ovsnet IPsec peer as ovs-monitor-ipsec sees it now."""
+
+    peer: str  # remote underlay address
+    port: str  # tunnel port (ovs-monitor-ipsec names its strongSwan connections after it)
+    state: str  # MonitorTunnel.summary(), or why the monitor has no view of it
+    ike_established: bool = False
+    child_installed: bool = False
+
+    def healthy(self, policy: HealPolicy) -> bool:
+        if policy.require_child_sa:
+            return self.ike_established and self.child_installed
+        return self.ike_established
+
+
+@dataclass(frozen=True)
+class RepairRecord:
+    """What the healer remembers of one peer (the state file holds one per peer)."""
+
+    port: str
+    down_since: float | None = None  # first seen not established (None: established)
+    repairs: int = 0  # every repair ever made (for status and metrics)
+    streak: int = 0  # repairs since the peer was last seen established (drives the backoff)
+    last_repair: float | None = None
+    last_reason: str | None = None
+
+    def as_json(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> RepairRecord:
+        def number(key):
+            value = data.get(key)
+            return float(value) if isinstance(value, (int, float)) else None
+
+        return cls(
+            port=str(data.get("port", "")),
+            down_since=number("down_since"),
+            repairs=int(data.get("repairs") or 0),
+            streak=int(data.get("streak") or 0),
+            last_repair=number("last_repair"),
+            last_reason=str(data["last_reason"]) if data.get("last_reason") else None,
+        )
+
+
+@dataclass(frozen=True)
+class Repair:
+    peer: str
+    port: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class HealPlan:
+    records: dict[str, RepairRecord]  # the records to keep, repairs below already counted
+    repairs: tuple[Repair, ...]
+
+
+def backoff_delay(streak: int, policy: HealPolicy) -> float:
+    """Seconds to wait after the streak-th repair before the next one (doubling, capped)."""
+    if streak <= 0:
+        return 0.0
+    return min(policy.first_backoff * 2 ** min(streak - 1, 32), policy.max_backoff)
+
+
+def next_repair_at(record: RepairRecord, policy: HealPolicy) -> float | None:
+    """When this peer may be repaired next; None while it is established."""
+    if record.down_since is None:
+        return None
+    due = record.down_since + policy.grace
+    if record.last_repair is not None and record.streak:
+        due = max(due, record.last_repair + backoff_delay(record.streak, policy))
+    return due
+
+
+def plan_repairs(
+    now: float,
+    observed: Iterable[PeerObservation],
+    records: Mapping[str, RepairRecord],
+    policy: HealPolicy,
+    may_repair: bool = True,
+) -> HealPlan:
+    """Which peers to repair now, and the records afterwards. Peers no longer observed are
+    forgotten (their tunnel is gone). With may_repair=False (the plaintext guard is missing)
+    nothing is repaired, but how long each peer has been down is still tracked."""
+    kept: dict[str, RepairRecord] = {}
+    repairs: list[Repair] = []
+    for peer in sorted(observed, key=lambda p: p.peer):
+        record = records.get(peer.peer) or RepairRecord(port=peer.port)
+        record = replace(record, port=peer.port)
+        if peer.healthy(policy):
+            kept[peer.peer] = replace(record, down_since=None, streak=0)
+            continue
+        if record.down_since is None:
+            record = replace(record, down_since=now)
+        due = next_repair_at(record, policy)
+        if may_repair and due is not None and now >= due:
+            reason = f"{peer.state} for {now - record.down_since:.0f} s"
+            repairs.append(Repair(peer.peer, peer.port, reason))
+            record = record_repair(record, reason, now)
+        kept[peer.peer] = record
+    return HealPlan(kept, tuple(repairs))
+
+
+def record_repair(record: RepairRecord, reason: str, now: float | None = None) -> RepairRecord:
+    """The record once a repair was made at `now` (None: keep the time already recorded, e.g.
+    to replace the reason of a repair that failed). A manual repair counts like an automatic
+    one, so the healer does not repeat it at once."""
+    if now is None:
+        return replace(record, last_reason=reason)
+    return replace(
+        record,
+        repairs=record.repairs + 1,
+        streak=record.streak + 1,
+        last_repair=now,
+        last_reason=reason,
+    )
+
+
+def wake_after(now: float, records: Mapping[str, RepairRecord], policy: HealPolicy) -> float:
+    """Seconds until the next peer becomes due (policy.grace when none is down)."""
+    due = [at for r in records.values() if (at := next_repair_at(r, policy)) is not None]
+    return max(0.0, min(due) - now) if due else policy.grace

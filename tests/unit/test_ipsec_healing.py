@@ -1,0 +1,189 @@
+"""Which IPsec peers the healer repairs, and when (pure: ovsnet.ipsec_healing), plus the pure
+parts of the strongSwan facade and the repair history file."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ovsnet.ipsec_healing import (
+    HealPolicy,
+    PeerObservation,
+    RepairRecord,
+    backoff_delay,
+    plan_repairs,
+    record_repair,
+    wake_after,
+)
+
+POLICY = HealPolicy(grace=60, first_backoff=60, max_backoff=600)
+A, B = "198.51.100.12", "198.51.100.13"
+
+
+def up(peer: str, port: str = "gre-x") -> PeerObservation:
+    return PeerObservation(peer, port, "established", True, True)
+
+
+def down(peer: str, port: str = "gre-x", state="configured but not established"):
+    return PeerObservation(peer, port, state)
+
+
+def ike_only(peer: str) -> PeerObservation:
+    return PeerObservation(peer, "gre-x", "IKE up, no IPsec SA installed", True, False)
+
+
+def test_a_peer_down_is_repaired_only_after_the_grace_period_and_alone():
+    first = plan_repairs(1000, [up(A), down(B)], {}, POLICY)
+    assert first.repairs == ()
+    assert first.records[B].down_since == 1000 and first.records[A].down_since is None
+    early = plan_repairs(1059, [up(A), down(B)], first.records, POLICY)
+    assert early.repairs == ()
+    due = plan_repairs(1060, [up(A), down(B)], early.records, POLICY)
+    ((repair,),) = [due.repairs]
+    assert (repair.peer, repair.port) == (B, "gre-x")
+    assert repair.reason == "configured but not established for 60 s"
+    record = due.records[B]
+    assert (record.repairs, record.streak, record.last_repair) == (1, 1, 1060)
+    assert record.last_reason == repair.reason
+    assert due.records[A].repairs == 0
+
+
+def test_the_delay_between_repairs_of_one_peer_doubles_up_to_the_cap():
+    assert [backoff_delay(n, POLICY) for n in range(7)] == [0, 60, 120, 240, 480, 600, 600]
+    records, now, times = {}, 0.0, []
+    while now <= 4000:
+        plan = plan_repairs(now, [down(B)], records, POLICY)
+        times += [now for _ in plan.repairs]
+        records, now = plan.records, now + 10
+    assert times[:6] == [60, 120, 240, 480, 960, 1560]
+    assert all(b - a == 600 for a, b in zip(times[5:], times[6:], strict=False))
+
+
+def test_an_established_peer_starts_afresh_but_keeps_its_history():
+    records = plan_repairs(0, [down(B)], {}, POLICY).records
+    records = plan_repairs(60, [down(B)], records, POLICY).records
+    healed = plan_repairs(70, [up(B)], records, POLICY).records[B]
+    assert (healed.down_since, healed.streak, healed.repairs) == (None, 0, 1)
+    again = plan_repairs(100, [down(B)], {B: healed}, POLICY)
+    assert again.repairs == () and again.records[B].down_since == 100
+    assert plan_repairs(160, [down(B)], again.records, POLICY).repairs
+
+
+def test_nothing_is_repaired_while_the_guard_is_missing_but_the_wait_is_counted():
+    records = plan_repairs(0, [down(B)], {}, POLICY).records
+    held = plan_repairs(500, [down(B)], records, POLICY, may_repair=False)
+    assert held.repairs == () and held.records[B].down_since == 0
+    assert held.records[B].repairs == 0
+    assert plan_repairs(501, [down(B)], held.records, POLICY).repairs  # guard back: at once
+
+
+def test_ike_only_counts_an_ike_sa_as_established():
+    assert not ike_only(B).healthy(POLICY)
+    lab = HealPolicy(grace=0, require_child_sa=False)
+    assert ike_only(B).healthy(lab)
+    assert plan_repairs(0, [ike_only(B)], {}, lab).repairs == ()
+    assert plan_repairs(0, [ike_only(B)], {}, HealPolicy(grace=0)).repairs
+
+
+def test_peers_no_longer_observed_are_forgotten():
+    records = {B: RepairRecord("gre-x", down_since=0, repairs=3)}
+    assert plan_repairs(10, [up(A)], records, POLICY).records.keys() == {A}
+
+
+def test_a_manual_repair_counts_so_the_healer_waits_its_backoff():
+    records = plan_repairs(0, [down(B)], {}, POLICY).records
+    manual = {B: record_repair(records[B], "manual", now=5)}
+    assert plan_repairs(60, [down(B)], manual, POLICY).repairs == ()
+    assert plan_repairs(65, [down(B)], manual, POLICY).repairs
+
+
+def test_wake_after_is_the_next_due_peer():
+    records = plan_repairs(0, [down(B), up(A)], {}, POLICY).records
+    assert wake_after(10, records, POLICY) == 50
+    assert wake_after(10, {}, POLICY) == POLICY.grace
+
+
+observation = st.builds(
+    PeerObservation,
+    peer=st.sampled_from([A, B, "198.51.100.14"]),
+    port=st.just("gre-x"),
+    state=st.just("configured but not established"),
+    ike_established=st.booleans(),
+    child_installed=st.booleans(),
+)
+rounds = st.lists(
+    st.tuples(st.integers(0, 400), st.lists(observation, max_size=3, unique_by=lambda o: o.peer)),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rounds, st.integers(0, 300), st.integers(1, 200), st.integers(1, 1000))
+def test_healer_invariants(steps, grace, first, cap):
+    policy = HealPolicy(grace=grace, first_backoff=first, max_backoff=cap)
+    records: dict[str, RepairRecord] = {}
+    now = 0.0
+    last: dict[str, float] = {}
+    for gap, observed in steps:
+        now += gap
+        plan = plan_repairs(now, observed, records, policy)
+        by_peer = {o.peer: o for o in observed}
+        for repair in plan.repairs:
+            seen = by_peer[repair.peer]
+            assert not seen.healthy(policy)  # an established peer is never repaired
+            before = records.get(repair.peer)
+            down_since = before.down_since if before and before.down_since is not None else now
+            assert now - down_since >= grace  # never within the grace period
+            if before and before.streak and repair.peer in last:
+                # never sooner than the backoff, which never exceeds the cap
+                assert now - last[repair.peer] >= min(first, cap) - 1e-9
+                assert backoff_delay(before.streak, policy) <= cap
+            last[repair.peer] = now
+        assert len({r.peer for r in plan.repairs}) == len(plan.repairs)  # once per tick
+        assert set(plan.records) == set(by_peer)
+        for peer, record in plan.records.items():
+            assert record.repairs >= record.streak >= 0
+            assert (record.down_since is None) == by_peer[peer].healthy(policy)
+        records = plan.records
+
+
+def test_connection_names_follow_ovs_monitor_ipsec():
+    from ovsnet.strongswan import connection_names
+
+    assert connection_names("gre-c6336402", 3, "gre") == ("gre-c6336402-3",)
+    assert connection_names("vxlan-c6336402", 1, "vxlan") == (
+        "vxlan-c6336402-in-1",
+        "vxlan-c6336402-out-1",
+    )
+
+
+def test_repair_history_round_trips_and_survives_a_damaged_file(tmp_path):
+    from ovsnet.repair_history import repair_history, save_history
+
+    path = tmp_path / "run" / "ipsec-repairs.json"
+    assert repair_history(path) == {}
+    record = RepairRecord("gre-x", down_since=1.0, repairs=2, streak=1, last_repair=5.0,
+                          last_reason="configured but not established for 61 s")  # fmt: skip
+    save_history({B: record}, path)
+    assert repair_history(path) == {B: record}
+    assert json.loads(path.read_text())["peers"][B]["repairs"] == 2
+    assert not list(path.parent.glob(".*.tmp"))
+    path.write_text("{not json")
+    assert repair_history(path) == {}
+    path.write_text('{"peers": {"x": 3}}')
+    assert repair_history(path) == {}
+
+
+def test_status_rows_carry_each_peers_repairs(tmp_path):
+    from ovsnet.repair_history import save_history
+    from ovsnet.services.ipsec_heal import add_repair_history, repair_lines
+
+    path = tmp_path / "repairs.json"
+    save_history({B: RepairRecord("gre-x", repairs=2, last_repair=0.0, last_reason="why")}, path)
+    peers = [{"remote_ip": A, "ipsec": True}, {"remote_ip": B, "ipsec": True}]
+    add_repair_history(peers, str(path))
+    assert "ipsec_repairs" not in peers[0]
+    assert peers[1]["ipsec_repairs"] == {"count": 2, "last": "1970-01-01T00:00:00Z", "why": "why"}
+    assert repair_lines(peers) == [f"IPsec repairs of {B}: 2, last 1970-01-01T00:00:00Z (why)"]
