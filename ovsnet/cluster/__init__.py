@@ -4,7 +4,7 @@ Pure pieces: `keys` (where everything lives in etcd and who may write it), `reco
 stored, strictly parsed), `subnets` and `claims` (which /24 to claim), `plan` (which tunnels a
 host wants, reconnect timing). I/O: `ovsnet.etcd` (the etcd facade), `dataplane` (the core's
 init and peer sync), `agent` (the loop), `runner` (the command's wiring), `admin` (status,
-release). `testing` holds the etcd fixture used by the tests and the benchmark.
+release).
 
 Setting up (etcd 3.4+ with `--client-cert-auth`, certificates from `ovsnet pki`):
 

@@ -13,9 +13,9 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from ovsnet.cluster.testing import EtcdServer
 from ovsnet.lab.layout import PHY_BRIDGE, SWITCH_BRIDGE
 from ovsnet.lab.proc import run
+from tests.lab.etcd_harness import EtcdServer
 
 ETCD_IP = "198.51.100.2"  # lab hosts are .11 and up
 

@@ -21,7 +21,6 @@ from ipaddress import IPv4Network
 import pytest
 
 from ovsnet.cluster.plan import keepalive_interval
-from ovsnet.cluster.testing import AgentProcess, wait_until
 from tests.lab.agent_harness import (
     NetnsContainer,
     add_docker_bridge,
@@ -31,6 +30,7 @@ from tests.lab.agent_harness import (
     etcd_in_switch,
     tunnels,
 )
+from tests.lab.etcd_harness import AgentProcess, wait_until
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 TTL = 5
