@@ -12,10 +12,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from ovsnet.errors import OperationFailed
+from ovsnet.errors import NotReady, OperationFailed
 
 CHAIN = "DOCKER-USER"
 COMMENT = "ovsnet: docker bridge to OVS"
+TIMEOUT = 30  # iptables itself waits at most 5 s for the xtables lock (-w 5)
 
 
 def _rules(docker_bridge: str) -> list[list[str]]:
@@ -27,7 +28,17 @@ def _rules(docker_bridge: str) -> list[list[str]]:
 
 
 def _iptables(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True)
+    argv = ["iptables", "-w", "5", *args]
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise OperationFailed(
+            f"`iptables {' '.join(args)}` did not finish within {TIMEOUT} s"
+        ) from None
+    except FileNotFoundError:
+        raise NotReady("iptables is gone", "install iptables") from None
+    except PermissionError:
+        raise NotReady("no permission to run iptables", "run as root") from None
 
 
 def _available() -> bool:
@@ -58,6 +69,10 @@ def plan_remove(docker_bridge: str) -> list[str]:
 
 
 def remove_accept(docker_bridge: str) -> None:
+    """Delete every copy of ovsnet's rules (a rule added twice by hand is there twice)."""
     for rule in _rules(docker_bridge):
         while _iptables("-C", CHAIN, *rule).returncode == 0:
-            _iptables("-D", CHAIN, *rule)
+            result = _iptables("-D", CHAIN, *rule)
+            # A failing -D leaves the rule in place: checking again would loop for ever.
+            if result.returncode != 0:
+                raise OperationFailed(f"could not remove iptables rule: {result.stderr.strip()}")

@@ -26,11 +26,20 @@ def _tool(name: str, package: str) -> str:
     return path
 
 
-def _run(argv: list[str], what: str, input: str | None = None) -> None:
+def _call(argv: list[str], what: str, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run one command; a hang, a vanished binary or a refused exec become ovsnet's errors."""
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, input=input)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, input=input)
     except subprocess.TimeoutExpired:
         raise OperationFailed(f"{what} did not finish within {TIMEOUT} s") from None
+    except FileNotFoundError:
+        raise NotReady(f"{what}: {argv[0]} cannot be executed") from None
+    except PermissionError:
+        raise NotReady(f"{what}: no permission to run {argv[0]}", "run as root") from None
+
+
+def _run(argv: list[str], what: str, input: str | None = None) -> None:
+    done = _call(argv, what, input)
     if done.returncode != 0:
         detail = " ".join(done.stderr.split())[:200] or f"exit {done.returncode}"
         raise OperationFailed(f"{what} failed: {detail}")
@@ -65,7 +74,7 @@ def restart_clean(guard: Guard) -> None:
     """
     ipsec = _tool("ipsec", "strongswan")
     ip = _tool("ip", "iproute2")
-    subprocess.run([ipsec, "stop"], capture_output=True, timeout=TIMEOUT)  # not running: fine
+    _call([ipsec, "stop"], "stopping strongSwan (`ipsec stop`)")  # not running: fine
     for selector in policy_selectors(guard):
         _run([ip, "xfrm", "policy", "deleteall", *selector], "deleting stale IPsec policies")
     # `-force`: a peer with nothing left to delete is not an error.
