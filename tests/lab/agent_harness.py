@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from ovsnet.lab.lab import answered
 from ovsnet.lab.layout import PHY_BRIDGE, SWITCH_BRIDGE
 from ovsnet.lab.proc import run
 from tests.lab.etcd_harness import EtcdServer
@@ -102,7 +103,8 @@ class NetnsContainer:
             check=False,
             timeout=timeout * count + 10,
         )
-        return done.returncode == 0
+        # ping exits 0 on a single reply: every echo must come back.
+        return done.returncode == 0 and answered(done.stdout) == count
 
     def remove(self) -> None:
         run(["ip", "netns", "delete", self.netns], check=False)
