@@ -1,4 +1,4 @@
-"""Cluster-mode benchmark (issue 7, acceptance 4): `python -m bench.agent_bench`.
+"""Cluster-mode benchmark: `python -m bench.agent_bench`.
 
 For each size N (default 10 and 50): N real `ovsnet agent` processes, each with its own
 ovsdb-server + ovs-vswitchd (userspace datapath, own bridge, `--no-init`), against one etcd with

@@ -1,10 +1,12 @@
-"""The one iptables rule ovsnet needs (DESIGN.md section 1, br_netfilter).
+"""The one iptables rule ovsnet needs (docs/facts.md, "br_netfilter").
 
 Docker sets net.bridge.bridge-nf-call-iptables=1, so frames that docker0 bridges toward its OVS
 port traverse iptables, where Docker's FORWARD rules drop them. Rather than flip the sysctl for
 the whole host, ovsnet adds the narrowest accept rule to Docker's DOCKER-USER chain (which
 Docker keeps across restarts and never flushes). iptables has no netlink API that pyroute2
 speaks, so this module runs the iptables command, with a fixed argument list and no secrets.
+
+Place: docs/architecture.md, "Layers": facade layer (the iptables command).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The kernel facade (pyroute2): links, IPv4 addresses, routes. Nothing else imports pyroute2."""
+"""The kernel facade (pyroute2): links, IPv4 addresses, routes. Nothing else imports pyroute2.
+
+Place: docs/architecture.md, "Layers": facade layer.
+"""
 
 from __future__ import annotations
 

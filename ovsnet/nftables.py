@@ -3,6 +3,8 @@
 The nft command takes the whole script on stdin and applies it as one kernel transaction;
 pyroute2's nftables support cannot build sets or the `rt ipsec` expression. Nothing secret
 is ever in the script: peer addresses and port numbers only.
+
+Place: docs/architecture.md, "Layers": facade layer.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Nothing else in ovsnet imports ovsdbapp or ovs. Reads are plain read-only `trans
 selects; the IDL connects lazily, only for writes: every change is one transaction that waits
 until ovs-vswitchd has applied it (`cur_cfg` catches up with `next_cfg`), then reports each
 interface that vswitchd refused (`Interface.error`).
+
+Place: docs/architecture.md, "Layers": facade layer.
 """
 
 from __future__ import annotations

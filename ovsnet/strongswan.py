@@ -6,6 +6,8 @@ that charon no longer owns; they keep steering a peer's tunnel packets into SAs 
 not have, and "configured but not established" never clears (seen in the real-kernel lab).
 strongSwan's `ipsec` command and iproute2's `ip xfrm` are the interfaces here: pyroute2 has no
 complete xfrm support. Only protocols and peer addresses appear on these command lines, never a key.
+
+Place: docs/architecture.md, "Layers": facade layer.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The CLI edge: the only place that turns ovsnet's errors into messages and exit codes."""
+"""The CLI edge: the only place that turns ovsnet's errors into messages and exit codes.
+
+Place: docs/architecture.md, "Packages and what they own": the CLI edge.
+"""
 
 from __future__ import annotations
 

@@ -18,4 +18,7 @@ The agent claims a /24, prints (in its `init-failed` or `initialised` event) the
 options that /24 needs, runs `init` once Docker has them, and keeps a tunnel to every live host.
 `--prefix A.B.C` reserves a given /24 instead (for hosts whose Docker is configured first).
 Key layout and the RBAC model, including what stays shared: see `keys`.
+
+Place: docs/architecture.md, "Packages and what they own":
+cluster mode (pure planning, the agent service, the etcd facade's user).
 """

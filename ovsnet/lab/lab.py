@@ -1,8 +1,8 @@
 """The lab: N emulated hosts (network namespaces) on one emulated switch.
 
 Each host has its own Open vSwitch (userspace datapath, underlay address on `br-phy`) and, by
-default, its own real dockerd configured for the host's /24 of the overlay. See DESIGN.md
-section 5 and `ovsnet lab --help`.
+default, its own real dockerd configured for the host's /24 of the overlay. See
+docs/testing.md ("The netns lab") and `ovsnet lab --help`.
 """
 
 from __future__ import annotations
@@ -498,7 +498,7 @@ class Lab:
         except LabError as cleanup_error:
             exc.add_note(f"cleanup after the failure also failed: {cleanup_error.one_line()}")
         with contextlib.suppress(AttributeError):
-            exc.lab = self  # lets a caller (a test) check that nothing was left behind
+            exc.lab = self  # type: ignore[attr-defined]  # lets a caller (a test) check that nothing was left behind
 
     def _record_dockerd(self, host: str, pid: int) -> None:
         with self._state_lock:

@@ -1,7 +1,7 @@
 """Running the lab's plumbing commands and stopping its processes by PID.
 
 The lab emulates hardware, so it may drive `ip`, `ovs-vsctl` and friends directly; ovsnet's
-product code never does (DESIGN.md).
+product code never does (docs/architecture.md, "Layers").
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ class LabError(OperationFailed):
 class LabCommandError(LabError):
     """A plumbing command failed; carries its output for the test report."""
 
-    def __init__(self, argv: Sequence[str], returncode: int | None, stdout: str, stderr: str):
-        self.argv = list(argv)
+    def __init__(
+        self, argv: Sequence[str | os.PathLike], returncode: int | None, stdout: str, stderr: str
+    ):
+        self.argv = [str(arg) for arg in argv]
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr

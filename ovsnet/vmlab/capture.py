@@ -126,9 +126,14 @@ class CaptureSite(Protocol):
     and the list of capture PIDs the lab's state file records so `down()` can stop them.
     Declared here so this module does not import the lab that imports it."""
 
-    netns: str
-    run_dir: Path
-    capture_pids: list[int]
+    @property
+    def netns(self) -> str: ...
+
+    @property
+    def run_dir(self) -> Path: ...
+
+    @property
+    def capture_pids(self) -> list[int]: ...
 
     def _save(self) -> None: ...
 

@@ -17,6 +17,7 @@ from ovsnet.vmlab.wait import wait_until
 if TYPE_CHECKING:
     from ovsnet.vmlab.lab import Vm
 
+
 def start_docker(vm: Vm, daemon_options: dict | None = None) -> None:
     """(Re)start dockerd, with `daemon_options` as /etc/docker/daemon.json when given."""
     if daemon_options is not None:

@@ -43,7 +43,7 @@ def etcd_in_switch(lab, workdir: Path) -> Iterator[EtcdServer]:
 class NetnsContainer:
     """A 'container' that is a network namespace with a veth into the host's docker0.
 
-    DESIGN.md section 5 allows this stand-in for speed: the path under test (docker0 -> br0
+    docs/testing.md allows this stand-in for speed: the path under test (docker0 -> br0
     -> tunnel) is the same as for a Docker container.
     """
 

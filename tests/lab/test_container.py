@@ -160,7 +160,7 @@ def logs_since(host, since):
     return done.stdout + done.stderr
 
 
-# -- acceptance 1: the image --------------------------------------------------------------------
+# -- the image --------------------------------------------------------------------
 
 
 def test_image_is_built_offline_on_the_debootstrapped_base(fleet):
@@ -186,7 +186,7 @@ def test_image_is_built_offline_on_the_debootstrapped_base(fleet):
     assert info["Size"] < 400 * 1024 * 1024, f"image is {info['Size']} bytes"
 
 
-# -- acceptance 2: OVS, init, peers, cross-host traffic -----------------------------------------
+# -- OVS, init, peers, cross-host traffic -----------------------------------------
 
 
 def test_companions_run_ovs_join_the_overlay_and_containers_ping(fleet):
@@ -231,7 +231,7 @@ def test_healthcheck_is_healthy_and_names_a_down_peer(fleet):
     )
 
 
-# -- acceptance 3: Docker restarts, a killed ovs-vswitchd ---------------------------------------
+# -- Docker restarts, a killed ovs-vswitchd ---------------------------------------
 
 
 def restart_dockerd(host, live_restore: bool, refresh: bool) -> float:
@@ -287,7 +287,7 @@ def test_killed_vswitchd_is_restarted_with_the_same_ports(fleet):
     assert "ovs-vswitchd was killed by signal 9: restarting it" in logs_since(host, "1m")
 
 
-# -- acceptance 4: docker stop, start again -----------------------------------------------------
+# -- docker stop, start again -----------------------------------------------------
 
 
 def test_docker_stop_is_clean_and_a_restart_changes_nothing(fleet):
