@@ -119,3 +119,25 @@ def test_fake_iptables_that_cannot_be_executed_is_not_ready(tmp_path, monkeypatc
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(firewall.NotReady, match="iptables"):
         firewall.ensure_accept("docker0")
+
+
+def test_ovsdb_socket_without_permission_is_exit_3(tmp_path):
+    """A user who may not open root's socket (as `nobody`, through setpriv)."""
+    path = tmp_path / "db.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(1)
+    path.chmod(0o600)
+    try:
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        command = [sys.executable, "-m", "ovsnet", "--json", "--db", f"unix:{path}", "status"]
+        done = subprocess.run(
+            [*as_nobody, *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        server.close()
+    assert_one_line(done, 3, "Permission denied")
+    assert "Permission denied" in error_document(done)["message"]
