@@ -1,4 +1,4 @@
-"""Cluster-mode benchmark (issue 7, acceptance 4): `python -m bench.agent_bench`.
+"""Cluster-mode benchmark: `python -m bench.agent_bench`.
 
 For each size N (default 10 and 50): N real `ovsnet agent` processes, each with its own
 ovsdb-server + ovs-vswitchd (userspace datapath, own bridge, `--no-init`), against one etcd with
@@ -59,7 +59,7 @@ class Fleet:
     """N agents with their own OVS, one etcd; all stopped by PID on exit."""
 
     def __init__(self, size: int, workdir: Path, log):
-        from ovsnet.cluster.testing import EtcdServer
+        from tests.lab.etcd_harness import EtcdServer
 
         self.size = size
         self.workdir = workdir
@@ -99,7 +99,7 @@ class Fleet:
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(self._start_ovs, self.hosts))
         self.log(f"  {self.size} OVS instances up; starting agents")
-        from ovsnet.cluster.testing import AgentProcess
+        from tests.lab.etcd_harness import AgentProcess
 
         for host, name in zip(self.hosts, names, strict=True):
             argv = [
@@ -187,8 +187,8 @@ def probe(fleet: Fleet, etcd, number: int, timeout: float = 60):
     and the milliseconds it spent in the OVSDB transaction itself."""
     from ovsnet.cluster.keys import ClusterKeys
     from ovsnet.cluster.records import HostRecord, claim_value, memory_value
-    from ovsnet.cluster.testing import wait_until
     from ovsnet.etcd import SubnetClaim
+    from tests.lab.etcd_harness import wait_until
 
     keys = ClusterKeys()
     name, ip = f"probe{number}", f"{PROBE_NET}{number}"

@@ -2,7 +2,9 @@
 
 A host owns one subnet (normally a /24) of the overlay supernet (default 10.0.0.0/8). Its gateway
 is the subnet's first address and sits on br0 with the *supernet's* mask, so every container of
-every host is on-link (DESIGN.md section 1).
+every host is on-link (docs/facts.md, "The host after init").
+
+Place: docs/architecture.md, "Layers": pure layer.
 """
 
 from __future__ import annotations
@@ -85,7 +87,11 @@ def host_addressing(
     super_net = parse_network(supernet, "supernet")
     if super_net.prefixlen > 30:
         raise InvalidInput(f"supernet {super_net} is too small", "use a /30 or larger")
-    host_net = parse_prefix(prefix) if prefix is not None else parse_network(subnet, "subnet")
+    if prefix is not None:
+        host_net = parse_prefix(prefix)
+    else:
+        assert subnet is not None  # exactly one of the two, checked above
+        host_net = parse_network(subnet, "subnet")
     if not host_net.subnet_of(super_net) or host_net == super_net:
         raise InvalidInput(
             f"subnet {host_net} is not inside the supernet {super_net}",

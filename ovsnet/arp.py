@@ -1,4 +1,7 @@
-"""Gratuitous ARP, so neighbours learn at once that an address moved to another MAC."""
+"""Gratuitous ARP, so neighbours learn at once that an address moved to another MAC.
+
+Place: docs/architecture.md, "Layers": facade layer (a raw socket).
+"""
 
 from __future__ import annotations
 

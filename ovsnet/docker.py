@@ -5,6 +5,8 @@ verb. A remote daemon is reached over TCP with mutual TLS (`--docker-host tcp://
 --docker-tls DIR`, DIR holding ca.pem, cert.pem and key.pem as `ovsnet pki issue-docker` writes
 them). Docker's errors become ovsnet's: an unreachable daemon or a failed TLS handshake is
 NotReady naming the daemon, anything else the API refuses is OperationFailed.
+
+Place: docs/architecture.md, "Layers": facade layer.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ class BridgeSettings:
 def bridge_settings_from_network(attrs: dict) -> BridgeSettings:
     """Pure: read BridgeSettings out of a `docker network inspect bridge` document."""
     configs = (attrs.get("IPAM") or {}).get("Config") or []
-    ipv4 = next((c for c in configs if ":" not in c.get("Subnet", "")), {})
+    ipv4: dict = next((c for c in configs if ":" not in c.get("Subnet", "")), {})
     options = attrs.get("Options") or {}
     mtu = options.get(_MTU_OPTION)
     return BridgeSettings(

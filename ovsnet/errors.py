@@ -1,8 +1,11 @@
 """One error family for everything a user can cause or fix.
 
-Adapters wrap foreign exceptions (ovsdbapp, pyroute2, docker, etcd3gw) into these; only the CLI
-edge catches them and turns them into a one-line message and an exit code (DESIGN.md section 3).
+Adapters wrap foreign exceptions (ovsdbapp, ovs, pyroute2, docker, the etcd client, and the OS's
+for the commands they run) into these where they call them; only the CLI edge catches them and
+turns them into a one-line message and an exit code (docs/architecture.md, "CLI contract").
 A real bug is not an OvsnetError and still shows its traceback.
+
+Place: docs/architecture.md, "Layers": shared by every layer; caught only at the CLI edge.
 """
 
 from __future__ import annotations

@@ -1,16 +1,15 @@
 """The etcd facade: every read and write ovsnet makes to etcd, as domain verbs.
 
 Nothing else in ovsnet imports the etcd client. The client is `pyetcd` (PyPI: etcd-sdk-python),
-a maintained fork of python-etcd3 that speaks etcd's gRPC API. The project first planned on
-etcd3gw, which speaks the gRPC *gateway* (JSON over HTTP), but etcd refuses certificate
-common-name authentication through its gateway by design (etcd PRs 10366 and 10392: with
-auth on, a gateway request whose client certificate has a CN gets HTTP 400), so per-host RBAC
-with client certificates, which issue 7 asks for, is impossible through it. Its watch thread
-also dies silently when the stream breaks, and its `Session.verify` loses to
-REQUESTS_CA_BUNDLE.
+a maintained fork of python-etcd3 that speaks etcd's gRPC API. Not a client of etcd's JSON
+gateway (etcd3gw): etcd refuses certificate common-name authentication through the gateway by
+design (etcd PRs 10366 and 10392), and per-host RBAC rests on exactly that
+(docs/decisions.md, "etcd client").
 
 Errors: etcd unreachable or timing out -> EtcdUnavailable (NotReady, exit 3); permission
 denied -> EtcdDenied (exit 1); everything else from the client -> OperationFailed.
+
+Place: docs/architecture.md, "Layers": facade layer.
 """
 
 from __future__ import annotations

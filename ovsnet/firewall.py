@@ -1,10 +1,12 @@
-"""The one iptables rule ovsnet needs (DESIGN.md section 1, br_netfilter).
+"""The one iptables rule ovsnet needs (docs/facts.md, "br_netfilter").
 
 Docker sets net.bridge.bridge-nf-call-iptables=1, so frames that docker0 bridges toward its OVS
 port traverse iptables, where Docker's FORWARD rules drop them. Rather than flip the sysctl for
 the whole host, ovsnet adds the narrowest accept rule to Docker's DOCKER-USER chain (which
 Docker keeps across restarts and never flushes). iptables has no netlink API that pyroute2
 speaks, so this module runs the iptables command, with a fixed argument list and no secrets.
+
+Place: docs/architecture.md, "Layers": facade layer (the iptables command).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from ovsnet.errors import OperationFailed
+from ovsnet.errors import NotReady, OperationFailed
 
 CHAIN = "DOCKER-USER"
 COMMENT = "ovsnet: docker bridge to OVS"
+TIMEOUT = 30  # iptables itself waits at most 5 s for the xtables lock (-w 5)
 
 
 def _rules(docker_bridge: str) -> list[list[str]]:
@@ -27,7 +30,17 @@ def _rules(docker_bridge: str) -> list[list[str]]:
 
 
 def _iptables(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True)
+    argv = ["iptables", "-w", "5", *args]
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise OperationFailed(
+            f"`iptables {' '.join(args)}` did not finish within {TIMEOUT} s"
+        ) from None
+    except FileNotFoundError:
+        raise NotReady("iptables is gone", "install iptables") from None
+    except PermissionError:
+        raise NotReady("no permission to run iptables", "run as root") from None
 
 
 def _available() -> bool:
@@ -58,9 +71,13 @@ def plan_remove(docker_bridge: str) -> list[str]:
 
 
 def remove_accept(docker_bridge: str) -> None:
+    """Delete every copy of ovsnet's rules (a rule added twice by hand is there twice)."""
     for rule in _rules(docker_bridge):
         while _iptables("-C", CHAIN, *rule).returncode == 0:
-            _iptables("-D", CHAIN, *rule)
+            result = _iptables("-D", CHAIN, *rule)
+            # A failing -D leaves the rule in place: checking again would loop for ever.
+            if result.returncode != 0:
+                raise OperationFailed(f"could not remove iptables rule: {result.stderr.strip()}")
 
 
 def accept_present(docker_bridge: str) -> bool | None:

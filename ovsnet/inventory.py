@@ -6,6 +6,8 @@ so a host removed from `hosts:` keeps its /24 reserved (and is reported) until s
 its ledger line on purpose: a stale host still running on that /24 cannot collide with a new one.
 
 Parsing, checking and allocating are pure; only `load` and `save` touch the file system.
+
+Place: docs/architecture.md, "Layers": pure layer, plus `load`/`save` for the file.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -74,7 +77,7 @@ class HostAllocation:
     prefix: str
     status: str  # kept | allocated | recorded | restored | moved
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "ip": str(self.ip), "prefix": self.prefix, "status": self.status}
 
 
@@ -125,7 +128,7 @@ def parse(data: object, source: str = "inventory") -> Inventory:
     return inventory
 
 
-def _optional(data: dict, key: str, kind: type, source: str):
+def _optional(data: dict[str, Any], key: str, kind: type, source: str) -> Any:
     value = data.get(key)
     if value is None:
         return None
@@ -250,20 +253,23 @@ def allocate(inventory: Inventory) -> AllocationReport:
     free = (prefix for prefix in candidate_prefixes(inventory.supernet) if prefix not in taken)
     hosts: list[Host] = []
     entries: list[HostAllocation] = []
+    # Update in place: existing lines keep their order, new hosts are appended.
+    ledger = dict(inventory.allocations)
     for host in inventory.hosts:
         prefix, status = _prefix_for(host, inventory.allocations, free, inventory.supernet)
         hosts.append(replace(host, prefix=prefix))
         entries.append(HostAllocation(host.name, host.ip, prefix, status))
+        ledger[host.name] = prefix
     removed = tuple(
         (name, prefix) for name, prefix in inventory.allocations.items() if name not in names
     )
-    # Update in place: existing lines keep their order, new hosts are appended.
-    ledger = dict(inventory.allocations) | {host.name: host.prefix for host in hosts}
     result = replace(inventory, hosts=tuple(hosts), allocations=ledger)
     return AllocationReport(inventory=result, hosts=tuple(entries), removed=removed)
 
 
-def _prefix_for(host: Host, ledger: dict[str, str], free: Iterator[str], supernet) -> tuple:
+def _prefix_for(
+    host: Host, ledger: dict[str, str], free: Iterator[str], supernet: IPv4Network
+) -> tuple[str, str]:
     recorded = ledger.get(host.name)
     if host.prefix is not None:
         if recorded is None:
@@ -283,9 +289,9 @@ def _prefix_for(host: Host, ledger: dict[str, str], free: Iterator[str], superne
 # --- YAML -------------------------------------------------------------------------------------
 
 
-def to_data(inventory: Inventory) -> dict:
+def to_data(inventory: Inventory) -> dict[str, Any]:
     """The inventory as YAML data, settings first, only the settings that were given."""
-    data: dict = {}
+    data: dict[str, Any] = {}
     if inventory.supernet_given or inventory.supernet != IPv4Network(DEFAULT_SUPERNET):
         data["supernet"] = str(inventory.supernet)
     for key in ("underlay_mtu", "ipsec", "image", "docker_tls", "docker_tls_dir"):

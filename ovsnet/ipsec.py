@@ -16,6 +16,8 @@ ipsec_skb_mark by default (fail closed). OVS < 2.7 only knows the legacy `ipsec_
 
 Nothing here does I/O: callers read OVSDB and files, pass what they saw in, and write back
 what these functions return.
+
+Place: docs/architecture.md, "Layers": pure layer.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The one place that talks to ovs-monitor-ipsec (its unixctl socket, like `ovs-appctl -t`)."""
+"""The one place that talks to ovs-monitor-ipsec (its unixctl socket, like `ovs-appctl -t`).
+
+Place: docs/architecture.md, "Layers": facade layer.
+"""
 
 from __future__ import annotations
 

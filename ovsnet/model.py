@@ -1,4 +1,7 @@
-"""Plain data shared by the pure planner and the adapters: what we want and what we saw."""
+"""Plain data shared by the pure planner and the adapters: what we want and what we saw.
+
+Place: docs/architecture.md, "Layers": pure layer (the data planners and facades share).
+"""
 
 from __future__ import annotations
 

@@ -1,9 +1,14 @@
-"""The kernel facade (pyroute2): links, IPv4 addresses, routes. Nothing else imports pyroute2."""
+"""The kernel facade (pyroute2): links, IPv4 addresses, routes. Nothing else imports pyroute2.
+
+Place: docs/architecture.md, "Layers": facade layer.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
+from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from ovsnet.errors import NotReady, OperationFailed
@@ -20,9 +25,27 @@ class Netlink:
     def ipr(self):
         if self._ipr is None:
             from pyroute2 import IPRoute
+            from pyroute2.netlink.exceptions import NetlinkError
 
-            self._ipr = IPRoute()
+            try:
+                self._ipr = IPRoute()
+            except (NetlinkError, OSError) as exc:
+                raise NotReady(
+                    f"cannot open a netlink socket ({_reason(exc)})",
+                    "ovsnet needs root (CAP_NET_ADMIN) in the host's network namespace",
+                ) from None
         return self._ipr
+
+    @contextlib.contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """pyroute2's and the socket's errors on a read, as ovsnet's."""
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        try:
+            yield
+        except (NetlinkError, OSError) as exc:
+            reason = _reason(exc)
+            raise OperationFailed(f"could not read {what} from the kernel ({reason})") from None
 
     def close(self) -> None:
         if self._ipr is not None:
@@ -38,14 +61,16 @@ class Netlink:
     # -- reads ----------------------------------------------------------------------------
 
     def _index(self, name: str) -> int | None:
-        found = self.ipr.link_lookup(ifname=name)
+        with self._reading(f"link {name}"):
+            found = self.ipr.link_lookup(ifname=name)
         return found[0] if found else None
 
     def link(self, name: str) -> LinkState:
         index = self._index(name)
         if index is None:
             return LinkState(name=name, exists=False)
-        msg = self.ipr.get_links(index)[0]
+        with self._reading(f"link {name}"):
+            msg = self.ipr.get_links(index)[0]
         return LinkState(
             name=name,
             exists=True,
@@ -56,18 +81,21 @@ class Netlink:
         )
 
     def _addresses(self, index: int) -> list[IPv4Interface]:
-        return [
-            IPv4Interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
-            for msg in self.ipr.get_addr(family=socket.AF_INET, index=index)
-        ]
+        with self._reading("addresses"):
+            found = self.ipr.get_addr(family=socket.AF_INET, index=index)
+        return [IPv4Interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}") for msg in found]
 
     def local_addresses(self) -> set[IPv4Address]:
-        return {
-            IPv4Address(msg.get("IFA_ADDRESS")) for msg in self.ipr.get_addr(family=socket.AF_INET)
-        }
+        with self._reading("addresses"):
+            found = self.ipr.get_addr(family=socket.AF_INET)
+        return {IPv4Address(msg.get("IFA_ADDRESS")) for msg in found}
 
     def underlay_networks(self, exclude: set[str]) -> list[IPv4Network]:
         """Networks the host already uses outside the overlay: its addresses and routes."""
+        with self._reading("links, addresses and routes"):
+            return self._underlay_networks(exclude)
+
+    def _underlay_networks(self, exclude: set[str]) -> list[IPv4Network]:
         names = {msg["index"]: msg.get("IFLA_IFNAME") for msg in self.ipr.get_links()}
         skip = {index for index, name in names.items() if name in exclude or name == "lo"}
         networks = [
@@ -83,6 +111,10 @@ class Netlink:
 
     def default_route_mtu(self, exclude: set[str]) -> int | None:
         """MTU of the underlay: the default route's device, else the smallest addressed link."""
+        with self._reading("routes and links"):
+            return self._default_route_mtu(exclude)
+
+    def _default_route_mtu(self, exclude: set[str]) -> int | None:
         for msg in self.ipr.get_routes(family=socket.AF_INET, table=254):
             if msg["dst_len"] == 0 and msg.get("RTA_OIF"):
                 return self.ipr.get_links(msg.get("RTA_OIF"))[0].get("IFLA_MTU")
@@ -148,8 +180,13 @@ class Netlink:
 
         try:
             return fn(*args, **kwargs)
-        except NetlinkError as exc:
-            raise OperationFailed(f"could not {what}: {exc.args[-1]}") from None
+        except (NetlinkError, OSError) as exc:
+            raise OperationFailed(f"could not {what}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """NetlinkError(code, message) and OSError(errno, strerror) both end in the readable part."""
+    return str(exc.args[-1]) if exc.args else type(exc).__name__
 
 
 # -- notifications ---------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 The nft command takes the whole script on stdin and applies it as one kernel transaction;
 pyroute2's nftables support cannot build sets or the `rt ipsec` expression. Nothing secret
 is ever in the script: peer addresses and port numbers only.
+
+Place: docs/architecture.md, "Layers": facade layer.
 """
 
 from __future__ import annotations
@@ -34,33 +36,42 @@ def read_guard() -> GuardState:
     nft = shutil.which("nft")
     if nft is None:
         return plaintext_guard.ABSENT
-    done = subprocess.run(
-        [nft, "-j", "list", "table", plaintext_guard.FAMILY, plaintext_guard.TABLE],
-        capture_output=True,
-        text=True,
-        timeout=NFT_TIMEOUT,
-    )
+    done = _run([nft, "-j", "list", "table", plaintext_guard.FAMILY, plaintext_guard.TABLE],
+                "read the plaintext guard")  # fmt: skip
     if done.returncode != 0:
         if "No such file or directory" in done.stderr:
             return plaintext_guard.ABSENT
         raise OperationFailed(f"cannot read the plaintext guard: {_first_line(done.stderr)}")
-    return plaintext_guard.parse_listing(json.loads(done.stdout))
+    try:
+        listing = json.loads(done.stdout)
+    except ValueError:
+        raise OperationFailed("cannot read the plaintext guard: nft printed no JSON") from None
+    return plaintext_guard.parse_listing(listing)
 
 
 def write_guard(guard: Guard) -> None:
     """Replace the table with exactly `guard` (remove it when the guard is empty)."""
-    done = subprocess.run(
-        [_nft(), "-f", "-"],
-        input=plaintext_guard.nft_script(guard),
-        capture_output=True,
-        text=True,
-        timeout=NFT_TIMEOUT,
-    )
+    script = plaintext_guard.nft_script(guard)
+    done = _run([_nft(), "-f", "-"], "install the plaintext guard", script)
     if done.returncode != 0:
         raise OperationFailed(
             f"cannot install the plaintext guard: {_first_line(done.stderr)}",
             "check that the kernel has nf_tables (nft list ruleset)",
         )
+
+
+def _run(argv: list[str], what: str, script: str | None = None) -> subprocess.CompletedProcess:
+    """Run nft; a missing or unrunnable binary and a hang become ovsnet's errors."""
+    try:
+        return subprocess.run(
+            argv, input=script, capture_output=True, text=True, timeout=NFT_TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        raise OperationFailed(f"cannot {what}: nft did not finish within {NFT_TIMEOUT} s") from None
+    except FileNotFoundError:
+        raise NotReady(f"cannot {what}: {argv[0]} cannot be executed", _INSTALL_HINT) from None
+    except PermissionError:
+        raise NotReady(f"cannot {what}: no permission to run {argv[0]}", "run as root") from None
 
 
 def _first_line(text: str) -> str:

@@ -4,6 +4,8 @@ Nothing else in ovsnet imports ovsdbapp or ovs. Reads are plain read-only `trans
 selects; the IDL connects lazily, only for writes: every change is one transaction that waits
 until ovs-vswitchd has applied it (`cur_cfg` catches up with `next_cfg`), then reports each
 interface that vswitchd refused (`Interface.error`).
+
+Place: docs/architecture.md, "Layers": facade layer.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ STATE_COLUMNS = {"Interface": ["bfd_status", "link_state", "statistics"]}
 # OVSNET_OVSDB_TIMEOUT: slow hosts need more (seen: a Debian VM under software emulation takes
 # over 10 s to fetch the database with the pure-Python ovs library).
 DEFAULT_TIMEOUT = float(os.environ.get("OVSNET_OVSDB_TIMEOUT") or 10.0)
+
+_HINT = "start ovsdb-server and ovs-vswitchd (or the ovsnet container), or pass --db"
 
 # ovsdbapp logs post-commit problems with tracebacks and then ignores them; ovsnet checks the
 # same conditions itself and reports them as one-line errors.
@@ -116,25 +120,47 @@ class OvsDb:
         return self._api
 
     def _connect(self):
+        from ovsdbapp import exceptions as ovsdbapp_exceptions
         from ovsdbapp.backend.ovs_idl import connection, idlutils
         from ovsdbapp.schema.open_vswitch import impl_idl
 
-        hint = "start ovsdb-server and ovs-vswitchd (or the ovsnet container), or pass --db"
-        if self.db.startswith("unix:") and not os.path.exists(self.db[len("unix:") :]):
-            raise NotReady(f"cannot reach OVSDB at {self.db}: no such socket", hint)
+        helper = idlutils.create_schema_helper(self._schema())
+        for table, columns in COLUMNS.items():
+            helper.register_columns(table, columns)
+        idl = _QuickIdl(self.db, helper)
+        # NOTE: ovsdbapp keeps the first connection in a class attribute, so a second
+        # OvsDb in the same process would silently talk to the first database. A class
+        # of its own per instance keeps each connection where it belongs.
+        backend = type("OvsdbIdlFor", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
         try:
-            helper = idlutils.get_schema_helper(self.db, "Open_vSwitch")
-            for table, columns in COLUMNS.items():
-                helper.register_columns(table, columns)
-            idl = _QuickIdl(self.db, helper)
-            # NOTE: ovsdbapp keeps the first connection in a class attribute, so a second
-            # OvsDb in the same process would silently talk to the first database. A class
-            # of its own per instance keeps each connection where it belongs.
-            backend = type("OvsdbIdlFor", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
-            api = backend(connection.Connection(idl, timeout=self.timeout), auto_index=False)
-        except Exception as exc:  # ovs raises bare Exceptions for connection failures
-            raise NotReady(f"cannot reach OVSDB at {self.db} ({_describe(exc)})", hint) from None
-        return api
+            return backend(connection.Connection(idl, timeout=self.timeout), auto_index=False)
+        except ovsdbapp_exceptions.OvsdbAppException as exc:  # e.g. no initial dump in time
+            raise NotReady(f"cannot reach OVSDB at {self.db} ({_describe(exc)})", _HINT) from None
+
+    def _schema(self) -> dict:
+        """The Open_vSwitch schema, fetched with ovsnet's own errors (ovsdbapp's fetch raises a
+        bare Exception for every failure, which only a catch-all could tell from a bug)."""
+        import ovs.jsonrpc
+        import ovs.stream
+
+        if self.db.startswith("unix:") and not os.path.exists(self.db[len("unix:") :]):
+            raise NotReady(f"cannot reach OVSDB at {self.db}: no such socket", _HINT)
+        error, stream = ovs.stream.Stream.open_block(
+            ovs.stream.Stream.open(self.db), int(self.timeout * 1000)
+        )
+        if error:
+            raise NotReady(f"cannot reach OVSDB at {self.db} ({os.strerror(error)})", _HINT)
+        rpc = ovs.jsonrpc.Connection(stream)
+        try:
+            request = ovs.jsonrpc.Message.create_request("get_schema", ["Open_vSwitch"])
+            error, reply = rpc.transact_block(request)
+        finally:
+            rpc.close()
+        if error:
+            raise NotReady(f"cannot read OVSDB at {self.db} ({os.strerror(error)})", _HINT)
+        if reply.error:
+            raise NotReady(f"OVSDB at {self.db} has no Open_vSwitch database ({reply.error})")
+        return reply.result
 
     def close(self) -> None:
         if self._api is not None:

@@ -14,6 +14,8 @@ nftables table that ovsnet owns and the kernel keeps whatever the IKE daemon doe
 One set of peers per tunnel encapsulation keeps the rule count fixed at four, whatever the
 number of peers. Pure: what the guard must hold, the nft script that installs it, and the
 reading of `nft -j list table`; `ovsnet.nftables` runs nft.
+
+Place: docs/architecture.md, "Layers": pure layer.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
+from typing import Any
 
 from ovsnet import ipsec
 
@@ -147,7 +150,7 @@ def nft_script(guard: Guard) -> str:
 RULES_PER_GUARD = 4
 
 
-def parse_listing(listing: Mapping) -> GuardState:
+def parse_listing(listing: Mapping[str, Any]) -> GuardState:
     """The guard in `nft -j list table inet ovsnet` output (a table someone edited reads as not
     intact, so the next change replaces it)."""
     gre: set[IPv4Address] = set()

@@ -2,12 +2,16 @@
 
 Each planner returns the OVSDB changes (one transaction) and the kernel steps to take, plus a
 human sentence per step; an empty plan means "nothing to do".
+
+Place: docs/architecture.md, "Layers": pure layer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
+from typing import Protocol
 
 from ovsnet.addressing import HostAddressing
 from ovsnet.errors import InvalidInput, NotReady
@@ -17,9 +21,23 @@ from ovsnet.model import (
     BridgeSpec,
     LinkState,
     ObservedBridge,
+    ObservedPort,
     TunnelSpec,
 )
 from ovsnet.ovsdb import Changes
+
+
+class DockerBridge(Protocol):
+    """What the check needs of Docker's bridge network (ovsnet.docker.BridgeSettings)."""
+
+    @property
+    def bip(self) -> str | None: ...
+
+    @property
+    def ip_range(self) -> str | None: ...
+
+    @property
+    def mtu(self) -> int | None: ...
 
 
 @dataclass
@@ -73,7 +91,7 @@ def plan_init(
     return plan
 
 
-def docker_mismatches(settings, addressing: HostAddressing, mtu: int) -> list[str]:
+def docker_mismatches(settings: DockerBridge, addressing: HostAddressing, mtu: int) -> list[str]:
     """How Docker's bridge network (as its API reports it) differs from what ovsnet needs."""
     wanted = addressing.docker_options(mtu)
     found = {
@@ -198,7 +216,7 @@ class PeerPlan:
 def plan_peers(
     bridge: ObservedBridge,
     desired: list[TunnelSpec],
-    remove: list[IPv4Address] = (),
+    remove: Sequence[IPv4Address] = (),
     exact: bool = False,
 ) -> PeerPlan:
     """Tunnels to add/update/remove so the bridge has `desired` (and, if exact, only those)."""
@@ -241,7 +259,7 @@ def _refuse_foreign_port(bridge: ObservedBridge, name: str) -> None:
         )
 
 
-def _differs(current, spec: TunnelSpec) -> bool:
+def _differs(current: ObservedPort, spec: TunnelSpec) -> bool:
     return (
         current.type != spec.type
         or current.options != spec.options

@@ -1,4 +1,7 @@
-"""Results that commands return and the CLI renders (rich text or one JSON document)."""
+"""Results that commands return and the CLI renders (rich text or one JSON document).
+
+Place: docs/architecture.md, "Layers": results, passed from services to the CLI edge.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ class ChangeReport:
             **self.details,
         }
 
-    def render(self, console) -> None:
+    def render(self, console: Any) -> None:  # a rich Console, imported only to print
         if not self.steps:
             console.print(f"{self.command}: nothing to do")
         else:

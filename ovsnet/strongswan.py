@@ -6,6 +6,8 @@ that charon no longer owns; they keep steering a peer's tunnel packets into SAs 
 not have, and "configured but not established" never clears (seen in the real-kernel lab).
 strongSwan's `ipsec` command and iproute2's `ip xfrm` are the interfaces here: pyroute2 has no
 complete xfrm support. Only protocols and peer addresses appear on these command lines, never a key.
+
+Place: docs/architecture.md, "Layers": facade layer.
 """
 
 from __future__ import annotations
@@ -29,11 +31,20 @@ def _tool(name: str, package: str) -> str:
     return path
 
 
-def _run(argv: list[str], what: str, input: str | None = None) -> None:
+def _call(argv: list[str], what: str, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run one command; a hang, a vanished binary or a refused exec become ovsnet's errors."""
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, input=input)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, input=input)
     except subprocess.TimeoutExpired:
         raise OperationFailed(f"{what} did not finish within {TIMEOUT} s") from None
+    except FileNotFoundError:
+        raise NotReady(f"{what}: {argv[0]} cannot be executed") from None
+    except PermissionError:
+        raise NotReady(f"{what}: no permission to run {argv[0]}", "run as root") from None
+
+
+def _run(argv: list[str], what: str, input: str | None = None) -> None:
+    done = _call(argv, what, input)
     if done.returncode != 0:
         detail = " ".join(done.stderr.split())[:200] or f"exit {done.returncode}"
         raise OperationFailed(f"{what} failed: {detail}")
@@ -91,7 +102,7 @@ def restart_clean(guard: Guard) -> None:
     needs no restart. Only the guarded (ovsnet's) peers' policies and SAs are deleted.
     """
     ipsec = _tool("ipsec", "strongswan")
-    subprocess.run([ipsec, "stop"], capture_output=True, timeout=TIMEOUT)  # not running: fine
+    _call([ipsec, "stop"], "stopping strongSwan (`ipsec stop`)")  # not running: fine
     _delete_kernel_state(policy_selectors(guard), guard.peers)
     _run([ipsec, "start"], "starting strongSwan (`ipsec start`)")
 
@@ -126,8 +137,8 @@ def repair_peer(target: PeerConnections) -> None:
     ipsec = _tool("ipsec", "strongswan")
     for conn in target.connections:
         # Not established or not routed: nothing to take down, fine.
-        subprocess.run([ipsec, "stroke", "down-nb", conn], capture_output=True, timeout=TIMEOUT)
-        subprocess.run([ipsec, "unroute", conn], capture_output=True, timeout=TIMEOUT)
+        _call([ipsec, "stroke", "down-nb", conn], "releasing the peer's connection")
+        _call([ipsec, "unroute", conn], "releasing the peer's connection")
     _delete_kernel_state([list(s) for s in target.selectors], [target.peer])
     for conn in target.connections:
         _run([ipsec, "route", conn], f"routing the strongSwan connection {conn}")

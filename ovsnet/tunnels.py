@@ -1,4 +1,7 @@
-"""Tunnel facts: port names, encapsulation overhead, peer validation. Pure, no I/O."""
+"""Tunnel facts: port names, encapsulation overhead, peer validation. Pure, no I/O.
+
+Place: docs/architecture.md, "Layers": pure layer.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from ovsnet.errors import InvalidInput
 TUNNEL_TYPES = ("gre", "vxlan", "geneve")
 LINUX_IFNAME_MAX = 15
 
-# Bytes each encapsulation adds in front of the inner IP packet, IPv4 underlay (DESIGN.md 1).
+# Bytes each encapsulation adds in front of the inner IP packet, IPv4 underlay
+# (docs/facts.md, "MTU").
 # OVS gre carries whole Ethernet frames: outer IP 20 + GRE 4 + inner Ethernet 14.
 _OVERHEAD = {
     "gre": 20 + 4 + 14,
@@ -19,7 +23,7 @@ _OVERHEAD = {
 }
 IPV6_UNDERLAY_EXTRA = 20
 # ESP transport with AES-GCM adds about 37 bytes and NAT-T 8 more; the rest is margin for
-# padding so the overlay lands at 1400 on a 1500 underlay, the figure DESIGN.md recommends.
+# padding so the overlay lands at 1400 on a 1500 underlay, the figure docs/facts.md recommends.
 IPSEC_OVERHEAD = 62
 MIN_OVERLAY_MTU = 576
 

@@ -1,9 +1,13 @@
-"""Rich tables for people; `--json` never comes here."""
+"""Rich tables for people; `--json` never comes here.
+
+Place: docs/architecture.md, "Layers": CLI edge (rich rendering).
+"""
 
 from __future__ import annotations
 
 
-def _human_bytes(n: int) -> str:
+def _human_bytes(count: int) -> str:
+    n = float(count)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

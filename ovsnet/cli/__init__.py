@@ -1,7 +1,11 @@
-"""The CLI edge: the only place that turns ovsnet's errors into messages and exit codes."""
+"""The CLI edge: the only place that turns ovsnet's errors into messages and exit codes.
+
+Place: docs/architecture.md, "Packages and what they own": the CLI edge.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -20,24 +24,50 @@ def main(argv: list[str] | None = None) -> int:
         from typer._completion_classes import completion_init
 
         completion_init()
+    args = sys.argv[1:] if argv is None else argv
     try:
-        result = app(args=argv, prog_name="ovsnet", standalone_mode=False)
+        result = app(args=args, prog_name="ovsnet", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except OvsnetError as exc:
-        print(f"ovsnet: error: {exc.one_line()}", file=sys.stderr)
-        code = exc.exit_code
+        code = _fail(args, exc.exit_code, exc.message, exc.hint)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "ovsnet"
-        print(f"ovsnet: error: {exc.format_message()} (see `{command} --help`)", file=sys.stderr)
-        code = 2
+        hint = f"see `{command} --help`"
+        code = _fail(args, 2, exc.format_message(), hint, line=f"{exc.format_message()} ({hint})")
     except click.ClickException as exc:
-        print(f"ovsnet: error: {exc.format_message()}", file=sys.stderr)
-        code = exc.exit_code
+        code = _fail(args, exc.exit_code, exc.format_message())
     except click.exceptions.Abort:
-        print("ovsnet: aborted", file=sys.stderr)
-        code = 1
+        code = _fail(args, 1, "aborted")
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _fail(
+    args: list[str], code: int, message: str, hint: str | None = None, line: str | None = None
+) -> int:
+    """One line on stderr; with --json also one error document on stdout, for scripts."""
+    text = line or (message if not hint else f"{message}; {hint}")
+    print(f"ovsnet: error: {' '.join(text.split())}", file=sys.stderr)
+    if _wants_json(args):
+        document = {"error": {"code": code, "message": " ".join(message.split()), "hint": hint}}
+        sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return code
+
+
+def _wants_json(args: list[str]) -> bool:
+    """Whether the global --json came before the command (read from argv: a failure may come
+    before typer has parsed the global options)."""
+    value_of_db = False
+    for arg in args:
+        if value_of_db:
+            value_of_db = False
+        elif arg == "--json":
+            return True
+        elif arg == "--db":
+            value_of_db = True
+        elif not arg.startswith("-"):
+            return False  # the command: its own options are not global
+    return False

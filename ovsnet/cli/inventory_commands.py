@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:  # loaded only when the command runs: `ovsnet --help` stays fast
+    from ovsnet.inventory import AllocationReport
 
 inventory_app = typer.Typer(help="Fleet inventory: hosts, underlay IPs and their /24s.")
 
@@ -13,7 +17,7 @@ inventory_app = typer.Typer(help="Fleet inventory: hosts, underlay IPs and their
 @dataclass
 class AllocateResult:
     path: str
-    report: object  # ovsnet.inventory.AllocationReport
+    report: AllocationReport
     written: bool
     dry_run: bool
 

@@ -4,7 +4,7 @@ Pure pieces: `keys` (where everything lives in etcd and who may write it), `reco
 stored, strictly parsed), `subnets` and `claims` (which /24 to claim), `plan` (which tunnels a
 host wants, reconnect timing). I/O: `ovsnet.etcd` (the etcd facade), `dataplane` (the core's
 init and peer sync), `agent` (the loop), `runner` (the command's wiring), `admin` (status,
-release). `testing` holds the etcd fixture used by the tests and the benchmark.
+release).
 
 Setting up (etcd 3.4+ with `--client-cert-auth`, certificates from `ovsnet pki`):
 
@@ -18,4 +18,7 @@ The agent claims a /24, prints (in its `init-failed` or `initialised` event) the
 options that /24 needs, runs `init` once Docker has them, and keeps a tunnel to every live host.
 `--prefix A.B.C` reserves a given /24 instead (for hosts whose Docker is configured first).
 Key layout and the RBAC model, including what stays shared: see `keys`.
+
+Place: docs/architecture.md, "Packages and what they own":
+cluster mode (pure planning, the agent service, the etcd facade's user).
 """

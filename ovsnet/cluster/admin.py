@@ -15,9 +15,13 @@ from ovsnet.report import ChangeReport
 def cluster_status(etcd: Etcd, keys: ClusterKeys) -> tuple[list[dict], list[str]]:
     snaps = etcd.read_many(keys.hosts, keys.subnets, keys.last_subnets)
     view = ClaimView.parse(keys, snaps[keys.subnets].items, snaps[keys.last_subnets].items)
-    records, problems, leases = {}, [], {}
+    records: dict[str, HostRecord] = {}
+    problems: list[str] = []
+    leases: dict[str, int] = {}
     for key, item in snaps[keys.hosts].items.items():
         name = keys.name_of(key)
+        if name is None:  # not a host key (the prefix read returns only host keys)
+            continue
         try:
             records[name] = HostRecord.from_json(item.value)
             leases[name] = item.lease

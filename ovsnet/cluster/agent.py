@@ -92,6 +92,8 @@ class Agent:
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.lease: int | None = None
         self.subnet: IPv4Network | None = None
+        # What ended run() in its thread, for the main thread to report (ovsnet agent's runner).
+        self.failure: BaseException | None = None
         self.records: dict[str, HostRecord] = {}
         self.applied: tuple[str, ...] | None = None
         self._skipped: tuple[str, ...] = ()
@@ -213,6 +215,7 @@ class Agent:
         self._claim(etcd)
 
     def _keepalive(self, etcd: Etcd) -> None:
+        assert self.lease is not None  # a session starts with _ensure_lease
         if etcd.keepalive(self.lease) <= 0:
             self._event("lease-expired", level=logging.WARNING, lease=self.lease)
             self.lease = None
@@ -221,6 +224,7 @@ class Agent:
     def _claim(self, etcd: Etcd) -> None:
         """Claim a subnet and publish the host record, in one transaction per attempt."""
         config, keys = self.config, self.config.keys
+        assert self.lease is not None  # claims are bound to the lease granted just before
         in_use = self.subnet or self.dataplane.current_subnet()
         for _ in range(MAX_CLAIM_ATTEMPTS):
             snapshots = etcd.read_many(keys.subnets, keys.last_subnets)
@@ -311,6 +315,7 @@ class Agent:
         """`init` for the claimed subnet (once, and again whenever the subnet changes)."""
         if self._initialised == self.subnet:
             return True
+        assert self.subnet is not None  # the dataplane follows a claim
         try:
             details = self.dataplane.init(self.subnet)
         except OvsnetError as exc:

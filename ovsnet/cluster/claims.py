@@ -1,6 +1,6 @@
 """Deciding which subnet to claim, from what etcd holds. Pure.
 
-Rules (issue 7): an explicit --prefix reserves exactly that /24 or fails; otherwise a host
+Rules: an explicit --prefix reserves exactly that /24 or fails; otherwise a host
 prefers the subnet its data plane already uses, then subnets etcd says it holds or held last.
 A subnet another host holds is never taken, even if this host held it before its lease expired.
 """
@@ -11,6 +11,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network
+from typing import Protocol
 
 from ovsnet.cluster.keys import ClusterKeys
 from ovsnet.cluster.records import BadRecord, claim_holder, memory_subnet
@@ -24,6 +25,16 @@ class Holder:
     mod_revision: int
 
 
+class EtcdItem(Protocol):
+    """What parsing needs of an etcd key's item (ovsnet.etcd.Item has it)."""
+
+    @property
+    def value(self) -> bytes: ...
+
+    @property
+    def mod_revision(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class ClaimView:
     """Who holds which subnet, and which subnet each host held last."""
@@ -35,8 +46,8 @@ class ClaimView:
     def parse(
         cls,
         keys: ClusterKeys,
-        subnet_items: Mapping[str, object],
-        memory_items: Mapping[str, object],
+        subnet_items: Mapping[str, EtcdItem],
+        memory_items: Mapping[str, EtcdItem],
     ) -> ClaimView:
         """From etcd items (anything with .value and .mod_revision). Keys ovsnet cannot read
         still count as taken: better to skip a subnet than to share it."""

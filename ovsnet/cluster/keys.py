@@ -63,7 +63,7 @@ def prefix_end(prefix: str) -> str:
 class ClusterKeys:
     prefix: str = DEFAULT_PREFIX
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_prefix(self.prefix)
 
     @property

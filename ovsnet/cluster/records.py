@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
+from typing import Any
 
 from ovsnet.cluster.keys import check_name
 from ovsnet.tunnels import TUNNEL_TYPES
@@ -53,8 +54,9 @@ class HostRecord:
         }
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
-    def as_json(self) -> dict:
-        return json.loads(self.to_json())
+    def as_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(self.to_json())
+        return document
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> HostRecord:
@@ -105,7 +107,7 @@ def memory_subnet(raw: bytes | str) -> IPv4Network:
         raise BadRecord(f"not an ovsnet last-subnet value ({exc})") from None
 
 
-def _load_object(raw: bytes | str) -> dict:
+def _load_object(raw: bytes | str) -> dict[str, Any]:
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

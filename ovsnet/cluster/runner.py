@@ -133,6 +133,7 @@ def run_agent(options: AgentOptions) -> None:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s ovsnet agent: %(message)s"
     )
+    dataplane: OvsDataplane | NoDataplane
     if options.dataplane:
         dataplane = OvsDataplane(
             DataplaneConfig(

@@ -82,7 +82,7 @@ def parse_peers(text: str | None) -> tuple[str, ...]:
 
 def parse_peers_file(text: str) -> list[str]:
     """One peer per line, `#` starts a comment (the format of `ovsnet peer sync`)."""
-    peers = []
+    peers: list[str] = []
     for line in text.splitlines():
         peers.extend(parse_peers(line.split("#", 1)[0]))
     return peers

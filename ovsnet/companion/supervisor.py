@@ -14,7 +14,6 @@ import selectors
 import signal
 import socket
 import time
-from pathlib import Path
 
 from ovsnet import arp
 from ovsnet.companion import daemons
@@ -274,7 +273,10 @@ class Supervisor:
         addressing = recorded_addressing(bridge)
         if addressing is None:
             return
-        docker_bridge = heal_request(bridge).docker_bridge
+        request = heal_request(bridge)
+        if request is None:  # not a bridge ovsnet made: nothing of ours to heal
+            return
+        docker_bridge = request.docker_bridge
         address = gateway_to_restore(addressing, net.link(docker_bridge), net.link(bridge.name))
         if address is not None:
             net.add_address(bridge.name, address)
@@ -296,7 +298,8 @@ class Supervisor:
         self._log_report(add_peers(db, net, request, exact=exact))
 
     def _read_peers_file(self) -> list[str]:
-        path: Path = self.config.peers_file
+        path = self.config.peers_file
+        assert path is not None  # called only when a peers file is configured
         try:
             self.peers_file_stamp = path.stat().st_mtime
             return parse_peers_file(path.read_text())
@@ -304,6 +307,8 @@ class Supervisor:
             raise InvalidInput(f"cannot read peers file {path}: {exc.strerror}") from None
 
     def _peers_file_changed(self) -> bool:
+        if self.config.peers_file is None:
+            return False
         try:
             return self.config.peers_file.stat().st_mtime != self.peers_file_stamp
         except OSError:

@@ -2,6 +2,9 @@
 
 The README's demo ground, the test suite's fixtures (`ovsnet.lab.pytest_plugin`) and the
 benchmarks' ground. Standard library only, so `import ovsnet.lab` stays cheap.
+
+Place: docs/architecture.md, "Packages and what they own":
+the netns lab (test and demo tooling shipped as `ovsnet lab`).
 """
 
 from ovsnet.lab.lab import Lab, LabContainer, LabHost, list_labs

@@ -1,8 +1,8 @@
 """The lab: N emulated hosts (network namespaces) on one emulated switch.
 
 Each host has its own Open vSwitch (userspace datapath, underlay address on `br-phy`) and, by
-default, its own real dockerd configured for the host's /24 of the overlay. See DESIGN.md
-section 5 and `ovsnet lab --help`.
+default, its own real dockerd configured for the host's /24 of the overlay. See
+docs/testing.md ("The netns lab") and `ovsnet lab --help`.
 """
 
 from __future__ import annotations
@@ -116,7 +116,10 @@ class LabContainer:
         )
 
     def ping(self, ip: str, count: int = 3, timeout: float = 5.0) -> bool:
-        """True when at least one of `count` echo requests is answered within `timeout` s."""
+        """True when every one of `count` echo requests is answered within `timeout` s.
+
+        ping itself exits 0 when a single reply arrives: a path that loses packets must not pass.
+        """
         argv = [
             "ping",
             "-c",
@@ -128,11 +131,20 @@ class LabContainer:
             str(ip),
         ]
         done = self.exec(argv, timeout=timeout + count + 10)
-        return done.returncode == 0
+        return done.returncode == 0 and answered(done.stdout) == count
 
     def remove(self) -> None:
         self.host.docker("rm", "-f", self.name, check=False)
         self.host._forget(self)
+
+
+_PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
+
+
+def answered(ping_output: str) -> int:
+    """Echo replies counted in ping's summary line (busybox and iputils word it alike)."""
+    match = _PING_SUMMARY.search(ping_output)
+    return int(match.group(2)) if match else 0
 
 
 def _ip_of(info: dict) -> str:
@@ -486,7 +498,7 @@ class Lab:
         except LabError as cleanup_error:
             exc.add_note(f"cleanup after the failure also failed: {cleanup_error.one_line()}")
         with contextlib.suppress(AttributeError):
-            exc.lab = self  # lets a caller (a test) check that nothing was left behind
+            exc.lab = self  # type: ignore[attr-defined]  # lets a caller (a test) check that nothing was left behind
 
     def _record_dockerd(self, host: str, pid: int) -> None:
         with self._state_lock:

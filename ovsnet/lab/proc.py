@@ -1,7 +1,7 @@
 """Running the lab's plumbing commands and stopping its processes by PID.
 
 The lab emulates hardware, so it may drive `ip`, `ovs-vsctl` and friends directly; ovsnet's
-product code never does (DESIGN.md).
+product code never does (docs/architecture.md, "Layers").
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ class LabError(OperationFailed):
 class LabCommandError(LabError):
     """A plumbing command failed; carries its output for the test report."""
 
-    def __init__(self, argv: Sequence[str], returncode: int | None, stdout: str, stderr: str):
-        self.argv = list(argv)
+    def __init__(
+        self, argv: Sequence[str | os.PathLike], returncode: int | None, stdout: str, stderr: str
+    ):
+        self.argv = [str(arg) for arg in argv]
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
@@ -202,13 +204,18 @@ def with_descendants(roots: Iterable[int], table: list[ProcessInfo]) -> set[int]
     return found
 
 
-def signal_pid(pid: int, sig: int, marker: str | None = None) -> bool:
-    """Send a signal if the process is alive and (when given) its command line holds `marker`.
+def is_ours(pid: int, marker: str | None = None) -> bool:
+    """True if the process is alive and (when given) its command line holds `marker`.
 
     The marker check guards against a recycled PID: every lab daemon's command line names its
     own run directory.
     """
-    if not is_alive(pid) or (marker is not None and marker not in cmdline(pid)):
+    return is_alive(pid) and (marker is None or marker in cmdline(pid))
+
+
+def signal_pid(pid: int, sig: int, marker: str | None = None) -> bool:
+    """Send a signal if the process is ours (see `is_ours`); False if it was not."""
+    if not is_ours(pid, marker):
         return False
     try:
         os.kill(pid, sig)
@@ -229,12 +236,14 @@ def wait_gone(pids: Iterable[int], timeout: float) -> set[int]:
     return remaining
 
 
-def stop_pids(targets: Mapping[int, str | None], timeout: float = 15.0) -> set[int]:
-    """SIGTERM each PID (checked against its marker), wait, SIGKILL what is left.
+def stop_pids(
+    targets: Mapping[int, str | None], timeout: float = 15.0, sig: int = signal.SIGTERM
+) -> set[int]:
+    """Signal each PID (checked against its marker), wait, SIGKILL what is left.
 
     Returns the PIDs that survived even SIGKILL (should be empty).
     """
-    signalled = {pid for pid, marker in targets.items() if signal_pid(pid, signal.SIGTERM, marker)}
+    signalled = {pid for pid, marker in targets.items() if signal_pid(pid, sig, marker)}
     stubborn = wait_gone(signalled, timeout)
     for pid in stubborn:
         signal_pid(pid, signal.SIGKILL)

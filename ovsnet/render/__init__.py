@@ -2,6 +2,9 @@
 
 `context` derives what a host needs (pure), `documents` renders it through the jinja2 templates
 in ovsnet/templates, `validate` checks rendered files with the real tools.
+
+Place: docs/architecture.md, "Packages and what they own":
+first-boot rendering (pure contexts, templates, validators).
 """
 
 from ovsnet.render.context import DEFAULT_IMAGE, HostConfig, build_host_config

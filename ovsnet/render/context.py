@@ -21,7 +21,7 @@ DEFAULT_IMAGE = f"ghcr.io/ovsnet/ovsnet:{__version__}"
 DEFAULT_UNDERLAY_MTU = 1500
 TUNNEL_TYPE = "gre"
 
-# The companion container and the paths it shares with the host (issue 6 builds the image).
+# The companion container and the paths it shares with the host (image built from container/).
 COMPANION_NAME = "ovsnet"
 OVS_DB_VOLUME = "ovsnet-openvswitch"
 # Keys, certificates and PSK files for IPsec are provisioned out of band by default (user-data

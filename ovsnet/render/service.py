@@ -98,9 +98,11 @@ def run_render(request: RenderRequest) -> RenderResult:
         docker_tls_dir=request.docker_tls_dir,
     )
     if not request.all_hosts:
+        assert request.host is not None  # checked by _load_inventory
         config = _embedded(request, host_config(inventory, request.host, overrides), request.host)
         config = _with_ipsec_secret(request, config, inventory)
         return _single(request, render(request.kind, config))
+    assert request.output is not None  # checked by _load_inventory
     files = render_fleet(
         request.kind,
         inventory,
@@ -303,8 +305,10 @@ def _load_inventory(request: RenderRequest):
         raise InvalidInput("with --inventory give either --host NAME or --all")
     if request.all_hosts and request.output is None:
         raise InvalidInput("--all writes one file per host", "give the folder with -o DIR")
-    if request.all_hosts and request.output.exists() and not request.output.is_dir():
+    output = request.output
+    if request.all_hosts and output is not None and output.exists() and not output.is_dir():
         raise InvalidInput(f"{request.output} is not a folder", "with --all, -o names a folder")
+    assert request.inventory is not None  # called only with --inventory
     return inventory.load(request.inventory)
 
 

@@ -154,6 +154,7 @@ def _protect(
     from ovsnet.services.ipsec import read_psk_file
 
     choice = request.ipsec
+    assert choice is not None  # only IPsec requests come here
     if choice.method == ipsec.METHOD_CERT and len(specs) > 1:
         raise InvalidInput(
             "--remote-name/--remote-cert name one peer's certificate",
@@ -168,7 +169,8 @@ def _protect(
         remote_cert=choice.remote_cert,
         require_encryption=choice.require_encryption,
     )
-    protected, other_config = [], {}
+    protected: list[TunnelSpec] = []
+    other_config: dict[str, str | None] = {}
     existing = bridge.tunnels
     for spec in specs:
         current = existing.get(str(spec.remote_ip))

@@ -2,6 +2,9 @@
 
 `VmLab.up(vms=3)` boots VMs from a cached base image (see `image.py`), joined by taps on a Linux
 bridge inside a network namespace of their own; `down()` removes everything by PID and name.
+
+Place: docs/architecture.md, "Packages and what they own":
+the real-kernel VM lab (test tooling shipped as `ovsnet vmlab`).
 """
 
 from __future__ import annotations

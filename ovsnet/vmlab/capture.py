@@ -19,12 +19,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ovsnet.errors import OperationFailed
-
-if TYPE_CHECKING:
-    from ovsnet.vmlab.lab import VmLab
 
 SNAPLEN = 256  # enough for the outer and inner headers, keeps a 20 MB transfer's pcap small
 CATEGORIES = ("gre", "esp", "ike", "icmp", "vxlan", "geneve", "arp", "other")
@@ -124,10 +121,27 @@ def count_lines(lines: list[str]) -> PacketCounts:
     return counts
 
 
+class CaptureSite(Protocol):
+    """What a capture needs of its lab (a VmLab): its namespace, a run directory for the pcap,
+    and the list of capture PIDs the lab's state file records so `down()` can stop them.
+    Declared here so this module does not import the lab that imports it."""
+
+    @property
+    def netns(self) -> str: ...
+
+    @property
+    def run_dir(self) -> Path: ...
+
+    @property
+    def capture_pids(self) -> list[int]: ...
+
+    def _save(self) -> None: ...
+
+
 class UnderlayCapture:
     """`with lab.capture() as cap: ...` then `cap.counts` (a PacketCounts)."""
 
-    def __init__(self, lab: VmLab, name: str = "capture"):
+    def __init__(self, lab: CaptureSite, name: str = "capture"):
         self.lab = lab
         self.pcap = lab.run_dir / f"{name}-{os.getpid()}-{time.monotonic_ns()}.pcap"
         self.proc: subprocess.Popen | None = None

@@ -8,30 +8,14 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
-from ovsnet.errors import OperationFailed
 from ovsnet.vmlab import config
+from ovsnet.vmlab.wait import wait_until
 
 if TYPE_CHECKING:
     from ovsnet.vmlab.lab import Vm
-
-T = TypeVar("T")
-
-
-def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.5) -> T:
-    """Call `check` until it returns something truthy; fail naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise OperationFailed(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def start_docker(vm: Vm, daemon_options: dict | None = None) -> None:

@@ -25,9 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ovsnet.errors import InvalidInput, NotReady, OperationFailed
+from ovsnet.lab import netns
+from ovsnet.lab import proc as lab_proc
 from ovsnet.vmlab import config
 from ovsnet.vmlab.config import QemuPaths, VmSpec
 from ovsnet.vmlab.image import Image, build_python_layer, ensure_image
+from ovsnet.vmlab.wait import wait_until
 
 Log = Callable[[str], None]
 SSH_BOOT_TIMEOUT = 600.0  # TCG boot of 3 VMs on 2 busy cores: normally 45-90 s
@@ -119,8 +122,6 @@ class Vm:
 
     def reboot(self, timeout: float = SSH_BOOT_TIMEOUT) -> float:
         """Reboot the guest (qemu keeps running) and wait until it answers again; seconds."""
-        from ovsnet.vmlab.guest import wait_until
-
         before = self.boot_id()
         started = time.monotonic()
         self.lab._stop_ssh_master(self)
@@ -133,7 +134,7 @@ class Vm:
         return time.monotonic() - started
 
     def running(self) -> bool:
-        return self.pid is not None and _is_ours(self.pid, str(self.lab.run_dir))
+        return self.pid is not None and lab_proc.is_ours(self.pid, str(self.lab.run_dir))
 
     def console_tail(self, lines: int = 20) -> str:
         path = self.lab.run_dir / f"{self.name}.console.log"
@@ -230,16 +231,16 @@ class VmLab:
         """Stop every process of the lab by PID and remove its namespace and files."""
         problems: list[str] = []
         for pid in self.capture_pids:
-            _stop_pid(pid, str(self.run_dir), signal.SIGINT)
+            lab_proc.stop_pids({pid: str(self.run_dir)}, timeout=10, sig=signal.SIGINT)
         for vm in self.vms:
             if vm.ssh_master_pid:
-                _stop_pid(vm.ssh_master_pid, str(vm.control_path))
+                lab_proc.stop_pids({vm.ssh_master_pid: str(vm.control_path)}, timeout=10)
         for vm in self.vms:
             if vm.pid is None:
-                vm.pid = _read_pid(self.run_dir / f"{vm.name}.pid")
-            if vm.pid and not _stop_pid(vm.pid, str(self.run_dir)):
+                vm.pid = lab_proc.read_pidfile(self.run_dir / f"{vm.name}.pid")
+            if vm.pid and lab_proc.stop_pids({vm.pid: str(self.run_dir)}, timeout=10):
                 problems.append(f"qemu {vm.pid} of {vm.name} did not stop")
-        if _netns_exists(self.netns):
+        if netns.exists(self.netns):
             proc = subprocess.run(["ip", "netns", "delete", self.netns], capture_output=True)
             if proc.returncode != 0:
                 problems.append(f"netns {self.netns}: {proc.stderr.decode().strip()}")
@@ -409,7 +410,7 @@ class VmLab:
               str(self.image.rootfs), str(paths.disk)])  # fmt: skip
         argv = config.qemu_argv(vm.spec, paths, memory_mib)
         _run(["nice", "-n", "10", "ip", "netns", "exec", self.netns, *argv])
-        vm.pid = _read_pid(paths.pidfile)
+        vm.pid = lab_proc.read_pidfile(paths.pidfile)
         if vm.pid is None:
             raise OperationFailed(f"qemu of {vm.name} left no pidfile")
 
@@ -439,7 +440,7 @@ class VmLab:
 
     def _stop_ssh_master(self, vm: Vm) -> None:
         if vm.ssh_master_pid:
-            _stop_pid(vm.ssh_master_pid, str(vm.control_path))
+            lab_proc.stop_pids({vm.ssh_master_pid: str(vm.control_path)}, timeout=10)
             vm.ssh_master_pid = None
         vm.control_path.unlink(missing_ok=True)
 
@@ -453,55 +454,6 @@ def _run(argv: list[str], input: str | None = None) -> None:
     proc = subprocess.run(argv, input=input, capture_output=True, text=True)
     if proc.returncode != 0:
         raise OperationFailed(f"`{' '.join(argv[:8])}` failed: {proc.stderr.strip()[-500:]}")
-
-
-def _netns_exists(name: str) -> bool:
-    return Path("/run/netns", name).exists()
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _is_ours(pid: int, marker: str) -> bool:
-    """True if `pid` is alive and its command line mentions `marker` (guards PID reuse)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return False
-    return marker in cmdline
-
-
-def _stop_pid(pid: int, marker: str, sig: int = signal.SIGTERM, grace: float = 10) -> bool:
-    """Signal our process `pid`, escalate to SIGKILL after `grace`; True once it is gone."""
-    if not _is_ours(pid, marker):
-        return True
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not _is_ours(pid, marker) or _is_zombie(pid):
-            return True
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if not _is_ours(pid, marker) or _is_zombie(pid):
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return True
-    return fields[0] == "Z"
 
 
 def require_root() -> None:

@@ -13,9 +13,10 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from ovsnet.cluster.testing import EtcdServer
+from ovsnet.lab.lab import answered
 from ovsnet.lab.layout import PHY_BRIDGE, SWITCH_BRIDGE
 from ovsnet.lab.proc import run
+from tests.lab.etcd_harness import EtcdServer
 
 ETCD_IP = "198.51.100.2"  # lab hosts are .11 and up
 
@@ -42,7 +43,7 @@ def etcd_in_switch(lab, workdir: Path) -> Iterator[EtcdServer]:
 class NetnsContainer:
     """A 'container' that is a network namespace with a veth into the host's docker0.
 
-    DESIGN.md section 5 allows this stand-in for speed: the path under test (docker0 -> br0
+    docs/testing.md allows this stand-in for speed: the path under test (docker0 -> br0
     -> tunnel) is the same as for a Docker container.
     """
 
@@ -102,7 +103,8 @@ class NetnsContainer:
             check=False,
             timeout=timeout * count + 10,
         )
-        return done.returncode == 0
+        # ping exits 0 on a single reply: every echo must come back.
+        return done.returncode == 0 and answered(done.stdout) == count
 
     def remove(self) -> None:
         run(["ip", "netns", "delete", self.netns], check=False)

@@ -110,7 +110,7 @@ def stop_lab_ovs(host) -> None:
 
 def write_underlay_hook(host) -> Path:
     """The lab's hardware, replayed after every OVS start: userspace tunnels route through an
-    OVS bridge holding the underlay address (DESIGN.md section 1)."""
+    OVS bridge holding the underlay address (docs/testing.md, "The netns lab")."""
     hooks = host.rundir / "companion-hooks"
     hooks.mkdir(exist_ok=True)
     hook = hooks / "10-underlay"

@@ -14,9 +14,9 @@ import pytest
 
 from ovsnet.cluster.keys import ClusterKeys
 from ovsnet.cluster.records import HostRecord, claim_value
-from ovsnet.cluster.testing import AgentProcess, EtcdServer, etcd_server, wait_until  # noqa: F401 - pytest fixture
 from ovsnet.etcd import Etcd, EtcdConfig, EtcdDenied, EtcdUnavailable
 from tests.lab.agent_harness import agent_argv, cluster_status
+from tests.lab.etcd_harness import AgentProcess, EtcdServer, etcd_server, wait_until  # noqa: F401 - pytest fixture
 
 pytestmark = pytest.mark.lab
 KEYS = ClusterKeys()
@@ -63,14 +63,25 @@ def test_host_credentials_write_only_the_hosts_own_keys(etcd_server):  # noqa: F
 
 
 def test_client_certificate_from_another_ca_is_refused(etcd_server, tmp_path):  # noqa: F811
+    """Refused in the TLS handshake, by a server that answers the same call with good
+    credentials just before and after (so "unavailable" cannot mean "etcd is down")."""
+    etcd_server.grant("h1")
+    good = etcd_server.credentials("h1")
+    trusted = EtcdConfig(etcd_server.url, good.cert, good.key, good.ca, timeout=2)
     stranger = EtcdServer(tmp_path / "other-ca")  # a second CA, never started
     creds = stranger.credentials("h1")
-    config = EtcdConfig(
-        etcd_server.url, creds.cert, creds.key, etcd_server.credentials("root").ca, timeout=2
-    )
-    with Etcd(config) as client, pytest.raises(EtcdUnavailable):
+    foreign = EtcdConfig(etcd_server.url, creds.cert, creds.key, good.ca, timeout=2)
+    with Etcd(trusted) as client:
+        client.read_prefix(KEYS.hosts)
+    with Etcd(foreign) as client, pytest.raises(EtcdUnavailable) as refused:
+        client.read_prefix(KEYS.hosts)
+    with Etcd(trusted) as client:
         client.read_prefix(KEYS.hosts)
     stranger.close()
+    message = refused.value.message
+    assert "Connection refused" not in message and "Deadline" not in message, message
+    # gRPC names the failed handshake in its own words (seen: "Unwrap failed (TSI_...)").
+    assert any(word in message for word in ("TSI_", "handshake", "SSL", "ertificate")), message
 
 
 def test_grant_is_idempotent(etcd_server):  # noqa: F811

@@ -1,8 +1,8 @@
-"""Issue 7 acceptance on the netns lab: agents build and keep the mesh through etcd.
+"""Cluster mode on the netns lab: agents build and keep the mesh through etcd.
 
 Each lab host runs `ovsnet agent` in its own namespace against etcd in the switch namespace
 (TLS, client-certificate auth, one etcd user per host). Containers are namespaces with a veth
-into docker0 (DESIGN.md section 5's fast stand-in; the path docker0 -> br0 -> tunnel is the
+into docker0 (docs/testing.md's fast stand-in; the path docker0 -> br0 -> tunnel is the
 same). Checks go through the system: tunnel ports read with ovs-vsctl, pings between
 containers, datapath lookup counters for loops.
 """
@@ -21,7 +21,6 @@ from ipaddress import IPv4Network
 import pytest
 
 from ovsnet.cluster.plan import keepalive_interval
-from ovsnet.cluster.testing import AgentProcess, wait_until
 from tests.lab.agent_harness import (
     NetnsContainer,
     add_docker_bridge,
@@ -31,6 +30,7 @@ from tests.lab.agent_harness import (
     etcd_in_switch,
     tunnels,
 )
+from tests.lab.etcd_harness import AgentProcess, wait_until
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 TTL = 5
@@ -190,7 +190,12 @@ def test_etcd_outage_leaves_the_data_plane_alone_and_agents_resume(lab_factory, 
                 container.remove()
 
 
-def test_ipsec_agents_encrypt_with_a_psk_that_never_reaches_etcd(lab_factory, tmp_path):
+def test_ipsec_agents_configure_psk_tunnels_behind_the_guard_and_keep_the_psk_out_of_etcd(
+    lab_factory, tmp_path
+):
+    """What the agents set up for encryption, short of IKE and ESP (no IKE daemon runs here;
+    IKE is tests/lab/test_ike_netns.py's, ESP the VM lab's): the PSK on every tunnel, the
+    fail-closed skb_mark, and the plaintext guard in the kernel covering the peer."""
     lab = lab_factory(2, docker=False)
     psk = "agent-test-psk-" + secrets.token_hex(16)
     psk_file = tmp_path / "psk"
@@ -214,11 +219,16 @@ def test_ipsec_agents_encrypt_with_a_psk_that_never_reaches_etcd(lab_factory, tm
                 rows = {name: dict(options[1]) for name, options in json.loads(out)["data"]}
                 tunnel_rows = [o for o in rows.values() if "remote_ip" in o]
                 assert tunnel_rows and all(o.get("psk") == psk for o in tunnel_rows)
-                # Fail closed: unprotected tunnel traffic is dropped (DESIGN.md section 2).
+                # Fail closed: unprotected tunnel traffic is dropped (docs/facts.md, IPsec).
                 assert (
                     "ipsec_skb_mark"
                     in host.vsctl("get", "Open_vSwitch", ".", "other_config").stdout
                 )
+                guard = json.loads(host.ovsnet("--json", "status").stdout)["plaintext_guard"]
+                assert guard["in_place"] and guard["peers"] == 1, guard
+                peer = next(h for h in lab.hosts if h is not host)
+                table = host.run(["nft", "list", "table", "inet", "ovsnet"]).stdout
+                assert peer.underlay_ip in table
             dump = etcd.ovsnet("--json", "cluster", "status", *etcd.cli_args()).stdout
             assert all(h["ipsec"]["method"] == "psk" for h in json.loads(dump)["hosts"])
             for agent in agents.values():

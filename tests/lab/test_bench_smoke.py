@@ -70,7 +70,7 @@ def test_data_plane_run_measures_all_three_paths(tmp_path):
     assert measured["data/underlay/tcp"]["samples"][0] > 1  # Mbit/s
     assert measured["data/overlay/tcp"]["samples"][0] > 1
     assert measured["data/overlay/rtt"]["samples"][0] > 0
-    # Containers at MTU 1500 over a 1462 overlay: TCP stalls (DESIGN.md section 1).
+    # Containers at MTU 1500 over a 1462 overlay: TCP stalls (docs/facts.md, "MTU").
     wrong = measured["data/wrong-mtu/tcp"]
     assert wrong["failures"] or wrong["samples"][0] < 0.1 * measured["data/overlay/tcp"]["median"]
     assert doc["meta"]["overlay_mtu"] == 1462

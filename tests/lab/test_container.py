@@ -1,4 +1,4 @@
-"""Issue 6 acceptance: the companion container on the netns lab, with each lab host's dockerd.
+"""The companion container on the netns lab, with each lab host's dockerd.
 
 One 2-host lab for the module. Each host runs the companion image as the rendered unit would
 (companion_harness.lab_run_argv lists the lab's adaptations) with the userspace datapath, since
@@ -24,7 +24,6 @@ from ovsnet.render import build_host_config
 from ovsnet.render.context import COMPANION_NAME
 from tests.lab.companion_harness import (
     IMAGE,
-    REPO,
     companion_state,
     ensure_image,
     image_info,
@@ -39,8 +38,8 @@ from tests.lab.companion_harness import (
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-HEAL_DEADLINE = 5.0  # issue 6: re-attached and pinging within 5 s of a Docker restart
-STOP_DEADLINE = 10.0  # issue 6: `docker stop` ends it within 10 s
+HEAL_DEADLINE = 5.0  # re-attached and pinging within 5 s of a Docker restart
+STOP_DEADLINE = 10.0  # `docker stop` ends it within 10 s (Docker's default grace)
 
 
 class Fleet:
@@ -161,7 +160,7 @@ def logs_since(host, since):
     return done.stdout + done.stderr
 
 
-# -- acceptance 1: the image --------------------------------------------------------------------
+# -- the image --------------------------------------------------------------------
 
 
 def test_image_is_built_offline_on_the_debootstrapped_base(fleet):
@@ -187,14 +186,7 @@ def test_image_is_built_offline_on_the_debootstrapped_base(fleet):
     assert info["Size"] < 400 * 1024 * 1024, f"image is {info['Size']} bytes"
 
 
-def test_dockerfile_builds_from_a_base_argument_defaulting_to_debian_12():
-    text = (REPO / "container" / "Dockerfile").read_text()
-    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    assert lines[0] == "ARG BASE=debian:12"
-    assert lines[1].startswith("FROM ${BASE}")
-
-
-# -- acceptance 2: OVS, init, peers, cross-host traffic -----------------------------------------
+# -- OVS, init, peers, cross-host traffic -----------------------------------------
 
 
 def test_companions_run_ovs_join_the_overlay_and_containers_ping(fleet):
@@ -239,7 +231,7 @@ def test_healthcheck_is_healthy_and_names_a_down_peer(fleet):
     )
 
 
-# -- acceptance 3: Docker restarts, a killed ovs-vswitchd ---------------------------------------
+# -- Docker restarts, a killed ovs-vswitchd ---------------------------------------
 
 
 def restart_dockerd(host, live_restore: bool, refresh: bool) -> float:
@@ -295,7 +287,7 @@ def test_killed_vswitchd_is_restarted_with_the_same_ports(fleet):
     assert "ovs-vswitchd was killed by signal 9: restarting it" in logs_since(host, "1m")
 
 
-# -- acceptance 4: docker stop, start again -----------------------------------------------------
+# -- docker stop, start again -----------------------------------------------------
 
 
 def test_docker_stop_is_clean_and_a_restart_changes_nothing(fleet):

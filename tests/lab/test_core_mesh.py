@@ -1,8 +1,9 @@
-"""Issue 2 acceptance on the netns lab: 3 hosts, real OVS (userspace datapath), real dockerd.
+"""The core on the netns lab: 3 hosts, real OVS (userspace datapath), real dockerd.
 
-The tests of this module run in order on one lab: init, mesh, traffic, idempotency, Docker
-restart, peer remove, reset. Each checks through the system (OVSDB, addresses, packets), not
-through ovsnet's own output.
+One lab for the module, built by `mesh`. Each test stands alone and can run in any order or by
+itself: the tests that break the mesh on purpose (Docker restart, peer remove, reset) use
+`restored_mesh`, which builds it back afterwards with the same idempotent commands. Each test
+checks through the system (OVSDB, addresses, packets), not through ovsnet's own output.
 """
 
 from __future__ import annotations
@@ -23,15 +24,29 @@ TEN_MB = 10 * 1024 * 1024
 @pytest.fixture(scope="module")
 def mesh(lab3):
     """lab3 with `init` on every host, a full `peer add` mesh and one container per host."""
-    for host in lab3.hosts:
-        done = host.ovsnet("init", "--prefix", host.prefix, "--datapath", "netdev")
-        assert done.returncode == 0, done.stderr
-    for host in lab3.hosts:
-        others = [h.underlay_ip for h in lab3.hosts if h is not host]
-        done = host.ovsnet("peer", "add", *others)
-        assert done.returncode == 0, done.stderr
+    build_mesh(lab3)
     containers = {host.name: host.start_container() for host in lab3.hosts}
     return lab3, containers
+
+
+def build_mesh(lab) -> None:
+    """`init` and a full `peer add` on every host (idempotent: a no-op on an intact mesh)."""
+    for host in lab.hosts:
+        host.ovsnet("init", "--prefix", host.prefix, "--datapath", "netdev", check=True)
+    for host in lab.hosts:
+        others = [h.underlay_ip for h in lab.hosts if h is not host]
+        host.ovsnet("peer", "add", *others, check=True)
+
+
+@pytest.fixture
+def restored_mesh(mesh):
+    """`mesh` for a test that breaks it: afterwards every host is back in the full mesh and
+    every container's cached address is fresh."""
+    yield mesh
+    lab, containers = mesh
+    build_mesh(lab)
+    for container in containers.values():
+        container.refresh()
 
 
 def ovsdb_snapshot(host) -> str:
@@ -184,8 +199,8 @@ def test_second_init_and_peer_add_change_nothing(mesh):
         assert "nothing to do" in text.stdout
 
 
-def test_docker_restart_is_healed_by_init(mesh):
-    lab, containers = mesh
+def test_docker_restart_is_healed_by_init(restored_mesh):
+    lab, containers = restored_mesh
     host = lab.hosts[1]
     host.restart_docker()
     wait_until(
@@ -204,8 +219,8 @@ def test_docker_restart_is_healed_by_init(mesh):
             assert other.ping(moved.ip, count=3), f"{other} cannot reach {moved} after heal"
 
 
-def test_peer_remove_removes_exactly_that_tunnel(mesh):
-    lab, _ = mesh
+def test_peer_remove_removes_exactly_that_tunnel(restored_mesh):
+    lab, _ = restored_mesh
     host, gone, kept = lab.hosts[0], lab.hosts[1], lab.hosts[2]
     ports_before = set(host.vsctl("list-ports", "br0").stdout.split())
     done = host.ovsnet("peer", "remove", gone.underlay_ip)
@@ -219,17 +234,20 @@ def test_peer_remove_removes_exactly_that_tunnel(mesh):
     assert json.loads(again.stdout)["changed"] is False
 
 
-def test_reset_gives_docker0_back_and_local_containers_still_talk(mesh):
-    lab, containers = mesh
+def test_reset_gives_docker0_back_and_local_containers_still_talk(restored_mesh):
+    lab, containers = restored_mesh
     host = lab.hosts[2]
     second = host.start_container()
-    first = containers[host.name].refresh()
-    done = host.ovsnet("reset")
-    assert done.returncode == 0, done.stderr
-    assert host.vsctl("list-br").stdout.split() == ["br-phy"]
-    assert ipv4(host, "docker0") == [f"{host.prefix}.1/8"]
-    assert host.run(["ip", "link", "show", "br0"], check=False).returncode != 0
-    assert first.ping(second.ip, count=3)
-    assert first.ping(f"{host.prefix}.1", count=3)
-    again = host.ovsnet("--json", "reset")
-    assert json.loads(again.stdout)["changed"] is False
+    try:
+        first = containers[host.name].refresh()
+        done = host.ovsnet("reset")
+        assert done.returncode == 0, done.stderr
+        assert host.vsctl("list-br").stdout.split() == ["br-phy"]
+        assert ipv4(host, "docker0") == [f"{host.prefix}.1/8"]
+        assert host.run(["ip", "link", "show", "br0"], check=False).returncode != 0
+        assert first.ping(second.ip, count=3)
+        assert first.ping(f"{host.prefix}.1", count=3)
+        again = host.ovsnet("--json", "reset")
+        assert json.loads(again.stdout)["changed"] is False
+    finally:
+        second.remove()

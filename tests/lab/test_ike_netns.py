@@ -66,10 +66,13 @@ def hosts(lab):
 
 
 def add_ipsec_tunnel(ike, peer, *options: str) -> str:
-    """`ovsnet peer add --ipsec` on this host; returns the tunnel port's name."""
-    done = ike.ovsnet("--json", "peer", "add", "--ipsec", *options, peer.underlay_ip)
+    """`ovsnet peer add --ipsec` on this host; returns the tunnel port's name, as listed."""
+    done = ike.ovsnet("peer", "add", "--ipsec", *options, peer.underlay_ip)
     assert done.returncode == 0, done.stderr
-    return port_name(IPv4Address(peer.underlay_ip))
+    listed = json.loads(ike.ovsnet("--json", "peer", "list").stdout)
+    (port,) = [p["port"] for p in listed if p["remote_ip"] == peer.underlay_ip]
+    assert port == port_name(IPv4Address(peer.underlay_ip))
+    return port
 
 
 def set_certificate(ike, pki_dir: Path, name: str, *extra: str):
@@ -124,8 +127,8 @@ def assert_ike_established(ike1, ike2, conn: str, up) -> None:
     assert "established between 198.51.100.11" in up.stdout, up.stdout + describe(ike2)
     assert ike1.established(conn), describe(ike1)
     assert any("ESTABLISHED" in sa for sa in ike2.ike_sas()), describe(ike2)
-    # No ESP in this kernel: the CHILD_SA cannot be installed, strongSwan keeps the IKE SA.
-    assert "failed to establish CHILD_SA, keeping IKE_SA" in up.stdout
+    # Whether the CHILD_SA follows depends on the kernel's ESP (this machine's has none; a
+    # kernel with ESP installs it): IKE is what these tests prove, on either kernel.
 
 
 def assert_ike_refused(ike1, ike2, conn: str, up) -> None:
@@ -185,8 +188,11 @@ def test_ovs_monitor_ipsec_picks_up_the_ports_and_ovsnet_reads_its_view_ike_only
     assert before["summary"] == "configured but not established"
     ike1.up(conn)
     after = show(ike1)
-    assert after["ike_established"] and not after["child_installed"]
-    assert after["summary"] == "IKE up, no IPsec SA installed"
+    assert after["ike_established"]
+    # "established" with a kernel that has ESP, the IKE-only phrase without: either way ovsnet
+    # reads ovs-monitor-ipsec's view consistently.
+    expected = "established" if after["child_installed"] else "IKE up, no IPsec SA installed"
+    assert after["summary"] == expected
 
 
 def test_ovsnet_ipsec_show_never_prints_the_psk_ike_only(hosts, tmp_path):

@@ -1,4 +1,4 @@
-"""`peer add --ipsec` on a real OVSDB (issue 4, acceptance 2 and 3): the OVSDB state of each
+"""`peer add --ipsec` on a real OVSDB: the OVSDB state of each
 mode as ovs-vswitchd.conf.db(5) documents it, fail-closed by default, one method per host, and
 the PSK nowhere but in OVSDB: not on any command line, not in any output."""
 
@@ -8,11 +8,13 @@ import contextlib
 import json
 import os
 import threading
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
 from ovsnet import pki
+from ovsnet.tunnels import port_name
 
 pytestmark = pytest.mark.lab
 
@@ -64,14 +66,16 @@ def test_psk_tunnel_fails_closed_and_never_prints_the_psk(clean, psk_file):
     done = host.ovsnet("--json", "peer", "add", PEER_A, "--ipsec", "--psk-file", str(psk_file))
     assert done.returncode == 0, done.stderr
     assert PSK not in done.stdout + done.stderr
-    port = json.loads(done.stdout) and "gre-c6336447"
+    assert json.loads(done.stdout)["changed"] is True
+    (listed,) = json.loads(host.ovsnet("--json", "peer", "list", check=True).stdout)
+    port = listed["port"]
+    assert port == port_name(IPv4Address(PEER_A))
     assert host.vsctl("get", "Interface", port, "type").stdout.strip() == "gre"
     assert option(host, port, "psk") == PSK
     assert option(host, port, "remote_ip") == PEER_A
     assert other_config(host).get("ipsec_skb_mark") == "0/1"
-    listed = host.ovsnet("--json", "peer", "list", check=True).stdout
-    assert PSK not in listed
-    assert json.loads(listed)[0]["ipsec"] is True
+    assert listed["ipsec"] is True
+    assert PSK not in host.ovsnet("--json", "peer", "list", check=True).stdout
     status = host.ovsnet("--json", "status", check=True).stdout
     assert PSK not in status
     again = host.ovsnet("--json", "peer", "add", PEER_A, "--ipsec", "--psk-file", str(psk_file))

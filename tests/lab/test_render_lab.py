@@ -1,15 +1,15 @@
-"""Issue 3 acceptance 2 and 4 on the netns lab: rendered files drive a real dockerd and ovsnet.
+"""Rendered files drive a real dockerd and ovsnet on the netns lab.
 
-Acceptance 2: dockerd started with a rendered daemon.json (and none of the lab's own bridge
+daemon.json: dockerd started with a rendered daemon.json (and none of the lab's own bridge
 flags) brings docker0 up with the bip, fixed-cidr and MTU ovsnet computed, and `ovsnet init`
-then succeeds with only the prefix. Acceptance 4: CoreOS user-data rendered for 3 hosts from an
+then succeeds with only the prefix. CoreOS user-data rendered for 3 hosts from an
 inventory, applied by hand (dockerd with the drop-in's DOCKER_OPTS, the init unit's commands as
 written) gives a working 3-host mesh.
 
 Applying "by hand" has two lab-only differences from a real host, both forced by the emulation:
 the ovsnet commands run in the host's namespace against its own OVSDB rather than through
-`docker exec` in the companion container (whose image is issue 6), and `init` gets
-`--datapath netdev` (this kernel has no openvswitch module).
+`docker exec` in the companion container (whose image tests/lab/test_container.py builds), and
+`init` gets `--datapath netdev` (this kernel has no openvswitch module).
 """
 
 from __future__ import annotations

@@ -160,3 +160,11 @@ def test_backoff_doubles_to_a_ceiling_and_resets():
     assert [backoff.next_delay() for _ in range(4)] == [0.5, 1, 2, 3]
     backoff.reset()
     assert backoff.next_delay() == 0.5
+
+
+def test_dockerfile_builds_from_a_base_argument_defaulting_to_debian_12():
+    # Offline builds pass a debootstrapped base; everyone else gets the public debian:12.
+    dockerfile = Path(__file__).resolve().parents[2] / "container" / "Dockerfile"
+    lines = [line for line in dockerfile.read_text().splitlines() if line and line[0] != "#"]
+    assert lines[0] == "ARG BASE=debian:12"
+    assert lines[1].startswith("FROM ${BASE}")

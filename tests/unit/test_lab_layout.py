@@ -177,3 +177,13 @@ def test_demo_verdict_needs_every_step_and_every_ping():
     assert not failed.ok
     assert not DemoResult(lab="d", steps=[Step("h1", "x", 3, "")], pings=[ok_ping]).ok
     assert DemoResult(lab="d", pings=[ok_ping]).as_json()["ok"] is True
+
+
+def test_ping_counts_replies_from_the_summary_of_busybox_and_iputils():
+    from ovsnet.lab.lab import answered
+
+    busybox = "3 packets transmitted, 1 packets received, 66% packet loss\n"
+    iputils = "3 packets transmitted, 3 received, 0% packet loss, time 402ms\n"
+    assert answered(busybox) == 1
+    assert answered(iputils) == 3
+    assert answered("ping: bad address 'x'") == 0

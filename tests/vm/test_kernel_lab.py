@@ -1,4 +1,4 @@
-"""Scenario 1 of the real-kernel lab (issue 8): what users run, on Debian's own kernel.
+"""Scenario 1 of the real-kernel lab: what users run, on Debian's own kernel.
 
 Three VMs, each with real Docker started from the daemon.json `ovsnet render daemon-json`
 produced in that VM, run `ovsnet init --datapath system` and a full GRE mesh. Containers then
@@ -32,7 +32,8 @@ def prefix_of(vm) -> str:
 
 
 def expected_daemon_options(vm) -> dict:
-    """What Docker needs on this host (DESIGN.md section 1): bip, fixed-cidr, overlay MTU."""
+    """What Docker needs on this host: bip, fixed-cidr, overlay MTU (docs/facts.md, "The host
+    after init")."""
     addressing = host_addressing(prefix=prefix_of(vm))
     return addressing.docker_options(overlay_mtu(UNDERLAY_MTU, "gre"))
 

@@ -1,4 +1,4 @@
-"""Scenarios 2 and 3 of the real-kernel lab (issue 8): IPsec on Debian's own kernel.
+"""Scenarios 2 and 3 of the real-kernel lab: IPsec on Debian's own kernel.
 
 The GRE mesh of scenario 1 (test_kernel_lab.py) is switched to IPsec, driven by ovsnet:
 ovs-monitor-ipsec + strongSwan negotiate IKEv2 and the kernel puts ESP on the underlay. tcpdump
@@ -103,7 +103,7 @@ def _load_ipsec_at_once(vms) -> None:
 
     When every host adds its IPsec tunnels at once, ovs-monitor-ipsec can load a connection
     before its key or certificate, a peer that initiates in between fails, and the half-built
-    SAs and policies left in the kernel block the pair (DESIGN.md section 2; seen here for PSKs
+    SAs and policies left in the kernel block the pair (docs/facts.md, "IPsec"; seen here for PSKs
     and certificates). The repair restarts strongSwan on a clean kernel state, behind the
     plaintext guard.
     """

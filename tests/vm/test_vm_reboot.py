@@ -1,4 +1,4 @@
-"""Scenario 4 of the real-kernel lab (issue 8): a rebooted VM gets its overlay back by itself.
+"""Scenario 4 of the real-kernel lab: a rebooted VM gets its overlay back by itself.
 
 The VM is prepared the way an operator prepares a Debian host that runs Open vSwitch from its
 packages: `/etc/docker/daemon.json` from `ovsnet render daemon-json` (scenario 1) and the unit

@@ -6,7 +6,7 @@ over the underlay: a namespace has its own loopback). Certificates come from `ov
 auth is turned on and host users are created through ovsnet's own `cluster enable-auth` and
 `cluster grant` code. Stopped by PID.
 
-Pytest fixtures (use with `pytest_plugins = ["ovsnet.cluster.testing"]`):
+Pytest fixtures (import them into the test module):
     etcd_server   function scope; a running etcd on 127.0.0.1 with auth on.
 """
 
