@@ -40,6 +40,7 @@ def _register() -> None:
         inventory_commands,
         ipsec_commands,
         lab_commands,
+        metrics_commands,
         peer_commands,
         pki_commands,
         render_commands,
@@ -57,6 +58,7 @@ def _register() -> None:
     inventory_commands.register(app)
     vmlab_commands.register(app)
     supervise_commands.register(app)
+    metrics_commands.register(app)
 
 
 _register()
