@@ -23,7 +23,7 @@ from ovsnet.errors import InvalidInput, OvsnetError
 
 log = logging.getLogger("ovsnet.metrics")
 
-PEER_LABELS = ["remote_ip", "name", "port", "type"]
+PEER_LABELS = ["remote_ip", "name"]
 # A scrape nobody finishes sending must not hold the single server thread for long.
 REQUEST_TIMEOUT = 10.0
 
@@ -113,25 +113,39 @@ def _bridge_families(status) -> Iterator:
 
 
 def _peer_families(peers: list[dict], names: dict[str, str]) -> Iterator:
-    labels = [[p["remote_ip"], names.get(p["remote_ip"], ""), p["port"], p["type"]] for p in peers]
+    # NOTE(perf): two labels per sample. prometheus_client escapes every label of every sample
+    # in Python, so port and type, constant per peer, go on one info series instead.
+    labels = [[p["remote_ip"], names.get(p["remote_ip"], "")] for p in peers]
+    rows = list(zip(labels, peers, strict=True))
+    yield _gauge(
+        "ovsnet_peer_info",
+        "One series per tunnel: its port, type, and whether BFD and IPsec run on it",
+        [*PEER_LABELS, "port", "type", "bfd", "ipsec"],
+        (
+            (
+                [
+                    *label,
+                    p["port"],
+                    p["type"],
+                    _flag(p["bfd_state"] is not None),
+                    _flag(p["ipsec"]),
+                ],
+                1,
+            )
+            for label, p in rows
+        ),
+    )
     yield _gauge(
         "ovsnet_peer_up",
         "1 if the tunnel is up (BFD up, or the link up where BFD does not run)",
         PEER_LABELS,
-        ((label, int(p["state"] == "up")) for label, p in zip(labels, peers, strict=True)),
+        ((label, int(p["state"] == "up")) for label, p in rows),
     )
-    yield _gauge(
-        "ovsnet_peer_bfd_enabled",
-        "1 if BFD watches the tunnel (else ovsnet_peer_up reflects only the local link)",
-        PEER_LABELS,
-        ((label, int(p["bfd_state"] is not None)) for label, p in zip(labels, peers, strict=True)),
-    )
-    ipsec = [(label, p) for label, p in zip(labels, peers, strict=True) if p["ipsec"]]
     yield _gauge(
         "ovsnet_peer_ike_established",
         "1 if ovs-monitor-ipsec reports the IPsec connection established (IPsec peers only)",
         PEER_LABELS,
-        ((label, int(p.get("ipsec_state") == "established")) for label, p in ipsec),
+        ((label, int(p.get("ipsec_state") == "established")) for label, p in rows if p["ipsec"]),
     )
     for key, doc in (
         ("rx_bytes", "Bytes received on the tunnel"),
@@ -139,12 +153,11 @@ def _peer_families(peers: list[dict], names: dict[str, str]) -> Iterator:
         ("rx_packets", "Packets received on the tunnel"),
         ("tx_packets", "Packets sent on the tunnel"),
     ):
-        yield _counter(
-            f"ovsnet_peer_{key}",
-            doc,
-            PEER_LABELS,
-            ((label, p[key]) for label, p in zip(labels, peers, strict=True)),
-        )
+        yield _counter(f"ovsnet_peer_{key}", doc, PEER_LABELS, ((lab, p[key]) for lab, p in rows))
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def _guard_families(guard: dict | None) -> Iterator:
@@ -228,14 +241,6 @@ class BuildInfo:
         info = InfoMetricFamily("ovsnet_build", "ovsnet's version", labels=["version"])
         info.add_metric([__version__], {})
         yield info
-
-
-def host_registry(host: HostCollector, *extra) -> CollectorRegistry:
-    """The registry one server exposes: build info, the host, repairs and any extra."""
-    registry = CollectorRegistry(auto_describe=False)
-    for collector in (BuildInfo(), host, IPSEC_REPAIRS, *extra):
-        registry.register(collector)
-    return registry
 
 
 # -- the server ------------------------------------------------------------------------------
@@ -322,6 +327,14 @@ class MetricsServer:
         return [b"ovsnet: /metrics or /healthz\n"]
 
 
+def serve(listen: str, collectors: Iterable, health: Callable[[], list[str]]) -> MetricsServer:
+    """A started server exposing build info and these collectors."""
+    registry = CollectorRegistry(auto_describe=False)
+    for collector in (BuildInfo(), *collectors):
+        registry.register(collector)
+    return MetricsServer(listen, registry, health).start()
+
+
 def serve_host(listen: str, db: str, bridge: str, *extra, names=None, health=None):
     """A started server for one host; `health` adds problems to the host's own."""
     host = HostCollector(db, bridge, names)
@@ -329,4 +342,4 @@ def serve_host(listen: str, db: str, bridge: str, *extra, names=None, health=Non
     def problems() -> list[str]:
         return host.read().health_problems() + (health() if health else [])
 
-    return MetricsServer(listen, host_registry(host, *extra), problems).start()
+    return serve(listen, (host, IPSEC_REPAIRS, *extra), problems)
