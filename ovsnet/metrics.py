@@ -29,9 +29,9 @@ REQUEST_TIMEOUT = 10.0
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """HOST:PORT (or [IPv6]:PORT) of a metrics server."""
+    """HOST:PORT (or [IPv6]:PORT) of a metrics server; port 0 picks a free one."""
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise InvalidInput(
             f"--metrics-listen {text!r} is not HOST:PORT", "e.g. 127.0.0.1:9475 or [::1]:9475"
         )
