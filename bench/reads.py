@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.control import ControlBench, peer_ips, port_names
-from bench.host import BenchError, ovsnet_argv, run
+from bench.host import BenchError, ovsnet_argv, process_cpu, run
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_PORT = 9480  # metrics servers inside the bench host's namespace (its own loopback)
@@ -67,31 +67,38 @@ class ReadsBench:
         self.control._until_applied(port_names(base), time.perf_counter(),
                                     self.control.measurement("reads/setup"))  # fmt: skip
         with contextlib.ExitStack() as stack:
-            ports = [stack.enter_context(self._metrics_server(argv, FIRST_PORT + i))
-                     for i, argv in enumerate(self.installs.values())]  # fmt: skip
+            servers = [stack.enter_context(self._metrics_server(argv, FIRST_PORT + i))
+                       for i, argv in enumerate(self.installs.values())]  # fmt: skip
             vsctl = self.host.in_netns(
                 ["ovs-vsctl", f"--db={self.host.db}", "--format=json", "list", "Interface"]
             )
             for rep in range(self.reps + 1):  # the first round warms caches and is not kept
                 keep = rep > 0
                 self._time(f"reads/{n}/vsctl-list", vsctl, keep)
-                for (label, argv), port in zip(self.installs.items(), ports, strict=True):
+                for (label, argv), (port, pid) in zip(self.installs.items(), servers,
+                                                      strict=True):  # fmt: skip
                     self._time(f"reads/{n}/{label}/status", self._ovsnet(argv, "--json",
                                "status"), keep)  # fmt: skip
                     self._time(f"reads/{n}/{label}/noop-sync", self._ovsnet(argv, "--json",
                                "peer", "sync", str(peers)), keep)  # fmt: skip
                     self._time(f"reads/{n}/{label}/scrape", self.host.in_netns(
                         ["curl", "-sf", "-o", "/dev/null", f"http://127.0.0.1:{port}/metrics"]),
-                        keep)  # fmt: skip
+                        keep, server=pid)  # fmt: skip
 
     def _ovsnet(self, argv: list[str], *args: str) -> list:
         return self.host.in_netns([*argv, "--db", self.host.db, *args])
 
-    def _time(self, key: str, argv: list, keep: bool) -> None:
-        if keep:
-            self.control._timed(key, argv, None, 60)
-        else:
+    def _time(self, key: str, argv: list, keep: bool, server: int | None = None) -> None:
+        """Time one command; a scrape's CPU is the metrics server's, not curl's alone."""
+        if not keep:
             run(argv, timeout=60)
+            return
+        before = process_cpu(server) if server else 0.0
+        m = self.control.measurement(key)
+        count = len(m.cpu_client)
+        self.control._timed(key, argv, None, 60)
+        if server and len(m.cpu_client) > count:
+            m.cpu_client[-1] += process_cpu(server) - before
 
     @contextlib.contextmanager
     def _metrics_server(self, argv: list[str], port: int) -> Iterator[int]:
@@ -104,7 +111,7 @@ class ReadsBench:
         )
         try:
             _wait_serving(self.host, port, proc)
-            yield port
+            yield port, proc.pid  # `ip netns exec` execs the command: same PID
         finally:
             proc.terminate()
             try:

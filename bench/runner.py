@@ -197,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "load_before": _load(),
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                   if k != "output"},  # fmt: skip
+        "config": {
+            k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "output"
+        },  # fmt: skip
         "note": "shared 2-core machine, other agents running: figures are noisy",
     }
     labs: list[str] = []
