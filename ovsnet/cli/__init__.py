@@ -11,10 +11,11 @@ from ovsnet.errors import OvsnetError
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ovsnet` command. Returns (and exits with) the exit code."""
-    from ovsnet.cli.app import app
+    from ovsnet.cli.app import app_for
 
+    args = sys.argv[1:] if argv is None else argv
     try:
-        result = app(args=argv, prog_name="ovsnet", standalone_mode=False)
+        result = app_for(args)(args=args, prog_name="ovsnet", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except OvsnetError as exc:
         print(f"ovsnet: error: {exc.one_line()}", file=sys.stderr)

@@ -204,3 +204,29 @@ def _count(histogram) -> float:
             if s.name.endswith("_count"):
                 return s.value
     raise AssertionError("no _count sample")
+
+
+def _names(app) -> set[str]:
+    commands = {c.name or c.callback.__name__ for c in app.registered_commands}
+    return commands | {g.name for g in app.registered_groups}
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--db", "unix:/x", "--json", "status"], {"init", "status", "reset"}),
+        (["--db=unix:/x", "peer", "sync", "f"], {"peer"}),
+        (["metrics", "--listen", "127.0.0.1:1"], {"metrics"}),
+    ],
+)
+def test_a_plain_command_line_builds_only_its_command(argv, expected):
+    from ovsnet.cli.app import app_for
+
+    assert _names(app_for(argv)) == expected
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["--db"], ["nosuch"], ["--json", "--version"]])
+def test_anything_else_gets_every_command(argv):
+    from ovsnet.cli.app import COMMAND_MODULES, app_for
+
+    assert _names(app_for(argv)) >= set(COMMAND_MODULES) - {"render-examples"}
