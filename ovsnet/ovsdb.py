@@ -169,7 +169,7 @@ class OvsDb:
             reply = jsonrpc_call(self.db, "transact", ["Open_vSwitch", *ops], self.timeout)
         except OSError as exc:
             reason = exc.strerror or _describe(exc)
-            raise NotReady(f"cannot read OVSDB at {self.db} ({reason})", hint) from None
+            raise NotReady(f"cannot reach OVSDB at {self.db} ({reason})", hint) from None
         result = reply.get("result")
         if reply.get("error") or any("error" in r for r in result or ()):
             raise OperationFailed(f"OVSDB refused to read: {reply.get('error') or result}")
