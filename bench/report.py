@@ -20,6 +20,13 @@ SPEEDUP_TARGET = Target(30, at_most=False)  # x faster than the ovs-vsctl loop
 NOOP_TARGET = Target(0.3)
 STATUS_TARGET = Target(0.5)
 HELP_TARGET = Target(0.3)
+READ_RATIO_TARGET = Target(2.0)  # x the time of `ovs-vsctl --format=json list Interface`
+READ_OPERATIONS = (
+    ("status --json", "status"),
+    ("peer sync, nothing to do", "noop-sync"),
+    ("metrics scrape", "scrape"),
+)
+INSTALLS = (("dev", "make setup venv"), ("plain", "plain pip install ."))
 
 
 @dataclass(frozen=True)
@@ -209,12 +216,80 @@ def data_rows(results: dict[str, Measurement], overlay_mtu: int | None) -> list[
     return [r for r in rows if r.throughput is not None or r.rtt is not None]
 
 
+READS_HEADERS = ["operation", "install", "peers", "ovsnet", "ovs-vsctl list Interface", "ratio",
+                 "CPU ratio", "target", "met"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ReadRow:
+    """An ovsnet read beside `ovs-vsctl list Interface` from the same run: time ratio."""
+
+    operation: str
+    install: str
+    size: int
+    value: Measurement | None
+    baseline: Measurement | None
+
+    @property
+    def ratio(self) -> float | None:
+        summary = self.value.summary if self.value else None
+        return ratio(summary, self.baseline.summary if self.baseline else None)
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """CPU seconds (command or metrics server, plus OVS daemons): steadier under load."""
+        summary = self.value.cpu_summary if self.value else None
+        return ratio(summary, self.baseline.cpu_summary if self.baseline else None)
+
+    def cells(self) -> list[str]:
+        def show(m: Measurement | None) -> str:
+            return "-" if m is None else format_value(m.summary, m.unit, len(m.failures))
+
+        met = format_met(READ_RATIO_TARGET.met(self.ratio))
+        return [self.operation, self.install, str(self.size), show(self.value),
+                show(self.baseline), format_ratio(self.ratio), format_ratio(self.cpu_ratio),
+                READ_RATIO_TARGET.describe("x"), met]  # fmt: skip
+
+    def as_json(self) -> dict:
+        return {
+            "operation": self.operation,
+            "install": self.install,
+            "size": self.size,
+            "ovsnet": self.value.key if self.value else None,
+            "baseline": self.baseline.key if self.baseline else None,
+            "ratio": None if self.ratio is None else round(self.ratio, 2),
+            "cpu_ratio": None if self.cpu_ratio is None else round(self.cpu_ratio, 2),
+            "met": READ_RATIO_TARGET.met(self.ratio),
+        }
+
+
+def read_rows(results: dict[str, Measurement]) -> list[ReadRow]:
+    sizes = sorted({int(key.split("/")[1]) for key in results if key.startswith("reads/")
+                    and key.split("/")[1].isdigit()})  # fmt: skip
+    rows = []
+    for n in sizes:
+        baseline = results.get(f"reads/{n}/vsctl-list")
+        for install, label in INSTALLS:
+            for operation, key in READ_OPERATIONS:
+                value = results.get(f"reads/{n}/{install}/{key}")
+                if value is not None:
+                    rows.append(ReadRow(operation, label, n, value, baseline))
+    return rows
+
+
 def render(results: dict[str, Measurement], sizes: tuple[int, ...], overlay_mtu: int | None) -> str:
     parts = [
         "Control plane: wall time until ovs-vswitchd applied every port, median (min-max, n);",
         "CPU = median CPU seconds of the command plus ovsdb-server and ovs-vswitchd meanwhile.",
     ]
-    parts.append(markdown_table(CONTROL_HEADERS, [r.cells() for r in control_rows(results, sizes)]))
+    control = control_rows(results, sizes)
+    if control:
+        parts.append(markdown_table(CONTROL_HEADERS, [r.cells() for r in control]))
+    reads = read_rows(results)
+    if reads:
+        parts += ["", "Reads beside OVS's own tool, same run: ovsnet time / ovs-vsctl "
+                  "--format=json list Interface time (medians)"]  # fmt: skip
+        parts.append(markdown_table(READS_HEADERS, [r.cells() for r in reads]))
     rows = data_rows(results, overlay_mtu)
     if rows:
         parts += ["", "Data plane (container to container on two lab hosts; median (min-max, n))"]
@@ -231,6 +306,7 @@ def document(
     return {
         "meta": meta,
         "control_plane": [r.as_json() for r in control_rows(results, sizes)],
+        "reads": [r.as_json() for r in read_rows(results)],
         "data_plane": [r.as_json() for r in data_rows(results, overlay_mtu)],
         "measurements": {key: m.as_json() for key, m in sorted(results.items())},
         "table": render(results, sizes, overlay_mtu),

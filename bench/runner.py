@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from bench import report
 from bench.control import ControlBench, ControlConfig
-from bench.host import control_host
+from bench.host import control_host, ovsnet_argv
 from bench.stats import Measurement
 
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
@@ -63,11 +64,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also run the cluster-agent bench (bench/agent_bench.py) for these "
         "fleet sizes, e.g. 10,50 (minutes: off by default)",
     )
+    parser.add_argument(
+        "--reads-only",
+        action="store_true",
+        help="only the reads beside ovs-vsctl (status, no-op sync, metrics scrape) at the "
+        "largest size, no data plane",
+    )
+    other = parser.add_mutually_exclusive_group()
+    other.add_argument(
+        "--plain-install",
+        action="store_true",
+        help="also measure the reads with ovsnet from a temp venv made by a plain "
+        "`pip install .` (no Debian JSON parser lent; needs PyPI)",
+    )
+    other.add_argument(
+        "--venv",
+        type=Path,
+        help="also measure the reads with the ovsnet of this venv (e.g. a plain install)",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--quiet", action="store_true", help="print only the tables")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.reps, args.loop_reps, args.help_reps = "3,5", 2, 1, 2
+        args.no_data_plane = True
+    if args.reads_only:
         args.no_data_plane = True
     try:
         args.sizes = _sizes(args.sizes)
@@ -139,10 +160,22 @@ def run_control(args, log, labs: list[str]) -> dict[str, Measurement]:
         help_reps=args.help_reps,
         remove_all=not args.no_remove_all,
     )
-    with tempfile.TemporaryDirectory(prefix="ovsnet-bench-") as tmp, control_host() as host:
+    from bench.reads import ReadsBench, plain_install, venv_argv
+
+    with contextlib.ExitStack() as stack:
+        installs = {"dev": ovsnet_argv()}
+        if args.plain_install:
+            installs["plain"] = stack.enter_context(plain_install(log))
+        elif args.venv:
+            installs["plain"] = venv_argv(args.venv)
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="ovsnet-bench-"))
+        host = stack.enter_context(control_host())
         labs.append(host.lab_host.lab.name)
         log(f"control plane: lab {labs[-1]}, netns {host.netns}")
-        return ControlBench(host=host, workdir=Path(tmp), config=config, log=log).run_all()
+        bench = ControlBench(host=host, workdir=Path(tmp), config=config, log=log)
+        results = {} if args.reads_only else bench.run_all()
+        ReadsBench(bench, installs, reps=args.reps).run(max(args.sizes))
+        return bench.results | results
 
 
 def run_data(args, log, labs: list[str]) -> tuple[dict[str, Measurement], int | None]:
@@ -155,13 +188,18 @@ def run_data(args, log, labs: list[str]) -> tuple[dict[str, Measurement], int | 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _raise_on_sigterm()
+    # Interpreters write their bytecode caches, as in a normal install: with this set, every
+    # run of the dev tree recompiles ovsnet's modules (~0.04 s of CPU per command).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     started = time.monotonic()
     meta = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "load_before": _load(),
-        "config": {k: v for k, v in vars(args).items() if k != "output"},
+        "config": {
+            k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "output"
+        },  # fmt: skip
         "note": "shared 2-core machine, other agents running: figures are noisy",
     }
     labs: list[str] = []

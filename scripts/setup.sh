@@ -11,6 +11,8 @@ APT_PACKAGES=(
   docker.io iptables nftables etcd-server etcd-client
   # lab plumbing and measurement
   iproute2 iputils-ping ethtool kmod procps psmisc busybox-static tcpdump iperf3 openssl
+  # a real Prometheus (and promtool) scrapes the metrics endpoints in the lab tests
+  prometheus
   # validators for rendered configuration
   ignition cloud-init systemd ruby
   # the real-kernel lab

@@ -16,7 +16,7 @@ from ovsnet.errors import OvsnetError
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ovsnet` command. Returns (and exits with) the exit code."""
-    from ovsnet.cli.app import app
+    from ovsnet.cli.app import app_for
 
     if "_OVSNET_COMPLETE" in os.environ:
         # A request from the script of `ovsnet completion SHELL`: answer with typer's classes
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         completion_init()
     args = sys.argv[1:] if argv is None else argv
     try:
-        result = app(args=args, prog_name="ovsnet", standalone_mode=False)
+        result = app_for(args)(args=args, prog_name="ovsnet", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except OvsnetError as exc:
         code = _fail(args, exc.exit_code, exc.message, exc.hint)

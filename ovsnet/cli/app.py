@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Iterable, Sequence
 
 import typer
 import typer.core
@@ -11,24 +13,38 @@ from ovsnet import __version__
 from ovsnet.cli.output import Settings
 
 # NOTE: typer escapes every "[default: ...]" for rich whenever rich is importable, even with
-# rich_markup_mode=None, so plain click help printed a literal "\[default: ...]". Telling its
+# rich_markup_mode=None, so plain click help printed a literal "\\[default: ...]". Telling its
 # help formatter that rich is absent turns that off (rich stays in use for our own output).
 typer.core.HAS_RICH = False
 
 DEFAULT_DB = "unix:/var/run/openvswitch/db.sock"
 
-app = typer.Typer(
-    help="One flat, optionally encrypted network for Docker containers on many hosts, over OVS.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,  # locals may hold secrets (PSKs, keys)
-    # typer's --install-completion/--show-completion options import shellingham and probe the
-    # parent process on every run; `ovsnet completion SHELL` prints the script instead. Answering
-    # a completion request (_OVSNET_COMPLETE set) needs no option: typer does it for any app.
-    add_completion=False,
-    # Plain click help: typer's rich help imports rich and markdown-it, ~0.15 s of CPU that
-    # kept `ovsnet --help` above its 0.3 s target.
-    rich_markup_mode=None,
-)
+# Each command group lives in its own module; keep this table the only shared edit point.
+# The first word of a command line -> the module that registers that command.
+COMMAND_MODULES = {
+    "init": "host_commands",
+    "status": "host_commands",
+    "reset": "host_commands",
+    "peer": "peer_commands",
+    "lab": "lab_commands",
+    "pki": "pki_commands",
+    "agent": "cluster_commands",
+    "cluster": "cluster_commands",
+    "ipsec": "ipsec_commands",
+    "render": "render_commands",
+    "render-examples": "render_commands",
+    "inventory": "inventory_commands",
+    "vmlab": "vmlab_commands",
+    "supervise": "supervise_commands",
+    "metrics": "metrics_commands",
+    "doctor": "doctor_commands",
+    "completion": "meta_commands",
+    "man": "meta_commands",
+}
+# Commands that read the whole command tree (the man page, completion scripts).
+_WHOLE_TREE = {"man", "completion"}
+# Global options that take a value (so the command is the word after it).
+_VALUE_OPTIONS = {"--db"}
 
 
 def _print_version(value: bool) -> None:
@@ -37,7 +53,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _global_options(
     ctx: typer.Context,
     db: str = typer.Option(
@@ -56,35 +71,58 @@ def _global_options(
     ctx.obj = Settings(db=db or os.environ.get("OVSNET_DB") or DEFAULT_DB, json=json_output)
 
 
-def _register() -> None:
-    # Each command group lives in its own module; keep this list the only shared edit point.
-    from ovsnet.cli import (
-        cluster_commands,
-        doctor_commands,
-        host_commands,
-        inventory_commands,
-        ipsec_commands,
-        lab_commands,
-        meta_commands,
-        peer_commands,
-        pki_commands,
-        render_commands,
-        supervise_commands,
-        vmlab_commands,
+def build_app(modules: Iterable[str] | None = None) -> typer.Typer:
+    """The root app with these command modules (default: all, in the table's order)."""
+    root = typer.Typer(
+        help="One flat, optionally encrypted network for Docker containers on many hosts, "
+        "over OVS.",
+        no_args_is_help=True,
+        pretty_exceptions_show_locals=False,  # locals may hold secrets (PSKs, keys)
+        # typer's --install-completion/--show-completion options import shellingham and probe
+        # the parent process on every run; `ovsnet completion SHELL` prints the script instead.
+        # Answering a completion request (_OVSNET_COMPLETE set) needs no option.
+        add_completion=False,
+        # Plain click help: typer's rich help imports rich and markdown-it, ~0.15 s of CPU
+        # that kept `ovsnet --help` above its 0.3 s target.
+        rich_markup_mode=None,
     )
-
-    host_commands.register(app)
-    peer_commands.register(app)
-    lab_commands.register(app)
-    pki_commands.register(app)
-    cluster_commands.register(app)
-    ipsec_commands.register(app)
-    render_commands.register(app)
-    inventory_commands.register(app)
-    vmlab_commands.register(app)
-    supervise_commands.register(app)
-    doctor_commands.register(app)
-    meta_commands.register(app)
+    root.callback()(_global_options)
+    for module in dict.fromkeys(modules or COMMAND_MODULES.values()):
+        importlib.import_module(f"ovsnet.cli.{module}").register(root)
+    return root
 
 
-_register()
+def app_for(argv: Sequence[str]) -> typer.Typer:
+    """An app with only the command argv runs, when argv plainly names one; else every command.
+
+    NOTE(perf): typer turns every registered command into a click command on each run (type
+    hints evaluated, parameters built): with all 42 commands that was ~0.06 s of CPU, a third
+    of what `status` spends beyond OVSDB at 1,000 peers. Help, completion and anything unusual
+    get the full app.
+    """
+    args = list(argv)
+    while args and args[0].startswith("-"):
+        option = args.pop(0)
+        if option in _VALUE_OPTIONS:
+            if not args:
+                return build_app()
+            args.pop(0)
+        elif option.split("=", 1)[0] not in _VALUE_OPTIONS | {"--json"}:
+            return build_app()  # --help, --version, ...: they need every command
+    if (
+        not args
+        or args[0] not in COMMAND_MODULES
+        or args[0] in _WHOLE_TREE
+        or "_OVSNET_COMPLETE" in os.environ
+    ):
+        return build_app()
+    return build_app([COMMAND_MODULES[args[0]]])
+
+
+def __getattr__(name: str):
+    # `from ovsnet.cli.app import app`: the full app, built on first use.
+    if name == "app":
+        global app
+        app = build_app()
+        return app
+    raise AttributeError(name)

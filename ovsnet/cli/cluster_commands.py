@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from ovsnet.cli.options import LOG_FORMAT, METRICS_LISTEN
 from ovsnet.cli.output import Settings, emit
 from ovsnet.errors import InvalidInput
 
@@ -81,6 +82,8 @@ def agent(
     no_dataplane: bool = typer.Option(
         False, "--no-dataplane", help="Claim, publish and watch only; change nothing locally."
     ),
+    metrics_listen: str = METRICS_LISTEN,
+    log_format: str = LOG_FORMAT,
 ) -> None:
     """Lease a /24, publish this host in etcd and keep a tunnel to every live peer.
 
@@ -111,6 +114,8 @@ def agent(
         dataplane=not no_dataplane,
         db=settings.db,
         json=settings.json,
+        metrics_listen=metrics_listen or None,
+        log_format=log_format,
     )
     run_agent(options)
 

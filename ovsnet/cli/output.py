@@ -24,7 +24,10 @@ class Result(Protocol):
 
 def emit(settings: Settings, result: Result) -> None:
     if settings.json:
-        sys.stdout.write(json.dumps(result.as_json(), indent=2, sort_keys=True) + "\n")
+        # NOTE(perf): indented JSON goes through the json module's pure-Python encoder (0.04 s
+        # for `status` at 1,000 peers); piped output, for programs, takes the C one.
+        indent = 2 if sys.stdout.isatty() else None
+        sys.stdout.write(json.dumps(result.as_json(), indent=indent, sort_keys=True) + "\n")
         return
     from rich.console import Console
 

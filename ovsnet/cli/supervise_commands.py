@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ovsnet.cli.options import LOG_FORMAT, METRICS_LISTEN
 from ovsnet.cli.output import Settings
 from ovsnet.errors import InvalidInput
 
@@ -44,6 +45,8 @@ def supervise(
         envvar="OVSNET_HOOK_DIR",
         help="Executables run after OVS (re)starts.",
     ),
+    metrics_listen: str = METRICS_LISTEN,
+    log_format: str = LOG_FORMAT,
 ) -> None:
     """Run OVS, join the overlay and keep it healed (the companion container's entry point).
 
@@ -51,9 +54,7 @@ def supervise(
     subnet is given, then stays in the foreground: re-attaches the docker bridge whenever
     Docker puts the gateway back on it, restarts a daemon that dies, stops them on SIGTERM.
     """
-    import logging
-    import sys
-
+    from ovsnet import logs
     from ovsnet.companion.config import CompanionConfig, parse_peers
     from ovsnet.companion.daemons import OvsPaths
     from ovsnet.companion.supervisor import Supervisor
@@ -78,13 +79,23 @@ def supervise(
             "give a unix: socket path (default unix:/var/run/openvswitch/db.sock)",
         )
     paths = OvsPaths(rundir=Path(settings.db.removeprefix("unix:")).parent)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s ovsnet supervise: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-    )
-    raise typer.Exit(Supervisor(config, paths).run())
+    logs.check_log_format(log_format)
+    if metrics_listen:
+        from ovsnet.metrics import parse_listen
+
+        parse_listen(metrics_listen)  # bad input: exit 2 before OVS starts
+    logs.configure(log_format, "ovsnet supervise")
+    server = None
+    if metrics_listen:
+        from ovsnet.metrics import serve_host
+
+        server = serve_host(metrics_listen, settings.db, bridge)
+    try:
+        code = Supervisor(config, paths).run()
+    finally:
+        if server is not None:
+            server.close()
+    raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
 
+from ovsnet.cluster import telemetry
 from ovsnet.cluster.claims import ClaimView, displaced, plan_claim
 from ovsnet.cluster.keys import ClusterKeys
 from ovsnet.cluster.plan import backoff, backoff_cap, desired_peers, keepalive_interval
@@ -91,6 +92,7 @@ class Agent:
         self.stop_event = threading.Event()
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.lease: int | None = None
+        self.lease_expires: float | None = None  # monotonic; for the metrics
         self.subnet: IPv4Network | None = None
         # What ended run() in its thread, for the main thread to report (ovsnet agent's runner).
         self.failure: BaseException | None = None
@@ -207,19 +209,23 @@ class Agent:
     # -- lease and claim --------------------------------------------------------------------
 
     def _ensure_lease(self, etcd: Etcd) -> None:
-        if self.lease is not None and etcd.keepalive(self.lease) > 0:
+        if self.lease is not None and (ttl := etcd.keepalive(self.lease)) > 0:
+            self.lease_expires = time.monotonic() + ttl
             return
         if self.lease is not None:
             self._event("lease-expired", level=logging.WARNING, lease=self.lease)
         self.lease = etcd.grant_lease(self.config.ttl)
+        self.lease_expires = time.monotonic() + self.config.ttl
         self._claim(etcd)
 
     def _keepalive(self, etcd: Etcd) -> None:
         assert self.lease is not None  # a session starts with _ensure_lease
-        if etcd.keepalive(self.lease) <= 0:
+        ttl = etcd.keepalive(self.lease)
+        if ttl <= 0:
             self._event("lease-expired", level=logging.WARNING, lease=self.lease)
             self.lease = None
             raise _SessionEnded("the lease expired")
+        self.lease_expires = time.monotonic() + ttl
 
     def _claim(self, etcd: Etcd) -> None:
         """Claim a subnet and publish the host record, in one transaction per attempt."""
@@ -300,6 +306,7 @@ class Agent:
             )
             return
         self.records[name] = record
+        telemetry.record_seen(str(record.underlay_ip))
 
     def _apply_changes(self, changes: list[Change]) -> bool:
         """Fold the changes into the view; True when our own record disappeared."""
@@ -328,6 +335,7 @@ class Agent:
         self._event("initialised", subnet=str(self.subnet), **details)
         return True
 
+    @telemetry.timed
     def _reconcile(self) -> bool:
         """Init if needed, then make the tunnels exactly the live peers; False if the data
         plane refused (the caller retries later)."""
@@ -367,7 +375,14 @@ class Agent:
 
     def _event(self, kind: str, level: int = logging.INFO, **fields) -> None:
         event = {"ts": round(time.time(), 6), "host": self.config.name, "event": kind, **fields}
-        log.log(level, "%s %s", kind, " ".join(f"{k}={v}" for k, v in fields.items()))
+        log.log(
+            level,
+            "%s %s",
+            kind,
+            " ".join(f"{k}={v}" for k, v in fields.items()),
+            extra={"event": kind, "fields": fields},
+        )
+        telemetry.observe(event)
         self.emit(event)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import socket
 import sys
@@ -42,6 +41,8 @@ class AgentOptions:
     dataplane: bool = True
     db: str = "unix:/var/run/openvswitch/db.sock"
     json: bool = False
+    metrics_listen: str | None = None
+    log_format: str = "text"
 
 
 def agent_config(options: AgentOptions):
@@ -65,6 +66,13 @@ def agent_config(options: AgentOptions):
         raise InvalidInput(
             f"--ttl {options.ttl} is out of range", f"use {MIN_TTL} to {MAX_TTL} seconds"
         )
+    if options.metrics_listen:
+        from ovsnet.metrics import parse_listen
+
+        parse_listen(options.metrics_listen)
+    from ovsnet.logs import check_log_format
+
+    check_log_format(options.log_format)
     cn, fingerprint = _ipsec_identity(options.ipsec_cert)
     if options.psk_file and not options.ipsec:
         raise InvalidInput("--ipsec-psk-file needs --ipsec")
@@ -125,14 +133,13 @@ def _ipsec_identity(path: str | None) -> tuple[str | None, str | None]:
 
 
 def run_agent(options: AgentOptions) -> None:
+    from ovsnet import logs
     from ovsnet.cluster.agent import Agent
     from ovsnet.cluster.dataplane import DataplaneConfig, NoDataplane, OvsDataplane
     from ovsnet.etcd import Etcd
 
     config = agent_config(options)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s ovsnet agent: %(message)s"
-    )
+    logs.configure(options.log_format, "ovsnet agent")
     dataplane: OvsDataplane | NoDataplane
     if options.dataplane:
         dataplane = OvsDataplane(
@@ -160,6 +167,7 @@ def run_agent(options: AgentOptions) -> None:
         from ovsnet.services.ipsec_heal import BackgroundHealer
 
         healer = BackgroundHealer(options.db)  # repairs IPsec peers left not established
+    server = _serve_metrics(options, agent) if options.metrics_listen else None
     try:
         runner = threading.Thread(target=_run_catching, args=(agent,), name="ovsnet-agent")
         runner.start()
@@ -171,7 +179,28 @@ def run_agent(options: AgentOptions) -> None:
     finally:
         if healer is not None:
             healer.stop()
+        if server is not None:
+            server.close()
         dataplane.close()
+
+
+def _serve_metrics(options: AgentOptions, agent):
+    """The host's series (when the agent runs the data plane) plus the agent's own."""
+    from ovsnet import metrics
+    from ovsnet.cluster.telemetry import AgentCollector
+
+    def names() -> dict[str, str]:
+        return {str(r.underlay_ip): r.name for r in list(agent.records.values())}
+
+    def problems() -> list[str]:
+        return [] if agent.lease is not None else ["the agent holds no etcd lease"]
+
+    collector = AgentCollector(agent)
+    if not options.dataplane:
+        return metrics.serve(options.metrics_listen, [collector], problems)
+    return metrics.serve_host(
+        options.metrics_listen, options.db, options.bridge, collector, names=names, health=problems
+    )
 
 
 def _run_catching(agent) -> None:

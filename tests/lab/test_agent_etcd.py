@@ -215,3 +215,74 @@ def test_a_live_agent_released_by_mistake_claims_its_subnet_again(etcd_server, t
     finally:
         a.stop()
         b.stop()
+
+
+# -- metrics and JSON logs ----------------------------------------------------------------------
+
+
+def scrape(port: int, path: str = "/metrics") -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def sample(body: str, name: str) -> float | None:
+    for line in body.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_agent_serves_its_metrics_and_logs_json_lines(etcd_server, tmp_path):  # noqa: F811
+    from ovsnet.cluster.testing import free_port
+
+    etcd_server.grant("m1", "m2")
+    port = free_port()
+    m1 = no_dataplane_agent(etcd_server, tmp_path, "m1", 31, "--metrics-listen",
+                            f"127.0.0.1:{port}", "--log-format", "json")  # fmt: skip
+    m2 = no_dataplane_agent(etcd_server, tmp_path, "m2", 32)
+    try:
+        m1.start()
+        m1.wait_event("claimed")
+        m2.start()
+        m1.wait_event("peers", where=lambda e: e["count"] == 1)
+        wait_until(lambda: sample(scrape(port)[1], "ovsnet_agent_hosts_seen") == 2, 10,
+                   "m1 to report two hosts")  # fmt: skip
+        _, body = scrape(port)
+        assert 0 < sample(body, "ovsnet_agent_lease_ttl_seconds") <= 5
+        assert sample(body, "ovsnet_agent_bad_records_skipped_total") == 0
+        assert sample(body, "ovsnet_agent_reconcile_duration_seconds_count") >= 1
+        assert sample(body, "ovsnet_build_info") == 1
+        assert scrape(port, "/healthz") == (200, "ok\n")
+        # A record no agent could use is skipped, and counted.
+        with etcd_server.client("root") as root:
+            root.put(KEYS.host("garbled"), "{not json")
+        wait_until(
+            lambda: sample(scrape(port)[1], "ovsnet_agent_bad_records_skipped_total") == 1,
+            10,
+            "the bad record to be counted",
+        )
+        lines = [json.loads(line) for line in m1.log_path.read_text().splitlines()]
+        claimed = [line for line in lines if line["event"] == "claimed"]
+        assert claimed and claimed[0]["level"] == "info" and "subnet" in claimed[0]["fields"]
+        assert all({"time", "level", "event", "message"} <= set(line) for line in lines)
+        assert "BEGIN" not in m1.log_path.read_text()  # no key material in the log
+    finally:
+        m1.stop()
+        m2.stop()
+    assert scrape_refused(port), "the metrics server stops with the agent"
+
+
+def scrape_refused(port: int) -> bool:
+    import urllib.error
+
+    try:
+        scrape(port)
+    except urllib.error.URLError:
+        return True
+    return False

@@ -34,6 +34,7 @@ from tests.lab.etcd_harness import AgentProcess, wait_until
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 TTL = 5
+METRICS = "127.0.0.1:9476"
 
 
 def start_agent(etcd, host, workdir, *extra: str) -> AgentProcess:
@@ -99,7 +100,9 @@ def test_agents_build_the_mesh_and_follow_joins_and_departures(cluster_lab, tmp_
     lab, etcd, agents, containers = cluster_lab
     first3, h4 = lab.hosts[:3], lab.hosts[3]
     for host in first3:
-        agents[host.name] = start_agent(etcd, host, tmp_path)
+        # h1's agent also serves metrics, in its namespace (loopback).
+        extra = ("--metrics-listen", METRICS) if host is first3[0] else ()
+        agents[host.name] = start_agent(etcd, host, tmp_path, *extra)
     subnets = {h.name: configure_docker(agents[h.name], h) for h in first3}
     assert len(set(subnets.values())) == 3
     wait_for_mesh(first3)
@@ -115,6 +118,13 @@ def test_agents_build_the_mesh_and_follow_joins_and_departures(cluster_lab, tmp_
     wait_for_mesh(lab.hosts)
     containers.append(NetnsContainer(h4, subnets[h4.name]))
     assert all_pairs_ping(containers) == []
+    metrics = first3[0].run(["curl", "-sf", f"http://{METRICS}/metrics"]).stdout
+    # Peers are named from their records; h4's record became a tunnel, and that was timed.
+    assert f'name="{h4.name}",port="' in metrics and f'remote_ip="{h4.underlay_ip}"' in metrics
+    assert "ovsnet_agent_hosts_seen 4.0" in metrics
+    timed = [line for line in metrics.splitlines()
+             if line.startswith("ovsnet_agent_record_to_tunnel_seconds_count")]  # fmt: skip
+    assert timed and float(timed[0].split()[-1]) >= 1, timed
 
     # h2's agent stops: its record outlives it by the lease TTL, then its tunnels go elsewhere.
     h2 = lab.hosts[1]

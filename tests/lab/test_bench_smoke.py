@@ -57,6 +57,21 @@ def test_quick_control_plane_run(tmp_path):
     assert rows[("peer add (one call)", "5")]["ratio"] > 0
     assert "| peer add (one call)" in stdout and "ovs-vsctl loop" in stdout
     assert doc["data_plane"] == []
+    reads = {r["operation"]: r for r in doc["reads"] if r["install"] == "make setup venv"}
+    assert set(reads) == {"status --json", "peer sync, nothing to do", "metrics scrape"}
+    assert all(r["ratio"] > 0 for r in reads.values()), reads
+    assert "ovs-vsctl list Interface" in stdout
+    assert_no_lab_left(doc)
+
+
+def test_reads_only_beside_another_venv(tmp_path):
+    """--venv measures a second install's reads in the same run (here: this venv again)."""
+    doc, stdout = run_bench(tmp_path, "--reads-only", "--sizes", "4", "--reps", "1",
+                            "--venv", sys.prefix, timeout=300)  # fmt: skip
+    installs = {(r["install"], r["operation"]) for r in doc["reads"] if r["ratio"]}
+    assert len(installs) == 6, doc["reads"]
+    assert doc["control_plane"] == [] or all(r["ovsnet"] is None for r in doc["control_plane"])
+    assert "plain pip install ." in stdout
     assert_no_lab_left(doc)
 
 

@@ -166,3 +166,27 @@ def test_rtt_parser_reads_each_echo_of_iputils_ping():
         "rtt min/avg/max/mdev = 0.067/0.658/1.250/0.591 ms\n"
     )
     assert _RTT_RE.findall(out) == ["0.067", "1.25"]
+
+
+def test_read_rows_put_each_install_beside_vsctl_with_a_ratio_and_a_verdict():
+    results = {
+        "reads/1000/vsctl-list": _measured("reads/1000/vsctl-list", [0.2, 0.2, 0.2], cpu=0.1),
+        "reads/1000/dev/status": _measured("reads/1000/dev/status", [0.3, 0.3, 0.3], cpu=0.15),
+        "reads/1000/plain/noop-sync": _measured("reads/1000/plain/noop-sync", [0.5, 0.5]),
+    }
+    rows = {(r.install, r.operation): r for r in report.read_rows(results)}
+    assert set(rows) == {("make setup venv", "status --json"),
+                         ("plain pip install .", "peer sync, nothing to do")}  # fmt: skip
+    status = rows[("make setup venv", "status --json")]
+    assert status.ratio == pytest.approx(1.5) and status.cpu_ratio == pytest.approx(1.5)
+    assert status.as_json()["met"] is True
+    assert rows[("plain pip install .", "peer sync, nothing to do")].as_json()["met"] is False
+    table = report.render(results, (1000,), None)
+    assert "ovs-vsctl list Interface" in table and "| 1.50x" in table and "NO" in table
+
+
+def test_reads_options_parse():
+    args = runner.parse_args(["--reads-only", "--sizes", "1000", "--venv", "/tmp/v"])
+    assert args.reads_only and args.no_data_plane and str(args.venv) == "/tmp/v"
+    with pytest.raises(SystemExit):
+        runner.parse_args(["--plain-install", "--venv", "/tmp/v"])

@@ -36,7 +36,6 @@ def _netlink_with(error: Exception) -> Netlink:
 def test_fake_socket_read_errors_become_operation_failed(error):
     net = _netlink_with(error)
     for read in (
-        lambda: net.link("docker0"),
         net.local_addresses,
         lambda: net.underlay_networks(set()),
         lambda: net.default_route_mtu(set()),
@@ -58,4 +57,16 @@ def test_fake_iproute_that_cannot_open_its_socket_is_not_ready(monkeypatch):
 
     monkeypatch.setattr(pyroute2, "IPRoute", refuse)
     with pytest.raises(NotReady, match="cannot open a netlink socket"):
-        Netlink().link("docker0")
+        Netlink().local_addresses()
+
+
+def test_fake_socket_link_read_error_becomes_operation_failed(monkeypatch):
+    # Link reads use rtnetlink sockets of their own (not pyroute2, which costs ~0.12 s to import).
+    import ovsnet.netlink as netlink_module
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(netlink_module.socket, "socket", refuse)
+    with pytest.raises(OperationFailed, match="could not read link lo"):
+        Netlink().link("lo")
