@@ -135,7 +135,8 @@ def parse_ovs_version(text: str | None) -> tuple[int, int, int]:
     if not match:
         raise NotReady(
             f"cannot tell the Open vSwitch version from {text!r}",
-            "is ovs-vswitchd running? it fills Open_vSwitch:ovs_version when it starts",
+            "is ovs-vswitchd running? ovsnet asks it (its control socket in the OVS run "
+            "directory) and falls back to Open_vSwitch:ovs_version, which ovs-ctl records",
         )
     major, minor, patch = match.groups()
     return int(major), int(minor), int(patch or 0)

@@ -28,8 +28,17 @@ def _global_options(
         None, "--db", help="OVSDB to talk to (env OVSNET_DB; default " + DEFAULT_DB + ")"
     ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    lock_wait: float = typer.Option(
+        None,
+        "--lock-wait",
+        min=0,
+        help="Seconds to wait for another ovsnet process changing this host "
+        "(env OVSNET_LOCK_WAIT; default 30).",
+    ),
 ) -> None:
-    ctx.obj = Settings(db=db or os.environ.get("OVSNET_DB") or DEFAULT_DB, json=json_output)
+    ctx.obj = Settings(
+        db=db or os.environ.get("OVSNET_DB") or DEFAULT_DB, json=json_output, lock_wait=lock_wait
+    )
 
 
 def _register() -> None:
