@@ -101,10 +101,13 @@ def running_version(db: str) -> str | None:
 
 
 def vswitchd_answers(db: str) -> bool | None:
-    """Whether ovs-vswitchd answers on its control socket; None when it cannot be asked from
-    here (an OVSDB over TCP)."""
+    """Whether ovs-vswitchd answers on its control socket; None when that cannot be told from
+    here: an OVSDB over TCP, or a socket outside an OVS run directory (no ovsdb-server control
+    socket beside it either, so the absence of ovs-vswitchd's proves nothing)."""
     directory = run_dir(db)
     if directory is None:
         return None
     path = control_socket(directory, VSWITCHD)
-    return path is not None and unixctl(path, "version") is not None
+    if path is None:
+        return False if control_socket(directory, OVSDB_SERVER) else None
+    return unixctl(path, "version") is not None

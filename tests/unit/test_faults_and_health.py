@@ -54,3 +54,12 @@ def test_version_from_the_daemons_reply():
     assert parse_version("ovs-vswitchd (Open vSwitch) 3.1.0\n") == "3.1.0"
     assert parse_version("ovsdb-server (Open vSwitch) 2.17.9-1\nDB Schema 8.3.0") == "2.17.9-1"
     assert parse_version("") is None and parse_version(None) is None
+
+
+def test_vswitchd_liveness_is_unknown_outside_an_ovs_run_directory(tmp_path):
+    from ovsnet.ovs_daemons import vswitchd_answers
+
+    assert vswitchd_answers("tcp:192.0.2.1:6640") is None
+    assert vswitchd_answers(f"unix:{tmp_path}/db.sock") is None
+    (tmp_path / "ovsdb-server.ctl").touch()  # an OVS run directory without ovs-vswitchd
+    assert vswitchd_answers(f"unix:{tmp_path}/db.sock") is False
