@@ -70,7 +70,6 @@ def test_init_killed_at_each_step_is_healed_by_the_next_init(host, point):
     again = host.ovsnet(*init_argv(host))
     assert again.returncode == 0, again.stderr
     assert host_problems(host) == []
-    assert json.loads(host.ovsnet("--json", *init_argv(host)).stdout)["changed"] is False
 
 
 @pytest.mark.parametrize("point", CHECKPOINTS["peers"])
@@ -103,4 +102,3 @@ def test_reset_killed_at_each_step_is_finished_by_the_next_reset(host, point):
     assert ipv4(host, "docker0") == [f"{host.gateway}/{mask}"]
     assert "br0" not in host.vsctl("list-br").stdout.split()
     assert host.run(["nft", "list", "table", "inet", "ovsnet"], check=False).returncode != 0
-    assert json.loads(host.ovsnet("--json", "reset").stdout)["changed"] is False
