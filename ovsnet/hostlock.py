@@ -33,7 +33,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from ovsnet.errors import NotReady, OperationFailed
+from ovsnet.errors import InvalidInput, NotReady, OperationFailed
 
 DEFAULT_WAIT = 30.0  # seconds; env OVSNET_LOCK_WAIT, or the global --lock-wait
 DEFAULT_DIR = Path("/run/ovsnet")
@@ -41,6 +41,7 @@ POLL = 0.05  # seconds between tries while another process holds the lock
 
 
 def wait_from_env(default: float = DEFAULT_WAIT) -> float:
+    """OVSNET_LOCK_WAIT in seconds, or the default when unset."""
     text = os.environ.get("OVSNET_LOCK_WAIT")
     if not text:
         return default
@@ -48,9 +49,7 @@ def wait_from_env(default: float = DEFAULT_WAIT) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value >= 0:
-        from ovsnet.errors import InvalidInput
-
+    if not value >= 0:  # also refuses nan
         raise InvalidInput(f"OVSNET_LOCK_WAIT={text!r} is not a number of seconds (>= 0)")
     return value
 

@@ -111,3 +111,17 @@ def _hold_in_child(db: str, tmp_path: Path) -> subprocess.Popen:
         assert child.poll() is None and time.monotonic() < deadline, "holder did not start"
         time.sleep(0.02)
     return child
+
+
+def test_lock_wait_from_the_environment(monkeypatch):
+    from ovsnet.errors import InvalidInput
+    from ovsnet.hostlock import DEFAULT_WAIT, wait_from_env
+
+    monkeypatch.delenv("OVSNET_LOCK_WAIT", raising=False)
+    assert wait_from_env() == DEFAULT_WAIT
+    monkeypatch.setenv("OVSNET_LOCK_WAIT", "2.5")
+    assert wait_from_env() == 2.5
+    for bad in ("-1", "soon", "nan"):
+        monkeypatch.setenv("OVSNET_LOCK_WAIT", bad)
+        with pytest.raises(InvalidInput):
+            wait_from_env()
