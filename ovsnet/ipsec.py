@@ -134,11 +134,15 @@ def check_pem_path(path: str, what: str) -> str:
 
 def parse_ovs_version(text: str | None) -> tuple[int, int, int]:
     match = re.match(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?", text or "")
-    if not match:
+    if not match and not text:
         raise NotReady(
-            f"cannot tell the Open vSwitch version from {text!r}",
-            "is ovs-vswitchd running? it fills Open_vSwitch:ovs_version when it starts",
+            "cannot tell the Open vSwitch version: neither ovs-vswitchd nor ovsdb-server "
+            "answered on its control socket (next to the OVSDB socket), and OVSDB has no "
+            "Open_vSwitch:ovs_version (only ovs-ctl, the distributions' start script, records it)",
+            "is ovs-vswitchd running? or record it: ovs-vsctl set Open_vSwitch . ovs_version=X.Y.Z",
         )
+    if not match:
+        raise NotReady(f"cannot tell the Open vSwitch version from {text!r}")
     major, minor, patch = match.groups()
     return int(major), int(minor), int(patch or 0)
 

@@ -10,7 +10,7 @@ import errno
 import os
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from ovsnet.errors import NotReady, OperationFailed
@@ -173,17 +173,27 @@ class Netlink:
             prefixlen=address.network.prefixlen,
         )
 
-    def move_address(self, address: IPv4Interface, source: str, target: str) -> None:
-        """Move an address between links, putting it back on the source if the add fails.
+    def move_address(
+        self,
+        address: IPv4Interface,
+        source: str,
+        target: str,
+        midway: Callable[[], None] | None = None,
+    ) -> None:
+        """Move an address between links: add it to the target, then remove it from the source.
 
-        The riskiest step of `init`: while the address is nowhere, containers lose their
-        gateway, so the window is two netlink calls.
+        In that order the address is never on neither link: a process killed in between
+        leaves it on both, which the next `init` (or `reset`) recognises and finishes. If the
+        removal fails, the address is taken off the target again. `midway` runs between the
+        two steps (the kill-anywhere tests crash there).
         """
-        self.remove_address(source, address)
+        self.add_address(target, address)
+        if midway is not None:
+            midway()
         try:
-            self.add_address(target, address)
+            self.remove_address(source, address)
         except Exception:
-            self.add_address(source, address)
+            self.remove_address(target, address)
             raise
 
     def _require(self, name: str) -> int:

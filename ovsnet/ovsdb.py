@@ -206,7 +206,18 @@ class OvsDb:
         return _datum(rows[0][column]) if rows else empty
 
     def ovs_version(self) -> str | None:
-        return _optional(self._system("ovs_version", None))
+        return self._version(_optional(self._system("ovs_version", None)))
+
+    def _version(self, recorded: str | None) -> str | None:
+        """The version the running daemons report, else what ovs-ctl recorded in OVSDB.
+
+        NOTE: ovs_version is written by ovs-ctl, not by ovs-vswitchd: an OVS started any other
+        way has it empty. The daemons' own answer is also right after an upgrade that
+        restarted them without ovs-ctl.
+        """
+        from ovsnet.ovs_daemons import running_version
+
+        return running_version(self.db) or recorded
 
     def other_config(self) -> dict[str, str]:
         return self._system("other_config", {})
@@ -233,7 +244,7 @@ class OvsDb:
         row = system[0] if system else {"ovs_version": ["set", []], "other_config": ["map", []]}
         ports_by_uuid, interfaces_by_uuid = _by_uuid(ports), _by_uuid(interfaces)
         return Snapshot(
-            ovs_version=_optional(_datum(row["ovs_version"])),
+            ovs_version=self._version(_optional(_datum(row["ovs_version"]))),
             other_config=_datum(row["other_config"]),
             bridges={
                 b["name"]: _observed_bridge(b, ports_by_uuid, interfaces_by_uuid) for b in bridges

@@ -18,6 +18,7 @@ from ovsnet.errors import InvalidInput, NotReady
 from ovsnet.model import (
     ROLE_DOCKER_BRIDGE,
     ROLE_KEY,
+    SUBNET_KEY,
     BridgeSpec,
     LinkState,
     ObservedBridge,
@@ -47,11 +48,18 @@ class HostPlan:
     changes: Changes = field(default_factory=Changes)
     move_address: tuple[IPv4Interface, str, str] | None = None  # (address, from, to)
     drop_addresses: list[tuple[str, IPv4Interface]] = field(default_factory=list)  # (link, addr)
+    add_addresses: list[tuple[str, IPv4Interface]] = field(default_factory=list)  # (link, addr)
     bring_up: list[str] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.changes or self.move_address or self.drop_addresses or self.bring_up)
+        return bool(
+            self.changes
+            or self.move_address
+            or self.drop_addresses
+            or self.add_addresses
+            or self.bring_up
+        )
 
 
 def docker_options_hint(addressing: HostAddressing, mtu: int) -> str:
@@ -81,7 +89,7 @@ def plan_init(
         )
     plan = HostPlan()
     _plan_bridge(plan, spec, bridge)
-    _plan_addresses(plan, spec, addressing, docker_link, bridge_link)
+    _plan_addresses(plan, spec, addressing, docker_link, bridge_link, bridge)
     if bridge_link.exists and not bridge_link.up or not bridge_link.exists:
         plan.bring_up.append(spec.name)
         plan.steps.append(f"bring {spec.name} up")
@@ -147,26 +155,47 @@ def _plan_addresses(
     addressing: HostAddressing,
     docker_link: LinkState,
     bridge_link: LinkState,
+    bridge: ObservedBridge | None,
 ) -> None:
     want = addressing.bridge_address
     if want in docker_link.addresses and want in bridge_link.addresses:
-        # Docker restarted and put the address back on its bridge: take it away again.
+        # Docker restarted and put the address back on its bridge, or an earlier run was
+        # killed halfway through the move (add first, remove second): finish it.
         plan.drop_addresses.append((spec.docker_bridge, want))
-        plan.steps.append(f"remove {want} from {spec.docker_bridge} (Docker put it back)")
+        plan.steps.append(f"remove {want} from {spec.docker_bridge} (it is on {spec.name} too)")
     elif want in docker_link.addresses:
         plan.move_address = (want, spec.docker_bridge, spec.name)
         plan.steps.append(f"move {want} from {spec.docker_bridge} to {spec.name}")
     elif want not in bridge_link.addresses:
-        found = ", ".join(map(str, docker_link.addresses)) or "no IPv4 address"
-        raise NotReady(
-            f"{spec.docker_bridge} has {found} but ovsnet expects {want} for subnet "
-            f"{addressing.subnet}",
-            docker_options_hint(addressing, spec.mtu),
-        )
+        if not _records_subnet(bridge, addressing) or _other_docker_network(docker_link, want):
+            found = ", ".join(map(str, docker_link.addresses)) or "no IPv4 address"
+            raise NotReady(
+                f"{spec.docker_bridge} has {found} but ovsnet expects {want} for subnet "
+                f"{addressing.subnet}",
+                docker_options_hint(addressing, spec.mtu),
+            )
+        # OVSDB says this host was set up for the subnet and the gateway is on neither link:
+        # ovs-vswitchd recreated the bridge's interface (userspace datapath), or a process of an
+        # older ovsnet died between removing and adding. Put it back where it belongs.
+        plan.add_addresses.append((spec.name, want))
+        plan.steps.append(f"put the gateway {want} back on {spec.name}")
     for stale in bridge_link.addresses:
         if stale != want:
             plan.drop_addresses.append((spec.name, stale))
             plan.steps.append(f"remove stale address {stale} from {spec.name}")
+
+
+def _records_subnet(bridge: ObservedBridge | None, addressing: HostAddressing) -> bool:
+    return (
+        bridge is not None
+        and bridge.managed
+        and bridge.external_ids.get(SUBNET_KEY) == str(addressing.subnet)
+    )
+
+
+def _other_docker_network(docker_link: LinkState, want: IPv4Interface) -> bool:
+    """Docker runs with another subnet: let the error explain that rather than hide it."""
+    return any(address.network != want.network for address in docker_link.addresses)
 
 
 def plan_reset(

@@ -44,7 +44,7 @@ COMMAND_MODULES = {
 # Commands that read the whole command tree (the man page, completion scripts).
 _WHOLE_TREE = {"man", "completion"}
 # Global options that take a value (so the command is the word after it).
-_VALUE_OPTIONS = {"--db"}
+_VALUE_OPTIONS = {"--db", "--lock-wait"}
 
 
 def _print_version(value: bool) -> None:
@@ -67,8 +67,17 @@ def _global_options(
         callback=_print_version,
         help="Print the version and exit.",
     ),
+    lock_wait: float = typer.Option(
+        None,
+        "--lock-wait",
+        min=0,
+        help="Seconds to wait for another ovsnet process changing this host "
+        "(env OVSNET_LOCK_WAIT; default 30).",
+    ),
 ) -> None:
-    ctx.obj = Settings(db=db or os.environ.get("OVSNET_DB") or DEFAULT_DB, json=json_output)
+    ctx.obj = Settings(
+        db=db or os.environ.get("OVSNET_DB") or DEFAULT_DB, json=json_output, lock_wait=lock_wait
+    )
 
 
 def build_app(modules: Iterable[str] | None = None) -> typer.Typer:

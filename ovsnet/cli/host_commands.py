@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ovsnet.cli.locking import changing_host
 from ovsnet.cli.output import Settings, emit
 from ovsnet.errors import OperationFailed
 
@@ -54,7 +55,7 @@ def init(
         ipsec=ipsec,
         docker=check if docker_check else None,
     )
-    with OvsDb(settings.db) as db, Netlink() as net:
+    with changing_host(settings, "init", dry_run), OvsDb(settings.db) as db, Netlink() as net:
         emit(settings, init_host(db, net, request, dry_run=dry_run))
 
 
@@ -62,7 +63,13 @@ def status(
     ctx: typer.Context,
     bridge: str = BRIDGE,
     check: bool = typer.Option(
-        False, "--check", help="Exit non-zero unless the bridge is attached and all peers are up."
+        False,
+        "--check",
+        help="Exit 1 unless this host is healthy: bridge with the gateway, docker bridge "
+        "attached, plaintext guard, ovs-vswitchd, IKE daemon with IPsec peers (peers not judged).",
+    ),
+    check_peers: bool = typer.Option(
+        False, "--check-peers", help="Like --check, and also exit 1 when a peer is down."
     ),
 ) -> None:
     """Show the bridge, subnet, gateway, MTU, docker bridge and every peer."""
@@ -74,8 +81,10 @@ def status(
     with OvsDb(settings.db) as db, Netlink() as net:
         result = host_status(db, net, bridge)
     emit(settings, result)
-    if check and result.health_problems():
-        raise OperationFailed("unhealthy: " + "; ".join(result.health_problems()))
+    if check or check_peers:
+        problems = result.health_problems(check_peers=check_peers)
+        if problems:
+            raise OperationFailed("unhealthy: " + "; ".join(problems))
 
 
 def reset(
@@ -90,7 +99,7 @@ def reset(
     from ovsnet.services.host import reset_host
 
     settings: Settings = ctx.obj
-    with OvsDb(settings.db) as db, Netlink() as net:
+    with changing_host(settings, "reset", dry_run), OvsDb(settings.db) as db, Netlink() as net:
         emit(settings, reset_host(db, net, bridge, docker_bridge, dry_run=dry_run))
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ovsnet.cli.locking import changing_host
 from ovsnet.cli.output import emit
 
 ipsec_app = typer.Typer(
@@ -36,7 +37,7 @@ def psk_set(
     from ovsnet.ovsdb import OvsDb
     from ovsnet.services.ipsec import PskRequest, set_host_psk
 
-    with OvsDb(ctx.obj.db) as db:
+    with changing_host(ctx.obj, "ipsec psk set", dry_run), OvsDb(ctx.obj.db) as db:
         emit(ctx.obj, set_host_psk(db, PskRequest(file=file, dry_run=dry_run)))
 
 
@@ -46,7 +47,7 @@ def psk_unset(ctx: typer.Context, dry_run: DryRun = False) -> None:
     from ovsnet.ovsdb import OvsDb
     from ovsnet.services.ipsec import PskRequest, set_host_psk
 
-    with OvsDb(ctx.obj.db) as db:
+    with changing_host(ctx.obj, "ipsec psk unset", dry_run), OvsDb(ctx.obj.db) as db:
         emit(ctx.obj, set_host_psk(db, PskRequest(file=None, dry_run=dry_run)))
 
 
@@ -87,7 +88,7 @@ def cert(
         strongswan_cacerts=None if no_cacerts else cacerts,
         dry_run=dry_run,
     )
-    with OvsDb(ctx.obj.db) as db:
+    with changing_host(ctx.obj, "ipsec cert", dry_run), OvsDb(ctx.obj.db) as db:
         emit(ctx.obj, set_host_certificate(db, request))
 
 
@@ -95,7 +96,8 @@ def _plaintext(ctx: typer.Context, allow: bool, dry_run: bool) -> None:
     from ovsnet.ovsdb import OvsDb
     from ovsnet.services.ipsec import PlaintextRequest, set_plaintext_policy
 
-    with OvsDb(ctx.obj.db) as db:
+    holder = "ipsec plaintext " + ("allow" if allow else "drop")
+    with changing_host(ctx.obj, holder, dry_run), OvsDb(ctx.obj.db) as db:
         emit(ctx.obj, set_plaintext_policy(db, PlaintextRequest(allow=allow, dry_run=dry_run)))
 
 
@@ -118,7 +120,7 @@ def plaintext_restore(ctx: typer.Context, dry_run: DryRun = False) -> None:
     from ovsnet.ovsdb import OvsDb
     from ovsnet.services.ipsec import RestoreRequest, restore_plaintext_guard
 
-    with OvsDb(ctx.obj.db) as db:
+    with changing_host(ctx.obj, "ipsec plaintext restore", dry_run), OvsDb(ctx.obj.db) as db:
         emit(ctx.obj, restore_plaintext_guard(db, RestoreRequest(dry_run=dry_run)))
 
 
@@ -167,7 +169,7 @@ def repair(
         state_file=state_file,
         dry_run=dry_run,
     )
-    with OvsDb(ctx.obj.db) as db:
+    with changing_host(ctx.obj, "ipsec repair", dry_run), OvsDb(ctx.obj.db) as db:
         emit(ctx.obj, repair_peers(db, request))
 
 
@@ -212,7 +214,7 @@ def heal(
         raise typer.Exit(watch_forever(ctx.obj.db, options))
     from ovsnet.ovsdb import OvsDb
 
-    with OvsDb(ctx.obj.db) as db:
+    with changing_host(ctx.obj, "ipsec heal"), OvsDb(ctx.obj.db) as db:
         emit(ctx.obj, heal_once(db, options))
 
 

@@ -14,6 +14,7 @@ class Settings:
 
     db: str
     json: bool = False
+    lock_wait: float | None = None  # None: OVSNET_LOCK_WAIT or ovsnet.hostlock.DEFAULT_WAIT
 
 
 class Result(Protocol):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ovsnet.cli.locking import changing_host
 from ovsnet.cli.output import Settings, emit
 from ovsnet.errors import InvalidInput
 
@@ -49,7 +50,8 @@ def _add(settings: Settings, peers, bridge, tunnel_type, dry_run, exact=False, i
     from ovsnet.services.peers import PeerRequest, add_peers
 
     request = PeerRequest(bridge=bridge, peers=tuple(peers), tunnel_type=tunnel_type, ipsec=ipsec)
-    with OvsDb(settings.db) as db, Netlink() as net:
+    holder = "peer sync" if exact else "peer add"
+    with changing_host(settings, holder, dry_run), OvsDb(settings.db) as db, Netlink() as net:
         emit(settings, add_peers(db, net, request, dry_run=dry_run, exact=exact))
 
 
@@ -114,7 +116,7 @@ def remove(
     from ovsnet.services.peers import remove_peers
 
     settings: Settings = ctx.obj
-    with OvsDb(settings.db) as db:
+    with changing_host(settings, "peer remove", dry_run), OvsDb(settings.db) as db:
         emit(settings, remove_peers(db, bridge, tuple(remote_ips), dry_run=dry_run))
 
 

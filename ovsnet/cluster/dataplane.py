@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 
 from ovsnet.addressing import host_addressing
+from ovsnet.hostlock import host_lock
 from ovsnet.model import SUBNET_KEY
 from ovsnet.tunnels import overlay_mtu
 
@@ -71,7 +72,8 @@ class OvsDataplane:
             tunnel_type=self.config.tunnel_type,
             ipsec=self.config.ipsec,
         )
-        report = init_host(self.db, self.net, request)
+        with host_lock(self.config.db, holder="ovsnet agent init"):
+            report = init_host(self.db, self.net, request)
         return {"docker_options": report.details["docker_options"], "steps": report.steps}
 
     def apply_peers(self, peers: tuple[str, ...]) -> dict:
@@ -90,7 +92,8 @@ class OvsDataplane:
             tunnel_type=self.config.tunnel_type,
             ipsec=choice,
         )
-        report = add_peers(self.db, self.net, request, exact=True)
+        with host_lock(self.config.db, holder="ovsnet agent peer sync"):
+            report = add_peers(self.db, self.net, request, exact=True)
         return {"steps": report.steps}
 
 

@@ -33,6 +33,7 @@ log = logging.getLogger("ovsnet.companion")
 
 RECHECK = 30.0  # seconds between re-checks when nothing happens
 SETTLE = 0.2  # a Docker restart is a burst of netlink events: heal once it has settled
+LOCK_WAIT = 5.0  # seconds to wait for another ovsnet process changing the host
 
 
 class Exit(Exception):
@@ -144,7 +145,7 @@ class Supervisor:
         from ovsnet.services.guard import restore_guard
 
         try:
-            with OvsDb(self.paths.db) as db:
+            with self._host_lock("plaintext restore"), OvsDb(self.paths.db) as db:
                 for step in restore_guard(db):
                     log.info("%s", step)
         except OvsnetError as exc:
@@ -215,7 +216,8 @@ class Supervisor:
         self.heal_at = None
         self._heal_started = time.monotonic()
         try:
-            self._heal_once()
+            with self._host_lock("heal"):
+                self._heal_once()
         except InvalidInput as exc:
             if not self.configured and self.config.configured:
                 log.error("configuration: %s", exc.one_line())
@@ -226,6 +228,13 @@ class Supervisor:
             self._retry(exc)
         else:
             self.backoff.reset()
+
+    def _host_lock(self, what: str):
+        """One writer at a time with the CLI (`docker exec ovsnet ovsnet ...`, the boot unit).
+        A short wait: the loop must stay responsive, and a busy host is retried later."""
+        from ovsnet.hostlock import host_lock
+
+        return host_lock(self.paths.db, holder=f"ovsnet companion {what}", wait=LOCK_WAIT)
 
     def _retry(self, exc: OvsnetError) -> None:
         delay = self.backoff.next_delay()

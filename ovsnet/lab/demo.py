@@ -169,7 +169,7 @@ def _wait_mesh_ready(lab: Lab, say: Say) -> None:
     deadline = time.monotonic() + MESH_READY_TIMEOUT
     pending = list(lab.hosts)
     while pending and time.monotonic() < deadline:
-        pending = [h for h in pending if h.ovsnet("status", "--check").returncode != 0]
+        pending = [h for h in pending if h.ovsnet("status", "--check-peers").returncode != 0]
         if pending:
             time.sleep(0.5)
     if pending:

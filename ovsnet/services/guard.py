@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ovsnet import ipsec, nftables
 from ovsnet.errors import OvsnetError
+from ovsnet.faults import checkpoint
 from ovsnet.ovsdb import Changes
 from ovsnet.plaintext_guard import Guard, GuardState, desired_guard
 
@@ -68,11 +69,13 @@ def guarded(change: GuardChange | None) -> Iterator[None]:
         return
     if change.current.needs(change.widened):
         nftables.write_guard(change.widened)
+    checkpoint("guard:after-widened")
     try:
         yield
     except BaseException:
         _restore(change)
         raise
+    checkpoint("guard:after-ovsdb")
     if change.widened != change.after:
         nftables.write_guard(change.after)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from ovsnet import arp, firewall, nftables
 from ovsnet.addressing import HostAddressing
 from ovsnet.errors import InvalidInput, NotReady
+from ovsnet.faults import checkpoint
 from ovsnet.model import DOCKER_BRIDGE_KEY, BridgeSpec
 from ovsnet.netlink import Netlink
 from ovsnet.ovsdb import Changes, OvsDb
@@ -140,7 +141,13 @@ def _apply_init(
     firewall_steps: list[str],
     guard: Guard | None,
 ) -> None:
-    """Apply the plan; if any step fails, undo the earlier ones so the host is as it was."""
+    """Apply the plan; if any step fails, undo the earlier ones so the host is as it was.
+
+    Each step leaves a state the next `init` recognises and finishes, so a process killed
+    anywhere in here (no undo runs then) is healed by running init again: OVSDB first (the
+    bridge records the subnet, which lets a later run put a lost gateway back), then links,
+    then the address (added to the bridge before it leaves docker0), the firewall, the guard.
+    """
     created_bridge = plan.changes.bridge is not None and db.bridge(spec.name) is None
     with ExitStack() as undo:
         db.apply(plan.changes)
@@ -148,8 +155,14 @@ def _apply_init(
             undo.callback(db.apply, Changes(delete_bridge=spec.name))
         elif plan.changes.system_ports:
             undo.callback(db.apply, Changes(remove_ports=[spec.docker_bridge]))
+        checkpoint("init:after-bridge")
         for name in plan.bring_up:
             net.set_up(name)
+        checkpoint("init:after-links-up")
+        for link, address in plan.add_addresses:
+            net.add_address(link, address)
+            undo.callback(net.remove_address, link, address)
+            arp.announce(spec.name, address.ip)
         for link, stale in plan.drop_addresses:
             net.remove_address(link, stale)
             if link == spec.docker_bridge:
@@ -157,12 +170,16 @@ def _apply_init(
                 arp.announce(spec.name, stale.ip)
         if plan.move_address:
             address, source, target = plan.move_address
-            net.move_address(address, source, target)
+            net.move_address(
+                address, source, target, midway=lambda: checkpoint("init:after-address-added")
+            )
             undo.callback(net.move_address, address, target, source)
             # Containers still map the gateway to docker0's MAC: announce the new owner.
             arp.announce(spec.name, address.ip)
+        checkpoint("init:after-address-moved")
         if firewall_steps:
             firewall.ensure_accept(spec.docker_bridge)
+        checkpoint("init:after-firewall")
         if guard is not None:
             nftables.write_guard(guard)
         undo.pop_all()
@@ -183,21 +200,42 @@ def reset_host(
     guard, guard_steps = reconcile_steps(observe_snapshot(others))
     steps = plan.steps + firewall_steps + guard_steps
     if not dry_run:
-        for link, stale in plan.drop_addresses:
-            net.remove_address(link, stale)
-        with ExitStack() as undo:
-            if plan.move_address:
-                address, source, target = plan.move_address
-                net.move_address(address, source, target)
-                undo.callback(net.move_address, address, target, source)
-                arp.announce(docker_bridge, address.ip)
-            db.apply(plan.changes)
-            undo.pop_all()
+        _apply_reset(db, net, plan, docker_bridge, firewall_steps, guard if guard_steps else None)
+    return ChangeReport(command="reset", steps=steps, dry_run=dry_run, details={"bridge": bridge})
+
+
+def _apply_reset(
+    db: OvsDb,
+    net: Netlink,
+    plan: HostPlan,
+    docker_bridge: str,
+    firewall_steps: list[str],
+    guard: Guard | None,
+) -> None:
+    """Address back to docker0 (added there before it leaves the bridge), firewall rule out,
+    bridge deleted, guard narrowed last: the bridge (which records the docker bridge's name)
+    goes only once nothing else needs it, and IPsec tunnels are never left unguarded. A run
+    killed anywhere here is finished by the next reset."""
+    for link, stale in plan.drop_addresses:
+        net.remove_address(link, stale)
+    with ExitStack() as undo:
+        if plan.move_address:
+            address, source, target = plan.move_address
+            net.move_address(
+                address, source, target, midway=lambda: checkpoint("reset:after-address-added")
+            )
+            undo.callback(net.move_address, address, target, source)
+            arp.announce(docker_bridge, address.ip)
+        checkpoint("reset:after-address-moved")
         if firewall_steps:
             firewall.remove_accept(docker_bridge)
-        if guard_steps:
-            nftables.write_guard(guard)
-    return ChangeReport(command="reset", steps=steps, dry_run=dry_run, details={"bridge": bridge})
+            undo.callback(firewall.ensure_accept, docker_bridge)
+        checkpoint("reset:after-firewall")
+        db.apply(plan.changes)
+        undo.pop_all()
+    checkpoint("reset:after-bridge-deleted")
+    if guard is not None:
+        nftables.write_guard(guard)
 
 
 def require_bridge(db: OvsDb, bridge: str):

@@ -6,14 +6,14 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from ovsnet import ipsec
+from ovsnet import ipsec, nftables
 from ovsnet.errors import InvalidInput
 from ovsnet.model import SUPERNET_KEY, ObservedBridge, ObservedPort, TunnelSpec
 from ovsnet.netlink import Netlink
 from ovsnet.ovsdb import Changes, OvsDb, Snapshot
 from ovsnet.plan import PeerPlan, plan_peers
 from ovsnet.report import ChangeReport
-from ovsnet.services.guard import guarded, plan_guard
+from ovsnet.services.guard import guarded, plan_guard, reconcile_steps
 from ovsnet.services.host import missing_bridge, require_bridge
 from ovsnet.services.ipsec import observe_snapshot
 from ovsnet.tunnels import TUNNEL_TYPES, parse_peer, port_name
@@ -109,7 +109,21 @@ def add_peers(
         report.steps.append("host IPsec settings: " + ", ".join(sorted(other_config)))
     if guard_change:
         report.steps += guard_change.steps
+    if not plan:
+        report.steps += _finish_guard(host, dry_run, narrows=exact)
     return report
+
+
+def _finish_guard(host: ipsec.ObservedHost, dry_run: bool, narrows: bool) -> list[str]:
+    """With nothing left to change in OVSDB, make the guard what the tunnels need: a run killed
+    after its OVSDB change but before narrowing the guard left it wider (fail closed), and
+    this is the run that finishes it. A plaintext-only `peer add` skips it (no nft process)."""
+    if not (narrows or host.drops_plaintext or any(t.method for t in host.tunnels)):
+        return []
+    wanted, steps = reconcile_steps(host)
+    if steps and not dry_run:
+        nftables.write_guard(wanted)
+    return steps
 
 
 def _refuse_own_addresses(specs: list[TunnelSpec], own: set[IPv4Address]) -> None:
@@ -199,6 +213,8 @@ def remove_peers(
     report = _report("peer remove", plan, dry_run)
     if guard_change:
         report.steps += guard_change.steps
+    if not plan:
+        report.steps += _finish_guard(observe_snapshot(snapshot), dry_run, narrows=True)
     return report
 
 

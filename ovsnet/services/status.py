@@ -8,6 +8,7 @@ from ovsnet.addressing import host_addressing
 from ovsnet.errors import OvsnetError
 from ovsnet.model import DOCKER_BRIDGE_KEY, SUBNET_KEY, SUPERNET_KEY
 from ovsnet.netlink import Netlink
+from ovsnet.ovs_daemons import vswitchd_answers
 from ovsnet.ovsdb import OvsDb
 from ovsnet.services.ipsec import observe_snapshot
 from ovsnet.services.peers import sorted_peers
@@ -53,7 +54,7 @@ class HostStatus:
                 "docker bridge",
                 f"{self.docker_bridge} ({'attached' if self.docker_attached else 'NOT attached'})",
             ),
-            ("OVS", self.ovs_version or "unknown (ovs_version not set in OVSDB)"),
+            ("OVS", self.ovs_version or "unknown (no daemon answered, no ovs_version in OVSDB)"),
         ]
         if self.plaintext_guard:
             guard = self.plaintext_guard
@@ -71,15 +72,29 @@ class HostStatus:
         for warning in self.warnings:
             console.print(f"[yellow]warning:[/] {warning}")
 
-    def health_problems(self) -> list[str]:
-        """For `status --check`: attached bridge and every peer's BFD up or unknown."""
-        found = list(self.problems)
-        found += [
-            f"peer {p['remote_ip']} is {p['state']}"
-            for p in self.peers
-            if p["state"] in ("down", "error", "admin_down")
-        ]
-        return found
+    def health_problems(self, check_peers: bool = False) -> list[str]:
+        """For `status --check`: this host's problems, and with check_peers its peers' too."""
+        return host_health(self) + (peer_health(self) if check_peers else [])
+
+
+def host_health(status: HostStatus) -> list[str]:
+    """Why this host is unhealthy (empty: healthy): the bridge, its gateway address, docker0
+    attached, the plaintext guard, ovs-vswitchd answering, the IKE side when IPsec peers are
+    configured. What `status --check`, the container HEALTHCHECK and /healthz judge.
+
+    Peers are left out on purpose: one dead host must not turn every other host of the fleet
+    unhealthy (and get its companion restarted for nothing). See peer_health."""
+    return list(status.problems)
+
+
+def peer_health(status: HostStatus) -> list[str]:
+    """The peers this host cannot reach (BFD down, or a port ovs-vswitchd refused), one line
+    each; `status --check-peers` fails on them."""
+    return [
+        f"peer {p['remote_ip']} is {p['state']}"
+        for p in status.peers
+        if p["state"] in ("down", "error", "admin_down")
+    ]
 
 
 def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> HostStatus:
@@ -91,6 +106,11 @@ def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> HostStatus:
     if bridge is None:
         status.problems.append(f"bridge {bridge_name} does not exist")
         return status
+    if vswitchd_answers(db.db) is False:
+        status.problems.append(
+            "ovs-vswitchd does not answer on its control socket: the bridge and tunnels in "
+            "OVSDB are not forwarding (start ovs-vswitchd, or the ovsnet container)"
+        )
     status.datapath = bridge.datapath_type or "system"
     status.subnet = bridge.external_ids.get(SUBNET_KEY)
     status.supernet = bridge.external_ids.get(SUPERNET_KEY)
@@ -164,7 +184,8 @@ def _add_ipsec_view(status: HostStatus, other_config: dict[str, str]) -> None:
     try:
         seen = {tunnel.name: tunnel for tunnel in monitor_tunnels()}
     except NotReady as exc:
-        status.warnings.append(f"IPsec peers configured but {exc.one_line()}")
+        # No IKE side: the IPsec tunnels carry nothing (or, allowed plaintext, leave in clear).
+        status.problems.append(f"IPsec peers configured but {exc.one_line()}")
         seen = None
     for peer in status.peers:
         if not peer["ipsec"]:

@@ -191,8 +191,10 @@ def test_a_peer_going_down_shows_on_both_other_hosts(mesh):
         (h2.name, h3.underlay_ip): 0.0,
     }
     wait_for(lab, "ovsnet_peer_up", expected)
-    wait_for(lab, "ovsnet_healthy", {(h1.name, ""): 0.0, (h2.name, ""): 0.0, (h3.name, ""): 1.0})
-    assert health(lab, h1).endswith("503") and f"peer {h3.underlay_ip} is down" in health(lab, h1)
+    # Health judges the host itself (as `status --check`): a dead peer does not make h1 or h2
+    # unhealthy, so one dead host does not turn the whole fleet's health red.
+    wait_for(lab, "ovsnet_healthy", {(h1.name, ""): 1.0, (h2.name, ""): 1.0, (h3.name, ""): 1.0})
+    assert health(lab, h1) == "ok\n200"
 
 
 def test_guard_series_present_counting_drops_then_lost(mesh):

@@ -205,3 +205,44 @@ def test_docker_mismatches_name_each_wrong_option():
         "fixed-cidr is None (wants 10.0.42.0/24)",
         "mtu is 1500 (wants 1462)",
     ]
+
+
+def test_gateway_on_neither_link_of_an_initialised_host_is_put_back_on_the_bridge():
+    """A killed run of an older ovsnet, or vswitchd recreating the bridge's interface."""
+    plan = plan_init(SPEC, HOST, initialised_bridge(), link("docker0"), link("br0"), "br0")
+    assert plan.add_addresses == [("br0", GW)]
+    assert plan.move_address is None and not plan.drop_addresses
+    assert any("put the gateway" in step for step in plan.steps)
+
+
+def test_gateway_on_neither_link_without_a_record_of_the_subnet_is_still_refused():
+    with pytest.raises(NotReady, match="ovsnet expects 10.0.42.1/8"):
+        plan_init(SPEC, HOST, None, link("docker0"), link("br0", exists=False), None)
+    other = host_addressing(prefix="10.0.43")
+    spec = BridgeSpec("br0", "netdev", 1462, "docker0", other.subnet, other.supernet)
+    with pytest.raises(NotReady, match="ovsnet expects 10.0.43.1/8"):
+        plan_init(spec, other, initialised_bridge(), link("docker0"), link("br0"), "br0")
+
+
+def test_docker_on_another_subnet_is_explained_even_when_the_bridge_records_ours():
+    wrong = IPv4Interface("172.17.0.1/16")
+    with pytest.raises(NotReady, match="172.17.0.1/16"):
+        plan_init(SPEC, HOST, initialised_bridge(), link("docker0", wrong), link("br0"), "br0")
+
+
+def test_every_state_a_killed_init_leaves_is_finished_by_the_next_plan():
+    """The states between init's steps (address added before removed): the next plan ends in
+    the initialised host, whose plan is empty."""
+    fresh_docker, fresh_br = link("docker0", GW), link("br0", exists=False)
+    states = [
+        (None, fresh_docker, fresh_br, None),  # nothing done yet
+        (initialised_bridge(), link("docker0", GW), link("br0", up=False), "br0"),  # bridge
+        (initialised_bridge(), link("docker0", GW), link("br0"), "br0"),  # links up
+        (initialised_bridge(), link("docker0", GW), link("br0", GW), "br0"),  # address on both
+    ]
+    for bridge, docker, br, owner in states:
+        plan = plan_init(SPEC, HOST, bridge, docker, br, owner)
+        moved = plan.move_address is not None or plan.drop_addresses == [("docker0", GW)]
+        assert moved, plan.steps
+    done = plan_init(SPEC, HOST, initialised_bridge(), link("docker0"), link("br0", GW), "br0")
+    assert not done
