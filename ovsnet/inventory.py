@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from ovsnet.addressing import DEFAULT_SUPERNET, HOST_PREFIXLEN, host_addressing, parse_network
+from ovsnet.addressing import DEFAULT_SUPERNET, HOST_PREFIXLEN, host_addressing, parse_supernet
 from ovsnet.errors import InvalidInput
 from ovsnet.tunnels import parse_peer
 
@@ -101,7 +101,7 @@ def parse(data: object, source: str = "inventory") -> Inventory:
         raise InvalidInput(
             f"{source}: unknown key {unknown[0]!r}", f"allowed keys: {', '.join(TOP_LEVEL_KEYS)}"
         )
-    supernet = parse_network(str(data.get("supernet", DEFAULT_SUPERNET)), "supernet")
+    supernet = parse_supernet(str(data.get("supernet", DEFAULT_SUPERNET)))
     if supernet.prefixlen >= HOST_PREFIXLEN:
         raise InvalidInput(
             f"{source}: supernet {supernet} has no room for /24 host subnets",

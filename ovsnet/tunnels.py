@@ -6,9 +6,9 @@ import ipaddress
 from ipaddress import IPv4Address, IPv4Network
 
 from ovsnet.errors import InvalidInput
+from ovsnet.validate import LINUX_IFNAME_MAX, special_space
 
 TUNNEL_TYPES = ("gre", "vxlan", "geneve")
-LINUX_IFNAME_MAX = 15
 
 # Bytes each encapsulation adds in front of the inner IP packet, IPv4 underlay (DESIGN.md 1).
 # OVS gre carries whole Ethernet frames: outer IP 20 + GRE 4 + inner Ethernet 14.
@@ -54,20 +54,18 @@ def parse_peer(
     """Validate a peer's underlay address."""
     try:
         address = ipaddress.ip_address(text.strip())
-    except ValueError:
+    except (ValueError, TypeError):
         raise InvalidInput(
             f"peer {text!r} is not an IP address", "give the peer's underlay IPv4 address"
         ) from None
     if not isinstance(address, IPv4Address):
         raise InvalidInput(f"peer {address} is IPv6", "IPv6 underlays are not supported yet")
-    if (
-        address.is_multicast
-        or address.is_unspecified
-        or address.is_loopback
-        or address.is_link_local
-        or address == IPv4Address("255.255.255.255")
-    ):
-        raise InvalidInput(f"peer {address} is not a unicast host address")
+    kind = special_space(address)
+    if kind is not None:
+        raise InvalidInput(
+            f"peer {address} is not a unicast host address ({kind} space)",
+            "give the peer's underlay IPv4 address",
+        )
     if address in own_addresses:
         raise InvalidInput(f"peer {address} is this host's own address", "give a remote host")
     if supernet is not None and address in supernet:

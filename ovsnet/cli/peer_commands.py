@@ -6,12 +6,11 @@ from pathlib import Path
 
 import typer
 
+from ovsnet.cli.options import BRIDGE
 from ovsnet.cli.output import Settings, emit
 from ovsnet.errors import InvalidInput
 
 peer_app = typer.Typer(help="Tunnels to other hosts.", no_args_is_help=True)
-
-BRIDGE = typer.Option("br0", "--bridge", help="OVS bridge that carries the overlay.")
 TYPE = typer.Option("gre", "--type", help="Tunnel type: gre, vxlan or geneve.")
 DRY_RUN = typer.Option(False, "--dry-run", help="Show what would change.")
 
