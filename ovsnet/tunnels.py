@@ -55,8 +55,9 @@ def parse_peer(
     try:
         address = ipaddress.ip_address(text.strip())
     except (ValueError, TypeError):
+        shown = text if len(text) <= 60 else text[:57] + "..."
         raise InvalidInput(
-            f"peer {text!r} is not an IP address", "give the peer's underlay IPv4 address"
+            f"peer {shown!r} is not an IP address", "give the peer's underlay IPv4 address"
         ) from None
     if not isinstance(address, IPv4Address):
         raise InvalidInput(f"peer {address} is IPv6", "IPv6 underlays are not supported yet")
@@ -74,3 +75,22 @@ def parse_peer(
             "tunnels run over the underlay: give the peer's underlay address",
         )
     return address
+
+
+def parse_peers_text(data: bytes, source: str) -> list[IPv4Address]:
+    """A `peer sync` file: one underlay address per line, `#` starts a comment. The first bad
+    line is an error naming source:line, so nothing is changed on a half-read file."""
+    peers = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            line = raw.decode()
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{source}:{number}: not UTF-8 text") from None
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        try:
+            peers.append(parse_peer(entry, set(), None))
+        except InvalidInput as exc:
+            raise InvalidInput(f"{source}:{number}: {exc.message}", exc.hint) from None
+    return peers

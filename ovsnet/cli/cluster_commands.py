@@ -146,11 +146,13 @@ def agent(
 class ClusterTable:
     hosts: list[dict]
     problems: list[str] = field(default_factory=list)
+    bad_records: list[dict] = field(default_factory=list)
 
     def as_json(self) -> Any:
-        return {"hosts": self.hosts, "problems": self.problems}
+        return {"hosts": self.hosts, "problems": self.problems, "bad_records": self.bad_records}
 
     def render(self, console) -> None:
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(box=None, pad_edge=False)
@@ -168,7 +170,11 @@ class ClusterTable:
             )
         console.print(table)
         for problem in self.problems:
-            console.print(f"[yellow]warning:[/yellow] {problem}")
+            console.print(f"[yellow]warning:[/yellow] {escape(problem)}")
+        if self.bad_records:
+            console.print(f"bad records ({len(self.bad_records)}, left out by every agent):")
+            for bad in self.bad_records:
+                console.print(f"  {escape(bad['key'])}: {escape(bad['reason'])}")
 
 
 @cluster_app.command("status")
@@ -187,8 +193,8 @@ def status(
     from ovsnet.etcd import Etcd
 
     with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca, insecure)) as client:
-        hosts, problems = cluster_status(client, ClusterKeys(key_prefix))
-    emit(ctx.obj, ClusterTable(hosts, problems))
+        found = cluster_status(client, ClusterKeys(key_prefix))
+    emit(ctx.obj, ClusterTable(found.hosts, found.problems, found.bad_records))
 
 
 @cluster_app.command("release")

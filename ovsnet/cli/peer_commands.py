@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -92,13 +93,13 @@ def sync(
 
 
 def read_peers_file(path: Path) -> list[str]:
+    from ovsnet.tunnels import parse_peers_text
+
     try:
-        text = path.read_text() if str(path) != "-" else __import__("sys").stdin.read()
+        data = path.read_bytes() if str(path) != "-" else sys.stdin.buffer.read()
     except OSError as exc:
         raise InvalidInput(f"cannot read peers file {path}: {exc.strerror}") from None
-    return [
-        line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()
-    ]
+    return [str(peer) for peer in parse_peers_text(data, str(path))]
 
 
 @peer_app.command("remove")
