@@ -10,7 +10,7 @@ import typer
 
 from ovsnet.cli.options import BRIDGE, DOCKER_BRIDGE
 from ovsnet.cli.output import Settings, emit
-from ovsnet.cluster.plan import DEFAULT_RESYNC_INTERVAL
+from ovsnet.cluster import DEFAULT_RESYNC_INTERVAL
 from ovsnet.errors import InvalidInput
 
 cluster_app = typer.Typer(

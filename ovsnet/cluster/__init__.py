@@ -19,3 +19,7 @@ options that /24 needs, runs `init` once Docker has them, and keeps a tunnel to 
 `--prefix A.B.C` reserves a given /24 instead (for hosts whose Docker is configured first).
 Key layout and the RBAC model, including what stays shared: see `keys`.
 """
+
+# Here, not in `plan`: the CLI reads it at import time, and every ovsnet command pays for
+# what the CLI imports.
+DEFAULT_RESYNC_INTERVAL = 120.0  # seconds between full reads: a backstop, not the main path

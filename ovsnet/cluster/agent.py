@@ -33,10 +33,10 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
 
+from ovsnet.cluster import DEFAULT_RESYNC_INTERVAL
 from ovsnet.cluster.claims import ClaimView, displaced, plan_claim
 from ovsnet.cluster.keys import ClusterKeys
 from ovsnet.cluster.plan import (
-    DEFAULT_RESYNC_INTERVAL,
     backoff,
     backoff_cap,
     desired_peers,

@@ -104,9 +104,6 @@ def backoff(
         delay = min(cap, delay * 2)
 
 
-DEFAULT_RESYNC_INTERVAL = 120.0  # seconds between full reads: a backstop, not the main path
-
-
 def keepalive_interval(ttl: int) -> float:
     """Refresh the lease three times per TTL: two refreshes may fail before the lease ends."""
     return max(0.2, ttl / 3)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from ovsnet.addressing import parse_network, parse_prefix, parse_supernet
+from ovsnet.cluster import DEFAULT_RESYNC_INTERVAL
 from ovsnet.cluster.agent import ON_ETCD_LOSS
 from ovsnet.cluster.keys import ClusterKeys, check_name
-from ovsnet.cluster.plan import DEFAULT_RESYNC_INTERVAL
 from ovsnet.cluster.subnets import check_supernet, usable
 from ovsnet.errors import InvalidInput
 from ovsnet.etcd import EtcdConfig
