@@ -252,7 +252,7 @@ def command_line(argv: list[str]) -> str:
     anything else rather than quote it (systemd treats `%` and `$` specially, shells more).
     """
     for token in argv:
-        if not _SAFE_TOKEN.match(token):
+        if not _SAFE_TOKEN.fullmatch(token):
             raise InvalidInput(f"{token!r} cannot be used in a rendered command line")
     return " ".join(argv)
 
@@ -280,7 +280,12 @@ def _docker_tls(enabled: bool, directory: str | None) -> DockerTls | None:
 def _check_tls_dir(directory: str) -> str:
     path = PurePosixPath(directory.strip())
     text = str(path)
-    if not path.is_absolute() or text == "/" or ".." in path.parts or not _SAFE_PATH.match(text):
+    if (
+        not path.is_absolute()
+        or text == "/"
+        or ".." in path.parts
+        or not _SAFE_PATH.fullmatch(text)
+    ):
         raise InvalidInput(
             f"Docker TLS folder {directory!r} is not an absolute path on the host",
             "give a folder like /etc/docker/tls (letters, digits, . _ - / only)",
@@ -290,7 +295,7 @@ def _check_tls_dir(directory: str) -> str:
 
 def _check_image(image: str) -> str:
     image = image.strip()
-    if not _SAFE_TOKEN.match(image) or image.startswith("-"):
+    if not _SAFE_TOKEN.fullmatch(image) or image.startswith("-"):
         raise InvalidInput(
             f"image {image!r} is not a container image reference",
             "give a reference like ghcr.io/ovsnet/ovsnet:0.1.0",

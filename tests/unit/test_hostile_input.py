@@ -459,3 +459,34 @@ def test_peer_sync_names_the_bad_line_before_touching_anything(capsys, tmp_path:
     err = capsys.readouterr().err
     assert f"{peers}:3: peer 255.255.255.255 is not a unicast host address (broadcast" in err
     assert err.count("\n") == 1
+
+
+# -- a trailing newline is a control character too ---------------------------------------------
+# `re.match` with a `$`-anchored pattern accepts "name\n": such a value would end up as an
+# extra line in ipsec.conf, ipsec.secrets, a systemd unit or a certificate's CN.
+
+
+def _checks():
+    from ovsnet import ipsec, pki
+    from ovsnet.render import context
+
+    return [
+        ("pki host name", lambda v: pki.check_host_name(v), "node1"),
+        ("IPsec remote name", lambda v: ipsec.check_remote_name(v), "node1"),
+        ("certificate path", lambda v: ipsec.check_pem_path(v, "cert"), "/etc/ovsnet/c.pem"),
+        ("PSK", lambda v: ipsec.validate_psk(v), "x" * 40),
+        ("unit command line", lambda v: context.command_line(["ovsnet", v]), "--peers=a"),
+        ("image", lambda v: context._check_image(v), "ovsnet:latest"),
+        ("TLS directory", lambda v: context._check_tls_dir(v), "/etc/ovsnet/tls"),
+    ]
+
+
+@pytest.mark.parametrize("what", [c[0] for c in _checks()])
+def test_a_trailing_newline_is_refused_everywhere(what):
+    check, good_value = next((c, g) for name, c, g in _checks() if name == what)
+    check(good_value)
+    try:
+        accepted = check(good_value + "\n")
+    except InvalidInput:
+        return
+    assert "\n" not in str(getattr(accepted, "value", accepted))  # stripped, never passed on
