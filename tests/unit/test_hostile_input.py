@@ -490,3 +490,21 @@ def test_a_trailing_newline_is_refused_everywhere(what):
     except InvalidInput:
         return
     assert "\n" not in str(getattr(accepted, "value", accepted))  # stripped, never passed on
+
+
+def test_cluster_status_shows_bad_records_as_plain_text():
+    from rich.console import Console
+
+    from ovsnet.cli.cluster_commands import ClusterTable
+
+    table = ClusterTable(
+        hosts=[],
+        problems=["h1 and h2 both publish underlay 198.51.100.1"],
+        bad_records=[{"key": "/ovsnet/hosts/[bold]x", "reason": "not JSON ([/] oops)"}],
+    )
+    console = Console(record=True, width=200, color_system=None)
+    table.render(console)
+    text = console.export_text()
+    assert "bad records (1, left out by every agent):" in text
+    assert "/ovsnet/hosts/[bold]x: not JSON ([/] oops)" in text
+    assert table.as_json()["bad_records"] == table.bad_records
