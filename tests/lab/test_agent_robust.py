@@ -200,6 +200,24 @@ def one_host(lab_factory):
     return host
 
 
+def in_process_agent(host, etcd_server, connect, **options):  # noqa: F811
+    """An Agent in this process managing the lab host's real OVS (tunnels only)."""
+    supernet = IPv4Network("10.0.0.0/8")
+    config = AgentConfig(
+        name=host.name,
+        underlay_ip=IPv4Address(host.underlay_ip),
+        supernet=supernet,
+        explicit_subnet=IPv4Network(host.subnet),
+        ttl=3,
+        **options,
+    )
+    dataplane = OvsDataplane(
+        DataplaneConfig(db=host.db, supernet=supernet, datapath="netdev", init=False)
+    )
+    events: list[dict] = []
+    return Agent(config, connect, dataplane, emit=events.append), events
+
+
 @pytest.mark.parametrize("on_etcd_loss", ["keep", "drop"])
 def test_a_quiet_watch_is_caught_by_the_resync_and_etcd_loss_does_what_it_says(
     one_host,
@@ -208,22 +226,12 @@ def test_a_quiet_watch_is_caught_by_the_resync_and_etcd_loss_does_what_it_says(
 ):
     host = one_host
     etcd_server.grant_direct(host.name)
-    supernet = IPv4Network("10.0.0.0/8")
-    config = AgentConfig(
-        name=host.name,
-        underlay_ip=IPv4Address(host.underlay_ip),
-        supernet=supernet,
-        explicit_subnet=IPv4Network(host.subnet),
-        ttl=3,
+    agent, events = in_process_agent(
+        host,
+        etcd_server,
+        lambda: QuietWatch(etcd_server.config(host.name)),
         resync_interval=2,
         on_etcd_loss=on_etcd_loss,
-    )
-    dataplane = OvsDataplane(
-        DataplaneConfig(db=host.db, supernet=supernet, datapath="netdev", init=False)
-    )
-    events: list[dict] = []
-    agent = Agent(
-        config, lambda: QuietWatch(etcd_server.config(host.name)), dataplane, emit=events.append
     )
 
     def seen(kind: str, **fields) -> dict | None:
@@ -261,8 +269,52 @@ def test_a_quiet_watch_is_caught_by_the_resync_and_etcd_loss_does_what_it_says(
     finally:
         agent.stop()
         runner.join(30)
-        dataplane.close()
-    assert not runner.is_alive() and getattr(agent, "failure", None) is None
+        agent.dataplane.close()
+    assert not runner.is_alive()
+
+
+def test_an_ended_watch_is_noticed_at_once_and_a_full_read_finds_what_it_missed(
+    one_host,
+    etcd_server,  # noqa: F811
+):
+    """The first watch is silenced at once and reported as ended only later (an end of
+    stream injected through the facade): the agent must not wait for its resync."""
+    host = one_host
+    etcd_server.grant_direct(host.name)
+    pending_ends = []
+
+    class EndedOnce(Etcd):
+        def watch_prefix(self, prefix, start_revision, on_changes, on_error):
+            cancel = super().watch_prefix(prefix, start_revision, on_changes, on_error)
+            if not pending_ends:
+                cancel()
+                pending_ends.append(on_error)
+            return cancel
+
+    agent, events = in_process_agent(
+        host, etcd_server, lambda: EndedOnce(etcd_server.config(host.name)), resync_interval=300
+    )
+    runner = threading.Thread(target=agent.run, daemon=True)
+    runner.start()
+    try:
+        wait_until(lambda: pending_ends and agent.applied is not None, 30, "the first reconcile")
+        peer = HostRecord("peer8", IPv4Address("198.51.100.98"), IPv4Network("10.0.98.0/24"))
+        with etcd_server.client("root") as root:
+            root.put(KEYS.host("peer8"), peer.to_json())
+        time.sleep(1.5)
+        assert "198.51.100.98" not in tunnels(host)  # the silenced watch delivered nothing
+        pending_ends[0](WatchEnded("the watch on etcd ended (injected)"))
+        ended = time.monotonic()
+        wait_until(lambda: "198.51.100.98" in tunnels(host), 15, "the tunnel to peer8")
+        assert time.monotonic() - ended < 15  # not the 300 s resync
+        reasons = [e["reason"] for e in events if e["event"] == "disconnected"]
+        assert reasons == ["the watch on etcd ended (injected)"]
+        assert len([e for e in events if e["event"] == "connected"]) == 2
+    finally:
+        agent.stop()
+        runner.join(30)
+        agent.dataplane.close()
+    assert not runner.is_alive()
 
 
 # -- --insecure ------------------------------------------------------------------------------
