@@ -508,3 +508,24 @@ def test_cluster_status_shows_bad_records_as_plain_text():
     assert "bad records (1, left out by every agent):" in text
     assert "/ovsnet/hosts/[bold]x: not JSON ([/] oops)" in text
     assert table.as_json()["bad_records"] == table.bad_records
+
+
+def test_the_companions_peer_file_names_the_bad_line_too():
+    from ovsnet.companion.config import parse_peers_file
+
+    assert parse_peers_file(b"198.51.100.2, 198.51.100.3 # two\n", "f") == [
+        "198.51.100.2",
+        "198.51.100.3",
+    ]
+    with pytest.raises(InvalidInput, match=r"^/etc/p:2: peer 'x' is not an IP address"):
+        parse_peers_file(b"198.51.100.2\n198.51.100.3 x\n", "/etc/p")
+    with pytest.raises(InvalidInput, match=r"^f:1: not UTF-8"):
+        parse_peers_file(b"\xff", "f")
+
+
+@FUZZ
+@given(st.binary(max_size=200))
+def test_fuzz_the_companions_peer_files(data):
+    from ovsnet.companion.config import parse_peers_file
+
+    ovsnet_error_only(parse_peers_file, data, "f")
