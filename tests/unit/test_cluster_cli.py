@@ -46,6 +46,7 @@ def etcd_args(files, url=URL):
         (["--underlay-ip", "nope"], "--underlay-ip 'nope' is not an IPv4 address"),
         (["--ipsec-psk-file", "/nonexistent"], "--ipsec-psk-file needs --ipsec"),
         (["--key-prefix", "ovsnet"], "key prefix 'ovsnet' is not valid"),
+        (["--key-prefix", "/ovs\nnet/"], "key prefix '/ovs\\nnet/' contains the control"),
         (["--underlay-ip", "127.0.0.1"], "--underlay-ip 127.0.0.1 is not a unicast host address"),
         (["--underlay-ip", "224.0.0.1"], "(multicast space)"),
         (["--underlay-ip", "10.0.0.5"], "inside the overlay supernet 10.0.0.0/8"),
