@@ -304,7 +304,7 @@ def test_changes_older_than_the_last_full_read_are_ignored():
     assert set(subject.records) == {"h2", "h3"}
 
 
-@FUZZ
+@settings(deadline=None, max_examples=120, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.dictionaries(
         st.sampled_from(["h2", "h3", "h4", "x y", "h5/6", ""]).map(lambda n: "/ovsnet/hosts/" + n)
