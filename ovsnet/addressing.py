@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from ovsnet.errors import InvalidInput
+from ovsnet.validate import check_overlay_supernet
 
 DEFAULT_SUPERNET = "10.0.0.0/8"
 HOST_PREFIXLEN = 24
@@ -65,6 +66,12 @@ def parse_network(text: str, what: str) -> IPv4Network:
     return network
 
 
+def parse_supernet(text: str, what: str = "supernet") -> IPv4Network:
+    """An overlay supernet: a strict IPv4 CIDR outside loopback, multicast, link-local, 0/8
+    and 240/4 space."""
+    return check_overlay_supernet(parse_network(text, what), what)
+
+
 def parse_prefix(text: str) -> IPv4Network:
     """`10.0.42` -> 10.0.42.0/24."""
     text = text.strip()
@@ -84,7 +91,7 @@ def host_addressing(
     """Validate the user's choice of subnet against the supernet and build the addressing."""
     if (prefix is None) == (subnet is None):
         raise InvalidInput("give exactly one of --prefix A.B.C or --subnet CIDR")
-    super_net = parse_network(supernet, "supernet")
+    super_net = parse_supernet(supernet)
     if super_net.prefixlen > 30:
         raise InvalidInput(f"supernet {super_net} is too small", "use a /30 or larger")
     if prefix is not None:

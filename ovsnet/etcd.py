@@ -9,6 +9,11 @@ design (etcd PRs 10366 and 10392), and per-host RBAC rests on exactly that
 Errors: etcd unreachable or timing out -> EtcdUnavailable (NotReady, exit 3); permission
 denied -> EtcdDenied (exit 1); everything else from the client -> OperationFailed.
 
+Watches are driven here on the gRPC stub, not through pyetcd's watcher: that one calls back
+with None when a stream ends cleanly and never reports a watch that etcd cancels (seen: a
+watch on a prefix the user may not read is created, cancelled by etcd with "permission
+denied", and pyetcd's callback is never called). Here every end of a watch is reported once.
+
 Place: docs/architecture.md, "Layers": facade layer.
 """
 
@@ -44,6 +49,10 @@ class EtcdDenied(OperationFailed):
     """etcd refused the request: these credentials may not do that."""
 
 
+class WatchEnded(OperationFailed):
+    """A watch stopped delivering: the stream ended, or etcd cancelled it (compaction, ...)."""
+
+
 @dataclass(frozen=True)
 class EtcdConfig:
     url: str
@@ -51,6 +60,10 @@ class EtcdConfig:
     key: str | None = None
     ca: str | None = None
     timeout: float = DEFAULT_TIMEOUT
+    # Without a client certificate etcd cannot tell hosts apart: any host (or anyone on the
+    # network, over http://) can rewrite every record and redirect tunnels. Allowed only
+    # when the user says so.
+    insecure: bool = False
 
     @property
     def endpoint(self) -> tuple[str, int, bool]:
@@ -79,6 +92,19 @@ class EtcdConfig:
         for path in (self.cert, self.key, self.ca):
             if path is not None:
                 _check_readable(path)
+        if self.cert is None and not self.insecure:
+            if not tls:
+                raise InvalidInput(
+                    f"etcd URL {self.url} is plain http:// without client-certificate auth: "
+                    "anyone on the network can read and rewrite the cluster's records",
+                    "use https:// with --etcd-cert, --etcd-key and --etcd-ca, or pass "
+                    "--insecure to accept that",
+                )
+            raise InvalidInput(
+                "no client certificate for etcd: etcd cannot tell hosts apart, so any host "
+                "could rewrite every record",
+                "pass --etcd-cert and --etcd-key, or --insecure to accept that",
+            )
         return self
 
 
@@ -347,36 +373,99 @@ class Etcd:
         on_changes: Callable[[list[Change]], None],
         on_error: Callable[[Exception], None],
     ) -> Callable[[], None]:
-        """Call on_changes with each batch of changes after start_revision (from the client's
-        thread); on_error once when the stream breaks. Returns a function that cancels."""
-        from pyetcd import events as etcd_events
+        """Call on_changes with each batch of changes after start_revision (from a thread of
+        its own); on_error exactly once when the watch stops for any reason other than the
+        returned cancel function: an error, a clean end of the stream, a cancel by etcd.
+        Raises (EtcdDenied, EtcdUnavailable, ...) if etcd does not confirm the watch."""
+        from pyetcd import etcdrpc, utils
 
-        def callback(response) -> None:
-            if isinstance(response, Exception):
-                on_error(self._watch_error(response))
+        client = self.client
+        stopped = threading.Event()  # set once: by cancel() or by the end of the watch
+        created = threading.Event()
+        failure: list[Exception] = []
+        create = etcdrpc.WatchCreateRequest(
+            key=prefix.encode(),
+            range_end=utils.prefix_range_end(prefix.encode()),
+            start_revision=start_revision,
+        )
+
+        def requests():
+            yield etcdrpc.WatchRequest(create_request=create)
+            stopped.wait()  # keep our half of the stream open until the watch is over
+
+        def report(error: Exception) -> None:
+            if stopped.is_set():
                 return
-            changes = [
-                Change(
-                    key=event.key.decode(),
-                    value=None if isinstance(event, etcd_events.DeleteEvent) else event.value,
-                    mod_revision=event.mod_revision,
-                )
-                for event in response.events
-            ]
-            if changes:
-                on_changes(changes)
+            stopped.set()
+            if created.is_set():
+                on_error(error)
+            else:
+                failure.append(error)
+                created.set()
 
         with self._errors(f"watching {prefix}"):
-            client = self.client
-            watch_id = client.add_watch_prefix_callback(
-                prefix, callback, start_revision=start_revision
+            from pyetcd.etcdrpc import WatchStub
+
+            call = WatchStub(client.channel).Watch(
+                requests(),
+                credentials=client.call_credentials,
+                # etcd cancels the watch if its member loses the leader, instead of going quiet.
+                metadata=(*(client.metadata or ()), ("hasleader", "true")),
             )
 
-        def cancel() -> None:
-            with contextlib.suppress(Exception):
-                client.cancel_watch(watch_id)
+        def run() -> None:
+            try:
+                for response in call:
+                    if stopped.is_set():
+                        return
+                    ended = self._watch_ended(response, prefix, start_revision)
+                    if ended is not None:
+                        report(ended)
+                        return
+                    if response.created:
+                        created.set()
+                    changes = [_change(event) for event in response.events]
+                    if changes:
+                        on_changes(changes)
+                report(WatchEnded(f"the watch on etcd at {self.config.url} ended"))
+            except Exception as exc:  # noqa: BLE001 - every end of the stream is reported
+                report(self._watch_error(exc))
 
+        threading.Thread(target=run, name=f"ovsnet-watch {prefix}", daemon=True).start()
+
+        def cancel() -> None:
+            stopped.set()
+            with contextlib.suppress(Exception):
+                call.cancel()
+
+        if not created.wait(self.config.timeout) or failure:
+            cancel()
+            raise (
+                failure[0]
+                if failure
+                else EtcdUnavailable(
+                    f"etcd at {self.config.url} did not confirm the watch on {prefix} "
+                    f"within {self.config.timeout:g} s"
+                )
+            )
         return cancel
+
+    def _watch_ended(self, response, prefix: str, start_revision: int) -> Exception | None:
+        where = self.config.url
+        if response.compact_revision:
+            return WatchEnded(
+                f"etcd at {where} compacted its history past revision {start_revision} "
+                f"(now {response.compact_revision}) and cancelled the watch on {prefix}"
+            )
+        if not response.canceled:
+            return None
+        reason = response.cancel_reason or "no reason given"
+        if "permission denied" in reason:
+            return EtcdDenied(
+                f"etcd at {where} denied watching {prefix}: {reason}",
+                "these credentials may not do that (etcd RBAC)",
+            )
+        return WatchEnded(f"etcd at {where} cancelled the watch on {prefix}: {reason}")
 
     def _watch_error(self, exc: Exception) -> Exception:
         try:
@@ -509,7 +598,19 @@ def _range_request(prefix: str):
     )
 
 
+def _key(raw: bytes) -> str:
+    # Keys are bytes in etcd; one that is not UTF-8 still gets a name (and is then refused
+    # as a bad record) instead of stopping the reader.
+    return raw.decode(errors="backslashreplace")
+
+
 def _items(kvs) -> dict[str, Item]:
     return {
-        kv.key.decode(): Item(kv.value, kv.lease, kv.create_revision, kv.mod_revision) for kv in kvs
+        _key(kv.key): Item(kv.value, kv.lease, kv.create_revision, kv.mod_revision) for kv in kvs
     }
+
+
+def _change(event) -> Change:
+    """A watch event (mvccpb.Event); a delete's kv carries the key and the delete revision."""
+    deleted = event.type == event.DELETE
+    return Change(_key(event.kv.key), None if deleted else event.kv.value, event.kv.mod_revision)

@@ -23,14 +23,15 @@ from typing import Any
 
 import yaml
 
-from ovsnet.addressing import DEFAULT_SUPERNET, HOST_PREFIXLEN, host_addressing, parse_network
+from ovsnet.addressing import DEFAULT_SUPERNET, HOST_PREFIXLEN, host_addressing, parse_supernet
 from ovsnet.errors import InvalidInput
 from ovsnet.tunnels import parse_peer
+from ovsnet.validate import check_printable
 
 SETTINGS = ("supernet", "underlay_mtu", "ipsec", "image", "docker_tls", "docker_tls_dir")
 TOP_LEVEL_KEYS = (*SETTINGS, "hosts", "allocations")
 HOST_KEYS = ("name", "ip", "prefix")
-_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})$")
+_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})")  # fullmatch: no trailing \n
 HEADER = (
     "# ovsnet fleet inventory. `ovsnet inventory allocate` fills in missing prefixes and\n"
     "# rewrites this file (comments are not kept). `allocations` records every /24 handed out:\n"
@@ -104,7 +105,7 @@ def parse(data: object, source: str = "inventory") -> Inventory:
         raise InvalidInput(
             f"{source}: unknown key {unknown[0]!r}", f"allowed keys: {', '.join(TOP_LEVEL_KEYS)}"
         )
-    supernet = parse_network(str(data.get("supernet", DEFAULT_SUPERNET)), "supernet")
+    supernet = parse_supernet(str(data.get("supernet", DEFAULT_SUPERNET)))
     if supernet.prefixlen >= HOST_PREFIXLEN:
         raise InvalidInput(
             f"{source}: supernet {supernet} has no room for /24 host subnets",
@@ -133,7 +134,9 @@ def _optional(data: dict[str, Any], key: str, kind: type, source: str) -> Any:
     if value is None:
         return None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise InvalidInput(f"{source}: {key} must be a {kind.__name__}, not {value!r}")
+        raise InvalidInput(f"{source}: {key} must be a {kind.__name__}, not {_shown(value)}")
+    if isinstance(value, str):
+        check_printable(value, f"{source}: {key}")
     return value
 
 
@@ -146,12 +149,7 @@ def _parse_host(entry: object, index: int, supernet: IPv4Network, source: str) -
         raise InvalidInput(
             f"{where}: unknown key {unknown[0]!r}", f"allowed keys: {', '.join(HOST_KEYS)}"
         )
-    name = entry.get("name")
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise InvalidInput(
-            f"{where}: name {name!r} is not a host name",
-            "use letters, digits, '.', '_' and '-' (at most 63 characters)",
-        )
+    name = _check_name(entry.get("name"), where)
     where = f"{source}: host {name}"
     if "ip" not in entry:
         raise InvalidInput(f"{where} has no ip", "give the host's underlay IPv4 address")
@@ -163,6 +161,20 @@ def _parse_host(entry: object, index: int, supernet: IPv4Network, source: str) -
     if prefix is not None:
         prefix = _check_prefix(str(prefix), supernet, where)
     return Host(name=name, ip=ip, prefix=prefix)
+
+
+def _check_name(name: object, where: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise InvalidInput(
+            f"{where}: name {_shown(name)} is not a host name",
+            "use letters, digits, '.', '_' and '-' (at most 63 characters)",
+        )
+    return name
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_prefix(prefix: str, supernet: IPv4Network, where: str) -> str:
@@ -178,7 +190,9 @@ def _parse_allocations(data: object, supernet: IPv4Network, source: str) -> dict
     if not isinstance(data, dict):
         raise InvalidInput(f"{source}: allocations must map host names to prefixes")
     return {
-        str(name): _check_prefix(str(prefix), supernet, f"{source}: allocations of {name}")
+        _check_name(name, f"{source}: allocations"): _check_prefix(
+            str(prefix), supernet, f"{source}: allocations of {name}"
+        )
         for name, prefix in data.items()
     }
 
@@ -313,6 +327,8 @@ def dumps(inventory: Inventory) -> str:
 def loads(text: str, source: str = "inventory") -> Inventory:
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise InvalidInput(f"{source} is nested too deeply to be an inventory") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

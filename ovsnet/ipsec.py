@@ -78,7 +78,7 @@ def validate_psk(text: str, source: str = "the PSK") -> Psk:
         )
     if len(text) > PSK_MAX_LENGTH:
         raise InvalidInput(f"{source} is longer than {PSK_MAX_LENGTH} characters")
-    if not _PSK_CHARS.match(text):
+    if not _PSK_CHARS.fullmatch(text):
         # Never say which character: that would reveal part of the secret.
         raise InvalidInput(
             f"{source} contains spaces, quotes, control or non-ASCII characters",
@@ -112,7 +112,7 @@ def secret_file_mode_problem(mode: int, source: str) -> tuple[str | None, str | 
 
 
 def check_remote_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidInput(
             f"remote name {name!r} is not a certificate common name ovsnet can use",
             "give the peer's host name as in `ovsnet pki issue HOST`",
@@ -121,7 +121,7 @@ def check_remote_name(name: str) -> str:
 
 
 def check_pem_path(path: str, what: str) -> str:
-    if not _PATH.match(path):
+    if not _PATH.fullmatch(path):
         raise InvalidInput(
             f"{what} path {path!r} must be absolute, without spaces, quotes, ',' or '#'",
             "strongSwan reads it from ipsec.conf, which cannot quote such paths",

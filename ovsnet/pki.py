@@ -58,7 +58,7 @@ def utcnow() -> dt.datetime:
 
 
 def check_host_name(host: str) -> str:
-    if not _HOST_RE.match(host):
+    if not _HOST_RE.fullmatch(host):  # match() would let a trailing newline through
         raise InvalidInput(
             f"{host!r} is not a usable host name for a certificate",
             "use letters, digits, '-' and '.' only (at most 64 characters)",

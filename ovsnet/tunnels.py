@@ -9,9 +9,9 @@ import ipaddress
 from ipaddress import IPv4Address, IPv4Network
 
 from ovsnet.errors import InvalidInput
+from ovsnet.validate import LINUX_IFNAME_MAX, special_space
 
 TUNNEL_TYPES = ("gre", "vxlan", "geneve")
-LINUX_IFNAME_MAX = 15
 
 # Bytes each encapsulation adds in front of the inner IP packet, IPv4 underlay
 # (docs/facts.md, "MTU").
@@ -58,20 +58,19 @@ def parse_peer(
     """Validate a peer's underlay address."""
     try:
         address = ipaddress.ip_address(text.strip())
-    except ValueError:
+    except (ValueError, TypeError):
+        shown = text if len(text) <= 60 else text[:57] + "..."
         raise InvalidInput(
-            f"peer {text!r} is not an IP address", "give the peer's underlay IPv4 address"
+            f"peer {shown!r} is not an IP address", "give the peer's underlay IPv4 address"
         ) from None
     if not isinstance(address, IPv4Address):
         raise InvalidInput(f"peer {address} is IPv6", "IPv6 underlays are not supported yet")
-    if (
-        address.is_multicast
-        or address.is_unspecified
-        or address.is_loopback
-        or address.is_link_local
-        or address == IPv4Address("255.255.255.255")
-    ):
-        raise InvalidInput(f"peer {address} is not a unicast host address")
+    kind = special_space(address)
+    if kind is not None:
+        raise InvalidInput(
+            f"peer {address} is not a unicast host address ({kind} space)",
+            "give the peer's underlay IPv4 address",
+        )
     if address in own_addresses:
         raise InvalidInput(f"peer {address} is this host's own address", "give a remote host")
     if supernet is not None and address in supernet:
@@ -80,3 +79,22 @@ def parse_peer(
             "tunnels run over the underlay: give the peer's underlay address",
         )
     return address
+
+
+def parse_peers_text(data: bytes, source: str) -> list[IPv4Address]:
+    """A `peer sync` file: one underlay address per line, `#` starts a comment. The first bad
+    line is an error naming source:line, so nothing is changed on a half-read file."""
+    peers = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            line = raw.decode()
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{source}:{number}: not UTF-8 text") from None
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        try:
+            peers.append(parse_peer(entry, set(), None))
+        except InvalidInput as exc:
+            raise InvalidInput(f"{source}:{number}: {exc.message}", exc.hint) from None
+    return peers

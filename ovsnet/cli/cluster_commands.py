@@ -8,8 +8,9 @@ from typing import Any
 
 import typer
 
-from ovsnet.cli.options import LOG_FORMAT, METRICS_LISTEN
+from ovsnet.cli.options import BRIDGE, DOCKER_BRIDGE, LOG_FORMAT, METRICS_LISTEN
 from ovsnet.cli.output import Settings, emit
+from ovsnet.cluster import DEFAULT_RESYNC_INTERVAL
 from ovsnet.errors import InvalidInput
 
 cluster_app = typer.Typer(
@@ -21,9 +22,16 @@ ETCD_CERT = typer.Option(None, "--etcd-cert", help="Client certificate (env OVSN
 ETCD_KEY = typer.Option(None, "--etcd-key", help="Client key, 0600 (env OVSNET_ETCD_KEY).")
 ETCD_CA = typer.Option(None, "--etcd-ca", help="CA of etcd's certificate (env OVSNET_ETCD_CA).")
 KEY_PREFIX = typer.Option("/ovsnet/", "--key-prefix", help="Where ovsnet's keys live in etcd.")
+INSECURE = typer.Option(
+    False,
+    "--insecure",
+    envvar="OVSNET_ETCD_INSECURE",
+    help="Allow etcd without a client certificate (plain http://, or no client-cert auth): "
+    "then any host can rewrite every record.",
+)
 
 
-def etcd_config(url, cert, key, ca):
+def etcd_config(url, cert, key, ca, insecure: bool = False):
     from ovsnet.etcd import EtcdConfig
 
     url = url or os.environ.get("OVSNET_ETCD")
@@ -34,6 +42,7 @@ def etcd_config(url, cert, key, ca):
         cert=cert or os.environ.get("OVSNET_ETCD_CERT"),
         key=key or os.environ.get("OVSNET_ETCD_KEY"),
         ca=ca or os.environ.get("OVSNET_ETCD_CA"),
+        insecure=insecure,
     ).check()
 
 
@@ -47,6 +56,7 @@ def agent(
     etcd_key: str = ETCD_KEY,
     etcd_ca: str = ETCD_CA,
     key_prefix: str = KEY_PREFIX,
+    insecure: bool = INSECURE,
     name: str = typer.Option(None, "--name", help="This host's name (default: hostname)."),
     underlay_ip: str = typer.Option(
         None, "--underlay-ip", help="Address peers tunnel to (default: the one facing etcd)."
@@ -57,8 +67,8 @@ def agent(
     ttl: int = typer.Option(
         30, "--ttl", help="Lease TTL in seconds: how long a dead host keeps its tunnels elsewhere."
     ),
-    bridge: str = typer.Option("br0", "--bridge", help="OVS bridge that carries the overlay."),
-    docker_bridge: str = typer.Option("docker0", "--docker-bridge", help="Docker's bridge."),
+    bridge: str = BRIDGE,
+    docker_bridge: str = DOCKER_BRIDGE,
     datapath: str = typer.Option("system", "--datapath", help="system (kernel) or netdev."),
     underlay_mtu: int = typer.Option(None, "--underlay-mtu", help="Default: detected."),
     ipsec: bool = typer.Option(
@@ -84,6 +94,17 @@ def agent(
     ),
     metrics_listen: str = METRICS_LISTEN,
     log_format: str = LOG_FORMAT,
+    resync_interval: float = typer.Option(
+        DEFAULT_RESYNC_INTERVAL,
+        "--resync-interval",
+        help="Seconds between full reads of etcd, the backstop for a watch that went quiet.",
+    ),
+    on_etcd_loss: str = typer.Option(
+        "keep",
+        "--on-etcd-loss",
+        help="When etcd is unreachable for longer than the TTL: keep the tunnels as they are "
+        "(default), or drop them all (peers have dropped this host by then).",
+    ),
 ) -> None:
     """Lease a /24, publish this host in etcd and keep a tunnel to every live peer.
 
@@ -95,7 +116,7 @@ def agent(
 
     settings: Settings = ctx.obj
     options = AgentOptions(
-        etcd=etcd_config(etcd, etcd_cert, etcd_key, etcd_ca),
+        etcd=etcd_config(etcd, etcd_cert, etcd_key, etcd_ca, insecure),
         key_prefix=key_prefix,
         name=name,
         underlay_ip=underlay_ip,
@@ -112,6 +133,8 @@ def agent(
         ipsec_cert=ipsec_cert,
         init=not no_init,
         dataplane=not no_dataplane,
+        resync_interval=resync_interval,
+        on_etcd_loss=on_etcd_loss,
         db=settings.db,
         json=settings.json,
         metrics_listen=metrics_listen or None,
@@ -127,11 +150,13 @@ def agent(
 class ClusterTable:
     hosts: list[dict]
     problems: list[str] = field(default_factory=list)
+    bad_records: list[dict] = field(default_factory=list)
 
     def as_json(self) -> Any:
-        return {"hosts": self.hosts, "problems": self.problems}
+        return {"hosts": self.hosts, "problems": self.problems, "bad_records": self.bad_records}
 
     def render(self, console) -> None:
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(box=None, pad_edge=False)
@@ -149,7 +174,11 @@ class ClusterTable:
             )
         console.print(table)
         for problem in self.problems:
-            console.print(f"[yellow]warning:[/yellow] {problem}")
+            console.print(f"[yellow]warning:[/yellow] {escape(problem)}")
+        if self.bad_records:
+            console.print(f"bad records ({len(self.bad_records)}, left out by every agent):")
+            for bad in self.bad_records:
+                console.print(f"  {escape(bad['key'])}: {escape(bad['reason'])}")
 
 
 @cluster_app.command("status")
@@ -160,15 +189,16 @@ def status(
     etcd_key: str = ETCD_KEY,
     etcd_ca: str = ETCD_CA,
     key_prefix: str = KEY_PREFIX,
+    insecure: bool = INSECURE,
 ) -> None:
     """Every host: subnet, underlay address, lease TTL left, last seen (live or gone)."""
     from ovsnet.cluster.admin import cluster_status
     from ovsnet.cluster.keys import ClusterKeys
     from ovsnet.etcd import Etcd
 
-    with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca)) as client:
-        hosts, problems = cluster_status(client, ClusterKeys(key_prefix))
-    emit(ctx.obj, ClusterTable(hosts, problems))
+    with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca, insecure)) as client:
+        found = cluster_status(client, ClusterKeys(key_prefix))
+    emit(ctx.obj, ClusterTable(found.hosts, found.problems, found.bad_records))
 
 
 @cluster_app.command("release")
@@ -180,6 +210,7 @@ def release(
     etcd_key: str = ETCD_KEY,
     etcd_ca: str = ETCD_CA,
     key_prefix: str = KEY_PREFIX,
+    insecure: bool = INSECURE,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be deleted."),
 ) -> None:
     """Free a host's subnet, record and last-subnet memory now, instead of waiting for its
@@ -188,7 +219,7 @@ def release(
     from ovsnet.cluster.keys import ClusterKeys
     from ovsnet.etcd import Etcd
 
-    with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca)) as client:
+    with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca, insecure)) as client:
         emit(ctx.obj, release_host(client, ClusterKeys(key_prefix), name, dry_run=dry_run))
 
 
@@ -201,6 +232,7 @@ def grant(
     etcd_key: str = ETCD_KEY,
     etcd_ca: str = ETCD_CA,
     key_prefix: str = KEY_PREFIX,
+    insecure: bool = INSECURE,
 ) -> None:
     """(root) Create the etcd user NAME and its role: write only its own keys and subnet
     claims, read the rest of ovsnet's prefix."""
@@ -209,7 +241,7 @@ def grant(
     from ovsnet.report import ChangeReport
 
     keys = ClusterKeys(key_prefix)
-    with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca)) as client:
+    with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca, insecure)) as client:
         steps = client.ensure_host_role(name, role_name(name), keys.host_permissions(name))
     emit(
         ctx.obj,
@@ -224,13 +256,14 @@ def enable_auth(
     etcd_cert: str = ETCD_CERT,
     etcd_key: str = ETCD_KEY,
     etcd_ca: str = ETCD_CA,
+    insecure: bool = INSECURE,
 ) -> None:
     """(once, before auth is on) Create etcd's root user, whose certificate CN is `root`, and
     turn etcd's authentication on. Run it with the root certificate."""
     from ovsnet.etcd import Etcd
     from ovsnet.report import ChangeReport
 
-    with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca)) as client:
+    with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca, insecure)) as client:
         steps = client.enable_auth()
     emit(ctx.obj, ChangeReport("cluster enable-auth", steps))
 

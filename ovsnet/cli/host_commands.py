@@ -5,10 +5,9 @@ from __future__ import annotations
 import typer
 
 from ovsnet.cli.locking import changing_host
+from ovsnet.cli.options import BRIDGE, DOCKER_BRIDGE, DOCKER_BRIDGE_RECORDED
 from ovsnet.cli.output import Settings, emit
 from ovsnet.errors import OperationFailed
-
-BRIDGE = typer.Option("br0", "--bridge", help="OVS bridge that carries the overlay.")
 
 
 def init(
@@ -17,7 +16,7 @@ def init(
     subnet: str = typer.Option(None, "--subnet", help="The host's subnet as a CIDR."),
     supernet: str = typer.Option("10.0.0.0/8", "--supernet", help="The overlay supernet."),
     bridge: str = BRIDGE,
-    docker_bridge: str = typer.Option("docker0", "--docker-bridge", help="Docker's bridge."),
+    docker_bridge: str = DOCKER_BRIDGE,
     datapath: str = typer.Option(
         "system", "--datapath", envvar="OVSNET_DATAPATH", help="system (kernel) or netdev."
     ),
@@ -90,7 +89,7 @@ def status(
 def reset(
     ctx: typer.Context,
     bridge: str = BRIDGE,
-    docker_bridge: str = typer.Option(None, "--docker-bridge", help="Default: as init recorded."),
+    docker_bridge: str = DOCKER_BRIDGE_RECORDED,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change."),
 ) -> None:
     """Remove ovsnet's tunnels and bridge and give the address back to the docker bridge."""

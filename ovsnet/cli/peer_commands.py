@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 
 from ovsnet.cli.locking import changing_host
+from ovsnet.cli.options import BRIDGE
 from ovsnet.cli.output import Settings, emit
 from ovsnet.errors import InvalidInput
 
 peer_app = typer.Typer(help="Tunnels to other hosts.", no_args_is_help=True)
-
-BRIDGE = typer.Option("br0", "--bridge", help="OVS bridge that carries the overlay.")
 TYPE = typer.Option("gre", "--type", help="Tunnel type: gre, vxlan or geneve.")
 DRY_RUN = typer.Option(False, "--dry-run", help="Show what would change.")
 
@@ -95,13 +95,13 @@ def sync(
 
 
 def read_peers_file(path: Path) -> list[str]:
+    from ovsnet.tunnels import parse_peers_text
+
     try:
-        text = path.read_text() if str(path) != "-" else __import__("sys").stdin.read()
+        data = path.read_bytes() if str(path) != "-" else sys.stdin.buffer.read()
     except OSError as exc:
         raise InvalidInput(f"cannot read peers file {path}: {exc.strerror}") from None
-    return [
-        line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()
-    ]
+    return [str(peer) for peer in parse_peers_text(data, str(path))]
 
 
 @peer_app.command("remove")

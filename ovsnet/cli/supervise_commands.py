@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ovsnet.cli.options import LOG_FORMAT, METRICS_LISTEN
+from ovsnet.cli.options import LOG_FORMAT, METRICS_LISTEN, interface_name_option
 from ovsnet.cli.output import Settings
 from ovsnet.errors import InvalidInput
 
@@ -31,8 +31,12 @@ def supervise(
         envvar="OVSNET_PEERS_FILE",
         help="A `peer sync` file (re-read when it changes): exactly these peers.",
     ),
-    bridge: str = typer.Option("br0", "--bridge", envvar="OVSNET_BRIDGE"),
-    docker_bridge: str = typer.Option("docker0", "--docker-bridge", envvar="OVSNET_DOCKER_BRIDGE"),
+    bridge: str = typer.Option(
+        "br0", "--bridge", envvar="OVSNET_BRIDGE", callback=interface_name_option
+    ),
+    docker_bridge: str = typer.Option(
+        "docker0", "--docker-bridge", envvar="OVSNET_DOCKER_BRIDGE", callback=interface_name_option
+    ),
     ipsec: bool = typer.Option(
         False,
         "--ipsec/--no-ipsec",

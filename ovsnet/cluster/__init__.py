@@ -22,3 +22,7 @@ Key layout and the RBAC model, including what stays shared: see `keys`.
 Place: docs/architecture.md, "Packages and what they own":
 cluster mode (pure planning, the agent service, the etcd facade's user).
 """
+
+# Here, not in `plan`: the CLI reads it at import time, and every ovsnet command pays for
+# what the CLI imports.
+DEFAULT_RESYNC_INTERVAL = 120.0  # seconds between full reads: a backstop, not the main path

@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from ovsnet.cluster.claims import ClaimView
 from ovsnet.cluster.keys import ClusterKeys, check_name
-from ovsnet.cluster.plan import subnet_conflicts
-from ovsnet.cluster.records import BadRecord, HostRecord, claim_value
+from ovsnet.cluster.plan import subnet_conflicts, underlay_conflicts
+from ovsnet.cluster.records import BadRecord, HostRecord, claim_value, parse_host_entry
 from ovsnet.etcd import Etcd
 from ovsnet.report import ChangeReport
+from ovsnet.validate import printable
 
 
-def cluster_status(etcd: Etcd, keys: ClusterKeys) -> tuple[list[dict], list[str]]:
+@dataclass(frozen=True)
+class ClusterStatus:
+    hosts: list[dict]
+    problems: list[str]
+    bad_records: list[dict]  # {"key", "reason"}: values every agent leaves out
+
+
+def cluster_status(etcd: Etcd, keys: ClusterKeys) -> ClusterStatus:
     snaps = etcd.read_many(keys.hosts, keys.subnets, keys.last_subnets)
     view = ClaimView.parse(keys, snaps[keys.subnets].items, snaps[keys.last_subnets].items)
-    records: dict[str, HostRecord] = {}
-    problems: list[str] = []
-    leases: dict[str, int] = {}
-    for key, item in snaps[keys.hosts].items.items():
-        name = keys.name_of(key)
-        if name is None:  # not a host key (the prefix read returns only host keys)
-            continue
+    records, leases, bad = {}, {}, []
+    for key, item in sorted(snaps[keys.hosts].items.items()):
         try:
-            records[name] = HostRecord.from_json(item.value)
-            leases[name] = item.lease
+            record = parse_host_entry(keys, key, item.value)
         except BadRecord as exc:
-            problems.append(f"{key}: {exc}")
-    problems += subnet_conflicts(records)
+            bad.append({"key": printable(key), "reason": printable(str(exc))})
+            continue
+        records[record.name] = record
+        leases[record.name] = item.lease
+    bad += [{"key": printable(k), "reason": printable(r)} for k, r in view.bad.items()]
+    problems = subnet_conflicts(records) + underlay_conflicts(records)
     rows = [_live_row(etcd, records[n], leases[n]) for n in records]
     for name, subnet in view.memory.items():
         if name not in records:
@@ -39,7 +46,7 @@ def cluster_status(etcd: Etcd, keys: ClusterKeys) -> tuple[list[dict], list[str]
     rows.sort(key=lambda r: (r["state"] != "live", IPv4Address(r["subnet_start"])))
     for row in rows:
         del row["subnet_start"]
-    return rows, problems
+    return ClusterStatus(rows, problems, bad)
 
 
 def _live_row(etcd: Etcd, record: HostRecord, lease: int) -> dict:

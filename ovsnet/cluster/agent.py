@@ -6,8 +6,18 @@ for the lease keepalive, so an idle agent sleeps: there is no polling of etcd or
 
 Sessions: connect, make sure the host's claim and record exist (keep the lease if it is alive,
 else claim again, preferring the subnet in use), read the host records, watch from the next
-revision, reconcile. When etcd goes away the session ends and the agent retries with backoff;
-the data plane is left exactly as it is until etcd answers again.
+revision, reconcile. When etcd goes away, or the watch ends for any reason (an error, a cancel
+by etcd, a compaction, a stream that simply stops), the session ends and the agent retries with
+backoff: every new session starts with a full read. A periodic full read within the session
+(`resync_interval`) is the backstop for a watch that stays open but delivers nothing.
+
+Records are checked field by field when read; a bad one is left out, reported once per key and
+reason (`bad-record`), and never stops the reconcile of the others.
+
+While etcd is unreachable the data plane is kept as it is (`on_etcd_loss="keep"`, the default:
+an etcd outage must not take the mesh down). Once the lease TTL has passed the agent says that
+its peers have probably removed their tunnels to it; with `on_etcd_loss="drop"` it removes its
+own tunnels then instead.
 """
 
 from __future__ import annotations
@@ -23,16 +33,29 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
 
-from ovsnet.cluster import telemetry
+from ovsnet.cluster import DEFAULT_RESYNC_INTERVAL, telemetry
 from ovsnet.cluster.claims import ClaimView, displaced, plan_claim
 from ovsnet.cluster.keys import ClusterKeys
-from ovsnet.cluster.plan import backoff, backoff_cap, desired_peers, keepalive_interval
-from ovsnet.cluster.records import BadRecord, HostRecord, claim_value, memory_value
+from ovsnet.cluster.plan import (
+    backoff,
+    backoff_cap,
+    desired_peers,
+    keepalive_interval,
+)
+from ovsnet.cluster.records import (
+    BadRecord,
+    HostRecord,
+    claim_value,
+    memory_value,
+    parse_host_entry,
+)
 from ovsnet.errors import InvalidInput, OperationFailed, OvsnetError
-from ovsnet.etcd import Change, Etcd, EtcdDenied, SubnetClaim
+from ovsnet.etcd import Change, Etcd, EtcdDenied, Snapshot, SubnetClaim
+from ovsnet.validate import printable
 
 log = logging.getLogger("ovsnet.agent")
 MAX_CLAIM_ATTEMPTS = 64
+ON_ETCD_LOSS = ("keep", "drop")
 
 
 @dataclass(frozen=True)
@@ -47,6 +70,8 @@ class AgentConfig:
     ipsec_method: str | None = None
     ipsec_cn: str | None = None
     ipsec_fingerprint: str | None = None
+    resync_interval: float = DEFAULT_RESYNC_INTERVAL
+    on_etcd_loss: str = "keep"
 
     def record(self, subnet: IPv4Network, started_at: str) -> HostRecord:
         return HostRecord(
@@ -69,6 +94,8 @@ class Dataplane(Protocol):
     def init(self, subnet: IPv4Network) -> dict: ...
 
     def apply_peers(self, peers: tuple[str, ...]) -> dict: ...
+
+    def local_addresses(self) -> set[IPv4Address]: ...
 
 
 class _SessionEnded(Exception):
@@ -97,10 +124,16 @@ class Agent:
         # What ended run() in its thread, for the main thread to report (ovsnet agent's runner).
         self.failure: BaseException | None = None
         self.records: dict[str, HostRecord] = {}
+        self.bad: dict[str, str] = {}  # key -> why its value was left out
+        self.read_revision = 0  # the revision of the last full read
         self.applied: tuple[str, ...] | None = None
         self._skipped: tuple[str, ...] = ()
         self._queue: queue.Queue = queue.Queue()
+        self._watch_generation = 0  # queue items of an older watch are ignored
+        self._cancel_watch: Callable[[], None] = lambda: None
         self._initialised: IPv4Network | None = None  # the subnet init last succeeded for
+        self._last_contact = time.monotonic()  # the last time etcd answered
+        self._loss_reported = False
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -126,45 +159,115 @@ class Agent:
                     reason=_one_line(exc),
                     retry_in=round(delay, 2),
                 )
+                self._on_etcd_loss()
                 self.stop_event.wait(delay)
             finally:
                 etcd.close()
 
+    def _on_etcd_loss(self) -> None:
+        """Say (once per outage) what happens to the data plane when etcd has been away for
+        longer than the lease TTL: by then peers have seen this host's record expire."""
+        away = time.monotonic() - self._last_contact
+        if self._loss_reported or away < self.config.ttl:
+            return
+        self._loss_reported = True
+        tunnels = len(self.applied or ())
+        if self.config.on_etcd_loss == "drop" and tunnels:
+            try:
+                self.dataplane.apply_peers(())
+            except OvsnetError as exc:
+                self._event("apply-failed", level=logging.ERROR, reason=exc.one_line())
+                return
+            self.applied = ()
+            action = "removed every tunnel (--on-etcd-loss drop)"
+        else:
+            action = f"keeping the {tunnels} tunnels as they are (--on-etcd-loss keep)"
+        self._event(
+            "etcd-lost",
+            level=logging.WARNING,
+            away_s=round(away, 1),
+            tunnels=tunnels,
+            action=self.config.on_etcd_loss,
+            message=f"etcd unreachable for {away:.0f} s, longer than the lease TTL: peers have "
+            f"probably removed their tunnels to this host; {action}",
+        )
+
+    def _contact(self) -> None:
+        self._last_contact = time.monotonic()
+        self._loss_reported = False
+
     # -- one session ------------------------------------------------------------------------
 
     def _session(self, etcd: Etcd) -> None:
-        keys = self.config.keys
         self._ensure_lease(etcd)
-        snapshot = etcd.read_prefix(keys.hosts)
-        self._replace_records(snapshot.items)
-        if self._own_record_missing():
-            self._claim(etcd)
-            snapshot = etcd.read_prefix(keys.hosts)
-            self._replace_records(snapshot.items)
-        self._drain_stale_queue()
-        cancel = etcd.watch_prefix(
-            keys.hosts, snapshot.revision + 1, self._on_changes, self._on_error
+        snapshot = self._read_and_watch(etcd)
+        self._contact()
+        self._event(
+            "connected",
+            revision=snapshot.revision,
+            hosts=len(self.records),
+            bad_records=len(self.bad),
         )
-        self._event("connected", revision=snapshot.revision, hosts=len(self.records))
         try:
             self._loop(etcd, healthy=self._reconcile())
         finally:
-            cancel()
+            self._cancel_watch()
+
+    def _read_and_watch(self, etcd: Etcd) -> Snapshot:
+        """A full read of the host records, then a watch from the revision after it."""
+        keys = self.config.keys
+        self._cancel_watch()
+        snapshot = etcd.read_prefix(keys.hosts)
+        self._replace_records(snapshot)
+        if self._own_record_missing():
+            self._claim(etcd)
+            snapshot = etcd.read_prefix(keys.hosts)
+            self._replace_records(snapshot)
+        self._watch_generation += 1
+        generation = self._watch_generation
+        self._cancel_watch = etcd.watch_prefix(
+            keys.hosts,
+            snapshot.revision + 1,
+            lambda changes: self._queue.put(("changes", generation, changes)),
+            lambda error: self._queue.put(("error", generation, error)),
+        )
+        return snapshot
+
+    def _resync(self, etcd: Etcd) -> None:
+        """The backstop for a watch that stays open but stops delivering: read everything
+        again and watch anew from there. Says so when the read found what the watch missed."""
+        before = (dict(self.records), dict(self.bad))
+        snapshot = self._read_and_watch(etcd)
+        drift = (self.records, self.bad) != before
+        self._event(
+            "resynced",
+            level=logging.WARNING if drift else logging.DEBUG,
+            revision=snapshot.revision,
+            hosts=len(self.records),
+            bad_records=len(self.bad),
+            drift=drift,
+        )
 
     def _loop(self, etcd: Etcd, healthy: bool) -> None:
         interval = keepalive_interval(self.config.ttl)
-        next_keepalive = time.monotonic() + interval
+        now = time.monotonic()
+        next_keepalive = now + interval
+        next_resync = now + self.config.resync_interval
         # A failed local step (init, tunnel sync) is retried on this timer; etcd is not polled.
-        retry_at: float | None = None if healthy else time.monotonic() + interval
+        retry_at: float | None = None if healthy else now + interval
         while not self.stop_event.is_set():
-            deadline = min(next_keepalive, retry_at or next_keepalive)
+            deadline = min(next_keepalive, next_resync, retry_at or next_keepalive)
             changes = self._wait(max(0.0, deadline - time.monotonic()))
             if self.stop_event.is_set():
                 return
             if time.monotonic() >= next_keepalive:
                 self._keepalive(etcd)
                 next_keepalive = time.monotonic() + interval
-            if changes is None and not (retry_at and time.monotonic() >= retry_at):
+            resync = time.monotonic() >= next_resync
+            if resync:
+                self._resync(etcd)
+                next_resync = time.monotonic() + self.config.resync_interval
+            if changes is None and not resync and not (retry_at and time.monotonic() >= retry_at):
                 continue
             if changes and self._apply_changes(changes):
                 self._claim(etcd)  # our own record vanished (released, or lease lost)
@@ -179,32 +282,17 @@ class Agent:
         batch: list[Change] = []
         item = first
         while True:
-            kind, payload = item
-            if kind == "error":
-                raise _SessionEnded(_one_line(payload))
-            if kind == "changes":
-                batch.extend(payload)
+            kind, *rest = item
+            # Leftovers of a cancelled watch: the read that replaced it supersedes them.
+            current = kind == "stop" or rest[0] == self._watch_generation
+            if current and kind == "error":
+                raise _SessionEnded(_one_line(rest[1]))
+            if current and kind == "changes":
+                batch.extend(rest[1])
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return batch
-
-    def _on_changes(self, changes: list[Change]) -> None:
-        self._queue.put(("changes", changes))
-
-    def _on_error(self, error: Exception) -> None:
-        self._queue.put(("error", error))
-
-    def _drain_stale_queue(self) -> None:
-        # Leftovers of the previous session's watch: the fresh snapshot supersedes them.
-        while True:
-            try:
-                kind, _ = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if kind == "stop":
-                self._queue.put(("stop", None))
-                return
 
     # -- lease and claim --------------------------------------------------------------------
 
@@ -226,6 +314,7 @@ class Agent:
             self.lease = None
             raise _SessionEnded("the lease expired")
         self.lease_expires = time.monotonic() + ttl
+        self._contact()
 
     def _claim(self, etcd: Etcd) -> None:
         """Claim a subnet and publish the host record, in one transaction per attempt."""
@@ -282,35 +371,51 @@ class Agent:
 
     # -- host records and reconcile ---------------------------------------------------------
 
-    def _replace_records(self, items) -> None:
+    def _replace_records(self, snapshot: Snapshot) -> None:
         self.records = {}
-        for key, item in items.items():
+        for key in [key for key in self.bad if key not in snapshot.items]:
+            del self.bad[key]
+        for key, item in snapshot.items.items():
             self._store(key, item.value)
+        self.read_revision = snapshot.revision
 
     def _store(self, key: str, value: bytes | None) -> None:
-        name = self.config.keys.name_of(key)
-        if name is None:
-            return
+        keys = self.config.keys
+        name = keys.name_of(key) if key.startswith(keys.hosts) else None
         if value is None:
             self.records.pop(name, None)
+            self.bad.pop(key, None)
             return
         try:
-            record = HostRecord.from_json(value)
+            record = parse_host_entry(keys, key, value)
         except BadRecord as exc:
-            self._event("bad-record", level=logging.WARNING, key=key, problem=str(exc))
             self.records.pop(name, None)
+            self._bad_record(key, str(exc))
             return
-        if record.name != name:
-            self._event(
-                "bad-record", level=logging.WARNING, key=key, problem=f"names {record.name}"
-            )
-            return
+        if self.bad.pop(key, None) is not None:
+            self._event("bad-record-fixed", key=printable(key), bad_records=len(self.bad))
         self.records[name] = record
         telemetry.record_seen(str(record.underlay_ip))
+
+    def _bad_record(self, key: str, reason: str) -> None:
+        """Leave the value out; log it once per key and reason, not on every read."""
+        if self.bad.get(key) == reason:
+            return
+        self.bad[key] = reason
+        self._event(
+            "bad-record",
+            level=logging.WARNING,
+            key=printable(key),
+            reason=printable(reason),
+            bad_records=len(self.bad),
+        )
 
     def _apply_changes(self, changes: list[Change]) -> bool:
         """Fold the changes into the view; True when our own record disappeared."""
         for change in changes:
+            # A change the last full read already includes: never apply old news over it.
+            if change.mod_revision <= self.read_revision:
+                continue
             self._store(change.key, change.value)
         return self._own_record_missing()
 
@@ -347,6 +452,8 @@ class Agent:
             self.config.underlay_ip,
             self.config.tunnel_type,
             self.config.ipsec_method,
+            self.config.supernet,
+            self._local_addresses(),
         )
         if plan.skipped != self._skipped:
             self._skipped = plan.skipped
@@ -370,6 +477,13 @@ class Agent:
             removed=sorted(before - set(plan.peers), key=IPv4Address),
         )
         return True
+
+    def _local_addresses(self) -> set[IPv4Address]:
+        try:
+            return self.dataplane.local_addresses()
+        except OvsnetError as exc:
+            self._event("local-addresses-failed", level=logging.WARNING, reason=exc.one_line())
+            return set()
 
     # -- reporting --------------------------------------------------------------------------
 

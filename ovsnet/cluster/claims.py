@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Protocol
 
@@ -41,6 +41,7 @@ class ClaimView:
 
     holders: dict[IPv4Network, Holder]
     memory: dict[str, IPv4Network]
+    bad: dict[str, str] = field(default_factory=dict)  # key -> why it could not be read
 
     @classmethod
     def parse(
@@ -51,26 +52,29 @@ class ClaimView:
     ) -> ClaimView:
         """From etcd items (anything with .value and .mod_revision). Keys ovsnet cannot read
         still count as taken: better to skip a subnet than to share it."""
-        holders = {}
+        holders, bad = {}, {}
         for key, item in subnet_items.items():
             subnet = keys.subnet_of(key)
             if subnet is None:
+                bad[key] = "the key does not end in a subnet (A.B.C.D-N)"
                 continue
             try:
                 host = claim_holder(item.value)
-            except BadRecord:
+            except BadRecord as exc:
+                bad[key] = str(exc)
                 host = "?"
             holders[subnet] = Holder(host, item.mod_revision)
         memory = {}
         for key, item in memory_items.items():
             name = keys.name_of(key)
             if name is None:
+                bad[key] = "the key does not end in a valid host name"
                 continue
             try:
                 memory[name] = memory_subnet(item.value)
-            except BadRecord:
-                continue
-        return cls(holders, memory)
+            except BadRecord as exc:
+                bad[key] = str(exc)
+        return cls(holders, memory, bad)
 
     def held_by(self, host: str) -> list[IPv4Network]:
         return sorted(s for s, h in self.holders.items() if h.host == host)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 
 from ovsnet.addressing import host_addressing
 from ovsnet.hostlock import host_lock
@@ -96,6 +96,10 @@ class OvsDataplane:
             report = add_peers(self.db, self.net, request, exact=True)
         return {"steps": report.steps}
 
+    def local_addresses(self) -> set[IPv4Address]:
+        """This host's own addresses: a record claiming one is left out (peer sync refuses)."""
+        return self.net.local_addresses()
+
 
 class NoDataplane:
     """`--no-dataplane`: claim, publish and watch only (tests, or a host whose data plane is
@@ -121,3 +125,6 @@ class NoDataplane:
     def apply_peers(self, peers: tuple[str, ...]) -> dict:
         self.peers = peers
         return {}
+
+    def local_addresses(self) -> set[IPv4Address]:
+        return set()

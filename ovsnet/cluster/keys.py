@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 
 from ovsnet.errors import InvalidInput
+from ovsnet.validate import check_printable
 
 DEFAULT_PREFIX = "/ovsnet/"
 HOST_ROLE_PREFIX = "ovsnet-host-"
@@ -37,6 +38,7 @@ def check_name(name: str) -> str:
 
 
 def check_prefix(prefix: str) -> str:
+    check_printable(prefix, "key prefix")
     if not prefix.startswith("/") or not prefix.endswith("/") or "//" in prefix:
         raise InvalidInput(
             f"key prefix {prefix!r} is not valid",

@@ -7,11 +7,13 @@ watch events, so a missed or repeated event can never leave a stale tunnel behin
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 from ovsnet.cluster.records import HostRecord
+from ovsnet.errors import InvalidInput
+from ovsnet.tunnels import parse_peer
 
 
 @dataclass(frozen=True)
@@ -26,16 +28,22 @@ def desired_peers(
     own_ip: IPv4Address,
     tunnel_type: str,
     ipsec_method: str | None = None,
+    supernet: IPv4Network | None = None,
+    local: Set[IPv4Address] = frozenset(),
 ) -> PeerPlan:
     """Tunnels to every other live host of the same tunnel type and IPsec method (a plain
-    host and an IPsec host cannot talk: the IPsec side drops unprotected tunnel traffic)."""
+    host and an IPsec host cannot talk: the IPsec side drops unprotected tunnel traffic).
+
+    A record that `peer sync` would refuse (an underlay address of this host, or inside the
+    overlay) is left out here, so one bad record cannot make the whole sync fail."""
     peers: set[IPv4Address] = set()
     skipped: list[str] = []
     for name, record in sorted(records.items()):
         if name == me:
             continue
-        if record.underlay_ip == own_ip:
-            skipped.append(f"{name}: has this host's underlay address {own_ip}")
+        problem = _unusable(record, own_ip, local, supernet)
+        if problem:
+            skipped.append(f"{name}: {problem}")
         elif record.tunnel_type != tunnel_type:
             skipped.append(f"{name}: uses {record.tunnel_type} tunnels, this host {tunnel_type}")
         elif record.ipsec_method != ipsec_method:
@@ -46,6 +54,31 @@ def desired_peers(
         else:
             peers.add(record.underlay_ip)
     return PeerPlan(tuple(str(ip) for ip in sorted(peers)), tuple(skipped))
+
+
+def _unusable(
+    record: HostRecord, own_ip: IPv4Address, local: Set[IPv4Address], supernet
+) -> str | None:
+    if record.underlay_ip == own_ip:
+        return f"has this host's underlay address {own_ip}"
+    try:
+        parse_peer(str(record.underlay_ip), set(local), supernet)
+    except InvalidInput as exc:
+        return exc.message
+    if supernet is not None and not record.subnet.subnet_of(supernet):
+        return f"its subnet {record.subnet} is outside this host's supernet {supernet}"
+    return None
+
+
+def underlay_conflicts(records: Mapping[str, HostRecord]) -> list[str]:
+    """Hosts that publish the same underlay address (a typo, or a host pretending)."""
+    seen: dict[IPv4Address, str] = {}
+    problems = []
+    for name, record in sorted(records.items()):
+        other = seen.setdefault(record.underlay_ip, name)
+        if other != name:
+            problems.append(f"{other} and {name} both publish underlay {record.underlay_ip}")
+    return problems
 
 
 def subnet_conflicts(records: Mapping[str, HostRecord]) -> list[str]:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from ovsnet.cluster.keys import check_name
+from ovsnet.cluster.keys import ClusterKeys, check_name
+from ovsnet.errors import InvalidInput
 from ovsnet.tunnels import TUNNEL_TYPES
+from ovsnet.validate import check_underlay_address, control_character, special_space
 
 RECORD_VERSION = 1
 IPSEC_METHODS = (None, "psk", "cert")
@@ -60,28 +63,126 @@ class HostRecord:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> HostRecord:
+        """Parse and check every field; BadRecord (with the reason) for anything else."""
         doc = _load_object(raw)
-        try:
-            ipsec = doc.get("ipsec") or {}
-            record = cls(
-                name=check_name(str(doc["name"])),
-                underlay_ip=IPv4Address(doc["underlay_ip"]),
-                subnet=IPv4Network(doc["subnet"]),
-                tunnel_type=str(doc.get("tunnel_type", "gre")),
-                ipsec_method=ipsec.get("method"),
-                ipsec_cn=ipsec.get("cn"),
-                ipsec_fingerprint=ipsec.get("fingerprint"),
-                started_at=doc.get("started_at"),
-            )
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise BadRecord(f"not an ovsnet host record ({exc})") from None
-        except Exception as exc:  # InvalidInput from check_name
-            raise BadRecord(f"not an ovsnet host record ({exc})") from None
-        if record.tunnel_type not in TUNNEL_TYPES:
-            raise BadRecord(f"unknown tunnel type {record.tunnel_type!r}")
-        if record.ipsec_method not in IPSEC_METHODS:
-            raise BadRecord(f"unknown IPsec method {record.ipsec_method!r}")
-        return record
+        version = doc.get("version", RECORD_VERSION)
+        if type(version) is not int or version < 1:
+            raise BadRecord(f"version {_short(version)} is not a positive integer")
+        ipsec = {} if doc.get("ipsec") is None else doc["ipsec"]
+        if not isinstance(ipsec, dict):
+            raise BadRecord("ipsec is not an object")
+        return cls(
+            name=_field(doc, "name", _host_name),
+            underlay_ip=_field(doc, "underlay_ip", _underlay_ip),
+            subnet=_field(doc, "subnet", _subnet),
+            tunnel_type=_field(doc, "tunnel_type", _one_of(TUNNEL_TYPES), "gre"),
+            ipsec_method=_field(ipsec, "method", _one_of(IPSEC_METHODS), None, "ipsec.method"),
+            ipsec_cn=_field(ipsec, "cn", _text, None, "ipsec.cn"),
+            ipsec_fingerprint=_field(ipsec, "fingerprint", _text, None, "ipsec.fingerprint"),
+            started_at=_field(doc, "started_at", _timestamp, None),
+        )
+
+
+def parse_host_entry(keys: ClusterKeys, key: str, value: bytes | str) -> HostRecord:
+    """The record under one key of the hosts prefix, checked against its key too: a record
+    must live under its own name (RBAC lets a host write only that key)."""
+    name = keys.name_of(key) if key.startswith(keys.hosts) else None
+    if name is None:
+        raise BadRecord("the key does not end in a valid host name")
+    record = HostRecord.from_json(value)
+    if record.name != name:
+        raise BadRecord(f"the record names host {record.name}, not {name}")
+    return record
+
+
+# -- field checks: each takes the JSON value and returns the parsed one or raises ValueError --
+
+MAX_RECORD_BYTES = 16 * 1024  # a real record is ~300 bytes
+MAX_TEXT = 255
+
+
+def _field(doc: dict, key: str, parse, default=..., label: str | None = None):
+    if key not in doc or (doc[key] is None and default is not ...):
+        if default is ...:
+            raise BadRecord(f"no {label or key}")
+        return default
+    try:
+        return parse(doc[key])
+    except (ValueError, TypeError) as exc:
+        raise BadRecord(f"{label or key} {_short(doc[key])}: {_reason(exc)}") from None
+
+
+def _string(value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"is a {_json_type(value)}, not a string")
+    return value
+
+
+def _host_name(value) -> str:
+    try:
+        return check_name(_string(value))
+    except InvalidInput as exc:
+        raise ValueError(exc.hint) from None
+
+
+def _underlay_ip(value) -> IPv4Address:
+    address = IPv4Address(_string(value))
+    try:
+        return check_underlay_address(address, "underlay_ip")
+    except InvalidInput:
+        raise ValueError(f"is in {special_space(address)} space") from None
+
+
+def _subnet(value) -> IPv4Network:
+    subnet = IPv4Network(_string(value))
+    kind = special_space(subnet.network_address) or special_space(subnet.broadcast_address)
+    if kind:
+        raise ValueError(f"is in {kind} space")
+    return subnet
+
+
+def _text(value) -> str:
+    text = _string(value)
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"is longer than {MAX_TEXT} characters")
+    if control_character(text):
+        raise ValueError("contains a control character")
+    return text
+
+
+def _timestamp(value) -> str:
+    datetime.fromisoformat(_text(value))
+    return value
+
+
+def _one_of(allowed):
+    def parse(value):
+        if value not in allowed or (value is not None and not isinstance(value, str)):
+            shown = ", ".join(str(a) for a in allowed if a is not None)
+            raise ValueError(f"is not one of {shown}")
+        return value
+
+    return parse
+
+
+def _json_type(value) -> str:
+    return {dict: "object", list: "array", bool: "boolean", int: "number", float: "number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _short(value) -> str:
+    """A value for a one-line message: JSON, without control characters, at most 40 chars."""
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (ValueError, TypeError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def claim_value(host: str) -> str:
@@ -90,10 +191,7 @@ def claim_value(host: str) -> str:
 
 
 def claim_holder(raw: bytes | str) -> str:
-    try:
-        return str(_load_object(raw)["host"])
-    except KeyError:
-        raise BadRecord("subnet claim without a host") from None
+    return _field(_load_object(raw), "host", _host_name)
 
 
 def memory_value(subnet: IPv4Network) -> str:
@@ -101,17 +199,18 @@ def memory_value(subnet: IPv4Network) -> str:
 
 
 def memory_subnet(raw: bytes | str) -> IPv4Network:
-    try:
-        return IPv4Network(_load_object(raw)["subnet"])
-    except (KeyError, ValueError, TypeError) as exc:
-        raise BadRecord(f"not an ovsnet last-subnet value ({exc})") from None
+    return _field(_load_object(raw), "subnet", _subnet)
 
 
 def _load_object(raw: bytes | str) -> dict[str, Any]:
+    if len(raw) > MAX_RECORD_BYTES:
+        raise BadRecord(f"{len(raw)} bytes, more than the {MAX_RECORD_BYTES} a record may have")
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRecord(f"not JSON ({exc})") from None
+        raise BadRecord(f"not JSON ({_reason(exc)})") from None
+    except RecursionError:
+        raise BadRecord("not JSON (nested too deeply)") from None
     if not isinstance(doc, dict):
         raise BadRecord("not a JSON object")
     return doc

@@ -10,14 +10,18 @@ import threading
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from ovsnet.addressing import parse_network, parse_prefix
+from ovsnet.addressing import parse_network, parse_prefix, parse_supernet
+from ovsnet.cluster import DEFAULT_RESYNC_INTERVAL
+from ovsnet.cluster.agent import ON_ETCD_LOSS
 from ovsnet.cluster.keys import ClusterKeys, check_name
 from ovsnet.cluster.subnets import check_supernet, usable
 from ovsnet.errors import InvalidInput
 from ovsnet.etcd import EtcdConfig
 from ovsnet.tunnels import TUNNEL_TYPES
+from ovsnet.validate import check_underlay_address
 
 MIN_TTL, MAX_TTL = 2, 3600
+MIN_RESYNC, MAX_RESYNC = 1.0, 86400.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class AgentOptions:
     ipsec_cert: str | None = None
     init: bool = True
     dataplane: bool = True
+    resync_interval: float = DEFAULT_RESYNC_INTERVAL
+    on_etcd_loss: str = "keep"
     db: str = "unix:/var/run/openvswitch/db.sock"
     json: bool = False
     metrics_listen: str | None = None
@@ -49,7 +55,7 @@ def agent_config(options: AgentOptions):
     """Check every option before anything connects (bad input: exit 2, nothing changed)."""
     from ovsnet.cluster.agent import AgentConfig
 
-    supernet = check_supernet(parse_network(options.supernet, "supernet"))
+    supernet = check_supernet(parse_supernet(options.supernet))
     explicit = None
     if options.prefix is not None:
         explicit = parse_prefix(options.prefix)
@@ -73,6 +79,16 @@ def agent_config(options: AgentOptions):
     from ovsnet.logs import check_log_format
 
     check_log_format(options.log_format)
+    if not MIN_RESYNC <= options.resync_interval <= MAX_RESYNC:
+        raise InvalidInput(
+            f"--resync-interval {options.resync_interval:g} is out of range",
+            f"use {MIN_RESYNC:g} to {MAX_RESYNC:g} seconds",
+        )
+    if options.on_etcd_loss not in ON_ETCD_LOSS:
+        raise InvalidInput(
+            f"--on-etcd-loss {options.on_etcd_loss!r} is not known",
+            f"use one of {', '.join(ON_ETCD_LOSS)}",
+        )
     cn, fingerprint = _ipsec_identity(options.ipsec_cert)
     if options.psk_file and not options.ipsec:
         raise InvalidInput("--ipsec-psk-file needs --ipsec")
@@ -82,7 +98,7 @@ def agent_config(options: AgentOptions):
         read_psk_file(options.psk_file)  # refuse a missing or world-readable file up front
     return AgentConfig(
         name=check_name(options.name or socket.gethostname().split(".")[0]),
-        underlay_ip=_underlay_ip(options.underlay_ip, options.etcd),
+        underlay_ip=_check_underlay(_underlay_ip(options.underlay_ip, options.etcd), supernet),
         supernet=supernet,
         keys=ClusterKeys(options.key_prefix),
         explicit_subnet=explicit,
@@ -91,13 +107,26 @@ def agent_config(options: AgentOptions):
         ipsec_method="psk" if options.ipsec else None,
         ipsec_cn=cn,
         ipsec_fingerprint=fingerprint,
+        resync_interval=options.resync_interval,
+        on_etcd_loss=options.on_etcd_loss,
     )
+
+
+def _check_underlay(address: IPv4Address, supernet: IPv4Network) -> IPv4Address:
+    """The address peers will tunnel to: the same rules as for a peer's address."""
+    check_underlay_address(address, "--underlay-ip")
+    if address in supernet:
+        raise InvalidInput(
+            f"--underlay-ip {address} is inside the overlay supernet {supernet}",
+            "give the address this host has on the underlay network",
+        )
+    return address
 
 
 def _underlay_ip(text: str | None, etcd: EtcdConfig) -> IPv4Address:
     if text is not None:
         try:
-            return IPv4Address(text)
+            return IPv4Address(text.strip())
         except ValueError:
             raise InvalidInput(f"--underlay-ip {text!r} is not an IPv4 address") from None
     host, port, _ = etcd.endpoint

@@ -12,7 +12,7 @@ from ovsnet.addressing import DEFAULT_SUPERNET, HostAddressing, host_addressing
 from ovsnet.errors import InvalidInput
 from ovsnet.model import DOCKER_BRIDGE_KEY, SUBNET_KEY, SUPERNET_KEY, LinkState, ObservedBridge
 from ovsnet.services.host import DATAPATHS, InitRequest
-from ovsnet.tunnels import overlay_mtu
+from ovsnet.tunnels import overlay_mtu, parse_peer
 
 DEFAULT_HOOK_DIR = Path("/etc/ovsnet/hooks.d")
 # How the MTU recorded in OVSDB maps back to an underlay MTU (init records only the former).
@@ -80,11 +80,23 @@ def parse_peers(text: str | None) -> tuple[str, ...]:
     return tuple(token for token in re.split(r"[\s,]+", text.strip()) if token)
 
 
-def parse_peers_file(text: str) -> list[str]:
-    """One peer per line, `#` starts a comment (the format of `ovsnet peer sync`)."""
-    peers: list[str] = []
-    for line in text.splitlines():
-        peers.extend(parse_peers(line.split("#", 1)[0]))
+def parse_peers_file(data: str | bytes, source: str = "peers file") -> list[str]:
+    """Peers one per line (commas and spaces also separate), `#` starts a comment. A bad
+    address or a line that is not UTF-8 is an error naming source:line."""
+    if isinstance(data, str):
+        data = data.encode()
+    peers = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            line = raw.decode()
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{source}:{number}: not UTF-8 text") from None
+        for token in parse_peers(line.split("#", 1)[0]):
+            try:
+                parse_peer(token, set(), None)
+            except InvalidInput as exc:
+                raise InvalidInput(f"{source}:{number}: {exc.message}", exc.hint) from None
+            peers.append(token)
     return peers
 
 

@@ -311,7 +311,7 @@ class Supervisor:
         assert path is not None  # called only when a peers file is configured
         try:
             self.peers_file_stamp = path.stat().st_mtime
-            return parse_peers_file(path.read_text())
+            return parse_peers_file(path.read_bytes(), str(path))
         except OSError as exc:
             raise InvalidInput(f"cannot read peers file {path}: {exc.strerror}") from None
 

@@ -327,7 +327,7 @@ def command_line(argv: list[str]) -> str:
     anything else rather than quote it (systemd treats `%` and `$` specially, shells more).
     """
     for token in argv:
-        if not _SAFE_TOKEN.match(token):
+        if not _SAFE_TOKEN.fullmatch(token):
             raise InvalidInput(f"{token!r} cannot be used in a rendered command line")
     return " ".join(argv)
 
@@ -376,7 +376,12 @@ def _check_tls_dir(directory: str) -> str:
 def _check_host_path(given: str, what: str, example: str = "/var/lib/ovsnet/image.tar.gz") -> str:
     path = PurePosixPath(given.strip())
     text = str(path)
-    if not path.is_absolute() or text == "/" or ".." in path.parts or not _SAFE_PATH.match(text):
+    if (
+        not path.is_absolute()
+        or text == "/"
+        or ".." in path.parts
+        or not _SAFE_PATH.fullmatch(text)
+    ):
         raise InvalidInput(
             f"{what} {given!r} is not an absolute path on the host",
             f"give {example} (letters, digits, . _ - / only)",
@@ -386,7 +391,7 @@ def _check_host_path(given: str, what: str, example: str = "/var/lib/ovsnet/imag
 
 def _check_image(image: str) -> str:
     image = image.strip()
-    if not _SAFE_TOKEN.match(image) or image.startswith("-"):
+    if not _SAFE_TOKEN.fullmatch(image) or image.startswith("-"):
         raise InvalidInput(
             f"image {image!r} is not a container image reference",
             "give a reference like ghcr.io/ovsnet/ovsnet:0.1.0",

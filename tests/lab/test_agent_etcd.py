@@ -239,7 +239,7 @@ def sample(body: str, name: str) -> float | None:
 
 
 def test_agent_serves_its_metrics_and_logs_json_lines(etcd_server, tmp_path):  # noqa: F811
-    from ovsnet.cluster.testing import free_port
+    from tests.lab.etcd_harness import free_port
 
     etcd_server.grant("m1", "m2")
     port = free_port()

@@ -27,6 +27,17 @@ BAD_INPUTS = [
     (["init", "--prefix", "10.0.7", "--datapath", "netdev"], 3, "--bip=10.0.7.1/8"),
     (["init", "--prefix", "10.0.1", "--docker-bridge", "nosuch0"], 3, "nosuch0"),
     (["init", "--prefix", "10.0.1", "--bridge", "br-phy"], 2, "not created by ovsnet"),
+    # Names Linux cannot use: refused before anything is touched (was: exit 3, "does not exist").
+    (["init", "--prefix", "10.0.1", "--bridge", "a b"], 2, "contains a space"),
+    (["init", "--prefix", "10.0.1", "--bridge", "ovsnet-bridge-16"], 2, "longer than 15 bytes"),
+    (["init", "--prefix", "10.0.1", "--bridge", "br\x1b0"], 2, "control character"),
+    (["init", "--prefix", "10.0.1", "--bridge", "a/b"], 2, "'/'"),
+    (["init", "--prefix", "10.0.1", "--docker-bridge", ".."], 2, "'.' or '..'"),
+    (["init", "--prefix", "127.0.1", "--supernet", "127.0.0.0/8"], 2, "loopback space"),
+    (["init", "--prefix", "169.254.1", "--supernet", "169.254.0.0/16"], 2, "link-local"),
+    (["peer", "add", "240.0.0.1"], 2, "reserved space"),
+    (["peer", "add", "255.255.255.255"], 2, "broadcast space"),
+    (["peer", "add", "0.0.0.7"], 2, "unspecified space"),
     (["peer", "add", "{own}"], 2, "own address"),
     (["peer", "add", "10.0.2.5"], 2, "overlay supernet"),
     (["peer", "add", "224.0.0.1"], 2, "unicast"),
@@ -74,4 +85,15 @@ def test_bad_input_is_refused_cleanly(host, args, code, fragment):
     assert lines[0].startswith("ovsnet: error: ")
     assert fragment in lines[0]
     assert "Traceback" not in done.stderr + done.stdout
+    assert state(host) == before
+
+
+def test_peer_sync_file_with_a_bad_line_names_it_and_changes_nothing(host, tmp_path):
+    peers = tmp_path / "peers.txt"
+    peers.write_bytes(b"198.51.100.99\n198.51.100.98 # new\n\n224.0.0.1\n")
+    before = state(host)
+    done = host.ovsnet("peer", "sync", str(peers))
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{peers}:4: peer 224.0.0.1 is not a unicast" in lines[0]
     assert state(host) == before

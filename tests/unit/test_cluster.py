@@ -104,7 +104,7 @@ def test_host_record_round_trips_and_holds_no_secret():
         ipsec_method="psk",
         ipsec_cn="h1",
         ipsec_fingerprint="sha256:AB",
-        started_at="t",
+        started_at="2026-11-29T19:00:00+00:00",
     )
     assert HostRecord.from_json(original.to_json()) == original
     assert set(original.as_json()) == {

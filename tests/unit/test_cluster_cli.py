@@ -46,6 +46,15 @@ def etcd_args(files, url=URL):
         (["--underlay-ip", "nope"], "--underlay-ip 'nope' is not an IPv4 address"),
         (["--ipsec-psk-file", "/nonexistent"], "--ipsec-psk-file needs --ipsec"),
         (["--key-prefix", "ovsnet"], "key prefix 'ovsnet' is not valid"),
+        (["--key-prefix", "/ovs\nnet/"], "key prefix '/ovs\\nnet/' contains the control"),
+        (["--underlay-ip", "127.0.0.1"], "--underlay-ip 127.0.0.1 is not a unicast host address"),
+        (["--underlay-ip", "224.0.0.1"], "(multicast space)"),
+        (["--underlay-ip", "10.0.0.5"], "inside the overlay supernet 10.0.0.0/8"),
+        (["--supernet", "169.254.0.0/16"], "overlaps link-local space"),
+        (["--bridge", "my bridge"], "--bridge 'my bridge' contains a space"),
+        (["--name", "h1\n"], "host name 'h1\\n' is not valid"),
+        (["--resync-interval", "0"], "--resync-interval 0 is out of range"),
+        (["--on-etcd-loss", "panic"], "--on-etcd-loss 'panic' is not known"),
     ],
 )
 def test_agent_refuses_bad_options_with_exit_2(tls_files, capsys, extra, message):
@@ -65,6 +74,7 @@ def test_agent_refuses_bad_options_with_exit_2(tls_files, capsys, extra, message
         (["--etcd", "http://198.51.100.2:2379", "--etcd-ca", "/x"], "plain http://"),
         (["--etcd", URL, "--etcd-ca", "/nonexistent/ca.pem"], "cannot read /nonexistent/ca.pem"),
         (["--etcd", URL, "--etcd-cert", "/x"], "give both --etcd-cert and --etcd-key"),
+        (["--etcd", "http://198.51.100.2:2379"], "plain http:// without client-certificate auth"),
     ],
 )
 def test_cluster_status_refuses_bad_etcd_options_with_exit_2(capsys, monkeypatch, args, message):
@@ -79,3 +89,17 @@ def test_no_etcd_url_at_all_is_exit_2(capsys, monkeypatch):
     monkeypatch.delenv("OVSNET_ETCD", raising=False)
     assert main(["cluster", "release", "h1"]) == 2
     assert "no etcd URL" in capsys.readouterr().err
+
+
+def test_etcd_without_a_client_certificate_needs_insecure(tls_files, capsys, monkeypatch):
+    monkeypatch.delenv("OVSNET_ETCD_INSECURE", raising=False)
+    ca_only = ["--etcd", URL, "--etcd-ca", tls_files["ca"]]
+    for argv in (["cluster", "status", *ca_only], ["agent", "--etcd", "http://198.51.100.2:2379"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "--insecure to accept that" in err and err.count("\n") == 1
+    # With --insecure the options pass; the agent then fails on the next bad option, not on
+    # the missing certificate.
+    argv = ["agent", "--etcd", "http://198.51.100.2:2379", "--insecure", "--ttl", "1"]
+    assert main(argv) == 2
+    assert "--ttl 1 is out of range" in capsys.readouterr().err

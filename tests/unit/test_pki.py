@@ -182,7 +182,8 @@ _CA_CERT = pki.build_ca(_CA_KEY)
 
 
 @pytest.mark.parametrize(
-    "host", ["", "-node", "node-", "a,b", "CN=x", "node 1", "nöde", "a" * 65, "a..b", "node/1"]
+    "host",
+    ["", "-node", "node-", "a,b", "CN=x", "node 1", "nöde", "a" * 65, "a..b", "node/1", "node\n"],
 )
 def test_unusable_host_names_are_rejected(host):
     with pytest.raises(InvalidInput):
