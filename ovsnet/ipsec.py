@@ -260,6 +260,56 @@ def check_plaintext_allowed(host: ObservedHost) -> None:
         )
 
 
+DOWNGRADE_HINT = (
+    "give --ipsec (with the same authentication) to keep them as they are, or pass "
+    "--allow-downgrade if you really mean it"
+)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One existing tunnel and what a command is about to make of it."""
+
+    peer: str
+    before: ObservedTunnel
+    after: ObservedTunnel
+
+
+def downgrades(transitions: Iterable[Transition]) -> tuple[list[str], list[str]]:
+    """(peers whose IPsec tunnel would become plaintext, peers whose certificate
+    authentication would become a PSK)."""
+    to_plaintext, to_psk = [], []
+    for change in transitions:
+        before, after = change.before.method, change.after.method
+        if before is not None and after is None:
+            to_plaintext.append(change.peer)
+        elif before == METHOD_CERT and after == METHOD_PSK:
+            to_psk.append(change.peer)
+    return to_plaintext, to_psk
+
+
+def check_no_downgrade(transitions: Iterable[Transition], allow: bool) -> None:
+    """Refuse to weaken an existing tunnel unless the user said so (`--allow-downgrade`).
+
+    Re-stating peers without --ipsec must not silently turn an encrypted tunnel into plain
+    GRE (the report would only say "update tunnel").
+    """
+    if allow:
+        return
+    to_plaintext, to_psk = downgrades(transitions)
+    if to_plaintext:
+        raise InvalidInput(
+            f"this would turn the IPsec tunnels to {_names(to_plaintext)} into plaintext",
+            DOWNGRADE_HINT,
+        )
+    if to_psk:
+        raise InvalidInput(
+            f"this would switch the tunnels to {_names(to_psk)} from certificate to "
+            "pre-shared key authentication",
+            DOWNGRADE_HINT,
+        )
+
+
 # --- what OVSDB must hold ----------------------------------------------------------------------
 
 

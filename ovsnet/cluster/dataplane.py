@@ -23,6 +23,9 @@ class DataplaneConfig:
     # ipsec=True means the host PSK set by `ovsnet ipsec psk set`.
     ipsec: bool = False
     psk_file: str | None = None
+    # An IPsec tunnel is never rewritten as plaintext (say, the agent restarted without
+    # --ipsec) unless this is set.
+    allow_downgrade: bool = False
     init: bool = True  # False: the bridge exists already (made by `ovsnet init`); tunnels only
 
 
@@ -89,6 +92,7 @@ class OvsDataplane:
             peers=peers,
             tunnel_type=self.config.tunnel_type,
             ipsec=choice,
+            allow_downgrade=self.config.allow_downgrade,
         )
         report = add_peers(self.db, self.net, request, exact=True)
         return {"steps": report.steps}

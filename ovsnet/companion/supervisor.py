@@ -284,13 +284,13 @@ class Supervisor:
             )
 
     def _add_configured_peers(self, db, net) -> None:
-        from ovsnet.services.peers import PeerRequest, add_peers
+        from ovsnet.services.peers import add_peers
 
         exact = self.config.peers_file is not None
         peers = self._read_peers_file() if exact else list(self.config.peers)
         if not peers and not exact:
             return
-        request = PeerRequest(bridge=self.config.bridge, peers=tuple(peers))
+        request = self.config.peer_request(tuple(peers))
         self._log_report(add_peers(db, net, request, exact=exact))
 
     def _read_peers_file(self) -> list[str]:

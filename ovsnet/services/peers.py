@@ -40,6 +40,8 @@ class PeerRequest:
     tunnel_type: str = "gre"
     extra_options: tuple[tuple[str, str], ...] = ()
     ipsec: IpsecChoice | None = None
+    # Turning an IPsec tunnel into a plaintext one (or certificates into a PSK) needs this.
+    allow_downgrade: bool = False
 
 
 def tunnel_specs(request: PeerRequest, bridge: ObservedBridge, own: set[IPv4Address]):
@@ -87,11 +89,12 @@ def add_peers(
     specs = tunnel_specs(request, bridge, own=set())
     host = observe_snapshot(snapshot)
     other_config: dict[str, str | None] = {}
-    if request.ipsec is None:
-        ipsec.check_plaintext_allowed(host)
-    else:
+    if request.ipsec is not None:
         specs, other_config = _protect(specs, request, bridge, host)
     plan = plan_peers(bridge, specs, exact=exact)
+    ipsec.check_no_downgrade(transitions(plan, bridge), request.allow_downgrade)
+    if request.ipsec is None:
+        ipsec.check_plaintext_allowed(host)
     if exact:
         removed = [bridge.tunnels[ip].name for ip in plan.removed]
         other_config |= ipsec.other_config_after_removal(host, removed)
@@ -110,6 +113,20 @@ def add_peers(
     if guard_change:
         report.steps += guard_change.steps
     return report
+
+
+def transitions(plan: PeerPlan, bridge: ObservedBridge) -> list[ipsec.Transition]:
+    """Each existing tunnel the plan rewrites, before and after (a type change included)."""
+    existing = bridge.tunnels
+    return [
+        ipsec.Transition(
+            peer,
+            ipsec.ObservedTunnel(current.name, current.type, current.options),
+            ipsec.ObservedTunnel(spec.port, spec.type, spec.options),
+        )
+        for spec in [*plan.changes.add_tunnels, *plan.changes.update_tunnels]
+        if (current := existing.get(peer := str(spec.remote_ip))) is not None
+    ]
 
 
 def _refuse_own_addresses(specs: list[TunnelSpec], own: set[IPv4Address]) -> None:
