@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ovsnet.errors import NotReady, OperationFailed
+from ovsnet.faults import checkpoint
 from ovsnet.model import BridgeSpec, ObservedBridge, ObservedPort, TunnelSpec
 
 # Only the columns ovsnet writes or checks after a write: the IDL turns every monitored cell of
@@ -268,6 +269,7 @@ class OvsDb:
             txn.commit()
         except Exception as exc:
             raise OperationFailed(f"OVSDB transaction failed: {exc}") from None
+        checkpoint("ovsdb-committed")
         self._wait_applied(command.result.get_increment_new_value())
         try:
             self._raise_interface_errors(changes)

@@ -23,7 +23,7 @@ from ovsnet.plan import (
 )
 from ovsnet.report import ChangeReport
 from ovsnet.services.guard import reconcile_steps
-from ovsnet.services.ipsec import observe_host, observe_snapshot
+from ovsnet.services.observed import observe_host, observe_snapshot
 from ovsnet.tunnels import overlay_mtu
 
 DEFAULT_UNDERLAY_MTU = 1500

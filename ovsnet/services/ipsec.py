@@ -1,7 +1,7 @@
 """`ovsnet ipsec ...`: the host's IPsec settings (PSK, certificates, plaintext policy).
 
 Reads what OVSDB and the files hold, lets the pure `ovsnet.ipsec` decide, writes the result in
-one OVSDB transaction. Also what `peer add --ipsec` needs: `read_psk_file` and `observe_host`.
+one OVSDB transaction. Also what `peer add --ipsec` needs: `read_psk_file`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from pathlib import Path
 
 from ovsnet import ipsec
 from ovsnet.errors import InvalidInput
-from ovsnet.ovsdb import Changes, OvsDb, Snapshot
+from ovsnet.ovsdb import Changes, OvsDb
 from ovsnet.report import ChangeReport
+from ovsnet.services.guard import guarded, plan_guard, restore_guard
+from ovsnet.services.observed import observe_host
 
-TUNNEL_PORT_TYPES = ("gre", "vxlan", "geneve", "stt", ipsec.LEGACY_PORT_TYPE)
 # Debian 12's ovs-monitor-ipsec writes the CA as a `ca` section without `auto=add`, which
 # strongSwan never loads; a CA certificate in this directory is always loaded.
 STRONGSWAN_CACERTS = Path("/etc/ipsec.d/cacerts")
@@ -106,21 +107,6 @@ def check_certificate_files(cert: str, key: str, ca: str, now=None) -> CheckedCe
 
 
 # --- observing and writing OVSDB ----------------------------------------------------------------
-
-
-def observe_host(db: OvsDb) -> ipsec.ObservedHost:
-    return observe_snapshot(db.snapshot())
-
-
-def observe_snapshot(snapshot: Snapshot) -> ipsec.ObservedHost:
-    """Every tunnel of every bridge (ovs-monitor-ipsec looks at all of them) and the settings."""
-    tunnels = tuple(
-        ipsec.ObservedTunnel(port.name, port.type, dict(port.options))
-        for bridge in snapshot.bridges.values()
-        for port in bridge.ports.values()
-        if port.type in TUNNEL_PORT_TYPES
-    )
-    return ipsec.ObservedHost(snapshot.ovs_version, snapshot.other_config, tunnels)
 
 
 def _apply(
@@ -232,14 +218,12 @@ class PlaintextRequest:
 
 def set_plaintext_policy(db: OvsDb, request: PlaintextRequest) -> ChangeReport:
     """`ovsnet ipsec plaintext drop|allow`: other_config:ipsec_skb_mark."""
-    from ovsnet.services.guard import guarded, plan_guard
-
     host = observe_host(db)
     changes = Changes(other_config=ipsec.plan_plaintext_policy(request.allow, host))
     guard_change = plan_guard(host, changes)
     steps = _describe(changes.other_config) + (guard_change.steps if guard_change else [])
     if changes and not request.dry_run:
-        with guarded(guard_change):
+        with guarded(guard_change, db):
             db.apply(changes)
     command = "ipsec plaintext " + ("allow" if request.allow else "drop")
     return ChangeReport(command=command, steps=steps, dry_run=request.dry_run, details={})
@@ -253,8 +237,6 @@ class RestoreRequest:
 def restore_plaintext_guard(db: OvsDb, request: RestoreRequest) -> ChangeReport:
     """`ovsnet ipsec plaintext restore`: the guard back from OVSDB alone, e.g. at boot before
     ovs-vswitchd re-creates the IPsec tunnels (the kernel forgets the guard at reboot)."""
-    from ovsnet.services.guard import restore_guard
-
     steps = restore_guard(db, dry_run=request.dry_run)
     return ChangeReport(
         command="ipsec plaintext restore", steps=steps, dry_run=request.dry_run, details={}

@@ -15,7 +15,7 @@ from ovsnet.plan import PeerPlan, plan_peers
 from ovsnet.report import ChangeReport
 from ovsnet.services.guard import guarded, plan_guard
 from ovsnet.services.host import missing_bridge, require_bridge
-from ovsnet.services.ipsec import observe_snapshot
+from ovsnet.services.observed import observe_snapshot
 from ovsnet.tunnels import TUNNEL_TYPES, parse_peer, port_name
 
 
@@ -105,7 +105,7 @@ def add_peers(
         _refuse_own_addresses(plan.changes.add_tunnels, net.local_addresses())
     guard_change = plan_guard(host, plan.changes)
     if plan and not dry_run:
-        with guarded(guard_change):
+        with guarded(guard_change, db):
             db.apply(plan.changes, undo=_undo(plan, bridge, host))
     report = _report("peer sync" if exact else "peer add", plan, dry_run)
     if other_config:
@@ -209,7 +209,7 @@ def remove_peers(
         plan.changes.other_config = ipsec.other_config_after_removal(host, removed)
         guard_change = plan_guard(host, plan.changes)
     if plan and not dry_run:
-        with guarded(guard_change):
+        with guarded(guard_change, db):
             db.apply(plan.changes)
     report = _report("peer remove", plan, dry_run)
     if guard_change:
