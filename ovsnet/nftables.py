@@ -8,6 +8,7 @@ is ever in the script: peer addresses and port numbers only.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -61,6 +62,56 @@ def write_guard(guard: Guard) -> None:
             f"cannot install the plaintext guard: {_first_line(done.stderr)}",
             "check that the kernel has nf_tables (nft list ruleset)",
         )
+
+
+class Monitor:
+    """`nft monitor`: readable whenever this network namespace's ruleset changes.
+
+    An event source rather than a poll: a firewall reload (`nft flush ruleset`, as a stock
+    /etc/nftables.conf does) deletes the guard's table, and the watcher hears of it at once.
+    """
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [_nft(), "monitor"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        os.set_blocking(self._process.stdout.fileno(), False)
+        self._partial = b""
+
+    def fileno(self) -> int:
+        return self._process.stdout.fileno()
+
+    def changed(self) -> bool | None:
+        """Whether ovsnet's table was touched since the last call; None once nft has exited."""
+        try:
+            data = os.read(self.fileno(), 65536)
+        except BlockingIOError:
+            return False
+        if not data:
+            return None
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        marker = f" {plaintext_guard.FAMILY} {plaintext_guard.TABLE}".encode()
+        return any(marker in line for line in lines)
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(2)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process.stdout.close()
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _first_line(text: str) -> str:

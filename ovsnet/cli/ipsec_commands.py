@@ -122,6 +122,27 @@ def plaintext_restore(ctx: typer.Context, dry_run: DryRun = False) -> None:
         emit(ctx.obj, restore_plaintext_guard(db, RestoreRequest(dry_run=dry_run)))
 
 
+@plaintext_app.command("watch")
+def plaintext_watch(ctx: typer.Context) -> None:
+    """Keep the plaintext guard in place until stopped: re-install it within a second when a
+    firewall reload removes it (`nft flush ruleset`). Run by `ovsnet render guard-watch`'s unit.
+    Logs each repair to stderr; exits 0 on SIGTERM."""
+    import contextlib
+    import logging
+    import signal
+    import sys
+
+    from ovsnet.ovsdb import OvsDb
+    from ovsnet.services.guard_watch import watch
+
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="ovsnet plaintext watch: %(message)s"
+    )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with OvsDb(ctx.obj.db) as db, contextlib.suppress(KeyboardInterrupt):
+        watch(db)
+
+
 @ipsec_app.command("repair")
 def repair(ctx: typer.Context, dry_run: DryRun = False) -> None:
     """Restart strongSwan on a clean kernel IPsec state, for peers stuck "not established".

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ovsnet import ipsec, nftables
+from ovsnet import ipsec, nftables, plaintext_guard
 from ovsnet.errors import OvsnetError
 from ovsnet.faults import checkpoint
 from ovsnet.ovsdb import Changes, OvsDb
@@ -111,3 +111,13 @@ def reconcile_steps(host: ipsec.ObservedHost) -> tuple[Guard, list[str]]:
     wanted = desired_guard(host)
     current = nftables.read_guard()
     return wanted, [wanted.describe()] if current.needs(wanted) else []
+
+
+def heal_guard(db: OvsDb) -> list[str]:
+    """Put the guard back where something removed or cut it (a firewall reload flushing the
+    ruleset), never narrowing it. The step taken, if any."""
+    target = plaintext_guard.repaired(desired_guard(observe_host(db)), nftables.read_guard())
+    if target is None:
+        return []
+    nftables.write_guard(target)
+    return [target.describe()]
