@@ -38,6 +38,7 @@ VSWITCHD_UNIT = "ovs-vswitchd.service"  # Debian's and Ubuntu's openvswitch-swit
 VSWITCHD_DROPIN_NAME = "50-ovsnet-guard.conf"
 COMPANION_UNIT = "ovsnet.service"
 INIT_UNIT = "ovsnet-init.service"
+GUARD_WATCH_UNIT = "ovsnet-guard-watch.service"
 # Where `pip install ovsnet` as root (and the lab VMs' image) put the command.
 OVSNET = "/usr/local/bin/ovsnet"
 

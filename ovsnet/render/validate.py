@@ -20,7 +20,12 @@ from urllib.parse import unquote
 
 import yaml
 
-from ovsnet.render.context import INIT_UNIT, VSWITCHD_DROPIN_NAME, VSWITCHD_UNIT
+from ovsnet.render.context import (
+    GUARD_WATCH_UNIT,
+    INIT_UNIT,
+    VSWITCHD_DROPIN_NAME,
+    VSWITCHD_UNIT,
+)
 from ovsnet.render.documents import DAEMON_JSON_PATH, DOCKER_DROPIN_NAME
 
 SYSTEMD_UNIT_DIR = "/etc/systemd/system/"
@@ -89,6 +94,10 @@ def check_docker_dropin(text: str) -> list[str]:
 
 def check_host_unit(text: str) -> list[str]:
     return check_units({INIT_UNIT: text})
+
+
+def check_guard_watch_unit(text: str) -> list[str]:
+    return check_units({GUARD_WATCH_UNIT: text})
 
 
 def check_vswitchd_dropin(text: str) -> list[str]:
@@ -346,6 +355,7 @@ CHECKS = {
     "docker-dropin": check_docker_dropin,
     "host-unit": check_host_unit,
     "vswitchd-dropin": check_vswitchd_dropin,
+    "guard-watch": check_guard_watch_unit,
 }
 
 
