@@ -7,7 +7,6 @@ one OVSDB transaction. Also what `peer add --ipsec` needs: `read_psk_file`.
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from ovsnet import ipsec
 from ovsnet.errors import InvalidInput
 from ovsnet.ovsdb import Changes, OvsDb
 from ovsnet.report import ChangeReport
+from ovsnet.secrets import read_secret_file
 from ovsnet.services.guard import guarded, plan_guard, restore_guard
 from ovsnet.services.observed import observe_host
 
@@ -22,7 +22,7 @@ from ovsnet.services.observed import observe_host
 # strongSwan never loads; a CA certificate in this directory is always loaded.
 STRONGSWAN_CACERTS = Path("/etc/ipsec.d/cacerts")
 STRONGSWAN_CA_NAME = "ovsnet-ca.pem"
-MAX_SECRET_FILE = 4096
+MAX_PSK_FILE = 4096
 
 
 # --- reading secrets and certificates ---------------------------------------------------------
@@ -34,35 +34,10 @@ class SecretFile:
     warnings: tuple[str, ...] = ()
 
 
-def _read_secret_file(path: Path) -> tuple[bytes, int]:
-    """Content and mode of one small file, from one open file (no check-then-read race)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}", "give a readable file") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise InvalidInput(f"{path} is not a regular file")
-        data = os.read(fd, MAX_SECRET_FILE + 1)
-    finally:
-        os.close(fd)
-    if len(data) > MAX_SECRET_FILE:
-        raise InvalidInput(
-            f"{path} is larger than {MAX_SECRET_FILE} bytes", "put only the PSK in it"
-        )
-    return data, stat.S_IMODE(info.st_mode)
-
-
 def read_psk_file(path: str | os.PathLike) -> SecretFile:
-    """The PSK in FILE (one line, trailing newline stripped). World-readable files are refused."""
-    path = Path(path)
-    data, mode = _read_secret_file(path)
-    error, warning = ipsec.secret_file_mode_problem(mode, str(path))
-    if error:
-        raise InvalidInput(error, f"chmod 600 {path}, and replace the PSK: others may have read it")
-    psk = ipsec.psk_from_file_bytes(data, str(path))
-    return SecretFile(psk, (warning,) if warning else ())
+    """The PSK in FILE (one line, trailing newline stripped), under the secret-file rule."""
+    data = read_secret_file(path, "PSK file", limit=MAX_PSK_FILE)
+    return SecretFile(ipsec.psk_from_file_bytes(data, str(path)))
 
 
 @dataclass(frozen=True)
@@ -85,10 +60,7 @@ def check_certificate_files(cert: str, key: str, ca: str, now=None) -> CheckedCe
     ca_cert = pki.load_certificate(ca_path.read_bytes(), str(ca_path))
     summary = pki.verify_chain(certificate, ca_cert, now)
     identity = pki.ike_identity(summary)
-    key_data, mode = _read_secret_file(key_path)
-    error, warning = ipsec.secret_file_mode_problem(mode, str(key_path))
-    if error:
-        raise InvalidInput(error, f"chmod 600 {key_path}, and consider the key compromised")
+    key_data = read_secret_file(key_path, "private key")
     private_key = pki.load_private_key(key_data, str(key_path))
     pki.check_key_matches(certificate, private_key)
     if pki.key_type_of(certificate.public_key()) != "rsa":
@@ -100,7 +72,7 @@ def check_certificate_files(cert: str, key: str, ca: str, now=None) -> CheckedCe
             "issue an RSA host certificate with `ovsnet pki issue HOST --key-type rsa`",
         )
     paths = ipsec.CertificatePaths(str(cert_path), str(key_path), str(ca_path))
-    warnings = [warning] if warning else []
+    warnings = []
     if summary.expires_soon(now or pki.utcnow()):
         warnings.append(f"{cert_path} expires on {summary.not_after:%Y-%m-%d}")
     return CheckedCertificate(paths, identity, f"{summary.not_after:%Y-%m-%d}", tuple(warnings))
@@ -122,8 +94,8 @@ def _describe(updates: dict) -> list[str]:
     for key, value in sorted(updates.items()):
         if value is None:
             steps.append(f"remove Open_vSwitch other_config:{key}")
-        elif key == ipsec.PSK_KEY:
-            steps.append(f"store the host's default PSK ({len(value)} characters)")
+        elif key == ipsec.PSK_FILE_KEY:
+            steps.append(f"use the PSK in {value} for peers added with --ipsec alone")
         else:
             steps.append(f"set Open_vSwitch other_config:{key}={value}")
     return steps
@@ -142,12 +114,14 @@ class PskRequest:
 
 
 def set_host_psk(db: OvsDb, request: PskRequest) -> ChangeReport:
-    """`ovsnet ipsec psk set --file F` / `psk unset`: the PSK `peer add --ipsec` uses by default."""
-    secret = read_psk_file(request.file) if request.file else None
+    """`ovsnet ipsec psk set --file F` / `psk unset`: the PSK file `peer add --ipsec` uses by
+    default. OVSDB keeps its path only; the key itself goes on each tunnel, as OVS needs."""
+    path = str(Path(request.file).absolute()) if request.file else None
+    secret = read_psk_file(path) if path else None  # refused now, not at the next peer add
     host = observe_host(db)
     if secret is not None:
         ipsec.port_type(host.ovs_version, "gre", ipsec.METHOD_PSK)  # refuses OVS 2.7 to 2.10
-    updates = ipsec.plan_host_psk(secret.psk if secret else None, host)
+    updates = ipsec.plan_host_psk(path, host)
     command = "ipsec psk set" if secret else "ipsec psk unset"
     details = _warnings({}, secret.warnings if secret else ())
     return _apply(db, command, updates, _describe(updates), request.dry_run, details)

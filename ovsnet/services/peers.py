@@ -176,7 +176,8 @@ def _protect(
             "--remote-name/--remote-cert name one peer's certificate",
             "add certificate-authenticated peers one per call",
         )
-    psk = read_psk_file(choice.psk_file).psk if choice.psk_file else None
+    psk_file = choice.psk_file or host.default_psk_file
+    psk = read_psk_file(psk_file).psk if psk_file and choice.method == ipsec.METHOD_PSK else None
     wanted = ipsec.TunnelIpsecRequest(
         method=choice.method,
         tunnel_type=request.tunnel_type,
