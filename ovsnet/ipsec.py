@@ -429,6 +429,18 @@ def other_config_after_removal(host: ObservedHost, removed_ports: Iterable[str])
     return {SKB_MARK_KEY: None}
 
 
+def settings_after_reset(remaining: ObservedHost) -> dict[str, None]:
+    """The IPsec settings `reset` removes, given the tunnels left on other bridges: ovsnet's own
+    keys always, the certificate paths and ipsec_skb_mark once no tunnel left needs them."""
+    by_method = remaining.ports_by_method()
+    doomed = [PSK_FILE_KEY, LEGACY_PSK_KEY]
+    if not by_method.get(METHOD_CERT):
+        doomed += CERT_KEYS
+    if not any(by_method.get(method) for method in METHODS):
+        doomed.append(SKB_MARK_KEY)
+    return {key: None for key in doomed if key in remaining.other_config}
+
+
 # --- host-level settings (`ovsnet ipsec ...`) ----------------------------------------------------
 
 

@@ -419,3 +419,22 @@ def test_several_tunnels_and_the_empty_reply():
     first, second = ipsec.parse_tunnels_show(text)
     assert (first.name, first.version, first.state) == ("gre-1", 2, "CONFIGURED")
     assert second.invalid_reason == "must choose a authentication method"
+
+
+def test_reset_removes_ovsnets_ipsec_settings_that_no_remaining_tunnel_needs():
+    everything = {
+        **CERT_CONFIG,
+        ipsec.SKB_MARK_KEY: "0/1",
+        ipsec.PSK_FILE_KEY: "/etc/ovsnet/psk",
+        ipsec.LEGACY_PSK_KEY: GOOD_PSK,
+        "other-tool": "x",
+    }
+    assert ipsec.settings_after_reset(host(everything)) == dict.fromkeys(
+        [*ipsec.CERT_KEYS, ipsec.SKB_MARK_KEY, ipsec.PSK_FILE_KEY, ipsec.LEGACY_PSK_KEY]
+    )
+    # A certificate tunnel on a bridge reset does not touch keeps what it needs.
+    kept = host(everything, [("gre-x", "gre", {"remote_ip": "198.51.100.9", "remote_name": "n"})])
+    assert ipsec.settings_after_reset(kept) == dict.fromkeys(
+        [ipsec.PSK_FILE_KEY, ipsec.LEGACY_PSK_KEY]
+    )
+    assert ipsec.settings_after_reset(host()) == {}
