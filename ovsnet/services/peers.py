@@ -99,6 +99,7 @@ def add_peers(
         removed = [bridge.tunnels[ip].name for ip in plan.removed]
         other_config |= ipsec.other_config_after_removal(host, removed)
     plan.changes.other_config = other_config
+    db.refuse_secrets_in_clear(plan.changes)  # before the guard or anything else changes
     # Only a tunnel about to be created needs the kernel's view of this host's addresses: a
     # no-op sync then never loads pyroute2 (~0.17 s of CPU only to import it).
     if plan.changes.add_tunnels:
