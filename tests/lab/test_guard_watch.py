@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -122,6 +123,19 @@ def wait_for(condition, timeout: float) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (the nft monitor)."""
+    total = 0.0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(child) for child in children.read_text().split()]
+    for each in pids:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def flush_and_time_the_repair(host) -> float | None:
     assert wait_for(lambda: guarded(host), 10) is not None, "the guard was never in place"
     host.run(["nft", "flush", "ruleset"])  # the watcher may be back before the next look
@@ -135,12 +149,16 @@ def test_plaintext_watch_puts_a_flushed_guard_back_within_5_s(ipsec_host):
     try:
         took = flush_and_time_the_repair(host)
         again = flush_and_time_the_repair(host)
+        before, began = cpu_seconds(watcher.pid), time.monotonic()
+        time.sleep(5)
+        idle = (cpu_seconds(watcher.pid) - before) / (time.monotonic() - began)
     finally:
         code, _, err = stop(watcher)
     assert took is not None and again is not None, err
     assert code == 0, err
     assert err.count("plaintext guard was missing") == 2, err  # one repair per flush
-    print(f"guard back after a flush in {took:.2f} s and {again:.2f} s")
+    print(f"guard back after a flush in {took:.2f} s and {again:.2f} s; idle CPU {idle:.2%}")
+    assert idle < 0.01, "watching costs next to nothing while nothing happens"
 
 
 def test_plaintext_watch_never_narrows_a_guard_a_command_widened(ipsec_host):
