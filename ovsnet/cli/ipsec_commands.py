@@ -13,7 +13,7 @@ ipsec_app = typer.Typer(
     help="IPsec settings of this host (one authentication method for all its tunnels).",
     no_args_is_help=True,
 )
-psk_app = typer.Typer(help="The host's default pre-shared key.", no_args_is_help=True)
+psk_app = typer.Typer(help="The host's default pre-shared key file.", no_args_is_help=True)
 plaintext_app = typer.Typer(
     help="Drop (default with IPsec peers) or allow unencrypted tunnel traffic.",
     no_args_is_help=True,
@@ -32,7 +32,9 @@ def psk_set(
     ],
     dry_run: DryRun = False,
 ) -> None:
-    """Store the PSK `peer add --ipsec` uses when no --psk-file is given (>= 32 characters)."""
+    """Make FILE the PSK `peer add --ipsec` uses when no --psk-file is given (>= 32 characters).
+
+    OVSDB keeps the file's path, not the key: keep the file there (e.g. /etc/ovsnet/psk)."""
     from ovsnet.ovsdb import OvsDb
     from ovsnet.services.ipsec import PskRequest, set_host_psk
 
