@@ -89,7 +89,7 @@ class EtcdConfig:
             raise InvalidInput("certificates given for a plain http:// etcd URL", "use https://")
         if tls and self.ca is None:
             raise InvalidInput("an https:// etcd URL needs --etcd-ca", "pass the CA certificate")
-        for path in (self.cert, self.key, self.ca):
+        for path in (self.cert, self.ca):
             if path is not None:
                 _check_readable(path)
         if self.cert is None and not self.insecure:
@@ -105,6 +105,10 @@ class EtcdConfig:
                 "could rewrite every record",
                 "pass --etcd-cert and --etcd-key, or --insecure to accept that",
             )
+        if self.key is not None:
+            from ovsnet.secrets import check_secret_file
+
+            check_secret_file(self.key, "etcd client key")
         return self
 
 

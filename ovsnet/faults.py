@@ -26,7 +26,7 @@ CHECKPOINTS = {
     ),
     # peer add/remove/sync with IPsec peers: the guard is widened before OVSDB changes and
     # narrowed after (services/guard.py).
-    "peers": ("guard:after-widened", "guard:after-ovsdb"),
+    "peers": ("guard:after-widened", "ovsdb:after-commit", "guard:after-ovsdb"),
     "reset": (
         "reset:after-address-added",
         "reset:after-address-moved",

@@ -38,9 +38,13 @@ PSK_MAX_LENGTH = 512
 CERT_KEYS = ("certificate", "private_key", "ca_cert")
 SKB_MARK_KEY = "ipsec_skb_mark"
 DROP_PLAINTEXT_MARK = "0/1"  # drop tunnelled packets whose skb_mark LSB is 0, i.e. all of them
-# The host's default PSK (`ovsnet ipsec psk set`), for `peer add --ipsec` without --psk-file.
+# Where the host's default PSK is (`ovsnet ipsec psk set`), for `peer add --ipsec` without
+# --psk-file: the path, never the key. OVS needs the key on each tunnel (options:psk); a copy
+# in other_config would be one more place for it to leak from (ovsdb-server's log and backups).
 # vswitchd and ovs-monitor-ipsec ignore keys they do not know.
-PSK_KEY = "ovsnet-ipsec-psk"
+PSK_FILE_KEY = "ovsnet-ipsec-psk-file"
+# Older ovsnet kept the PSK itself here; `ipsec psk set`/`unset` and `reset` remove it.
+LEGACY_PSK_KEY = "ovsnet-ipsec-psk"
 # Keys of Interface options that make ovs-monitor-ipsec treat a tunnel as IPsec.
 TUNNEL_IPSEC_KEYS = ("psk", "remote_name", "remote_cert")
 
@@ -100,15 +104,6 @@ def psk_from_file_bytes(data: bytes, source: str) -> Psk:
     if "\n" in text or "\r" in text:
         raise InvalidInput(f"{source} holds more than one line", "put only the PSK in the file")
     return validate_psk(text, source)
-
-
-def secret_file_mode_problem(mode: int, source: str) -> tuple[str | None, str | None]:
-    """(error, warning) for a secret file's permission bits: world-readable is refused."""
-    if mode & 0o004:
-        return (f"{source} is readable by every user (mode {mode & 0o777:04o})", None)
-    if mode & 0o040:
-        return (None, f"{source} is readable by its group (mode {mode & 0o777:04o}); use 0600")
-    return (None, None)
 
 
 def check_remote_name(name: str) -> str:
@@ -228,9 +223,8 @@ class ObservedHost:
         return bool(self.other_config.get(SKB_MARK_KEY))
 
     @property
-    def default_psk(self) -> Psk | None:
-        value = self.other_config.get(PSK_KEY)
-        return Psk(value) if value else None
+    def default_psk_file(self) -> str | None:
+        return self.other_config.get(PSK_FILE_KEY) or None
 
 
 def _names(ports: list[str]) -> str:
@@ -263,6 +257,56 @@ def check_plaintext_allowed(host: ObservedHost) -> None:
             f"this host drops unencrypted tunnel traffic (other_config:{SKB_MARK_KEY}="
             f"{host.other_config[SKB_MARK_KEY]}), so a plaintext tunnel would carry nothing",
             "add the peer with --ipsec, or allow plaintext with `ovsnet ipsec plaintext allow`",
+        )
+
+
+DOWNGRADE_HINT = (
+    "give --ipsec (with the same authentication) to keep them as they are, or pass "
+    "--allow-downgrade if you really mean it"
+)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One existing tunnel and what a command is about to make of it."""
+
+    peer: str
+    before: ObservedTunnel
+    after: ObservedTunnel
+
+
+def downgrades(transitions: Iterable[Transition]) -> tuple[list[str], list[str]]:
+    """(peers whose IPsec tunnel would become plaintext, peers whose certificate
+    authentication would become a PSK)."""
+    to_plaintext, to_psk = [], []
+    for change in transitions:
+        before, after = change.before.method, change.after.method
+        if before is not None and after is None:
+            to_plaintext.append(change.peer)
+        elif before == METHOD_CERT and after == METHOD_PSK:
+            to_psk.append(change.peer)
+    return to_plaintext, to_psk
+
+
+def check_no_downgrade(transitions: Iterable[Transition], allow: bool) -> None:
+    """Refuse to weaken an existing tunnel unless the user said so (`--allow-downgrade`).
+
+    Re-stating peers without --ipsec must not silently turn an encrypted tunnel into plain
+    GRE (the report would only say "update tunnel").
+    """
+    if allow:
+        return
+    to_plaintext, to_psk = downgrades(transitions)
+    if to_plaintext:
+        raise InvalidInput(
+            f"this would turn the IPsec tunnels to {_names(to_plaintext)} into plaintext",
+            DOWNGRADE_HINT,
+        )
+    if to_psk:
+        raise InvalidInput(
+            f"this would switch the tunnels to {_names(to_psk)} from certificate to "
+            "pre-shared key authentication",
+            DOWNGRADE_HINT,
         )
 
 
@@ -299,7 +343,8 @@ class TunnelIpsecPlan:
             "port_type": self.port_type,
             "options": {k: ("<secret>" if k == "psk" else v) for k, v in self.options},
             "other_config": {
-                k: ("<secret>" if k == PSK_KEY and v else v) for k, v in self.other_config.items()
+                k: ("<secret>" if k == LEGACY_PSK_KEY and v else v)
+                for k, v in self.other_config.items()
             },
             "warnings": list(self.warnings),
         }
@@ -326,8 +371,13 @@ def plan_tunnel_ipsec(
 
 
 def _psk_options(request: TunnelIpsecRequest, host: ObservedHost) -> tuple[tuple[str, str], ...]:
-    psk = request.psk or host.default_psk
+    psk = request.psk
     if psk is None:
+        if host.other_config.get(LEGACY_PSK_KEY):
+            raise InvalidInput(
+                "this host's PSK is stored in OVSDB by an older ovsnet, which no longer reads it",
+                "move it to a file (mode 0600) and run `ovsnet ipsec psk set --file FILE`",
+            )
         raise InvalidInput(
             "no pre-shared key for this tunnel",
             "give --psk-file FILE, or set one for the host with `ovsnet ipsec psk set --file FILE`",
@@ -385,6 +435,18 @@ def other_config_after_removal(host: ObservedHost, removed_ports: Iterable[str])
     return {SKB_MARK_KEY: None}
 
 
+def settings_after_reset(remaining: ObservedHost) -> dict[str, None]:
+    """The IPsec settings `reset` removes, given the tunnels left on other bridges: ovsnet's own
+    keys always, the certificate paths and ipsec_skb_mark once no tunnel left needs them."""
+    by_method = remaining.ports_by_method()
+    doomed = [PSK_FILE_KEY, LEGACY_PSK_KEY]
+    if not by_method.get(METHOD_CERT):
+        doomed += CERT_KEYS
+    if not any(by_method.get(method) for method in METHODS):
+        doomed.append(SKB_MARK_KEY)
+    return {key: None for key in doomed if key in remaining.other_config}
+
+
 # --- host-level settings (`ovsnet ipsec ...`) ----------------------------------------------------
 
 
@@ -423,13 +485,15 @@ def plan_host_certificate(
     return _changed_only(wanted, host.other_config)
 
 
-def plan_host_psk(psk: Psk | None, host: ObservedHost) -> dict[str, str | None]:
-    """other_config updates for `ovsnet ipsec psk set` (None: unset)."""
-    if psk is not None:
+def plan_host_psk(psk_file: str | None, host: ObservedHost) -> dict[str, str | None]:
+    """other_config updates for `ovsnet ipsec psk set` (None: unset): the file's absolute path
+    (the caller has read and checked the file), and the legacy in-OVSDB copy removed."""
+    wanted: dict[str, str | None] = {PSK_FILE_KEY: None, LEGACY_PSK_KEY: None}
+    if psk_file is not None:
         check_one_method(host, METHOD_PSK)
-        wanted: dict[str, str | None] = {PSK_KEY: validate_psk(psk.value).value}
-    else:
-        wanted = {PSK_KEY: None}
+        if not psk_file.startswith("/"):
+            raise InvalidInput(f"PSK file path {psk_file!r} must be absolute")
+        wanted[PSK_FILE_KEY] = psk_file
     return _changed_only(wanted, host.other_config)
 
 

@@ -10,6 +10,7 @@ Place: docs/architecture.md, "Layers": facade layer.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -72,6 +73,54 @@ def _run(argv: list[str], what: str, script: str | None = None) -> subprocess.Co
         raise NotReady(f"cannot {what}: {argv[0]} cannot be executed", _INSTALL_HINT) from None
     except PermissionError:
         raise NotReady(f"cannot {what}: no permission to run {argv[0]}", "run as root") from None
+class Monitor:
+    """`nft monitor`: readable whenever this network namespace's ruleset changes.
+
+    An event source rather than a poll: a firewall reload (`nft flush ruleset`, as a stock
+    /etc/nftables.conf does) deletes the guard's table, and the watcher hears of it at once.
+    """
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [_nft(), "monitor"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        os.set_blocking(self._process.stdout.fileno(), False)
+        self._partial = b""
+
+    def fileno(self) -> int:
+        return self._process.stdout.fileno()
+
+    def changed(self) -> bool | None:
+        """Whether ovsnet's table was touched since the last call; None once nft has exited."""
+        try:
+            data = os.read(self.fileno(), 65536)
+        except BlockingIOError:
+            return False
+        if not data:
+            return None
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        marker = f" {plaintext_guard.FAMILY} {plaintext_guard.TABLE}".encode()
+        return any(marker in line for line in lines)
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(2)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process.stdout.close()
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _first_line(text: str) -> str:

@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ovsnet.errors import NotReady, OperationFailed
+from ovsnet.errors import InvalidInput, NotReady, OperationFailed
+from ovsnet.faults import checkpoint
 from ovsnet.model import BridgeSpec, ObservedBridge, ObservedPort, TunnelSpec
 
 # Only the columns ovsnet writes or checks after a write: the IDL turns every monitored cell of
@@ -54,6 +55,40 @@ logging.getLogger("ovsdbapp").addHandler(logging.NullHandler())
 logging.getLogger("ovsdbapp").propagate = False
 
 
+@dataclass(frozen=True)
+class SslFiles:
+    """`--db ssl:HOST:PORT`: this client's key and certificate, and the CA of the server's."""
+
+    private_key: str
+    certificate: str
+    ca_cert: str
+
+
+# The ovs library keeps its SSL settings per process (class attributes of ovs.stream.Stream),
+# so they are set once, by the CLI edge, for every OvsDb of the process.
+_ssl_files: SslFiles | None = None
+
+
+def use_ssl(files: SslFiles | None) -> None:
+    global _ssl_files
+    _ssl_files = files
+
+
+def _prepare_stream(db: str) -> None:
+    if not db.startswith("ssl:"):
+        return
+    if _ssl_files is None:
+        raise InvalidInput(
+            f"--db {db} needs this client's TLS files",
+            "give --db-ssl-key, --db-ssl-cert and --db-ssl-ca (or OVSNET_DB_SSL_KEY/CERT/CA)",
+        )
+    import ovs.stream
+
+    ovs.stream.Stream.ssl_set_private_key_file(_ssl_files.private_key)
+    ovs.stream.Stream.ssl_set_certificate_file(_ssl_files.certificate)
+    ovs.stream.Stream.ssl_set_ca_cert_file(_ssl_files.ca_cert)
+
+
 @dataclass
 class Changes:
     """One OVSDB transaction's worth of ensure/remove operations (filled by the planner)."""
@@ -78,6 +113,11 @@ class Changes:
             or self.delete_bridge
             or self.other_config
         )
+
+    @property
+    def carries_secret(self) -> bool:
+        """Whether writing these changes sends a PSK to OVSDB."""
+        return any("psk" in spec.options for spec in self.add_tunnels + self.update_tunnels)
 
 
 def _quick_idl_class():
@@ -145,6 +185,7 @@ class OvsDb:
         import ovs.jsonrpc
         import ovs.stream
 
+        _prepare_stream(self.db)
         if self.db.startswith("unix:") and not os.path.exists(self.db[len("unix:") :]):
             raise NotReady(f"cannot reach OVSDB at {self.db}: no such socket", _HINT)
         error, stream = ovs.stream.Stream.open_block(
@@ -187,6 +228,7 @@ class OvsDb:
         stale in a long-lived caller (the cluster agent).
         """
         hint = "start ovsdb-server and ovs-vswitchd (or the ovsnet container), or pass --db"
+        _prepare_stream(self.db)
         ops = [
             {"op": "select", "table": table, "where": where, "columns": ["_uuid", *columns]}
             for table, columns, where in queries
@@ -272,6 +314,16 @@ class OvsDb:
 
     # -- writes ---------------------------------------------------------------------------
 
+    def refuse_secrets_in_clear(self, changes: Changes) -> None:
+        """A PSK never crosses a network unencrypted: plain tcp: is refused for it."""
+        if self.db.startswith("tcp:") and changes.carries_secret:
+            raise InvalidInput(
+                f"--db {self.db} is not encrypted, and this change would send a pre-shared key "
+                "over it",
+                "use --db ssl:HOST:PORT with --db-ssl-key/--db-ssl-cert/--db-ssl-ca, or run "
+                "ovsnet on the host (unix: socket)",
+            )
+
     def apply(self, changes: Changes, undo: Changes | None = None) -> None:
         """Apply all changes in one transaction and wait for ovs-vswitchd to act on them.
 
@@ -280,6 +332,7 @@ class OvsDb:
         """
         if not changes:
             return
+        self.refuse_secrets_in_clear(changes)
         from ovsdbapp.backend.ovs_idl import transaction
         from ovsdbapp.backend.ovs_idl.command import BaseCommand
 
@@ -302,6 +355,7 @@ class OvsDb:
             txn.commit()
         except Exception as exc:
             raise OperationFailed(f"OVSDB transaction failed: {exc}") from None
+        checkpoint("ovsdb:after-commit")
         self._wait_applied(command.result.get_increment_new_value())
         try:
             self._raise_interface_errors(changes)

@@ -52,6 +52,9 @@ class Guard:
     def peers(self) -> frozenset[IPv4Address]:
         return self.gre | {ip for ip, _ in self.udp}
 
+    def covers(self, other: Guard) -> bool:
+        return other.gre <= self.gre and other.udp <= self.udp
+
     def describe(self) -> str:
         count = len(self.peers)
         if not count:
@@ -79,6 +82,16 @@ class GuardState:
 
 
 ABSENT = GuardState()
+
+
+def repaired(wanted: Guard, state: GuardState) -> Guard | None:
+    """What to write so the kernel covers `wanted` again (None: it does), never narrower than
+    what is there: a command may have widened the guard for a tunnel it is about to commit."""
+    if not wanted:
+        return None
+    if state.present and state.intact and state.guard.covers(wanted):
+        return None
+    return wanted | state.guard
 
 
 def _tunnel_entry(tunnel: ipsec.ObservedTunnel) -> Guard:

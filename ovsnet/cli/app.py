@@ -44,7 +44,7 @@ COMMAND_MODULES = {
 # Commands that read the whole command tree (the man page, completion scripts).
 _WHOLE_TREE = {"man", "completion"}
 # Global options that take a value (so the command is the word after it).
-_VALUE_OPTIONS = {"--db", "--lock-wait"}
+_VALUE_OPTIONS = {"--db", "--lock-wait", "--db-ssl-key", "--db-ssl-cert", "--db-ssl-ca"}
 
 
 def _print_version(value: bool) -> None:
@@ -74,10 +74,34 @@ def _global_options(
         help="Seconds to wait for another ovsnet process changing this host "
         "(env OVSNET_LOCK_WAIT; default 30).",
     ),
+    db_ssl_key: str = typer.Option(
+        None, "--db-ssl-key", envvar="OVSNET_DB_SSL_KEY", help="--db ssl:...: client key (0600)."
+    ),
+    db_ssl_cert: str = typer.Option(
+        None, "--db-ssl-cert", envvar="OVSNET_DB_SSL_CERT", help="--db ssl:...: client cert."
+    ),
+    db_ssl_ca: str = typer.Option(
+        None, "--db-ssl-ca", envvar="OVSNET_DB_SSL_CA", help="--db ssl:...: the server's CA."
+    ),
 ) -> None:
     ctx.obj = Settings(
         db=db or os.environ.get("OVSNET_DB") or DEFAULT_DB, json=json_output, lock_wait=lock_wait
     )
+    if db_ssl_key or db_ssl_cert or db_ssl_ca:
+        _use_db_ssl(ctx.obj.db, db_ssl_key, db_ssl_cert, db_ssl_ca)
+
+
+def _use_db_ssl(db: str, key: str | None, cert: str | None, ca: str | None) -> None:
+    from ovsnet.errors import InvalidInput
+    from ovsnet.ovsdb import SslFiles, use_ssl
+    from ovsnet.secrets import check_secret_file
+
+    if not db.startswith("ssl:"):
+        raise InvalidInput(f"--db-ssl-* given, but --db {db} is not ssl:HOST:PORT")
+    if not (key and cert and ca):
+        raise InvalidInput("give all three of --db-ssl-key, --db-ssl-cert and --db-ssl-ca")
+    check_secret_file(key, "OVSDB client key")
+    use_ssl(SslFiles(key, cert, ca))
 
 
 def build_app(modules: Iterable[str] | None = None) -> typer.Typer:

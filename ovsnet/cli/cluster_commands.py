@@ -88,6 +88,11 @@ def agent(
         help="This host's IPsec certificate: its CN and fingerprint are "
         "published so peers can check them (never a key).",
     ),
+    allow_downgrade: bool = typer.Option(
+        False,
+        "--allow-downgrade",
+        help="Allow rewriting IPsec tunnels as plaintext (e.g. started without --ipsec).",
+    ),
     no_init: bool = typer.Option(False, "--no-init", help="Do not run init; tunnels only."),
     no_dataplane: bool = typer.Option(
         False, "--no-dataplane", help="Claim, publish and watch only; change nothing locally."
@@ -131,6 +136,7 @@ def agent(
         ipsec=ipsec,
         psk_file=psk_file,
         ipsec_cert=ipsec_cert,
+        allow_downgrade=allow_downgrade,
         init=not no_init,
         dataplane=not no_dataplane,
         resync_interval=resync_interval,

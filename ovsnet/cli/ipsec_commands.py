@@ -14,7 +14,7 @@ ipsec_app = typer.Typer(
     help="IPsec settings of this host (one authentication method for all its tunnels).",
     no_args_is_help=True,
 )
-psk_app = typer.Typer(help="The host's default pre-shared key.", no_args_is_help=True)
+psk_app = typer.Typer(help="The host's default pre-shared key file.", no_args_is_help=True)
 plaintext_app = typer.Typer(
     help="Drop (default with IPsec peers) or allow unencrypted tunnel traffic.",
     no_args_is_help=True,
@@ -33,7 +33,9 @@ def psk_set(
     ],
     dry_run: DryRun = False,
 ) -> None:
-    """Store the PSK `peer add --ipsec` uses when no --psk-file is given (>= 32 characters)."""
+    """Make FILE the PSK `peer add --ipsec` uses when no --psk-file is given (>= 32 characters).
+
+    OVSDB keeps the file's path, not the key: keep the file there (e.g. /etc/ovsnet/psk)."""
     from ovsnet.ovsdb import OvsDb
     from ovsnet.services.ipsec import PskRequest, set_host_psk
 
@@ -136,6 +138,25 @@ StateFile = Annotated[
         "/run/ovsnet/ipsec-repairs.json).",
     ),
 ]
+@plaintext_app.command("watch")
+def plaintext_watch(ctx: typer.Context) -> None:
+    """Keep the plaintext guard in place until stopped: re-install it within a second when a
+    firewall reload removes it (`nft flush ruleset`). Run by `ovsnet render guard-watch`'s unit.
+    Logs each repair to stderr; exits 0 on SIGTERM."""
+    import contextlib
+    import logging
+    import signal
+    import sys
+
+    from ovsnet.ovsdb import OvsDb
+    from ovsnet.services.guard_watch import watch
+
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="ovsnet plaintext watch: %(message)s"
+    )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with OvsDb(ctx.obj.db) as db, contextlib.suppress(KeyboardInterrupt):
+        watch(db)
 
 
 @ipsec_app.command("repair")

@@ -33,6 +33,12 @@ REQUIRE_ENCRYPTION = typer.Option(
     help="Drop tunnel traffic that IPsec did not protect (default), or allow plaintext fallback.",
 )
 
+ALLOW_DOWNGRADE = typer.Option(
+    False,
+    "--allow-downgrade",
+    help="Allow turning an existing IPsec tunnel into plaintext, or certificates into a PSK.",
+)
+
 
 def _ipsec_choice(ipsec, psk_file, remote_name, remote_cert, require_encryption):
     from ovsnet.services.peers import IpsecChoice
@@ -44,12 +50,27 @@ def _ipsec_choice(ipsec, psk_file, remote_name, remote_cert, require_encryption)
     return IpsecChoice(psk_file, remote_name, remote_cert, require_encryption)
 
 
-def _add(settings: Settings, peers, bridge, tunnel_type, dry_run, exact=False, ipsec=None) -> None:
+def _add(
+    settings: Settings,
+    peers,
+    bridge,
+    tunnel_type,
+    dry_run,
+    exact=False,
+    ipsec=None,
+    allow_downgrade=False,
+) -> None:
     from ovsnet.netlink import Netlink
     from ovsnet.ovsdb import OvsDb
     from ovsnet.services.peers import PeerRequest, add_peers
 
-    request = PeerRequest(bridge=bridge, peers=tuple(peers), tunnel_type=tunnel_type, ipsec=ipsec)
+    request = PeerRequest(
+        bridge=bridge,
+        peers=tuple(peers),
+        tunnel_type=tunnel_type,
+        ipsec=ipsec,
+        allow_downgrade=allow_downgrade,
+    )
     holder = "peer sync" if exact else "peer add"
     with changing_host(settings, holder, dry_run), OvsDb(settings.db) as db, Netlink() as net:
         emit(settings, add_peers(db, net, request, dry_run=dry_run, exact=exact))
@@ -66,13 +87,15 @@ def add(
     remote_name: str = REMOTE_NAME,
     remote_cert: str = REMOTE_CERT,
     require_encryption: bool = REQUIRE_ENCRYPTION,
+    allow_downgrade: bool = ALLOW_DOWNGRADE,
     bridge: str = BRIDGE,
     tunnel_type: str = TYPE,
     dry_run: bool = DRY_RUN,
 ) -> None:
     """Add a tunnel port to each peer (all in one OVSDB transaction)."""
     choice = _ipsec_choice(ipsec, psk_file, remote_name, remote_cert, require_encryption)
-    _add(ctx.obj, remote_ips, bridge, tunnel_type, dry_run, ipsec=choice)
+    _add(ctx.obj, remote_ips, bridge, tunnel_type, dry_run, ipsec=choice,
+         allow_downgrade=allow_downgrade)  # fmt: skip
 
 
 @peer_app.command("sync")
@@ -84,6 +107,7 @@ def sync(
     ipsec: bool = IPSEC,
     psk_file: Path = PSK_FILE,
     require_encryption: bool = REQUIRE_ENCRYPTION,
+    allow_downgrade: bool = ALLOW_DOWNGRADE,
     bridge: str = BRIDGE,
     tunnel_type: str = TYPE,
     dry_run: bool = DRY_RUN,
@@ -91,7 +115,8 @@ def sync(
     """Make the tunnels exactly the file's peers: add the missing, remove the rest."""
     choice = _ipsec_choice(ipsec, psk_file, None, None, require_encryption)
     peers = read_peers_file(peers_file)
-    _add(ctx.obj, peers, bridge, tunnel_type, dry_run, exact=True, ipsec=choice)
+    _add(ctx.obj, peers, bridge, tunnel_type, dry_run, exact=True, ipsec=choice,
+         allow_downgrade=allow_downgrade)  # fmt: skip
 
 
 def read_peers_file(path: Path) -> list[str]:

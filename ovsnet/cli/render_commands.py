@@ -12,7 +12,7 @@ import typer
 # that it matches ovsnet.render.KINDS.
 KIND_NAMES = (
     "cloud-config", "ignition", "cloud-init", "daemon-json", "docker-dropin", "host-unit",
-    "vswitchd-dropin", "agent-unit", "heal-unit",
+    "vswitchd-dropin", "agent-unit", "heal-unit", "guard-watch",
 )  # fmt: skip
 
 

@@ -43,6 +43,18 @@ def supervise(
         envvar="OVSNET_IPSEC",
         help="Run strongSwan and ovs-monitor-ipsec from the start (else once a peer uses IPsec).",
     ),
+    psk_file: Path = typer.Option(
+        None,
+        "--psk-file",
+        envvar="OVSNET_PSK_FILE",
+        help="With --ipsec: the configured peers' PSK file (default: `ovsnet ipsec psk set`).",
+    ),
+    allow_downgrade: bool = typer.Option(
+        False,
+        "--allow-downgrade",
+        envvar="OVSNET_ALLOW_DOWNGRADE",
+        help="Allow rewriting existing IPsec tunnels to the configured peers as plaintext.",
+    ),
     hook_dir: Path = typer.Option(
         Path("/etc/ovsnet/hooks.d"),
         "--hook-dir",
@@ -75,6 +87,8 @@ def supervise(
         bridge=bridge,
         docker_bridge=docker_bridge,
         ipsec=ipsec,
+        psk_file=psk_file,
+        allow_downgrade=allow_downgrade,
         hook_dir=hook_dir,
     )
     if not settings.db.startswith("unix:"):

@@ -24,6 +24,9 @@ class DataplaneConfig:
     # ipsec=True means the host PSK set by `ovsnet ipsec psk set`.
     ipsec: bool = False
     psk_file: str | None = None
+    # An IPsec tunnel is never rewritten as plaintext (say, the agent restarted without
+    # --ipsec) unless this is set.
+    allow_downgrade: bool = False
     init: bool = True  # False: the bridge exists already (made by `ovsnet init`); tunnels only
 
 
@@ -91,6 +94,7 @@ class OvsDataplane:
             peers=peers,
             tunnel_type=self.config.tunnel_type,
             ipsec=choice,
+            allow_downgrade=self.config.allow_downgrade,
         )
         with host_lock(self.config.db, holder="ovsnet agent peer sync"):
             report = add_peers(self.db, self.net, request, exact=True)

@@ -41,6 +41,7 @@ class AgentOptions:
     ipsec: bool = False
     psk_file: str | None = None
     ipsec_cert: str | None = None
+    allow_downgrade: bool = False
     init: bool = True
     dataplane: bool = True
     resync_interval: float = DEFAULT_RESYNC_INTERVAL
@@ -182,6 +183,7 @@ def run_agent(options: AgentOptions) -> None:
                 tunnel_type=options.tunnel_type,
                 ipsec=options.ipsec,
                 psk_file=options.psk_file,
+                allow_downgrade=options.allow_downgrade,
                 init=options.init,
             )
         )

@@ -38,6 +38,10 @@ class CompanionConfig:
     bridge: str = "br0"
     docker_bridge: str = "docker0"
     ipsec: bool = False
+    # The PSK file for the configured peers (None: the host's PSK, `ovsnet ipsec psk set`).
+    psk_file: Path | None = None
+    # Re-stating the configured peers never turns an IPsec tunnel into plain GRE without this.
+    allow_downgrade: bool = False
     hook_dir: Path = DEFAULT_HOOK_DIR
 
     def __post_init__(self) -> None:
@@ -47,6 +51,8 @@ class CompanionConfig:
             raise InvalidInput(
                 "peers given both as a list and as a file", "use OVSNET_PEERS or OVSNET_PEERS_FILE"
             )
+        if self.psk_file and not self.ipsec:
+            raise InvalidInput("a PSK file given without IPsec", "set OVSNET_IPSEC=yes too")
         if (self.peers or self.peers_file) and not self.configured:
             raise InvalidInput(
                 "peers given without the host's subnet", "set OVSNET_PREFIX or OVSNET_SUBNET too"
@@ -61,6 +67,18 @@ class CompanionConfig:
 
     def addressing(self) -> HostAddressing:
         return host_addressing(prefix=self.prefix, subnet=self.subnet, supernet=self.supernet)
+
+    def peer_request(self, peers: tuple[str, ...]):
+        """The configured peers as `peer add` (or `peer sync`) would state them: with IPsec
+        (PSK) when the container runs IPsec, so they never come up in clear."""
+        from ovsnet.services.peers import IpsecChoice, PeerRequest
+
+        return PeerRequest(
+            bridge=self.bridge,
+            peers=peers,
+            ipsec=IpsecChoice(psk_file=self.psk_file) if self.ipsec else None,
+            allow_downgrade=self.allow_downgrade,
+        )
 
     def init_request(self) -> InitRequest:
         return InitRequest(

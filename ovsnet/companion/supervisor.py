@@ -4,6 +4,7 @@ One event loop, no busy polling: it sleeps in select() on
 - a netlink socket (link and address changes: Docker restarting puts the gateway back on docker0),
 - a pidfd per daemon (ovs-vswitchd or ovsdb-server died: restart it, then heal),
 - the signal wake-up fd (SIGTERM from `docker stop`: stop the daemons, exit 0),
+- `nft monitor` (a firewall reload removed the plaintext guard: put it back at once),
 and wakes every RECHECK seconds for a cheap re-check (and to retry a heal that failed).
 """
 
@@ -27,7 +28,7 @@ from ovsnet.companion.config import (
     recorded_addressing,
 )
 from ovsnet.companion.daemons import OvsPaths, Watched
-from ovsnet.errors import InvalidInput, OvsnetError
+from ovsnet.errors import InvalidInput, OperationFailed, OvsnetError
 
 log = logging.getLogger("ovsnet.companion")
 
@@ -61,6 +62,7 @@ class Supervisor:
         self._db = None
         self._net = None
         self._healer = None  # IPsec peers left not established (ovsnet.services.ipsec_heal)
+        self._guard_watcher = None
         self._selector = selectors.DefaultSelector()
 
     # -- entry point ----------------------------------------------------------------------------
@@ -79,6 +81,7 @@ class Supervisor:
                 self._selector.register(wakeup_r, selectors.EVENT_READ, "signal")
                 self._selector.register(watcher, selectors.EVENT_READ, "netlink")
                 self._start_ovs()
+                self._watch_guard()
                 return self._loop(watcher, wakeup_r)
         except Exit as done:
             return done.code
@@ -86,6 +89,8 @@ class Supervisor:
             log.error("%s", exc.one_line())
             return 1
         finally:
+            if self._guard_watcher is not None:
+                self._guard_watcher.close()
             self._disconnect()
             self._stop_all()
             signal.set_wakeup_fd(old_fd)
@@ -105,6 +110,9 @@ class Supervisor:
                     wakeup.recv(64)
                 elif key.data == "netlink":
                     self._on_links(watcher.changed_links())
+                elif key.data == "nft":
+                    if self._guard_watcher.on_event():
+                        self._guard_watcher.heal()
                 else:
                     self._on_exit(key.data)
             if self.stopping:
@@ -114,6 +122,8 @@ class Supervisor:
                 self.recheck_at = now + RECHECK
                 self._schedule_heal(now)
                 self._heal_ipsec()
+                if self._guard_watcher is not None:
+                    self._guard_watcher.heal()
             if self.heal_at is not None and now >= self.heal_at:
                 self._heal()
         log.info("stopping (SIGTERM)")
@@ -130,26 +140,55 @@ class Supervisor:
 
     def _start_ovs(self) -> None:
         self._watch(daemons.start_ovsdb(self.paths))
-        self._restore_guard()
+        host = self._restore_guard()
+        # The IKE daemon first where it will be needed, so strongSwan has the tunnels'
+        # policies as early as vswitchd re-creates them (the guard drops what comes before).
+        if self.config.ipsec or any(t.method for t in host.tunnels):
+            self._ensure_ipsec(in_use=True)
         self._watch(daemons.start_vswitchd(self.paths))
         log.info("ovsdb-server and ovs-vswitchd running (datapath %s)", self.config.datapath)
         daemons.run_hooks(self.config.hook_dir, "start")
 
-    def _restore_guard(self) -> None:
+    def _restore_guard(self):
         """The plaintext guard before vswitchd re-creates the IPsec tunnels kept in OVSDB.
 
         After a reboot the kernel has no guard and strongSwan has no policies yet: without
-        this, the first packets of those tunnels would leave in clear.
+        the guard, the first packets of those tunnels would leave in clear. Fail closed: when
+        OVSDB holds tunnels the guard must cover and it cannot be put in place, ovs-vswitchd
+        is not started (the supervisor exits 1 and the restart policy tries again).
         """
         from ovsnet.ovsdb import OvsDb
+        from ovsnet.plaintext_guard import desired_guard
         from ovsnet.services.guard import restore_guard
+        from ovsnet.services.observed import observe_host
+
+        with OvsDb(self.paths.db) as db:
+            host = observe_host(db)  # unreadable: OvsnetError, nothing starts
+            wanted = desired_guard(host)
+            try:
+                with self._host_lock("plaintext restore"):
+                    for step in restore_guard(db):
+                        log.info("%s", step)
+            except OvsnetError as exc:
+                if wanted:
+                    raise OperationFailed(
+                        f"not starting ovs-vswitchd: OVSDB holds IPsec tunnels to "
+                        f"{len(wanted.peers)} peer(s) and the plaintext guard could not be put "
+                        f"in place ({exc.one_line()})",
+                        "make nftables work in the container (nft list ruleset)",
+                    ) from None
+                log.warning("plaintext guard not checked: %s", exc.one_line())
+        return host
+
+    def _watch_guard(self) -> None:
+        """Keep the guard in place while the companion runs (a firewall reload flushes it)."""
+        from ovsnet.ovsdb import OvsDb
+        from ovsnet.services.guard_watch import GuardWatcher
 
         try:
-            with self._host_lock("plaintext restore"), OvsDb(self.paths.db) as db:
-                for step in restore_guard(db):
-                    log.info("%s", step)
+            self._guard_watcher = GuardWatcher(OvsDb(self.paths.db), self._selector, "nft")
         except OvsnetError as exc:
-            log.error("plaintext guard not restored: %s", exc.one_line())
+            log.warning("plaintext guard not watched: %s", exc.one_line())
 
     def _watch(self, watched: Watched) -> None:
         self.daemons[watched.name] = watched
@@ -181,6 +220,7 @@ class Supervisor:
             self._disconnect()
             self._watch(daemons.start_ovsdb(self.paths))
         else:
+            self._restore_guard()  # fail closed here too
             self._watch(daemons.start_vswitchd(self.paths))
             daemons.run_hooks(self.config.hook_dir, "restart")
         self._schedule_heal(time.monotonic())
@@ -276,7 +316,8 @@ class Supervisor:
                 self._log_report(init_host(db, net, request))
             if self.config.peers_file and self._peers_file_changed():
                 self._add_configured_peers(db, net)
-        self._ensure_ipsec(bridge)
+        in_use = bridge is not None and any(p.ipsec for p in bridge.tunnels.values())
+        self._ensure_ipsec(in_use)
 
     def _restore_gateway(self, net, bridge) -> None:
         addressing = recorded_addressing(bridge)
@@ -297,13 +338,13 @@ class Supervisor:
             )
 
     def _add_configured_peers(self, db, net) -> None:
-        from ovsnet.services.peers import PeerRequest, add_peers
+        from ovsnet.services.peers import add_peers
 
         exact = self.config.peers_file is not None
         peers = self._read_peers_file() if exact else list(self.config.peers)
         if not peers and not exact:
             return
-        request = PeerRequest(bridge=self.config.bridge, peers=tuple(peers))
+        request = self.config.peer_request(tuple(peers))
         self._log_report(add_peers(db, net, request, exact=exact))
 
     def _read_peers_file(self) -> list[str]:
@@ -323,12 +364,16 @@ class Supervisor:
         except OSError:
             return False
 
-    def _ensure_ipsec(self, bridge) -> None:
+    def _ensure_ipsec(self, in_use: bool) -> None:
         """Run strongSwan and ovs-monitor-ipsec once IPsec is configured or in use."""
-        in_use = bridge is not None and any(p.ipsec for p in bridge.tunnels.values())
         if self.ipsec_on or not (self.config.ipsec or in_use):
             return
-        self._watch(daemons.start_ipsec(self.paths))
+        try:
+            self._watch(daemons.start_ipsec(self.paths))
+        except OvsnetError as exc:
+            # Not fatal: the guard drops what IPsec does not protect; the next heal retries.
+            log.error("IKE daemon not started: %s", exc.one_line())
+            return
         self.ipsec_on = True
         log.info("strongSwan and ovs-monitor-ipsec running")
 

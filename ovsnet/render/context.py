@@ -48,6 +48,7 @@ AGENT_UNIT = "ovsnet-agent.service"
 # kept out of the rendered unit so one rendering serves every etcd setup.
 AGENT_ENV_FILE = "/etc/ovsnet/agent.env"
 HEAL_UNIT = "ovsnet-ipsec-heal.service"
+GUARD_WATCH_UNIT = "ovsnet-guard-watch.service"
 # Where `pip install ovsnet` as root (and the lab VMs' image) put the command.
 OVSNET = "/usr/local/bin/ovsnet"
 

@@ -15,6 +15,7 @@ from ovsnet.render.context import (
     DOCKER,
     DOCKER_DROPIN_NAME,
     DOCKER_TLS_SOCKET_UNIT,
+    GUARD_WATCH_UNIT,
     HEAL_UNIT,
     INIT_UNIT,
     MODPROBE,
@@ -57,6 +58,8 @@ KINDS: dict[str, Kind] = {
     "vswitchd-dropin": Kind("ovs-vswitchd-guard.conf.j2", "." + VSWITCHD_DROPIN_NAME),
     # the IPsec healer for the same hosts (the companion runs it itself)
     "heal-unit": Kind("ovsnet-ipsec-heal.service.j2", "." + HEAL_UNIT),
+    # ... and the unit that puts the guard back after a firewall reload flushed it
+    "guard-watch": Kind("ovsnet-guard-watch.service.j2", "." + GUARD_WATCH_UNIT),
 }
 
 
@@ -151,6 +154,12 @@ def vswitchd_dropin(config: HostConfig) -> Unit:
     return Unit(VSWITCHD_DROPIN_NAME, render_template(KINDS["vswitchd-dropin"].template, context))
 
 
+def guard_watch_unit(config: HostConfig) -> Unit:
+    """The unit running `ovsnet ipsec plaintext watch` (OVS from packages)."""
+    context = {"header": header(config), "ovsnet": OVSNET, "unit_name": GUARD_WATCH_UNIT}
+    return Unit(GUARD_WATCH_UNIT, render_template(KINDS["guard-watch"].template, context))
+
+
 def units(config: HostConfig) -> list[Unit]:
     """The ovsnet units every kind of user-data carries, in start order."""
     context = _unit_context(config)
@@ -213,6 +222,8 @@ def render(kind: str, config: HostConfig) -> str:
         return vswitchd_dropin(config).contents
     if kind == "heal-unit":
         return heal_unit(config).contents
+    if kind == "guard-watch":
+        return guard_watch_unit(config).contents
     context = {
         "header": header(config),
         "units": units(config),

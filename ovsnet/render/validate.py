@@ -23,6 +23,7 @@ import yaml
 
 from ovsnet.render.context import (
     AGENT_UNIT,
+    GUARD_WATCH_UNIT,
     HEAL_UNIT,
     INIT_UNIT,
     VSWITCHD_DROPIN_NAME,
@@ -100,8 +101,14 @@ def check_host_unit(text: str) -> list[str]:
 
 def check_agent_unit(text: str) -> list[str]:
     return check_units({AGENT_UNIT: text})
+
+
 def check_heal_unit(text: str) -> list[str]:
     return check_units({HEAL_UNIT: text})
+
+
+def check_guard_watch_unit(text: str) -> list[str]:
+    return check_units({GUARD_WATCH_UNIT: text})
 
 
 def check_vswitchd_dropin(text: str) -> list[str]:
@@ -387,6 +394,7 @@ CHECKS = {
     "agent-unit": check_agent_unit,
     "vswitchd-dropin": check_vswitchd_dropin,
     "heal-unit": check_heal_unit,
+    "guard-watch": check_guard_watch_unit,
 }
 
 

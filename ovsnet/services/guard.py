@@ -2,20 +2,22 @@
 
 Order matters: the guard is widened before an IPsec tunnel is created, so vswitchd's first
 BFD packet to a new peer already meets it, and narrowed only after a tunnel is gone. If the
-OVSDB change fails, the guard goes back to what it was.
+OVSDB change fails, the guard is recomputed from OVSDB (the change may have committed).
 """
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ovsnet import ipsec, nftables
+from ovsnet import ipsec, nftables, plaintext_guard
 from ovsnet.errors import OvsnetError
 from ovsnet.faults import checkpoint
-from ovsnet.ovsdb import Changes
+from ovsnet.ovsdb import Changes, OvsDb
 from ovsnet.plaintext_guard import Guard, GuardState, desired_guard
+from ovsnet.services.observed import observe_host
 
 
 def host_after(host: ipsec.ObservedHost, changes: Changes) -> ipsec.ObservedHost:
@@ -62,8 +64,15 @@ def plan_guard(host: ipsec.ObservedHost, changes: Changes) -> GuardChange | None
 
 
 @contextmanager
-def guarded(change: GuardChange | None) -> Iterator[None]:
-    """Widen the guard, run the OVSDB change, then narrow it (or restore it on failure)."""
+def guarded(change: GuardChange | None, db: OvsDb) -> Iterator[None]:
+    """Widen the guard, run the OVSDB change, then narrow it.
+
+    Fail closed: the guard is narrowed only once the change is committed and applied. If the
+    change fails, the transaction may have committed all the same (vswitchd slow to confirm,
+    an interrupt while waiting for it), so the guard is not put back to what it was: it is
+    recomputed from what OVSDB holds now, and left wide if OVSDB cannot be read. A SIGKILL at
+    any point leaves the widened guard, which covers both the old and the new tunnels.
+    """
     if change is None:
         yield
         return
@@ -73,26 +82,25 @@ def guarded(change: GuardChange | None) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        _restore(change)
+        _recompute(db)
         raise
     checkpoint("guard:after-ovsdb")
     if change.widened != change.after:
         nftables.write_guard(change.after)
 
 
-def _restore(change: GuardChange) -> None:
+def _recompute(db: OvsDb) -> None:
     try:
-        if change.widened != change.before:  # the kernel holds the widened guard by now
-            nftables.write_guard(change.before)
-    except OvsnetError:
-        pass  # the OVSDB error is the one to report; status shows a guard left wider
+        wanted = desired_guard(observe_host(db))
+        if nftables.read_guard().needs(wanted):
+            nftables.write_guard(wanted)
+    except (OvsnetError, OSError, subprocess.SubprocessError):
+        pass  # the command's own error is the one to report; the guard stays wide (closed)
 
 
-def restore_guard(db, dry_run: bool = False) -> list[str]:
+def restore_guard(db: OvsDb, dry_run: bool = False) -> list[str]:
     """Make the kernel's guard what OVSDB's IPsec tunnels need (reads OVSDB only: vswitchd may
     not run yet). The steps taken (or, with dry_run, to take), if any."""
-    from ovsnet.services.ipsec import observe_host
-
     wanted, steps = reconcile_steps(observe_host(db))
     if steps and not dry_run:
         nftables.write_guard(wanted)
@@ -104,3 +112,13 @@ def reconcile_steps(host: ipsec.ObservedHost) -> tuple[Guard, list[str]]:
     wanted = desired_guard(host)
     current = nftables.read_guard()
     return wanted, [wanted.describe()] if current.needs(wanted) else []
+
+
+def heal_guard(db: OvsDb) -> list[str]:
+    """Put the guard back where something removed or cut it (a firewall reload flushing the
+    ruleset), never narrowing it. The step taken, if any."""
+    target = plaintext_guard.repaired(desired_guard(observe_host(db)), nftables.read_guard())
+    if target is None:
+        return []
+    nftables.write_guard(target)
+    return [target.describe()]

@@ -6,7 +6,7 @@ import os
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 
-from ovsnet import arp, firewall, nftables
+from ovsnet import arp, firewall, ipsec, nftables
 from ovsnet.addressing import HostAddressing
 from ovsnet.errors import InvalidInput, NotReady
 from ovsnet.faults import checkpoint
@@ -24,7 +24,7 @@ from ovsnet.plan import (
 )
 from ovsnet.report import ChangeReport
 from ovsnet.services.guard import reconcile_steps
-from ovsnet.services.ipsec import observe_host, observe_snapshot
+from ovsnet.services.observed import observe_host, observe_snapshot
 from ovsnet.tunnels import overlay_mtu
 
 DEFAULT_UNDERLAY_MTU = 1500
@@ -197,7 +197,17 @@ def reset_host(
     # The bridge's tunnels go with it; tunnels on other bridges keep their guard.
     snapshot = db.snapshot()
     others = replace(snapshot, bridges={k: v for k, v in snapshot.bridges.items() if k != bridge})
-    guard, guard_steps = reconcile_steps(observe_snapshot(others))
+    remaining = observe_snapshot(others)
+    plan.changes.other_config = ipsec.settings_after_reset(remaining)
+    settings = sorted(plan.changes.other_config)
+    if settings:
+        plan.steps.append("remove ovsnet's IPsec settings: " + ", ".join(settings))
+    # Once those are gone, no tunnel left may need the guard: ask with the settings removed.
+    after = replace(
+        remaining,
+        other_config={k: v for k, v in remaining.other_config.items() if k not in settings},
+    )
+    guard, guard_steps = reconcile_steps(after)
     steps = plan.steps + firewall_steps + guard_steps
     if not dry_run:
         _apply_reset(db, net, plan, docker_bridge, firewall_steps, guard if guard_steps else None)

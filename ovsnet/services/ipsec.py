@@ -1,27 +1,28 @@
 """`ovsnet ipsec ...`: the host's IPsec settings (PSK, certificates, plaintext policy).
 
 Reads what OVSDB and the files hold, lets the pure `ovsnet.ipsec` decide, writes the result in
-one OVSDB transaction. Also what `peer add --ipsec` needs: `read_psk_file` and `observe_host`.
+one OVSDB transaction. Also what `peer add --ipsec` needs: `read_psk_file`.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ovsnet import ipsec
 from ovsnet.errors import InvalidInput
-from ovsnet.ovsdb import Changes, OvsDb, Snapshot
+from ovsnet.ovsdb import Changes, OvsDb
 from ovsnet.report import ChangeReport
+from ovsnet.secrets import read_secret_file
+from ovsnet.services.guard import guarded, plan_guard, restore_guard
+from ovsnet.services.observed import observe_host
 
-TUNNEL_PORT_TYPES = ("gre", "vxlan", "geneve", "stt", ipsec.LEGACY_PORT_TYPE)
 # Debian 12's ovs-monitor-ipsec writes the CA as a `ca` section without `auto=add`, which
 # strongSwan never loads; a CA certificate in this directory is always loaded.
 STRONGSWAN_CACERTS = Path("/etc/ipsec.d/cacerts")
 STRONGSWAN_CA_NAME = "ovsnet-ca.pem"
-MAX_SECRET_FILE = 4096
+MAX_PSK_FILE = 4096
 
 
 # --- reading secrets and certificates ---------------------------------------------------------
@@ -33,35 +34,10 @@ class SecretFile:
     warnings: tuple[str, ...] = ()
 
 
-def _read_secret_file(path: Path) -> tuple[bytes, int]:
-    """Content and mode of one small file, from one open file (no check-then-read race)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}", "give a readable file") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise InvalidInput(f"{path} is not a regular file")
-        data = os.read(fd, MAX_SECRET_FILE + 1)
-    finally:
-        os.close(fd)
-    if len(data) > MAX_SECRET_FILE:
-        raise InvalidInput(
-            f"{path} is larger than {MAX_SECRET_FILE} bytes", "put only the PSK in it"
-        )
-    return data, stat.S_IMODE(info.st_mode)
-
-
 def read_psk_file(path: str | os.PathLike) -> SecretFile:
-    """The PSK in FILE (one line, trailing newline stripped). World-readable files are refused."""
-    path = Path(path)
-    data, mode = _read_secret_file(path)
-    error, warning = ipsec.secret_file_mode_problem(mode, str(path))
-    if error:
-        raise InvalidInput(error, f"chmod 600 {path}, and replace the PSK: others may have read it")
-    psk = ipsec.psk_from_file_bytes(data, str(path))
-    return SecretFile(psk, (warning,) if warning else ())
+    """The PSK in FILE (one line, trailing newline stripped), under the secret-file rule."""
+    data = read_secret_file(path, "PSK file", limit=MAX_PSK_FILE)
+    return SecretFile(ipsec.psk_from_file_bytes(data, str(path)))
 
 
 @dataclass(frozen=True)
@@ -84,10 +60,7 @@ def check_certificate_files(cert: str, key: str, ca: str, now=None) -> CheckedCe
     ca_cert = pki.load_certificate(ca_path.read_bytes(), str(ca_path))
     summary = pki.verify_chain(certificate, ca_cert, now)
     identity = pki.ike_identity(summary)
-    key_data, mode = _read_secret_file(key_path)
-    error, warning = ipsec.secret_file_mode_problem(mode, str(key_path))
-    if error:
-        raise InvalidInput(error, f"chmod 600 {key_path}, and consider the key compromised")
+    key_data = read_secret_file(key_path, "private key")
     private_key = pki.load_private_key(key_data, str(key_path))
     pki.check_key_matches(certificate, private_key)
     if pki.key_type_of(certificate.public_key()) != "rsa":
@@ -99,28 +72,13 @@ def check_certificate_files(cert: str, key: str, ca: str, now=None) -> CheckedCe
             "issue an RSA host certificate with `ovsnet pki issue HOST --key-type rsa`",
         )
     paths = ipsec.CertificatePaths(str(cert_path), str(key_path), str(ca_path))
-    warnings = [warning] if warning else []
+    warnings = []
     if summary.expires_soon(now or pki.utcnow()):
         warnings.append(f"{cert_path} expires on {summary.not_after:%Y-%m-%d}")
     return CheckedCertificate(paths, identity, f"{summary.not_after:%Y-%m-%d}", tuple(warnings))
 
 
 # --- observing and writing OVSDB ----------------------------------------------------------------
-
-
-def observe_host(db: OvsDb) -> ipsec.ObservedHost:
-    return observe_snapshot(db.snapshot())
-
-
-def observe_snapshot(snapshot: Snapshot) -> ipsec.ObservedHost:
-    """Every tunnel of every bridge (ovs-monitor-ipsec looks at all of them) and the settings."""
-    tunnels = tuple(
-        ipsec.ObservedTunnel(port.name, port.type, dict(port.options))
-        for bridge in snapshot.bridges.values()
-        for port in bridge.ports.values()
-        if port.type in TUNNEL_PORT_TYPES
-    )
-    return ipsec.ObservedHost(snapshot.ovs_version, snapshot.other_config, tunnels)
 
 
 def _apply(
@@ -136,8 +94,8 @@ def _describe(updates: dict) -> list[str]:
     for key, value in sorted(updates.items()):
         if value is None:
             steps.append(f"remove Open_vSwitch other_config:{key}")
-        elif key == ipsec.PSK_KEY:
-            steps.append(f"store the host's default PSK ({len(value)} characters)")
+        elif key == ipsec.PSK_FILE_KEY:
+            steps.append(f"use the PSK in {value} for peers added with --ipsec alone")
         else:
             steps.append(f"set Open_vSwitch other_config:{key}={value}")
     return steps
@@ -156,12 +114,14 @@ class PskRequest:
 
 
 def set_host_psk(db: OvsDb, request: PskRequest) -> ChangeReport:
-    """`ovsnet ipsec psk set --file F` / `psk unset`: the PSK `peer add --ipsec` uses by default."""
-    secret = read_psk_file(request.file) if request.file else None
+    """`ovsnet ipsec psk set --file F` / `psk unset`: the PSK file `peer add --ipsec` uses by
+    default. OVSDB keeps its path only; the key itself goes on each tunnel, as OVS needs."""
+    path = str(Path(request.file).absolute()) if request.file else None
+    secret = read_psk_file(path) if path else None  # refused now, not at the next peer add
     host = observe_host(db)
     if secret is not None:
         ipsec.port_type(host.ovs_version, "gre", ipsec.METHOD_PSK)  # refuses OVS 2.7 to 2.10
-    updates = ipsec.plan_host_psk(secret.psk if secret else None, host)
+    updates = ipsec.plan_host_psk(path, host)
     command = "ipsec psk set" if secret else "ipsec psk unset"
     details = _warnings({}, secret.warnings if secret else ())
     return _apply(db, command, updates, _describe(updates), request.dry_run, details)
@@ -232,14 +192,12 @@ class PlaintextRequest:
 
 def set_plaintext_policy(db: OvsDb, request: PlaintextRequest) -> ChangeReport:
     """`ovsnet ipsec plaintext drop|allow`: other_config:ipsec_skb_mark."""
-    from ovsnet.services.guard import guarded, plan_guard
-
     host = observe_host(db)
     changes = Changes(other_config=ipsec.plan_plaintext_policy(request.allow, host))
     guard_change = plan_guard(host, changes)
     steps = _describe(changes.other_config) + (guard_change.steps if guard_change else [])
     if changes and not request.dry_run:
-        with guarded(guard_change):
+        with guarded(guard_change, db):
             db.apply(changes)
     command = "ipsec plaintext " + ("allow" if request.allow else "drop")
     return ChangeReport(command=command, steps=steps, dry_run=request.dry_run, details={})
@@ -253,8 +211,6 @@ class RestoreRequest:
 def restore_plaintext_guard(db: OvsDb, request: RestoreRequest) -> ChangeReport:
     """`ovsnet ipsec plaintext restore`: the guard back from OVSDB alone, e.g. at boot before
     ovs-vswitchd re-creates the IPsec tunnels (the kernel forgets the guard at reboot)."""
-    from ovsnet.services.guard import restore_guard
-
     steps = restore_guard(db, dry_run=request.dry_run)
     return ChangeReport(
         command="ipsec plaintext restore", steps=steps, dry_run=request.dry_run, details={}

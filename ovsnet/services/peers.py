@@ -15,7 +15,7 @@ from ovsnet.plan import PeerPlan, plan_peers
 from ovsnet.report import ChangeReport
 from ovsnet.services.guard import guarded, plan_guard, reconcile_steps
 from ovsnet.services.host import missing_bridge, require_bridge
-from ovsnet.services.ipsec import observe_snapshot
+from ovsnet.services.observed import observe_snapshot
 from ovsnet.tunnels import TUNNEL_TYPES, parse_peer, port_name
 
 
@@ -40,6 +40,8 @@ class PeerRequest:
     tunnel_type: str = "gre"
     extra_options: tuple[tuple[str, str], ...] = ()
     ipsec: IpsecChoice | None = None
+    # Turning an IPsec tunnel into a plaintext one (or certificates into a PSK) needs this.
+    allow_downgrade: bool = False
 
 
 def tunnel_specs(request: PeerRequest, bridge: ObservedBridge, own: set[IPv4Address]):
@@ -87,22 +89,24 @@ def add_peers(
     specs = tunnel_specs(request, bridge, own=set())
     host = observe_snapshot(snapshot)
     other_config: dict[str, str | None] = {}
-    if request.ipsec is None:
-        ipsec.check_plaintext_allowed(host)
-    else:
+    if request.ipsec is not None:
         specs, other_config = _protect(specs, request, bridge, host)
     plan = plan_peers(bridge, specs, exact=exact)
+    ipsec.check_no_downgrade(transitions(plan, bridge), request.allow_downgrade)
+    if request.ipsec is None:
+        ipsec.check_plaintext_allowed(host)
     if exact:
         removed = [bridge.tunnels[ip].name for ip in plan.removed]
         other_config |= ipsec.other_config_after_removal(host, removed)
     plan.changes.other_config = other_config
+    db.refuse_secrets_in_clear(plan.changes)  # before the guard or anything else changes
     # Only a tunnel about to be created needs the kernel's view of this host's addresses: a
     # no-op sync then never loads pyroute2 (~0.17 s of CPU only to import it).
     if plan.changes.add_tunnels:
         _refuse_own_addresses(plan.changes.add_tunnels, net.local_addresses())
     guard_change = plan_guard(host, plan.changes)
     if plan and not dry_run:
-        with guarded(guard_change):
+        with guarded(guard_change, db):
             db.apply(plan.changes, undo=_undo(plan, bridge, host))
     report = _report("peer sync" if exact else "peer add", plan, dry_run)
     if other_config:
@@ -124,6 +128,18 @@ def _finish_guard(host: ipsec.ObservedHost, dry_run: bool, narrows: bool) -> lis
     if steps and not dry_run:
         nftables.write_guard(wanted)
     return steps
+def transitions(plan: PeerPlan, bridge: ObservedBridge) -> list[ipsec.Transition]:
+    """Each existing tunnel the plan rewrites, before and after (a type change included)."""
+    existing = bridge.tunnels
+    return [
+        ipsec.Transition(
+            peer,
+            ipsec.ObservedTunnel(current.name, current.type, current.options),
+            ipsec.ObservedTunnel(spec.port, spec.type, spec.options),
+        )
+        for spec in [*plan.changes.add_tunnels, *plan.changes.update_tunnels]
+        if (current := existing.get(peer := str(spec.remote_ip))) is not None
+    ]
 
 
 def _refuse_own_addresses(specs: list[TunnelSpec], own: set[IPv4Address]) -> None:
@@ -174,7 +190,8 @@ def _protect(
             "--remote-name/--remote-cert name one peer's certificate",
             "add certificate-authenticated peers one per call",
         )
-    psk = read_psk_file(choice.psk_file).psk if choice.psk_file else None
+    psk_file = choice.psk_file or host.default_psk_file
+    psk = read_psk_file(psk_file).psk if psk_file and choice.method == ipsec.METHOD_PSK else None
     wanted = ipsec.TunnelIpsecRequest(
         method=choice.method,
         tunnel_type=request.tunnel_type,
@@ -208,7 +225,7 @@ def remove_peers(
         plan.changes.other_config = ipsec.other_config_after_removal(host, removed)
         guard_change = plan_guard(host, plan.changes)
     if plan and not dry_run:
-        with guarded(guard_change):
+        with guarded(guard_change, db):
             db.apply(plan.changes)
     report = _report("peer remove", plan, dry_run)
     if guard_change:

@@ -10,7 +10,7 @@ from ovsnet.model import DOCKER_BRIDGE_KEY, SUBNET_KEY, SUPERNET_KEY
 from ovsnet.netlink import Netlink
 from ovsnet.ovs_daemons import vswitchd_answers
 from ovsnet.ovsdb import OvsDb
-from ovsnet.services.ipsec import observe_snapshot
+from ovsnet.services.observed import observe_snapshot
 from ovsnet.services.peers import sorted_peers
 
 

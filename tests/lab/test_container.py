@@ -369,7 +369,10 @@ def test_restarted_companion_restores_the_plaintext_guard_before_vswitchd(fleet)
         wait_until(lambda: "ovs-vswitchd running" in logs_since(host, "0"), 60, "vswitchd")
         log = logs_since(host, "0")
         restored = log.find("drop unencrypted tunnel traffic to and from 1 IPsec peer")
-        assert 0 <= restored < log.find("ovsdb-server and ovs-vswitchd running"), log
+        vswitchd = log.find("ovsdb-server and ovs-vswitchd running")
+        assert 0 <= restored < vswitchd, log
+        # The IKE daemon is up before vswitchd re-creates the stored IPsec tunnel.
+        assert 0 <= log.find("strongSwan and ovs-monitor-ipsec running") < vswitchd, log
     finally:
         in_companion(host, "ovs-vsctl", "--if-exists", "del-port", port, "--", "remove",
                      "Open_vSwitch", ".", "other_config", "ipsec_skb_mark")  # fmt: skip

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 PSK = "Hq4Nc8Vx1Lm5Rt9Bz3Kd7Wp2Ys6Gf0Ja"
 OTHER_PSK = "Hq4Nc8Vx1Lm5Rt9Bz3Kd7Wp2Ys6Gf0Jb"
-CLEAN_KEYS = ("certificate", "private_key", "ca_cert", "ipsec_skb_mark", ipsec.PSK_KEY)
+CLEAN_KEYS = ("certificate", "private_key", "ca_cert", "ipsec_skb_mark", ipsec.PSK_FILE_KEY)
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,8 @@ def ca(tmp_path_factory) -> Path:
 def clean(host):
     """Each test starts and ends without IPsec settings or extra ports."""
     yield host
-    for key in ("certificate", "private_key", "ca_cert", "ipsec_skb_mark", "ovsnet-ipsec-psk"):
+    for key in ("certificate", "private_key", "ca_cert", "ipsec_skb_mark", "ovsnet-ipsec-psk",
+                "ovsnet-ipsec-psk-file"):  # fmt: skip
         host.vsctl("remove", "Open_vSwitch", ".", "other_config", key)
     host.vsctl("--if-exists", "del-br", "brx")
 
@@ -112,19 +113,28 @@ def test_ipsec_cert_refused_while_psk_tunnels_exist(clean, ca):
     assert "certificate" not in other_config(clean)
 
 
-def test_psk_set_stores_the_psk_and_never_prints_it(clean, tmp_path):
+def test_psk_set_stores_the_file_path_not_a_second_copy_of_the_psk(clean, tmp_path):
     path = tmp_path / "psk"
     path.write_text(PSK + "\n")
     os.chmod(path, 0o600)
+    clean.vsctl("set", "Open_vSwitch", ".", f"other_config:ovsnet-ipsec-psk={PSK}")  # older ovsnet
     done = clean.ovsnet("--json", "ipsec", "psk", "set", "--file", str(path))
     assert done.returncode == 0, done.stderr
     assert PSK not in done.stdout + done.stderr
     assert json.loads(done.stdout)["changed"] is True
-    assert other_config(clean)["ovsnet-ipsec-psk"] == PSK
+    assert other_config(clean)["ovsnet-ipsec-psk-file"] == str(path)
+    dump = clean.vsctl("--format=json", "list", "Open_vSwitch").stdout
+    assert PSK not in dump, "the PSK is kept only on the tunnels (options:psk), as OVS needs"
+    clean.vsctl("add-br", "brx", "--", "set", "Bridge", "brx", "datapath_type=netdev")
+    added = clean.ovsnet("peer", "add", "198.51.100.77", "--ipsec", "--bridge", "brx",
+                         "--allow-plaintext")  # the host's PSK file; fmt: skip
+    assert added.returncode == 0, added.stderr
+    tunnels = clean.vsctl("--format=json", "--columns=options", "list", "Interface").stdout
+    assert tunnels.count(PSK) == 1
     again = clean.ovsnet("ipsec", "psk", "set", "--file", str(path))
     assert "nothing to do" in again.stdout
     unset = clean.ovsnet("ipsec", "psk", "unset")
-    assert unset.returncode == 0 and "ovsnet-ipsec-psk" not in other_config(clean)
+    assert unset.returncode == 0 and "ovsnet-ipsec-psk-file" not in other_config(clean)
 
 
 def test_psk_set_refused_on_a_host_with_certificates(clean, ca, tmp_path):
@@ -134,7 +144,7 @@ def test_psk_set_refused_on_a_host_with_certificates(clean, ca, tmp_path):
     os.chmod(path, 0o600)
     done = clean.ovsnet("ipsec", "psk", "set", "--file", str(path))
     assert done.returncode == 2 and "cert --unset" in done.stderr
-    assert "ovsnet-ipsec-psk" not in other_config(clean)
+    assert "ovsnet-ipsec-psk-file" not in other_config(clean)
 
 
 def test_plaintext_drop_sets_skb_mark_and_allow_removes_it(clean):

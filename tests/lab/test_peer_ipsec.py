@@ -37,7 +37,8 @@ def clean(host):
     listed = json.loads(host.ovsnet("--json", "peer", "list", check=True).stdout)
     if listed:
         host.ovsnet("peer", "remove", *[p["remote_ip"] for p in listed], check=True)
-    for key in ("certificate", "private_key", "ca_cert", "ipsec_skb_mark", "ovsnet-ipsec-psk"):
+    for key in ("certificate", "private_key", "ca_cert", "ipsec_skb_mark", "ovsnet-ipsec-psk",
+                "ovsnet-ipsec-psk-file"):  # fmt: skip
         host.vsctl("remove", "Open_vSwitch", ".", "other_config", key)
 
 

@@ -14,11 +14,6 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ovsnet"
 
-# NOTE(lead): services/guard.py <-> services/ipsec.py is being reworked by the fail-closed
-# branch; remove this entry when it lands without the circle (the test then fails if it is
-# still there, see test_known_circles_still_exist).
-KNOWN_CIRCLES = [{"ovsnet.services.guard", "ovsnet.services.ipsec"}]
-
 
 def module_files(package: Path = PACKAGE) -> dict[str, Path]:
     modules = {}
@@ -129,16 +124,8 @@ def describe(component: set[str], graph: dict[str, dict[str, int]]) -> str:
 
 def test_ovsnet_has_no_import_circle():
     graph = import_graph()
-    unexpected = [c for c in circles(graph) if c not in KNOWN_CIRCLES]
-    assert not unexpected, "import circles:\n" + "\n\n".join(
-        describe(c, graph) for c in unexpected
-    )
-
-
-def test_known_circles_still_exist():
-    """A known circle that is gone must leave KNOWN_CIRCLES too, so it cannot come back."""
-    present = circles(import_graph())
-    assert [c for c in KNOWN_CIRCLES if c not in present] == []
+    found = circles(graph)
+    assert not found, "import circles:\n" + "\n\n".join(describe(c, graph) for c in found)
 
 
 def test_the_graph_sees_lazy_and_type_checking_imports(tmp_path):

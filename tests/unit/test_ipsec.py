@@ -80,22 +80,6 @@ def test_psk_file_with_two_lines_is_rejected():
         ipsec.psk_from_file_bytes(f"{GOOD_PSK}\n{GOOD_PSK}\n".encode(), "f")
 
 
-@pytest.mark.parametrize(
-    ("mode", "error", "warning"),
-    [
-        (0o600, False, False),
-        (0o400, False, False),
-        (0o640, False, True),
-        (0o644, True, False),
-        (0o604, True, False),
-        (0o777, True, False),
-    ],
-)
-def test_secret_file_modes(mode, error, warning):
-    found_error, found_warning = ipsec.secret_file_mode_problem(mode, "f")
-    assert bool(found_error) == error and bool(found_warning) == warning
-
-
 # --- OVS versions -----------------------------------------------------------------------------
 
 
@@ -161,10 +145,12 @@ def test_plan_json_and_repr_hide_the_psk():
     assert plan.as_json()["options"] == {"psk": "<secret>"}
 
 
-def test_psk_defaults_to_the_hosts_stored_psk():
+def test_a_psk_left_in_ovsdb_by_an_older_ovsnet_is_not_used_and_the_error_says_how_to_move_it():
     request = ipsec.TunnelIpsecRequest(method="psk")
-    plan = ipsec.plan_tunnel_ipsec(request, host({ipsec.PSK_KEY: GOOD_PSK}))
-    assert dict(plan.options) == {"psk": GOOD_PSK}
+    with pytest.raises(InvalidInput) as raised:
+        ipsec.plan_tunnel_ipsec(request, host({ipsec.LEGACY_PSK_KEY: GOOD_PSK}))
+    assert "psk set --file" in raised.value.one_line()
+    assert GOOD_PSK not in raised.value.one_line()
 
 
 def test_psk_tunnel_without_any_psk_is_a_usage_error():
@@ -291,13 +277,17 @@ def test_unset_certificate_refused_while_cert_tunnels_use_it():
     assert ipsec.plan_host_certificate(None, host(CERT_CONFIG)) == dict.fromkeys(ipsec.CERT_KEYS)
 
 
-def test_host_psk_set_unset_and_idempotent():
-    psk = ipsec.Psk(GOOD_PSK)
-    assert ipsec.plan_host_psk(psk, host()) == {ipsec.PSK_KEY: GOOD_PSK}
-    assert ipsec.plan_host_psk(psk, host({ipsec.PSK_KEY: GOOD_PSK})) == {}
-    assert ipsec.plan_host_psk(None, host({ipsec.PSK_KEY: GOOD_PSK})) == {ipsec.PSK_KEY: None}
+def test_host_psk_set_stores_the_file_path_never_the_psk():
+    path, key = "/etc/ovsnet/psk", ipsec.PSK_FILE_KEY
+    assert ipsec.plan_host_psk(path, host()) == {key: path}
+    assert ipsec.plan_host_psk(path, host({key: path})) == {}
+    assert ipsec.plan_host_psk(None, host({key: path})) == {key: None}
+    # The copy an older ovsnet kept in OVSDB goes on set and on unset.
+    legacy = host({ipsec.LEGACY_PSK_KEY: GOOD_PSK})
+    assert ipsec.plan_host_psk(path, legacy) == {key: path, ipsec.LEGACY_PSK_KEY: None}
+    assert ipsec.plan_host_psk(None, legacy) == {ipsec.LEGACY_PSK_KEY: None}
     with pytest.raises(InvalidInput):
-        ipsec.plan_host_psk(psk, host(tunnels=[("gre-1", "gre", {"remote_name": "n"})]))
+        ipsec.plan_host_psk(path, host(tunnels=[("gre-1", "gre", {"remote_name": "n"})]))
 
 
 def test_plaintext_drop_refused_with_plaintext_tunnels_and_allow_removes_the_mark():
@@ -310,7 +300,8 @@ def test_plaintext_drop_refused_with_plaintext_tunnels_and_allow_removes_the_mar
 
 
 def test_observed_host_repr_hides_the_stored_psk():
-    assert GOOD_PSK not in repr(host({ipsec.PSK_KEY: GOOD_PSK}, [("g", "gre", {"psk": GOOD_PSK})]))
+    stored = host({ipsec.LEGACY_PSK_KEY: GOOD_PSK}, [("g", "gre", {"psk": GOOD_PSK})])
+    assert GOOD_PSK not in repr(stored)
 
 
 # --- tunnels/show, formatted by OVS's own ovs-monitor-ipsec -----------------------------------
@@ -428,3 +419,22 @@ def test_several_tunnels_and_the_empty_reply():
     first, second = ipsec.parse_tunnels_show(text)
     assert (first.name, first.version, first.state) == ("gre-1", 2, "CONFIGURED")
     assert second.invalid_reason == "must choose a authentication method"
+
+
+def test_reset_removes_ovsnets_ipsec_settings_that_no_remaining_tunnel_needs():
+    everything = {
+        **CERT_CONFIG,
+        ipsec.SKB_MARK_KEY: "0/1",
+        ipsec.PSK_FILE_KEY: "/etc/ovsnet/psk",
+        ipsec.LEGACY_PSK_KEY: GOOD_PSK,
+        "other-tool": "x",
+    }
+    assert ipsec.settings_after_reset(host(everything)) == dict.fromkeys(
+        [*ipsec.CERT_KEYS, ipsec.SKB_MARK_KEY, ipsec.PSK_FILE_KEY, ipsec.LEGACY_PSK_KEY]
+    )
+    # A certificate tunnel on a bridge reset does not touch keeps what it needs.
+    kept = host(everything, [("gre-x", "gre", {"remote_ip": "198.51.100.9", "remote_name": "n"})])
+    assert ipsec.settings_after_reset(kept) == dict.fromkeys(
+        [ipsec.PSK_FILE_KEY, ipsec.LEGACY_PSK_KEY]
+    )
+    assert ipsec.settings_after_reset(host()) == {}

@@ -32,11 +32,12 @@ def test_world_readable_psk_file_is_refused(tmp_path):
     with pytest.raises(InvalidInput) as raised:
         read_psk_file(_write(tmp_path / "psk", PSK, 0o644))
     assert "chmod 600" in raised.value.one_line() and PSK not in raised.value.one_line()
+    assert "mode 0644" in raised.value.one_line()
 
 
-def test_group_readable_psk_file_is_accepted_with_a_warning(tmp_path):
-    secret = read_psk_file(_write(tmp_path / "psk", PSK, 0o640))
-    assert secret.psk.value == PSK and "group" in secret.warnings[0]
+def test_group_readable_psk_file_is_refused_like_every_other_secret_file(tmp_path):
+    with pytest.raises(InvalidInput, match="open to its group or to others"):
+        read_psk_file(_write(tmp_path / "psk", PSK, 0o640))
 
 
 def test_short_psk_file_is_refused(tmp_path):
@@ -96,7 +97,7 @@ def test_key_of_another_certificate_is_refused(ca_dir):
 def test_world_readable_key_is_refused(ca_dir):
     issued = pki.ensure_host_cert(ca_dir, "node1")
     os.chmod(issued.key_path, 0o644)
-    with pytest.raises(InvalidInput, match="readable by every user"):
+    with pytest.raises(InvalidInput, match="open to its group or to others"):
         check_certificate_files(*_files(issued, ca_dir))
 
 
@@ -139,4 +140,4 @@ def test_cli_ipsec_psk_set_refuses_a_world_readable_file(tmp_path, capsys):
     path = _write(tmp_path / "psk", PSK, 0o644)
     code, out, err = _cli(capsys, "ipsec", "psk", "set", "--file", str(path))
     assert code == 2 and PSK not in out + err
-    assert "readable by every user" in err
+    assert "open to its group or to others" in err

@@ -17,7 +17,7 @@ from ovsnet.cli.render_commands import KIND_NAMES
 from ovsnet.errors import InvalidInput
 from ovsnet.render import DEFAULT_IMAGE, KINDS, build_host_config, render, units
 from ovsnet.render.context import command_line
-from ovsnet.render.documents import docker_dropin, vswitchd_dropin
+from ovsnet.render.documents import docker_dropin, guard_watch_unit, vswitchd_dropin
 from ovsnet.tunnels import overlay_mtu
 
 PEERS = ["198.51.100.12", "198.51.100.13"]
@@ -240,3 +240,10 @@ def test_every_kind_states_the_same_docker_options(prefix, peers, mtu, ipsec, do
     assert json.loads(cloud_init["write_files"][0]["content"]) == host.daemon_json_options
     init = units(host)[1].contents
     assert f"--prefix {prefix} " in init and all(peer in init for peer in peers)
+
+
+def test_guard_watch_unit_keeps_the_watcher_running():
+    unit = guard_watch_unit(config(ipsec=True))
+    assert unit.name == "ovsnet-guard-watch.service"
+    assert "ExecStart=/usr/local/bin/ovsnet ipsec plaintext watch\n" in unit.contents
+    assert "Restart=always" in unit.contents  # OVSDB not up yet at boot: come back

@@ -1,0 +1,26 @@
+"""The IPsec-relevant view of OVSDB (every tunnel of every bridge, the host's settings).
+
+Shared by the IPsec settings, the peers and the plaintext guard; it imports none of them.
+"""
+
+from __future__ import annotations
+
+from ovsnet import ipsec
+from ovsnet.ovsdb import OvsDb, Snapshot
+
+TUNNEL_PORT_TYPES = ("gre", "vxlan", "geneve", "stt", ipsec.LEGACY_PORT_TYPE)
+
+
+def observe_host(db: OvsDb) -> ipsec.ObservedHost:
+    return observe_snapshot(db.snapshot())
+
+
+def observe_snapshot(snapshot: Snapshot) -> ipsec.ObservedHost:
+    """Every tunnel of every bridge (ovs-monitor-ipsec looks at all of them) and the settings."""
+    tunnels = tuple(
+        ipsec.ObservedTunnel(port.name, port.type, dict(port.options))
+        for bridge in snapshot.bridges.values()
+        for port in bridge.ports.values()
+        if port.type in TUNNEL_PORT_TYPES
+    )
+    return ipsec.ObservedHost(snapshot.ovs_version, snapshot.other_config, tunnels)
