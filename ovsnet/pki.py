@@ -523,6 +523,20 @@ def check_purpose(cert: x509.Certificate, purpose: str, what: str = "certificate
         )
 
 
+def check_ike_trust(cert: x509.Certificate, ca_cert: x509.Certificate) -> list[str]:
+    """For `ovsnet ipsec cert`: refuse a certificate or CA of another purpose (strongSwan would
+    then trust Docker or etcd certificates as host identities); only warn about the all-purpose
+    CA of an older ovsnet, so that hosts set up with it keep working until they migrate."""
+    if summarize(ca_cert).purpose is None and summarize(cert).purpose is None:
+        return [
+            "the CA was made by an older ovsnet and also signs Docker certificates, which"
+            " strongSwan then accepts as host identities: `ovsnet pki migrate` and reissue"
+        ]
+    check_purpose(ca_cert, "ike", "the CA")
+    check_purpose(cert, "ike", "the certificate")
+    return []
+
+
 # --- files ----------------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 from ovsnet.errors import NotReady, OperationFailed
 from ovsnet.plaintext_guard import Guard
@@ -71,3 +72,31 @@ def restart_clean(guard: Guard) -> None:
     # `-force`: a peer with nothing left to delete is not an error.
     _run([ip, "-force", "-batch", "-"], "deleting the peers' SAs", state_batch(guard))
     _run([ipsec, "start"], "starting strongSwan (`ipsec start`)")
+
+
+# NOTE: strongSwan reads CRLs from this directory at start and on `ipsec rereadcrls`; of two
+# CRLs of one CA it keeps the one with the higher CRL number (ovsnet increments it).
+STRONGSWAN_CRLS = Path("/etc/ipsec.d/crls")
+CRL_NAME = "ovsnet-ike-crl.pem"
+
+
+def install_crl(data: bytes, crls: Path = STRONGSWAN_CRLS) -> str | None:
+    """Put the IKE CA's CRL where strongSwan loads it and have a running charon reread it.
+
+    Returns None when done (or when charon is not running: it loads the file when it starts),
+    else what went wrong with the reread.
+    """
+    from ovsnet.ipsec_monitor import IPSEC_NOT_RUNNING
+    from ovsnet.pki import write_atomically
+
+    write_atomically(crls / CRL_NAME, data, 0o644)
+    ipsec = shutil.which("ipsec")
+    if ipsec is None:
+        return "strongSwan's `ipsec` command is not installed"
+    try:
+        done = subprocess.run([ipsec, "rereadcrls"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "strongSwan did not answer `ipsec rereadcrls`"
+    if done.returncode not in (0, IPSEC_NOT_RUNNING):
+        return f"`ipsec rereadcrls` failed: {' '.join(done.stderr.split())[:200]}"
+    return None

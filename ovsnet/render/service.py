@@ -149,7 +149,8 @@ def _server_folder(base: Path, host: str | None, fleet: bool) -> Path:
 
 
 def read_server_tls(folder: Path) -> TlsFiles:
-    """A dockerd server certificate folder, checked: CA chain, key pair, server usage."""
+    """A dockerd server certificate folder, checked: purposes (server certificate, client CA),
+    key pair, validity."""
     from ovsnet import pki
 
     names = DOCKER_TLS_FILES.values()
@@ -164,9 +165,20 @@ def read_server_tls(folder: Path) -> TlsFiles:
     except OSError as exc:
         raise InvalidInput(f"cannot read {folder}: {exc.strerror}") from None
     certificate = pki.load_certificate(cert, f"{folder}/cert.pem")
-    pki.verify_chain(certificate, pki.load_certificate(ca, f"{folder}/ca.pem"))
     pki.check_key_matches(certificate, pki.load_private_key(key, f"{folder}/key.pem"))
     _require_server_auth(certificate, folder)
+    # ca.pem is whom dockerd lets in (the docker-client CA), not the server certificate's
+    # issuer: check each for its purpose, so no IKE or all-purpose CA ends up trusted.
+    pki.check_purpose(certificate, "docker-server", f"{folder}/cert.pem")
+    pki.check_purpose(
+        pki.load_certificate(ca, f"{folder}/ca.pem"), "docker-client", f"{folder}/ca.pem"
+    )
+    summary = pki.summarize(certificate)
+    if summary.expired(pki.utcnow()):
+        raise InvalidInput(
+            f"{folder}/cert.pem is not valid now (until {summary.not_after:%Y-%m-%d})",
+            "renew it with `ovsnet pki renew HOST --purpose docker-server`",
+        )
     return TlsFiles(ca=ca.decode(), cert=cert.decode(), key=key.decode())
 
 

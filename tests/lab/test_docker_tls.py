@@ -28,8 +28,8 @@ pytestmark = pytest.mark.lab
 def certs(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("pki")
     ours, theirs = base / "ours", base / "theirs"
-    pki.ensure_ca(ours)
-    pki.ensure_ca(theirs)
+    pki.ensure_cas(ours)
+    pki.ensure_cas(theirs)
     server, client = pki.ensure_docker_certs(ours, "dockerhost", ["127.0.0.1"], ["localhost"])
     _, foreign_client = pki.ensure_docker_certs(theirs, "dockerhost", ["127.0.0.1"])
     # A client holding a certificate of another CA, but trusting the right server CA.

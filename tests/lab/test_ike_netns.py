@@ -40,8 +40,8 @@ def lab(lab_factory_module):
 def pkis(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("ike-pki")
     ours, foreign = base / "ours", base / "foreign"
-    pki.ensure_ca(ours)
-    pki.ensure_ca(foreign)  # same subject "O=ovsnet, CN=ovsnet CA", other key
+    pki.ensure_cas(ours)
+    pki.ensure_cas(foreign)  # same subject "O=ovsnet, CN=ovsnet CA", other key
     for name in ("h1", "h2"):
         pki.ensure_host_cert(ours, name)
     pki.ensure_host_cert(foreign, "h2")
@@ -82,7 +82,7 @@ def set_certificate(ike, pki_dir: Path, name: str, *extra: str):
         "--key",
         str(key),
         "--ca",
-        str(pki_dir / pki.CA_CERT),
+        str(pki.ca_cert_path(pki_dir, "ike")),
         *extra,
     )
     assert done.returncode == 0, done.stderr

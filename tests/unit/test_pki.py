@@ -41,14 +41,14 @@ def _openssl_verify(ca: Path, cert: Path) -> subprocess.CompletedProcess:
 @pytest.fixture
 def pki_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "pki"
-    pki.ensure_ca(directory)
+    pki.ensure_cas(directory)
     return directory
 
 
 def test_init_creates_an_ecdsa_ca_with_a_0600_key_even_under_a_permissive_umask(tmp_path):
     old = os.umask(0)
     try:
-        issued = pki.ensure_ca(tmp_path / "pki")
+        issued = pki.ensure_cas(tmp_path / "pki")
     finally:
         os.umask(old)
     assert issued.changed
@@ -62,15 +62,15 @@ def test_init_creates_an_ecdsa_ca_with_a_0600_key_even_under_a_permissive_umask(
 
 
 def test_init_twice_keeps_the_existing_ca(pki_dir):
-    before = (pki_dir / pki.CA_CERT).read_bytes(), (pki_dir / pki.CA_KEY).read_bytes()
-    again = pki.ensure_ca(pki_dir, rsa=True)
+    before = (pki.ca_cert_path(pki_dir, "ike")).read_bytes(), (pki_dir / pki.CA_KEY).read_bytes()
+    again = pki.ensure_cas(pki_dir, rsa=True)
     assert not again.changed
-    assert ((pki_dir / pki.CA_CERT).read_bytes(), (pki_dir / pki.CA_KEY).read_bytes()) == before
+    assert ((pki.ca_cert_path(pki_dir, "ike")).read_bytes(), (pki_dir / pki.CA_KEY).read_bytes()) == before
 
 
 def test_rsa_ca_issues_rsa_3072_keys_for_hosts_and_docker(tmp_path):
     directory = tmp_path / "pki"
-    ca = pki.ensure_ca(directory, rsa=True)
+    ca = pki.ensure_cas(directory, rsa=True)
     host = pki.ensure_host_cert(directory, "node1")
     server, client = pki.ensure_docker_certs(directory, "node1")
     for issued in (ca, host, server, client):
@@ -87,7 +87,7 @@ def test_ecdsa_ca_issues_rsa_host_keys_for_strongswan_and_ecdsa_docker_keys(pki_
     assert b"RSA PRIVATE KEY" in host.key_path.read_bytes()
     server, _ = pki.ensure_docker_certs(pki_dir, "node1")
     assert isinstance(_cert(server.cert_path).public_key(), ec.EllipticCurvePublicKey)
-    result = _openssl_verify(pki_dir / pki.CA_CERT, host.cert_path)
+    result = _openssl_verify(pki.ca_cert_path(pki_dir, "ike"), host.cert_path)
     assert result.returncode == 0, result.stderr
 
 
@@ -121,13 +121,13 @@ def test_host_certificate_has_subject_san_and_usages_ike_and_tls_need(pki_dir):
 
 def test_host_certificate_chain_verifies_with_openssl(pki_dir):
     issued = pki.ensure_host_cert(pki_dir, "node1")
-    result = _openssl_verify(pki_dir / pki.CA_CERT, issued.cert_path)
+    result = _openssl_verify(pki.ca_cert_path(pki_dir, "ike"), issued.cert_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith(": OK")
 
 
 def test_openssl_rejects_a_host_certificate_against_a_foreign_ca(pki_dir, tmp_path):
-    other = pki.ensure_ca(tmp_path / "other")
+    other = pki.ensure_cas(tmp_path / "other")
     issued = pki.ensure_host_cert(pki_dir, "node1")
     assert _openssl_verify(other.cert_path, issued.cert_path).returncode != 0
 
@@ -233,10 +233,10 @@ def test_issue_reissues_a_certificate_close_to_expiry(pki_dir):
 
 def test_dry_run_writes_nothing(tmp_path):
     directory = tmp_path / "pki"
-    issued = pki.ensure_ca(directory, dry_run=True)
+    issued = pki.ensure_cas(directory, dry_run=True)
     assert issued.changed
     assert not directory.exists()
-    pki.ensure_ca(directory)
+    pki.ensure_cas(directory)
     host = pki.ensure_host_cert(directory, "node1", options=pki.IssueOptions(dry_run=True))
     assert host.changed and not (directory / "hosts").exists()
 
@@ -277,16 +277,16 @@ def test_docker_certificates_have_server_and_client_usages_and_docker_file_names
 
 def test_verify_chain_accepts_a_current_certificate_of_the_ca(pki_dir):
     issued = pki.ensure_host_cert(pki_dir, "node1")
-    summary = pki.verify_chain(_cert(issued.cert_path), _cert(pki_dir / pki.CA_CERT))
+    summary = pki.verify_chain(_cert(issued.cert_path), _cert(pki.ca_cert_path(pki_dir, "ike")))
     assert summary.common_name == "node1"
 
 
 def test_verify_chain_rejects_a_certificate_from_another_ca(pki_dir, tmp_path):
     other = tmp_path / "other"
-    pki.ensure_ca(other)
+    pki.ensure_cas(other)
     foreign = pki.ensure_host_cert(other, "node1")
     with pytest.raises(InvalidInput, match="not issued by the CA"):
-        pki.verify_chain(_cert(foreign.cert_path), _cert(pki_dir / pki.CA_CERT))
+        pki.verify_chain(_cert(foreign.cert_path), _cert(pki.ca_cert_path(pki_dir, "ike")))
 
 
 def test_verify_chain_rejects_an_expired_and_a_not_yet_valid_certificate(pki_dir):

@@ -203,7 +203,7 @@ def test_ignition_and_cloud_init_checks_want_the_socket_for_tls_settings():
 @pytest.fixture(scope="module")
 def pki_dir(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("pki")
-    pki.ensure_ca(base)
+    pki.ensure_cas(base)
     for host in ("core-1", "core-2", "core-3"):
         pki.ensure_docker_certs(base, host, [f"198.51.100.{10 + int(host[-1])}"])
     return base
