@@ -133,9 +133,9 @@ class EtcdServer:
             str(server.cert_path),
             "--key-file",
             str(server.key_path),
-            # Only the etcd-client CA, and its CRL: `ovsnet pki revoke NAME --purpose
-            # etcd-client` shuts a client out once etcd is restarted (it reads the CRL per
-            # connection since 3.4? no: at start), see docs/decisions/g-pki.md.
+            # Only the etcd-client CA, and its CRL: etcd 3.4 reads the file for every new
+            # connection, so `ovsnet pki revoke NAME --purpose etcd-client` shuts NAME out
+            # without a restart (seen here: "certificate serial ... revoked").
             "--trusted-ca-file",
             str(server.cert_path.with_name("ca.pem")),
             "--client-crl-file",
