@@ -14,8 +14,9 @@ return `cryptography` objects; the functions below "files" do the I/O. Private k
 0600 from their first byte, atomically, and never printed or returned as text; every OS error of
 the key store becomes an ovsnet error with a one-line message.
 
-Layout of a PKI directory (default /etc/ovsnet/pki, env OVSNET_PKI_DIR); the CA keys stay here,
-on the machine that issues certificates, and are never copied to a host:
+Layout of a PKI directory (default /var/lib/ovsnet/pki, env OVSNET_PKI_DIR): outside /etc/ovsnet,
+which the companion container mounts. The CA keys stay here, on the machine that issues
+certificates; `pki export` copies what one host needs (never a CA key):
 
     ca/PURPOSE/{ca-cert.pem,ca-key.pem,crl.pem}   one CA per purpose and its CRL
     hosts/HOST-cert.pem  hosts/HOST-key.pem        IKE (`ovsnet ipsec cert --ca ca/ike/ca-cert.pem`)
@@ -44,7 +45,9 @@ from ovsnet.errors import InvalidInput, NotReady, OperationFailed
 if TYPE_CHECKING:  # cryptography is a heavy import: keep `ovsnet --help` fast
     from cryptography import x509
 
-DEFAULT_PKI_DIR = Path("/etc/ovsnet/pki")
+DEFAULT_PKI_DIR = Path("/var/lib/ovsnet/pki")
+# Older versions' default: under /etc/ovsnet, which the companion mounts with IPsec on.
+OLD_DEFAULT_PKI_DIR = Path("/etc/ovsnet/pki")
 CA_CERT = "ca-cert.pem"
 CA_KEY = "ca-key.pem"
 CRL = "crl.pem"
@@ -94,9 +97,23 @@ _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
 _HOST_RE = re.compile(rf"^(?=.{{1,64}}$){_LABEL}(\.{_LABEL})*$")
 
 
-def pki_dir(value: str | os.PathLike | None) -> Path:
-    """The PKI directory: the option, else OVSNET_PKI_DIR, else /etc/ovsnet/pki."""
-    return Path(value or os.environ.get("OVSNET_PKI_DIR") or DEFAULT_PKI_DIR)
+def pki_dir(value: str | os.PathLike | None, old_default: Path = OLD_DEFAULT_PKI_DIR) -> Path:
+    """The PKI directory: the option, else OVSNET_PKI_DIR, else /var/lib/ovsnet/pki.
+
+    A PKI left at the old default is not used silently (nor is a second one made next to it):
+    its CA key would be mounted into the companion container.
+    """
+    chosen = value or os.environ.get("OVSNET_PKI_DIR")
+    if chosen:
+        return Path(chosen)
+    if not DEFAULT_PKI_DIR.exists() and old_default.is_dir():
+        raise InvalidInput(
+            f"the PKI is in {old_default}, which the companion container mounts; the default"
+            f" is now {DEFAULT_PKI_DIR}",
+            f"move it (mkdir -p -m 700 {DEFAULT_PKI_DIR.parent} && mv {old_default}"
+            f" {DEFAULT_PKI_DIR}), or give --dir",
+        )
+    return DEFAULT_PKI_DIR
 
 
 def utcnow() -> dt.datetime:
@@ -571,7 +588,7 @@ def key_store(what: Path) -> Iterator[None]:
     except PermissionError as exc:
         raise NotReady(
             f"cannot use {exc.filename or what}: permission denied",
-            "run as the PKI directory's owner (root for /etc/ovsnet/pki), or give --dir",
+            "run as the PKI directory's owner (root for the default), or give --dir",
         ) from None
     except (FileExistsError, NotADirectoryError) as exc:
         raise InvalidInput(
@@ -1207,3 +1224,42 @@ def _list(directory: Path) -> list[Issued]:
         is_revoked = summary.serial in revoked.get(purpose, frozenset())
         found.append(Issued(purpose, name, cert_path, key_path, summary, False, is_revoked))
     return found
+
+
+# --- what one host gets -----------------------------------------------------------------------
+
+
+def export(directory: Path, purpose: str, name: str, target: Path, dry_run: bool = False):
+    """Copy NAME's certificate of `purpose`, its key (0600) and the CA its holder trusts into
+    `target` as cert.pem, key.pem, ca.pem, and for ike the IKE CA's CRL as crl.pem: what a
+    host needs, and never a CA key. Returns (path, changed) pairs."""
+    request = leaf_request(directory, purpose, name)
+    trust = ca_cert_path(directory, PURPOSE[purpose].trusts)
+    files = [
+        (request.cert_path, target / "cert.pem", 0o644),
+        (request.key_path, target / "key.pem", 0o600),
+        (trust, target / "ca.pem", 0o644),
+    ]
+    if purpose == "ike":
+        files.append((crl_path(directory, "ike"), target / "crl.pem", 0o644))
+    written = []
+    with key_store(target):
+        for source, _, _ in files:
+            if not source.exists():
+                raise InvalidInput(
+                    f"{source} does not exist",
+                    f"issue it first: `ovsnet pki issue {name} --purpose {purpose}`",
+                )
+        if not dry_run:
+            _private_dir(target)
+        for source, destination, mode in files:
+            data = source.read_bytes()
+            changed = not (
+                destination.exists()
+                and destination.read_bytes() == data
+                and (destination.stat().st_mode & 0o777) == mode
+            )
+            if changed and not dry_run:
+                write_atomically(destination, data, mode)
+            written.append((destination, changed))
+    return written

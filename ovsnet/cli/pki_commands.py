@@ -15,7 +15,7 @@ pki_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_DIR_HELP = "PKI directory (env OVSNET_PKI_DIR; default /etc/ovsnet/pki)."
+_DIR_HELP = "PKI directory (env OVSNET_PKI_DIR; default /var/lib/ovsnet/pki)."
 _PURPOSES = "ike, docker-server, docker-client, etcd-server or etcd-client"
 
 
@@ -290,6 +290,44 @@ def crl_cmd(
 
     result = pki.refresh_crl(pki.pki_dir(directory), purpose, dry_run=dry_run)
     emit(ctx.obj, CrlReport("crl", result, dry_run))
+
+
+@dataclass
+class ExportResult:
+    files: list
+    dry_run: bool = False
+
+    def as_json(self) -> Any:
+        return {
+            "dry_run": self.dry_run,
+            "changed": any(changed for _, changed in self.files),
+            "files": [{"path": str(p), "changed": c} for p, c in self.files],
+        }
+
+    def render(self, console) -> None:
+        verb = "would write" if self.dry_run else "wrote"
+        for path, changed in self.files:
+            console.print(f"{verb if changed else 'unchanged'}: {path}", markup=False)
+
+
+@pki_app.command("export")
+def export_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Whose certificate (as given to `pki issue`).")],
+    to: Annotated[str, typer.Option("--to", help="Folder to write (made 0700).")],
+    purpose: PurposeOption = "ike",
+    directory: DirOption = None,
+    dry_run: DryRun = False,
+) -> None:
+    """Copy what one host needs into a folder: cert.pem, key.pem (0600), ca.pem (the CA it
+    trusts) and, for ike, crl.pem. Never a CA key. For ike, e.g. --to /etc/ovsnet/ipsec, then
+    `ovsnet ipsec cert --cert .../cert.pem --key .../key.pem --ca .../ca.pem`."""
+    from pathlib import Path
+
+    from ovsnet import pki
+
+    files = pki.export(pki.pki_dir(directory), purpose, name, Path(to), dry_run)
+    emit(ctx.obj, ExportResult(files, dry_run))
 
 
 @pki_app.command("list")

@@ -398,3 +398,40 @@ def test_a_ca_folder_with_only_one_file_is_an_operation_failure(pki_dir):
     (pki.ca_dir(pki_dir, "ike") / pki.CA_KEY).unlink()
     with pytest.raises(Exception, match="holds only one of"):
         pki.ensure_cas(pki_dir)
+
+
+# --- what reaches a host --------------------------------------------------------------------
+
+
+def test_export_writes_what_a_host_needs_and_no_ca_key(pki_dir, tmp_path, capsys):
+    pki.ensure_host_cert(pki_dir, "h1")
+    target = tmp_path / "etc-ovsnet" / "ipsec"
+    argv = ["--json", "pki", "export", "h1", "--to", str(target), "--dir", str(pki_dir)]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["changed"]
+    assert sorted(p.name for p in target.iterdir()) == ["ca.pem", "cert.pem", "crl.pem", "key.pem"]
+    assert stat.S_IMODE((target / "key.pem").stat().st_mode) == 0o600
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
+    assert (target / "ca.pem").read_bytes() == pki.ca_cert_path(pki_dir, "ike").read_bytes()
+    ca_keys = {p.read_bytes() for p in (pki_dir / "ca").glob("*/ca-key.pem")}
+    assert not ca_keys & {p.read_bytes() for p in target.iterdir()}
+    assert main(argv) == 0
+    assert not json.loads(capsys.readouterr().out)["changed"]
+
+
+def test_the_default_pki_is_outside_what_the_companion_mounts():
+    from ovsnet.render.context import IPSEC_CONFIG_DIR
+
+    assert not pki.DEFAULT_PKI_DIR.is_relative_to(IPSEC_CONFIG_DIR)
+
+
+def test_a_pki_at_the_old_default_is_not_used_silently(tmp_path, monkeypatch):
+    monkeypatch.delenv("OVSNET_PKI_DIR", raising=False)
+    monkeypatch.setattr(pki, "DEFAULT_PKI_DIR", tmp_path / "new")
+    old = tmp_path / "old"
+    old.mkdir()
+    with pytest.raises(InvalidInput, match="companion container mounts"):
+        pki.pki_dir(None, old_default=old)
+    assert pki.pki_dir(str(old), old_default=old) == old
+    (tmp_path / "new").mkdir()
+    assert pki.pki_dir(None, old_default=old) == tmp_path / "new"
