@@ -690,7 +690,7 @@ def _refuse_legacy(directory: Path) -> None:
     if legacy_ca(directory) is not None:
         raise InvalidInput(
             f"{directory} holds a CA made by an older ovsnet ({CA_CERT}) that signs every purpose",
-            f"run `ovsnet pki migrate --dir {directory}` (docs/decisions/g-pki.md says what next)",
+            f"run `ovsnet pki migrate --dir {directory}`, then reissue every certificate",
         )
 
 

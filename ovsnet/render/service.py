@@ -166,7 +166,6 @@ def read_server_tls(folder: Path) -> TlsFiles:
         raise InvalidInput(f"cannot read {folder}: {exc.strerror}") from None
     certificate = pki.load_certificate(cert, f"{folder}/cert.pem")
     pki.check_key_matches(certificate, pki.load_private_key(key, f"{folder}/key.pem"))
-    _require_server_auth(certificate, folder)
     # ca.pem is whom dockerd lets in (the docker-client CA), not the server certificate's
     # issuer: check each for its purpose, so no IKE or all-purpose CA ends up trusted.
     pki.check_purpose(certificate, "docker-server", f"{folder}/cert.pem")
@@ -180,22 +179,6 @@ def read_server_tls(folder: Path) -> TlsFiles:
             "renew it with `ovsnet pki renew HOST --purpose docker-server`",
         )
     return TlsFiles(ca=ca.decode(), cert=cert.decode(), key=key.decode())
-
-
-def _require_server_auth(certificate, folder: Path) -> None:
-    # The client folder has the same file names; dockerd would start with it, clients refuse.
-    from cryptography import x509
-    from cryptography.x509.oid import ExtendedKeyUsageOID
-
-    try:
-        usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return  # no EKU restricts nothing
-    if ExtendedKeyUsageOID.SERVER_AUTH not in usages:
-        raise InvalidInput(
-            f"{folder}/cert.pem is not a TLS server certificate",
-            "give the server folder (docker/HOST/server), not the client one",
-        )
 
 
 def _config_from_flags(request: RenderRequest):
