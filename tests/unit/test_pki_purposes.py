@@ -435,3 +435,11 @@ def test_a_pki_at_the_old_default_is_not_used_silently(tmp_path, monkeypatch):
     assert pki.pki_dir(str(old), old_default=old) == old
     (tmp_path / "new").mkdir()
     assert pki.pki_dir(None, old_default=old) == tmp_path / "new"
+
+
+def test_ipsec_crl_without_an_installed_ike_ca_is_not_ready(pki_dir, tmp_path):
+    from ovsnet.errors import NotReady
+
+    request = CrlRequest(crl=pki.crl_path(pki_dir, "ike"), cacerts=tmp_path, crls=tmp_path)
+    with pytest.raises(NotReady, match="run `ovsnet ipsec cert` first"):
+        install_ike_crl(request)
