@@ -546,8 +546,9 @@ def check_ike_trust(cert: x509.Certificate, ca_cert: x509.Certificate) -> list[s
     CA of an older ovsnet, so that hosts set up with it keep working until they migrate."""
     if summarize(ca_cert).purpose is None and summarize(cert).purpose is None:
         return [
-            "the CA was made by an older ovsnet and also signs Docker certificates, which"
-            " strongSwan then accepts as host identities: `ovsnet pki migrate` and reissue"
+            "the CA is not an IKE-only ovsnet CA (an older ovsnet's, or another one): any"
+            " certificate it signs, Docker ones too, passes as a host identity;"
+            " `ovsnet pki migrate` and reissue"
         ]
     check_purpose(ca_cert, "ike", "the CA")
     check_purpose(cert, "ike", "the certificate")
