@@ -46,8 +46,10 @@ if TYPE_CHECKING:  # cryptography is a heavy import: keep `ovsnet --help` fast
     from cryptography import x509
 
 DEFAULT_PKI_DIR = Path("/var/lib/ovsnet/pki")
-# Older versions' default: under /etc/ovsnet, which the companion mounts with IPsec on.
-OLD_DEFAULT_PKI_DIR = Path("/etc/ovsnet/pki")
+# The companion container mounts this directory (render.context.IPSEC_CONFIG_DIR) when IPsec
+# is on: no CA key may be made under it. Older versions' default PKI directory was inside.
+COMPANION_MOUNT = Path("/etc/ovsnet")
+OLD_DEFAULT_PKI_DIR = COMPANION_MOUNT / "pki"
 CA_CERT = "ca-cert.pem"
 CA_KEY = "ca-key.pem"
 CRL = "crl.pem"
@@ -736,10 +738,21 @@ def _ensure_one_ca(directory: Path, purpose: str, options: CaOptions) -> Issued:
     return Issued("ca", purpose, cert_path, key_path, summarize(cert), True)
 
 
+def check_ca_home(directory: Path, mount: Path = COMPANION_MOUNT) -> None:
+    """Refuse to make CA keys where the companion container would see them."""
+    if directory.absolute().is_relative_to(mount):
+        raise InvalidInput(
+            f"CA keys in {directory} would be mounted into the companion container ({mount})",
+            f"use the default {DEFAULT_PKI_DIR} or another --dir outside {mount}",
+        )
+
+
 def ensure_cas(directory: Path, options: CaOptions = CaOptions()) -> list[Issued]:
     """Create each purpose's CA (and its empty CRL) unless it exists; never replace one."""
     with key_store(directory):
         _refuse_legacy(directory)
+        if not all(ca_cert_path(directory, p).exists() for p in PURPOSES):
+            check_ca_home(directory)
         return [_ensure_one_ca(directory, p, options) for p in PURPOSES]
 
 
@@ -750,6 +763,7 @@ def migrate(directory: Path, options: CaOptions = CaOptions()) -> list[Issued]:
     with key_store(directory):
         if legacy_ca(directory) is None:
             return ensure_cas(directory, options)
+        check_ca_home(directory)
         retired = directory / "legacy-ca"
         if retired.exists():
             raise InvalidInput(
@@ -778,6 +792,7 @@ def rotate_ca(directory: Path, purpose: str, options: CaOptions = CaOptions()) -
     folder = ca_dir(directory, purpose)
     with key_store(directory):
         _refuse_legacy(directory)
+        check_ca_home(directory)
         old = []
         if folder.exists():
             target = folder.with_name(f"{purpose}.retired-{now:%Y%m%dT%H%M%SZ}")

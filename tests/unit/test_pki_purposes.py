@@ -422,7 +422,17 @@ def test_export_writes_what_a_host_needs_and_no_ca_key(pki_dir, tmp_path, capsys
 def test_the_default_pki_is_outside_what_the_companion_mounts():
     from ovsnet.render.context import IPSEC_CONFIG_DIR
 
+    assert Path(IPSEC_CONFIG_DIR) == pki.COMPANION_MOUNT
     assert not pki.DEFAULT_PKI_DIR.is_relative_to(IPSEC_CONFIG_DIR)
+
+
+def test_no_ca_is_made_where_the_companion_would_mount_it(tmp_path):
+    mount = tmp_path / "etc-ovsnet"
+    with pytest.raises(InvalidInput, match="mounted into the companion"):
+        pki.check_ca_home(mount / "pki", mount)
+    pki.check_ca_home(tmp_path / "elsewhere", mount)
+    code = main(["pki", "init", "--dir", "/etc/ovsnet/pki-test-never-made"])
+    assert code == 2 and not Path("/etc/ovsnet/pki-test-never-made").exists()
 
 
 def test_a_pki_at_the_old_default_is_not_used_silently(tmp_path, monkeypatch):
