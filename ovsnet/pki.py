@@ -68,6 +68,7 @@ from ovsnet.pki_profile import (  # noqa: F401 - re-exported: `from ovsnet impor
     load_certificate,
     load_private_key,
     parse_ips,
+    serial_hex,
     summarize,
     utcnow,
     verify_chain,
@@ -445,7 +446,7 @@ def _sign_crl(
         number + 1,
         len(entries),
         crl.next_update_utc,
-        f"{added[0]:x}" if added else None,
+        serial_hex(added[0]) if added else None,
         True,
     )
 

@@ -313,9 +313,15 @@ class CertSummary:
             "expires_soon": self.expires_soon(now),
             "fingerprint_sha256": self.fingerprint_sha256,
             "is_ca": self.is_ca,
-            "serial": f"{self.serial:x}",
+            "serial": serial_hex(self.serial),
             "purpose": self.purpose,
         }
+
+
+def serial_hex(serial: int) -> str:
+    """A serial number as whole bytes in hex, the way OpenSSL, Go and etcd's logs print it."""
+    text = f"{serial:x}"
+    return text if len(text) % 2 == 0 else "0" + text
 
 
 def load_certificate(data: bytes, what: str = "certificate") -> x509.Certificate:

@@ -221,6 +221,11 @@ def test_cli_revoke_of_an_unknown_name_is_exit_2_one_line(pki_dir, capsys):
     assert code == 2 and err.count("\n") == 1 and "no ike certificate for nobody" in err
 
 
+def test_serials_print_as_whole_bytes_like_openssl_and_go():
+    assert pki.serial_hex(0x7FD4) == "7fd4"
+    assert pki.serial_hex(0x7FD4B) == "07fd4b"
+
+
 def test_crl_refresh_keeps_entries_and_moves_next_update(pki_dir):
     pki.ensure_host_cert(pki_dir, "h2")
     pki.revoke(pki_dir, "ike", "h2")
