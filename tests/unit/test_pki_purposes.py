@@ -459,3 +459,24 @@ def test_ipsec_crl_without_an_installed_ike_ca_is_not_ready(pki_dir, tmp_path):
     with pytest.raises(NotReady, match="no ovsnet CA in") as raised:
         install_ike_crl(request)
     assert "run `ovsnet ipsec cert` first" in raised.value.one_line()
+
+
+def test_cli_revoke_crl_and_rotate_ca_report_json(pki_dir, capsys):
+    pki.ensure_leaf(pki_dir, pki.leaf_request(pki_dir, "etcd-client", "h1"))
+    base = ["--json", "pki"]
+    where = ["--dir", str(pki_dir)]
+    assert main([*base, "revoke", "h1", "--purpose", "etcd-client", *where]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["changed"] and doc["revoked_count"] == 1 and doc["crl_number"] == 2
+    assert main([*base, "crl", "--purpose", "etcd-client", *where]) == 0
+    assert json.loads(capsys.readouterr().out)["crl_number"] == 3
+    assert main([*base, "rotate-ca", "etcd-client", "--dry-run", *where]) == 0
+    assert [c["kind"] for c in json.loads(capsys.readouterr().out)["certificates"]] == [
+        "retired-ca",
+        "ca",
+    ]
+    assert not list((pki_dir / "ca").glob("etcd-client.retired-*"))
+    assert main([*base, "rotate-ca", "etcd-client", *where]) == 0
+    capsys.readouterr()
+    assert len(list((pki_dir / "ca").glob("etcd-client.retired-*"))) == 1
+    assert main(["pki", "rotate-ca", "nonsense", *where]) == 2
