@@ -1,397 +1,109 @@
-"""ovsnet's private CA: host certificates for IKE, server and client certificates for Docker.
+"""ovsnet's private PKI: one CA per purpose, so a certificate works only where it was meant to.
 
-Pure builders (`build_*`, `summarize`, `verify_chain`, `ike_identity`) take and return
-`cryptography` objects; the `ensure_*` / `list_certificates` functions at the bottom do the file
-I/O. Private keys are written 0600 from their first byte (never chmod after write), atomically,
-and never printed or returned as text.
+Purposes (`PURPOSES`): `ike` (IPsec host identities, strongSwan), `docker-server` and
+`docker-client` (the Docker API with --tlsverify), `etcd-server` and `etcd-client` (cluster mode).
+Each purpose has its own self-signed CA and each consumer trusts exactly one of them: strongSwan
+the IKE CA, dockerd the docker-client CA, a Docker client the docker-server CA, etcd the
+etcd-client CA, an etcd client the etcd-server CA. What a certificate says (profiles, checks) is
+pure and lives in `ovsnet.pki_profile` (re-exported here); this module keeps certificates, keys
+and CRLs on disk. Private keys are written 0600 from their first byte, atomically, and never
+printed or returned as text; every OS error of the key store becomes an ovsnet error with a
+one-line message. The trust model, rotation and revocation: docs/decisions/g-pki.md.
 
-Layout of a PKI directory (default /etc/ovsnet/pki, env OVSNET_PKI_DIR):
+Layout of a PKI directory (default /var/lib/ovsnet/pki, env OVSNET_PKI_DIR): outside /etc/ovsnet,
+which the companion container mounts. The CA keys stay here, on the machine that issues
+certificates; `pki export` copies what one host needs (never a CA key):
 
-    ca-cert.pem  ca-key.pem
-    hosts/HOST-cert.pem  hosts/HOST-key.pem
+    ca/PURPOSE/{ca-cert.pem,ca-key.pem,crl.pem}   one CA per purpose and its CRL
+    hosts/HOST-cert.pem  hosts/HOST-key.pem        IKE (`ovsnet ipsec cert --ca ca/ike/ca-cert.pem`)
     docker/HOST/server/{ca.pem,cert.pem,key.pem}   dockerd --tlscacert/--tlscert/--tlskey
     docker/HOST/client/{ca.pem,cert.pem,key.pem}   DOCKER_CERT_PATH / --docker-tls DIR
+    etcd/server/NAME/{ca.pem,cert.pem,key.pem}     etcd --trusted-ca-file/--cert-file/--key-file
+    etcd/client/NAME/{ca.pem,cert.pem,key.pem}     ovsnet --etcd-ca/--etcd-cert/--etcd-key
+In each folder ca.pem is the CA its holder must trust: the other side's purpose CA.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import ipaddress
+import errno
 import os
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ovsnet.errors import InvalidInput, NotReady, OperationFailed
+from ovsnet.pki_profile import (  # noqa: F401 - re-exported: `from ovsnet import pki` is the API
+    CA_DAYS,
+    CRL_DAYS,
+    DOCKER_CLIENT_CN,
+    EKU_CLIENT_AUTH,
+    EKU_IKE_INTERMEDIATE,
+    EKU_IPSEC_IKE,
+    EKU_SERVER_AUTH,
+    EXPIRY_WARNING_DAYS,
+    LEAF_DAYS,
+    ORGANIZATION,
+    PURPOSE,
+    PURPOSE_LIST,
+    PURPOSES,
+    CertSummary,
+    Purpose,
+    build_ca,
+    build_crl,
+    build_leaf,
+    check_days,
+    check_host_name,
+    check_ike_trust,
+    check_key_matches,
+    check_purpose,
+    check_purpose_name,
+    fingerprint,
+    generate_key,
+    ike_identity,
+    key_like,
+    leaf_ekus,
+    load_certificate,
+    load_private_key,
+    parse_ips,
+    serial_hex,
+    summarize,
+    utcnow,
+    verify_chain,
+)
 
 if TYPE_CHECKING:  # cryptography is a heavy import: keep `ovsnet --help` fast
     from cryptography import x509
 
-DEFAULT_PKI_DIR = Path("/etc/ovsnet/pki")
+DEFAULT_PKI_DIR = Path("/var/lib/ovsnet/pki")
+# The companion container mounts this directory (render.context.IPSEC_CONFIG_DIR) when IPsec
+# is on: no CA key may be made under it. Older versions' default PKI directory was inside.
+COMPANION_MOUNT = Path("/etc/ovsnet")
+OLD_DEFAULT_PKI_DIR = COMPANION_MOUNT / "pki"
 CA_CERT = "ca-cert.pem"
 CA_KEY = "ca-key.pem"
-CA_DAYS = 3650
-LEAF_DAYS = 825
-EXPIRY_WARNING_DAYS = 30
-# id-kp-ipsecIKE (RFC 4945): what strongSwan and Libreswan look for on an IKE certificate.
-IKE_INTERMEDIATE_OID = "1.3.6.1.5.5.8.2.2"
-ORGANIZATION = "ovsnet"
-DOCKER_CLIENT_CN = "ovsnet-docker-client"
-# A host name as a CN and SAN DNS name: letters, digits, '-' and '.', so that the RFC 2253 form
-# ovs-monitor-ipsec parses needs no escaping (it extracts the CN with the regex `CN=(.+?),`).
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
-_HOST_RE = re.compile(rf"^(?=.{{1,64}}$){_LABEL}(\.{_LABEL})*$")
+CRL = "crl.pem"
 
 
-def pki_dir(value: str | os.PathLike | None) -> Path:
-    """The PKI directory: the option, else OVSNET_PKI_DIR, else /etc/ovsnet/pki."""
-    return Path(value or os.environ.get("OVSNET_PKI_DIR") or DEFAULT_PKI_DIR)
+def pki_dir(value: str | os.PathLike | None, old_default: Path = OLD_DEFAULT_PKI_DIR) -> Path:
+    """The PKI directory: the option, else OVSNET_PKI_DIR, else /var/lib/ovsnet/pki.
 
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-# --- validation of user input (pure) -------------------------------------------------------
-
-
-def check_host_name(host: str) -> str:
-    if not _HOST_RE.fullmatch(host):  # match() would let a trailing newline through
-        raise InvalidInput(
-            f"{host!r} is not a usable host name for a certificate",
-            "use letters, digits, '-' and '.' only (at most 64 characters)",
-        )
-    return host
-
-
-def parse_ips(values: Iterable[str]) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    addresses = []
-    for text in values:
-        try:
-            addresses.append(ipaddress.ip_address(text.strip()))
-        except ValueError:
-            raise InvalidInput(f"{text!r} is not an IP address", "give --ip ADDR") from None
-    return addresses
-
-
-def check_days(days: int) -> int:
-    if not 1 <= days <= 36500:
-        raise InvalidInput(f"validity of {days} days is out of range", "give 1 to 36500 days")
-    return days
-
-
-# --- building certificates (pure) ----------------------------------------------------------
-
-
-def generate_key(rsa: bool = False):
-    """A new private key: ECDSA P-256, or RSA 3072 when asked."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.asymmetric import rsa as rsa_mod
-
-    if rsa:
-        return rsa_mod.generate_private_key(public_exponent=65537, key_size=3072)
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def key_like(key):
-    """A new key of the same kind as `key` (host keys follow the CA's algorithm)."""
-    from cryptography.hazmat.primitives.asymmetric import rsa as rsa_mod
-
-    return generate_key(rsa=isinstance(key, rsa_mod.RSAPrivateKey))
-
-
-def _name(common_name: str):
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-
-    # O first, CN last: RFC 2253 prints it reversed as "CN=host,O=ovsnet", which is the form
-    # ovs-monitor-ipsec can parse (a bare "CN=host" makes it drop the tunnel's IPsec config).
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-
-
-def _hash_for(key):
-    from cryptography.hazmat.primitives import hashes
-
-    return hashes.SHA256()  # ECDSA P-256 and RSA keys only (generate_key)
-
-
-def build_ca(
-    key, common_name: str = "ovsnet CA", now: dt.datetime | None = None, days: int = CA_DAYS
-) -> x509.Certificate:
-    """A self-signed CA certificate that may sign end-entity certificates only."""
-    from cryptography import x509
-
-    now = now or utcnow()
-    name = _name(common_name)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(cert_sign=True), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    return builder.sign(key, _hash_for(key))
-
-
-def _key_usage(cert_sign: bool = False, key_encipherment: bool = False):
-    from cryptography import x509
-
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=key_encipherment,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=cert_sign,
-        crl_sign=cert_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-@dataclass(frozen=True)
-class LeafProfile:
-    """What an end-entity certificate is for."""
-
-    server: bool = True
-    client: bool = True
-    ike: bool = True
-
-
-HOST_PROFILE = LeafProfile(server=True, client=True, ike=True)
-DOCKER_SERVER_PROFILE = LeafProfile(server=True, client=False, ike=False)
-DOCKER_CLIENT_PROFILE = LeafProfile(server=False, client=True, ike=False)
-
-
-def build_leaf(
-    ca_cert: x509.Certificate,
-    ca_key,
-    public_key,
-    common_name: str,
-    dns_names: Sequence[str] = (),
-    ips: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address] = (),
-    profile: LeafProfile = HOST_PROFILE,
-    now: dt.datetime | None = None,
-    days: int = LEAF_DAYS,
-) -> x509.Certificate:
-    """An end-entity certificate `O=ovsnet, CN=common_name` signed by the CA."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric import rsa as rsa_mod
-    from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
-
-    now = now or utcnow()
-    usages = []
-    if profile.server:
-        usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
-    if profile.client:
-        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
-    if profile.ike:
-        usages.append(ObjectIdentifier(IKE_INTERMEDIATE_OID))
-    names = [x509.DNSName(n) for n in dict.fromkeys(dns_names)]
-    names += [x509.IPAddress(ip) for ip in dict.fromkeys(ips)]
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(ca_cert.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(min(now + dt.timedelta(days=days), ca_cert.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            _key_usage(key_encipherment=isinstance(public_key, rsa_mod.RSAPublicKey)),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),
-            critical=False,
-        )
-    )
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return builder.sign(ca_key, _hash_for(ca_key))
-
-
-# --- reading and checking certificates (pure) -----------------------------------------------
-
-
-@dataclass(frozen=True)
-class CertSummary:
-    """What `pki list` and `ovsnet status` show about a certificate. Holds no secret."""
-
-    subject: str
-    issuer: str
-    common_name: str | None
-    dns_names: tuple[str, ...]
-    ip_addresses: tuple[str, ...]
-    not_before: dt.datetime
-    not_after: dt.datetime
-    fingerprint_sha256: str
-    is_ca: bool
-
-    def days_left(self, now: dt.datetime) -> int:
-        return (self.not_after - now).days
-
-    def expires_soon(self, now: dt.datetime, days: int = EXPIRY_WARNING_DAYS) -> bool:
-        return self.not_after - now <= dt.timedelta(days=days)
-
-    def expired(self, now: dt.datetime) -> bool:
-        return not self.not_before <= now <= self.not_after
-
-    def as_json(self, now: dt.datetime) -> dict:
-        return {
-            "subject": self.subject,
-            "issuer": self.issuer,
-            "common_name": self.common_name,
-            "dns_names": list(self.dns_names),
-            "ip_addresses": list(self.ip_addresses),
-            "not_before": self.not_before.isoformat(),
-            "not_after": self.not_after.isoformat(),
-            "days_left": self.days_left(now),
-            "expired": self.expired(now),
-            "expires_soon": self.expires_soon(now),
-            "fingerprint_sha256": self.fingerprint_sha256,
-            "is_ca": self.is_ca,
-        }
-
-
-def load_certificate(data: bytes, what: str = "certificate") -> x509.Certificate:
-    from cryptography import x509
-
-    try:
-        return x509.load_pem_x509_certificate(data)
-    except ValueError:
-        raise InvalidInput(f"{what} is not a PEM X.509 certificate", "give a PEM file") from None
-
-
-def load_private_key(data: bytes, what: str = "private key"):
-    from cryptography.hazmat.primitives import serialization
-
-    try:
-        return serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
-        # The message must not quote the data: it is a secret.
-        raise InvalidInput(
-            f"{what} is not an unencrypted PEM private key", "give an unencrypted PEM key file"
-        ) from None
-
-
-def fingerprint(cert: x509.Certificate) -> str:
-    from cryptography.hazmat.primitives import hashes
-
-    return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
-
-
-def summarize(cert: x509.Certificate) -> CertSummary:
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        dns = tuple(san.get_values_for_type(x509.DNSName))
-        ips = tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
-    except x509.ExtensionNotFound:
-        dns, ips = (), ()
-    try:
-        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    return CertSummary(
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        common_name=str(cns[0].value) if cns else None,
-        dns_names=dns,
-        ip_addresses=ips,
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-        fingerprint_sha256=fingerprint(cert),
-        is_ca=is_ca,
-    )
-
-
-def verify_chain(
-    cert: x509.Certificate, ca_cert: x509.Certificate, now: dt.datetime | None = None
-) -> CertSummary:
-    """Check that `cert` is signed by `ca_cert` and both are valid now; raise InvalidInput."""
-    now = now or utcnow()
-    ca = summarize(ca_cert)
-    leaf = summarize(cert)
-    if not ca.is_ca:
-        raise InvalidInput(f"{ca.subject} is not a CA certificate", "give the ovsnet CA (--ca)")
-    if ca.expired(now):
-        raise InvalidInput(
-            f"the CA certificate {ca.subject} is expired or not yet valid",
-            "create a new CA with `ovsnet pki init` and reissue",
-        )
-    from cryptography.exceptions import InvalidSignature
-
-    try:
-        cert.verify_directly_issued_by(ca_cert)
-    except (InvalidSignature, ValueError, TypeError) as exc:  # wrong issuer name or signature
-        raise InvalidInput(
-            f"certificate {leaf.subject} was not issued by the CA {ca.subject}",
-            "issue it with `ovsnet pki issue` from the same CA",
-        ) from exc
-    if leaf.expired(now):
-        raise InvalidInput(
-            f"certificate {leaf.subject} is not valid now (valid {leaf.not_before:%Y-%m-%d} "
-            f"to {leaf.not_after:%Y-%m-%d})",
-            "issue a new one with `ovsnet pki issue HOST --renew`",
-        )
-    return leaf
-
-
-def check_key_matches(cert: x509.Certificate, key) -> None:
-    from cryptography.hazmat.primitives import serialization
-
-    fmt = serialization.PublicFormat.SubjectPublicKeyInfo
-    enc = serialization.Encoding.DER
-    if cert.public_key().public_bytes(enc, fmt) != key.public_key().public_bytes(enc, fmt):
-        raise InvalidInput(
-            "the private key does not belong to the certificate",
-            "give the key issued with this certificate",
-        )
-
-
-def ike_identity(summary: CertSummary) -> str:
-    """The IKE identity (CN) ovs-monitor-ipsec will use for this certificate.
-
-    It extracts the CN from the RFC 2253 subject with `CN=(.+?),`, so a subject with only a CN
-    fails there (and the tunnel silently falls back to plaintext); strongSwan then matches the
-    identity against the SAN DNS names, so the CN must be one of them.
+    A PKI left at the old default is not used silently (nor is a second one made next to it):
+    its CA key would be mounted into the companion container.
     """
-    cn = summary.common_name
-    if not cn:
+    chosen = value or os.environ.get("OVSNET_PKI_DIR")
+    if chosen:
+        return Path(chosen)
+    if not DEFAULT_PKI_DIR.exists() and old_default.is_dir():
         raise InvalidInput(
-            f"certificate {summary.subject} has no CN", "issue it with `ovsnet pki issue HOST`"
+            f"the PKI is in {old_default}, which the companion container mounts; the default"
+            f" is now {DEFAULT_PKI_DIR}",
+            f"move it (mkdir -p -m 700 {DEFAULT_PKI_DIR.parent} && mv {old_default}"
+            f" {DEFAULT_PKI_DIR}), or give --dir",
         )
-    if summary.subject.split(",")[0] != f"CN={cn}" or "," not in summary.subject:
-        raise InvalidInput(
-            f"certificate subject {summary.subject!r} is a bare CN or does not start with it;"
-            " ovs-monitor-ipsec cannot parse it",
-            "issue it with `ovsnet pki issue HOST` (subject O=ovsnet, CN=HOST)",
-        )
-    if cn not in summary.dns_names:
-        raise InvalidInput(
-            f"certificate CN {cn} is not among its SAN DNS names",
-            "issue it with `ovsnet pki issue HOST`",
-        )
-    return cn
+    return DEFAULT_PKI_DIR
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -403,6 +115,12 @@ def pem_certificate(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def pem_crl(crl) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return crl.public_bytes(serialization.Encoding.PEM)
+
+
 def _pem_private_key(key) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
@@ -412,6 +130,30 @@ def _pem_private_key(key) -> bytes:
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     )
+
+
+@contextlib.contextmanager
+def key_store(what: Path) -> Iterator[None]:
+    """Turn the OS's errors while reading or writing the key store into one-line ovsnet errors."""
+    try:
+        yield
+    except PermissionError as exc:
+        raise NotReady(
+            f"cannot use {exc.filename or what}: permission denied",
+            "run as the PKI directory's owner (root for the default), or give --dir",
+        ) from None
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise InvalidInput(
+            f"cannot use {what} as a PKI directory: {exc.filename or what} is in the way"
+            f" ({exc.strerror})",
+            "give --dir a directory path (existing or new)",
+        ) from None
+    except IsADirectoryError as exc:
+        raise InvalidInput(f"{exc.filename or what} is a directory, not a file") from None
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+            raise NotReady(f"cannot write {exc.filename or what}: {exc.strerror}") from None
+        raise OperationFailed(f"{exc.filename or what}: {exc.strerror}") from None
 
 
 def write_atomically(path: Path, data: bytes, mode: int) -> None:
@@ -450,12 +192,13 @@ def _private_dir(path: Path) -> None:
 class Issued:
     """A certificate ovsnet keeps on disk, and whether this run (re)wrote it."""
 
-    kind: str  # ca | host | docker-server | docker-client
+    kind: str  # ca | a purpose (ike, docker-server, ...) | legacy-ca
     name: str
     cert_path: Path
     key_path: Path
     summary: CertSummary
     changed: bool
+    revoked: bool = False
 
     def as_json(self, now: dt.datetime) -> dict:
         return {
@@ -464,6 +207,7 @@ class Issued:
             "cert": str(self.cert_path),
             "key": str(self.key_path),
             "changed": self.changed,
+            "revoked": self.revoked,
             **self.summary.as_json(now),
         }
 
@@ -472,63 +216,376 @@ def _read_cert(path: Path) -> x509.Certificate:
     return load_certificate(path.read_bytes(), str(path))
 
 
-def load_ca(directory: Path):
-    """The CA certificate and key of a PKI directory, or NotReady if there is none."""
-    cert_path, key_path = directory / CA_CERT, directory / CA_KEY
-    if not cert_path.exists() or not key_path.exists():
-        raise NotReady(f"no ovsnet CA in {directory}", "run `ovsnet pki init` first")
-    return _read_cert(cert_path), load_private_key(key_path.read_bytes(), str(key_path))
+# --- the CAs ----------------------------------------------------------------------------------
 
 
-def ensure_ca(
-    directory: Path,
-    rsa: bool = False,
-    dry_run: bool = False,
-    now: dt.datetime | None = None,
-    days: int = CA_DAYS,
-) -> Issued:
-    """Create the CA unless one exists (an existing CA is never replaced)."""
-    now = now or utcnow()
-    cert_path, key_path = directory / CA_CERT, directory / CA_KEY
+def ca_dir(directory: Path, purpose: str) -> Path:
+    return directory / "ca" / check_purpose_name(purpose).name
+
+
+def ca_cert_path(directory: Path, purpose: str) -> Path:
+    """The CA certificate a consumer of `purpose` certificates must trust (and only it)."""
+    return ca_dir(directory, purpose) / CA_CERT
+
+
+def crl_path(directory: Path, purpose: str) -> Path:
+    return ca_dir(directory, purpose) / CRL
+
+
+def legacy_ca(directory: Path) -> Path | None:
+    """The single all-purpose CA older ovsnet versions kept at the top, if it is there."""
+    path = directory / CA_CERT
+    return path if path.exists() or (directory / CA_KEY).exists() else None
+
+
+def _refuse_legacy(directory: Path) -> None:
+    if legacy_ca(directory) is not None:
+        raise InvalidInput(
+            f"{directory} holds a CA made by an older ovsnet ({CA_CERT}) that signs every purpose",
+            f"run `ovsnet pki migrate --dir {directory}`, then reissue every certificate",
+        )
+
+
+def load_ca(directory: Path, purpose: str):
+    """The CA certificate and key of one purpose, or NotReady if there is none."""
+    cert_path, key_path = ca_cert_path(directory, purpose), ca_dir(directory, purpose) / CA_KEY
+    with key_store(directory):
+        if not cert_path.exists() or not key_path.exists():
+            _refuse_legacy(directory)
+            raise NotReady(
+                f"no ovsnet {purpose} CA in {directory}", f"run `ovsnet pki init --dir {directory}`"
+            )
+        return _read_cert(cert_path), load_private_key(key_path.read_bytes(), str(key_path))
+
+
+@dataclass(frozen=True)
+class CaOptions:
+    rsa: bool = False
+    dry_run: bool = False
+    days: int = CA_DAYS
+    now: dt.datetime | None = None
+
+
+def _ensure_one_ca(directory: Path, purpose: str, options: CaOptions) -> Issued:
+    folder = ca_dir(directory, purpose)
+    cert_path, key_path = folder / CA_CERT, folder / CA_KEY
     if cert_path.exists() or key_path.exists():
         if not (cert_path.exists() and key_path.exists()):
             raise OperationFailed(
-                f"{directory} holds only one of {CA_CERT} and {CA_KEY}",
-                "restore the missing file, or move the directory away and run init again",
+                f"{folder} holds only one of {CA_CERT} and {CA_KEY}",
+                "restore the missing file, or `ovsnet pki rotate-ca` to start this purpose anew",
             )
-        return Issued("ca", "ca", cert_path, key_path, summarize(_read_cert(cert_path)), False)
-    key = generate_key(rsa=rsa)
-    cert = build_ca(key, now=now, days=check_days(days))
-    if not dry_run:
-        _private_dir(directory)
+        return Issued("ca", purpose, cert_path, key_path, summarize(_read_cert(cert_path)), False)
+    now = options.now or utcnow()
+    key = generate_key(rsa=options.rsa)
+    cert = build_ca(key, purpose, now=now, days=check_days(options.days))
+    if not options.dry_run:
+        _private_dir(folder)
         write_private_key(key_path, key)  # key first: a cert without its key is useless
         write_certificate(cert_path, cert)
-    return Issued("ca", "ca", cert_path, key_path, summarize(cert), True)
+        write_atomically(folder / CRL, pem_crl(build_crl(cert, key, now=now)), 0o644)
+    return Issued("ca", purpose, cert_path, key_path, summarize(cert), True)
 
 
-def host_paths(directory: Path, host: str) -> tuple[Path, Path]:
-    return directory / "hosts" / f"{host}-cert.pem", directory / "hosts" / f"{host}-key.pem"
+def check_ca_home(directory: Path, mount: Path = COMPANION_MOUNT) -> None:
+    """Refuse to make CA keys where the companion container would see them."""
+    if directory.absolute().is_relative_to(mount):
+        raise InvalidInput(
+            f"CA keys in {directory} would be mounted into the companion container ({mount})",
+            f"use the default {DEFAULT_PKI_DIR} or another --dir outside {mount}",
+        )
+
+
+def ensure_cas(directory: Path, options: CaOptions = CaOptions()) -> list[Issued]:
+    """Create each purpose's CA (and its empty CRL) unless it exists; never replace one."""
+    with key_store(directory):
+        _refuse_legacy(directory)
+        if not all(ca_cert_path(directory, p).exists() for p in PURPOSES):
+            check_ca_home(directory)
+        return [_ensure_one_ca(directory, p, options) for p in PURPOSES]
+
+
+def migrate(directory: Path, options: CaOptions = CaOptions()) -> list[Issued]:
+    """Retire an older ovsnet's all-purpose CA (moved to legacy-ca/, 0700) and create the
+    per-purpose CAs. Leaf files stay where they are; `pki issue` replaces each on its next run
+    because it no longer chains to its purpose's CA."""
+    with key_store(directory):
+        if legacy_ca(directory) is None:
+            return ensure_cas(directory, options)
+        check_ca_home(directory)
+        retired = directory / "legacy-ca"
+        if retired.exists():
+            raise InvalidInput(
+                f"{retired} exists already", "move it away (keep it offline) and run migrate again"
+            )
+        moved = []
+        if (directory / CA_CERT).exists():
+            old = summarize(_read_cert(directory / CA_CERT))
+            moved.append(
+                Issued("legacy-ca", "legacy", retired / CA_CERT, retired / CA_KEY, old, True)
+            )
+        if not options.dry_run:
+            retired.mkdir(mode=0o700)
+            for name in (CA_CERT, CA_KEY):
+                if (directory / name).exists():
+                    os.replace(directory / name, retired / name)
+        # In a dry run the legacy files are still in place: build the new CAs without the check.
+        return moved + [_ensure_one_ca(directory, p, options) for p in PURPOSES]
+
+
+def rotate_ca(directory: Path, purpose: str, options: CaOptions = CaOptions()) -> list[Issued]:
+    """Replace one purpose's CA: the old one moves to ca/PURPOSE.retired-STAMP, a new one is
+    made. Every certificate of that purpose must then be reissued and its CA file redeployed;
+    until a consumer trusts the new CA it refuses the new certificates (fail closed)."""
+    now = options.now or utcnow()
+    folder = ca_dir(directory, purpose)
+    with key_store(directory):
+        _refuse_legacy(directory)
+        check_ca_home(directory)
+        old = []
+        if folder.exists():
+            target = folder.with_name(f"{purpose}.retired-{now:%Y%m%dT%H%M%SZ}")
+            if (folder / CA_CERT).exists():
+                summary = summarize(_read_cert(folder / CA_CERT))
+                old.append(
+                    Issued("retired-ca", purpose, target / CA_CERT, target / CA_KEY, summary, True)
+                )
+            if not options.dry_run:
+                os.replace(folder, target)
+        if options.dry_run:
+            new = build_ca(generate_key(options.rsa), purpose, now, check_days(options.days))
+            return old + [
+                Issued("ca", purpose, folder / CA_CERT, folder / CA_KEY, summarize(new), True)
+            ]
+        return old + [_ensure_one_ca(directory, purpose, options)]
+
+
+# --- revocation -------------------------------------------------------------------------------
+
+
+def load_crl(path: Path):
+    from cryptography import x509
+
+    with key_store(path):
+        data = path.read_bytes()
+    try:
+        return x509.load_pem_x509_crl(data)
+    except ValueError:
+        raise InvalidInput(f"{path} is not a PEM certificate revocation list") from None
+
+
+def crl_number(crl) -> int:
+    from cryptography import x509
+
+    try:
+        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        return 0
+
+
+def revoked_serials(directory: Path, purpose: str) -> frozenset[int]:
+    path = crl_path(directory, purpose)
+    if not path.exists():
+        return frozenset()
+    return frozenset(entry.serial_number for entry in load_crl(path))
+
+
+def verify_crl(crl, ca_cert: x509.Certificate, what: str = "CRL") -> None:
+    """Refuse a CRL that its CA did not sign (a consumer would ignore it or trust a forgery)."""
+    if crl.issuer != ca_cert.subject or not crl.is_signature_valid(ca_cert.public_key()):
+        raise InvalidInput(
+            f"{what} was not issued by the CA {ca_cert.subject.rfc4514_string()}",
+            "give the crl.pem next to that CA (ca/PURPOSE/crl.pem in the PKI directory)",
+        )
+
+
+@dataclass(frozen=True)
+class CrlResult:
+    purpose: str
+    path: Path
+    number: int
+    revoked: int
+    next_update: dt.datetime
+    added: str | None  # hex serial revoked by this run
+    changed: bool
+
+    def as_json(self) -> dict:
+        return {
+            "purpose": self.purpose,
+            "crl": str(self.path),
+            "crl_number": self.number,
+            "revoked_count": self.revoked,
+            "next_update": self.next_update.isoformat(),
+            "revoked_serial": self.added,
+            "changed": self.changed,
+        }
+
+
+def _sign_crl(
+    directory: Path, purpose: str, extra: tuple[int, ...], now: dt.datetime, dry_run: bool
+) -> CrlResult:
+    ca_cert, ca_key = load_ca(directory, purpose)
+    path = crl_path(directory, purpose)
+    entries: dict[int, dt.datetime] = {}
+    number = 0
+    if path.exists():
+        old = load_crl(path)
+        verify_crl(old, ca_cert, str(path))
+        number = crl_number(old)
+        entries = {e.serial_number: e.revocation_date_utc for e in old}
+    added = [serial for serial in extra if serial not in entries]
+    for serial in added:
+        entries[serial] = now
+    crl = build_crl(ca_cert, ca_key, sorted(entries.items()), number + 1, now)
+    if not dry_run:
+        with key_store(path):
+            write_atomically(path, pem_crl(crl), 0o644)
+    return CrlResult(
+        purpose,
+        path,
+        number + 1,
+        len(entries),
+        crl.next_update_utc,
+        serial_hex(added[0]) if added else None,
+        True,
+    )
+
+
+def revoke(
+    directory: Path, purpose: str, name: str, dry_run: bool = False, now: dt.datetime | None = None
+) -> CrlResult:
+    """Add NAME's current certificate of `purpose` to its CA's CRL and sign the CRL anew.
+
+    The files stay; `pki issue NAME` replaces a revoked certificate. strongSwan and etcd read
+    the CRL (`ovsnet ipsec crl FILE`, etcd --client-crl-file); dockerd cannot, see the notes.
+    """
+    now = now or utcnow()
+    cert_path = leaf_request(directory, purpose, name).cert_path
+    with key_store(directory):
+        if not cert_path.exists():
+            raise InvalidInput(
+                f"no {purpose} certificate for {name} in {directory}", "see `ovsnet pki list`"
+            )
+        cert = _read_cert(cert_path)
+    ca_cert, _ = load_ca(directory, purpose)
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except Exception:  # noqa: BLE001 - InvalidSignature, ValueError, TypeError: not ours
+        raise InvalidInput(
+            f"{cert_path} was not issued by the current {purpose} CA; its CRL cannot revoke it",
+            "a certificate of a retired CA dies with that CA: remove the CA from the consumers",
+        ) from None
+    if cert.serial_number in revoked_serials(directory, purpose):
+        crl = load_crl(crl_path(directory, purpose))
+        return CrlResult(
+            purpose,
+            crl_path(directory, purpose),
+            crl_number(crl),
+            len(list(crl)),
+            crl.next_update_utc,
+            None,
+            False,
+        )
+    return _sign_crl(directory, purpose, (cert.serial_number,), now, dry_run)
+
+
+def refresh_crl(
+    directory: Path, purpose: str, dry_run: bool = False, now: dt.datetime | None = None
+) -> CrlResult:
+    """Sign the CRL anew with the same entries and a fresh nextUpdate."""
+    return _sign_crl(directory, purpose, (), now or utcnow(), dry_run)
+
+
+# --- leaf certificates ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class LeafRequest:
     """One end-entity certificate to keep on disk: what it says and where it goes."""
 
-    kind: str
+    purpose: str
     name: str
     cert_path: Path
     key_path: Path
     common_name: str
-    dns: tuple[str, ...]
-    ips: tuple
-    profile: LeafProfile
+    dns: tuple[str, ...] = ()
+    ips: tuple = ()
     key_type: str | None = None  # "rsa" | "ecdsa"; None: same as the CA's key
-    ca_copy: Path | None = None  # also write the CA certificate here (Docker's ca.pem)
+    trust_copy: Path | None = None  # the CA its holder trusts, copied here (ca.pem)
 
     def new_key(self, ca_key):
         if self.key_type is None:
             return key_like(ca_key)
         return generate_key(rsa=self.key_type == "rsa")
+
+
+def host_paths(directory: Path, host: str) -> tuple[Path, Path]:
+    """Where HOST's IKE certificate and key live (the paths `ovsnet ipsec cert` is given)."""
+    return directory / "hosts" / f"{host}-cert.pem", directory / "hosts" / f"{host}-key.pem"
+
+
+def docker_dirs(directory: Path, host: str) -> tuple[Path, Path]:
+    base = directory / "docker" / host
+    return base / "server", base / "client"
+
+
+def etcd_dir(directory: Path, purpose: str, name: str) -> Path:
+    return directory / "etcd" / purpose.removeprefix("etcd-") / name
+
+
+def leaf_folder(directory: Path, purpose: str, name: str) -> Path | None:
+    """The folder of a TLS leaf (holding ca.pem, cert.pem, key.pem); None for IKE."""
+    if purpose == "ike":
+        return None
+    if purpose.startswith("docker-"):
+        server, client = docker_dirs(directory, name)
+        return server if purpose == "docker-server" else client
+    return etcd_dir(directory, purpose, name)
+
+
+def leaf_request(
+    directory: Path,
+    purpose: str,
+    name: str,
+    ips: Sequence[str] = (),
+    dns: Sequence[str] = (),
+    key_type: str | None = None,
+    common_name: str | None = None,
+) -> LeafRequest:
+    """Where NAME's certificate of `purpose` lives and what it should say (pure)."""
+    check_purpose_name(purpose)
+    name = check_host_name(name)
+    for extra in dns:
+        check_host_name(extra)
+    if key_type is not None and key_type not in KEY_TYPES:
+        raise InvalidInput(f"unknown key type {key_type!r}", f"use one of {', '.join(KEY_TYPES)}")
+    addresses = tuple(parse_ips(ips))
+    folder = leaf_folder(directory, purpose, name)
+    if folder is None:
+        cert, key = host_paths(directory, name)
+        return LeafRequest(
+            purpose,
+            name,
+            cert,
+            key,
+            common_name or name,
+            (name, *dns),
+            addresses,
+            key_type or HOST_KEY_TYPE,
+        )
+    # A client's CN is its identity (etcd maps it to a user): no SAN DNS name unless asked.
+    names = tuple(dns) if purpose.endswith("-client") else (name, *dns)
+    return LeafRequest(
+        purpose,
+        name,
+        folder / "cert.pem",
+        folder / "key.pem",
+        common_name or name,
+        names,
+        addresses,
+        key_type,
+        folder / "ca.pem",
+    )
 
 
 def key_type_of(public_key) -> str:
@@ -540,22 +597,27 @@ def key_type_of(public_key) -> str:
     return "ecdsa" if isinstance(public_key, ec.EllipticCurvePublicKey) else "other"
 
 
-def _current(request: LeafRequest, ca_cert, now: dt.datetime) -> CertSummary | None:
+def _current(request: LeafRequest, ca_cert, revoked: frozenset[int], now) -> CertSummary | None:
     """The existing certificate's summary if it already is what was asked for, else None."""
     if not (request.cert_path.exists() and request.key_path.exists()):
         return None
     try:
         cert = _read_cert(request.cert_path)
         summary = verify_chain(cert, ca_cert, now)
+        check_purpose(cert, request.purpose)
     except InvalidInput:
         return None
     wanted_dns = tuple(dict.fromkeys(request.dns))
     wanted_ips = tuple(str(ip) for ip in dict.fromkeys(request.ips))
     if summary.dns_names != wanted_dns or summary.ip_addresses != wanted_ips:
         return None
+    if summary.common_name != request.common_name:
+        return None
     if request.key_type and key_type_of(cert.public_key()) != request.key_type:
         return None
-    if summary.expires_soon(now):
+    if summary.expires_soon(now) or summary.serial in revoked:
+        return None
+    if request.trust_copy is not None and not request.trust_copy.exists():
         return None
     return summary
 
@@ -566,34 +628,84 @@ class IssueOptions:
     dry_run: bool = False
     days: int = LEAF_DAYS
     now: dt.datetime | None = None
+    keep_key: bool = False  # renew with the key already on disk
 
 
-def _ensure_leaf(directory: Path, request: LeafRequest, options: IssueOptions) -> Issued:
-    ca_cert, ca_key = load_ca(directory)
+def _existing_key(request: LeafRequest):
+    return load_private_key(request.key_path.read_bytes(), str(request.key_path))
+
+
+def ensure_leaf(directory: Path, request: LeafRequest, options: IssueOptions = IssueOptions()):
+    """Issue (or keep) one certificate: kept when it chains to its purpose's CA, says what was
+    asked, is not revoked and does not expire within 30 days; otherwise (or with renew) a new
+    certificate, with a new key unless keep_key, is written atomically."""
+    ca_cert, ca_key = load_ca(directory, request.purpose)
+    trusted = ca_cert
+    if request.trust_copy is not None:
+        trusted = load_ca(directory, PURPOSE[request.purpose].trusts)[0]
     now = options.now or utcnow()
-    found = None if options.renew else _current(request, ca_cert, now)
-    if found is not None:
-        return Issued(request.kind, request.name, request.cert_path, request.key_path, found, False)
-    key = request.new_key(ca_key)
-    cert = build_leaf(
-        ca_cert,
-        ca_key,
-        key.public_key(),
-        request.common_name,
-        request.dns,
-        request.ips,
-        request.profile,
-        now,
-        check_days(options.days),
-    )
-    if not options.dry_run:
-        _private_dir(request.cert_path.parent)
-        write_private_key(request.key_path, key)
-        write_certificate(request.cert_path, cert)
-        if request.ca_copy is not None:
-            write_certificate(request.ca_copy, ca_cert)
+    with key_store(directory):
+        revoked = revoked_serials(directory, request.purpose)
+        found = None if options.renew else _current(request, ca_cert, revoked, now)
+        if found is not None:
+            if request.trust_copy is not None and not options.dry_run:
+                _refresh(request.trust_copy, pem_certificate(trusted))
+            return Issued(
+                request.purpose, request.name, request.cert_path, request.key_path, found, False
+            )
+        keep = options.keep_key and request.key_path.exists()
+        key = _existing_key(request) if keep else request.new_key(ca_key)
+        cert = build_leaf(
+            ca_cert,
+            ca_key,
+            key.public_key(),
+            request.common_name,
+            request.dns,
+            request.ips,
+            request.purpose,
+            now,
+            check_days(options.days),
+        )
+        if not options.dry_run:
+            _private_dir(request.cert_path.parent)
+            if not keep:
+                write_private_key(request.key_path, key)
+            write_certificate(request.cert_path, cert)
+            if request.trust_copy is not None:
+                write_certificate(request.trust_copy, trusted)
     return Issued(
-        request.kind, request.name, request.cert_path, request.key_path, summarize(cert), True
+        request.purpose, request.name, request.cert_path, request.key_path, summarize(cert), True
+    )
+
+
+def _refresh(path: Path, data: bytes) -> None:
+    """Rewrite a CA copy that is out of date (after `pki rotate-ca`)."""
+    if path.read_bytes() != data:
+        write_atomically(path, data, 0o644)
+
+
+def renew(
+    directory: Path, purpose: str, name: str, options: IssueOptions = IssueOptions()
+) -> Issued:
+    """A new certificate for NAME's existing one of `purpose`: same subject, SANs and key type
+    (and the same key with keep_key)."""
+    probe = leaf_request(directory, purpose, name)
+    with key_store(directory):
+        if not probe.cert_path.exists():
+            raise InvalidInput(
+                f"no {purpose} certificate for {name} in {directory}",
+                f"issue one with `ovsnet pki issue {name} --purpose {purpose}`",
+            )
+        summary = summarize(_read_cert(probe.cert_path))
+        key_type = key_type_of(_read_cert(probe.cert_path).public_key())
+    dns = [n for n in summary.dns_names if purpose.endswith("-client") or n != name]
+    request = leaf_request(
+        directory, purpose, name, summary.ip_addresses, dns, key_type, summary.common_name
+    )
+    return ensure_leaf(
+        directory,
+        request,
+        IssueOptions(True, options.dry_run, options.days, options.now, options.keep_key),
     )
 
 
@@ -611,33 +723,8 @@ def ensure_host_cert(
     options: IssueOptions = IssueOptions(),
     key_type: str = HOST_KEY_TYPE,
 ) -> Issued:
-    """Issue (or keep) HOST's certificate for IKE and TLS: CN=HOST, SAN DNS=HOST + IPs.
-
-    An existing certificate is kept when it chains to the CA, has the asked-for SANs and key
-    type and does not expire within 30 days; otherwise (or with renew) a new key and
-    certificate are written.
-    """
-    host = check_host_name(host)
-    if key_type not in KEY_TYPES:
-        raise InvalidInput(f"unknown key type {key_type!r}", f"use one of {', '.join(KEY_TYPES)}")
-    cert_path, key_path = host_paths(directory, host)
-    request = LeafRequest(
-        "host",
-        host,
-        cert_path,
-        key_path,
-        host,
-        (host,),
-        tuple(parse_ips(ips)),
-        HOST_PROFILE,
-        key_type=key_type,
-    )
-    return _ensure_leaf(directory, request, options)
-
-
-def docker_dirs(directory: Path, host: str) -> tuple[Path, Path]:
-    base = directory / "docker" / host
-    return base / "server", base / "client"
+    """Issue (or keep) HOST's IKE certificate: CN=HOST, SAN DNS=HOST + IPs, from the IKE CA."""
+    return ensure_leaf(directory, leaf_request(directory, "ike", host, ips, (), key_type), options)
 
 
 def ensure_docker_certs(
@@ -647,62 +734,97 @@ def ensure_docker_certs(
     dns: Sequence[str] = (),
     options: IssueOptions = IssueOptions(),
 ) -> tuple[Issued, Issued]:
-    """The dockerd server certificate (SAN = HOST, --dns names, --ip addresses) and a client one.
+    """dockerd's server certificate (SAN = HOST, --dns names, --ip addresses) and a client one.
 
     Each directory holds ca.pem, cert.pem and key.pem: the names Docker's client expects in
-    DOCKER_CERT_PATH, and what `--docker-tls DIR` reads.
+    DOCKER_CERT_PATH, and what `--docker-tls DIR` reads. The server's ca.pem is the
+    docker-client CA (whom dockerd lets in), the client's the docker-server CA.
     """
-    host = check_host_name(host)
-    for name in dns:
-        check_host_name(name)
-    server_dir, client_dir = docker_dirs(directory, host)
-    server = LeafRequest(
-        "docker-server",
-        host,
-        server_dir / "cert.pem",
-        server_dir / "key.pem",
-        host,
-        (host, *dns),
-        tuple(parse_ips(ips)),
-        DOCKER_SERVER_PROFILE,
-        ca_copy=server_dir / "ca.pem",
-    )
-    client = LeafRequest(
-        "docker-client",
-        host,
-        client_dir / "cert.pem",
-        client_dir / "key.pem",
-        DOCKER_CLIENT_CN,
-        (),
-        (),
-        DOCKER_CLIENT_PROFILE,
-        ca_copy=client_dir / "ca.pem",
-    )
-    return _ensure_leaf(directory, server, options), _ensure_leaf(directory, client, options)
+    server = leaf_request(directory, "docker-server", host, ips, dns)
+    client = leaf_request(directory, "docker-client", host, common_name=DOCKER_CLIENT_CN)
+    return ensure_leaf(directory, server, options), ensure_leaf(directory, client, options)
 
 
 def list_certificates(directory: Path) -> list[Issued]:
-    """Every certificate of the PKI directory (CA first). Reads no private key."""
+    """Every certificate of the PKI directory (CAs first). Reads no private key."""
+    with key_store(directory):
+        return _list(directory)
+
+
+def _list(directory: Path) -> list[Issued]:
     found: list[Issued] = []
-    ca = directory / CA_CERT
-    if ca.exists():
-        found.append(Issued("ca", "ca", ca, directory / CA_KEY, summarize(_read_cert(ca)), False))
-    for cert_path in sorted((directory / "hosts").glob("*-cert.pem")):
-        name = cert_path.name.removesuffix("-cert.pem")
-        key_path = cert_path.with_name(f"{name}-key.pem")
-        found.append(
-            Issued("host", name, cert_path, key_path, summarize(_read_cert(cert_path)), False)
-        )
-    for cert_path in sorted((directory / "docker").glob("*/*/cert.pem")):
-        kind = f"docker-{cert_path.parent.name}"
+    legacy = directory / CA_CERT
+    if legacy.exists():
         found.append(
             Issued(
-                kind,
-                cert_path.parent.parent.name,
-                cert_path,
-                cert_path.with_name("key.pem"),
-                summarize(_read_cert(cert_path)),
+                "legacy-ca",
+                "legacy",
+                legacy,
+                directory / CA_KEY,
+                summarize(_read_cert(legacy)),
                 False,
             )
         )
+    for purpose in PURPOSES:
+        ca = ca_cert_path(directory, purpose)
+        if ca.exists():
+            found.append(
+                Issued("ca", purpose, ca, ca.with_name(CA_KEY), summarize(_read_cert(ca)), False)
+            )
+    revoked = {p: revoked_serials(directory, p) for p in PURPOSES}
+    leaves: list[tuple[str, str, Path, Path]] = []
+    for cert_path in sorted((directory / "hosts").glob("*-cert.pem")):
+        name = cert_path.name.removesuffix("-cert.pem")
+        leaves.append(("ike", name, cert_path, cert_path.with_name(f"{name}-key.pem")))
+    for cert_path in sorted((directory / "docker").glob("*/*/cert.pem")):
+        purpose = f"docker-{cert_path.parent.name}"
+        leaves.append(
+            (purpose, cert_path.parent.parent.name, cert_path, cert_path.with_name("key.pem"))
+        )
+    for cert_path in sorted((directory / "etcd").glob("*/*/cert.pem")):
+        purpose = f"etcd-{cert_path.parent.parent.name}"
+        leaves.append((purpose, cert_path.parent.name, cert_path, cert_path.with_name("key.pem")))
+    for purpose, name, cert_path, key_path in leaves:
+        summary = summarize(_read_cert(cert_path))
+        is_revoked = summary.serial in revoked.get(purpose, frozenset())
+        found.append(Issued(purpose, name, cert_path, key_path, summary, False, is_revoked))
     return found
+
+
+# --- what one host gets -----------------------------------------------------------------------
+
+
+def export(directory: Path, purpose: str, name: str, target: Path, dry_run: bool = False):
+    """Copy NAME's certificate of `purpose`, its key (0600) and the CA its holder trusts into
+    `target` as cert.pem, key.pem, ca.pem, and for ike the IKE CA's CRL as crl.pem: what a
+    host needs, and never a CA key. Returns (path, changed) pairs."""
+    request = leaf_request(directory, purpose, name)
+    trust = ca_cert_path(directory, PURPOSE[purpose].trusts)
+    files = [
+        (request.cert_path, target / "cert.pem", 0o644),
+        (request.key_path, target / "key.pem", 0o600),
+        (trust, target / "ca.pem", 0o644),
+    ]
+    if purpose == "ike":
+        files.append((crl_path(directory, "ike"), target / "crl.pem", 0o644))
+    written = []
+    with key_store(target):
+        for source, _, _ in files:
+            if not source.exists():
+                raise InvalidInput(
+                    f"{source} does not exist",
+                    f"issue it first: `ovsnet pki issue {name} --purpose {purpose}`",
+                )
+        if not dry_run:
+            _private_dir(target)
+        for source, destination, mode in files:
+            data = source.read_bytes()
+            changed = not (
+                destination.exists()
+                and destination.read_bytes() == data
+                and (destination.stat().st_mode & 0o777) == mode
+            )
+            if changed and not dry_run:
+                write_atomically(destination, data, mode)
+            written.append((destination, changed))
+    return written

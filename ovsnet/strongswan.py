@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
+from pathlib import Path
 
 from ovsnet.errors import NotReady, OperationFailed
 from ovsnet.plaintext_guard import Guard
@@ -143,3 +144,31 @@ def repair_peer(target: PeerConnections) -> None:
     for conn in target.connections:
         _run([ipsec, "route", conn], f"routing the strongSwan connection {conn}")
         _run([ipsec, "stroke", "up-nb", conn], f"initiating the strongSwan connection {conn}")
+
+
+# NOTE: strongSwan reads CRLs from this directory at start and on `ipsec rereadcrls`; of two
+# CRLs of one CA it keeps the one with the higher CRL number (ovsnet increments it).
+STRONGSWAN_CRLS = Path("/etc/ipsec.d/crls")
+CRL_NAME = "ovsnet-ike-crl.pem"
+
+
+def install_crl(data: bytes, crls: Path = STRONGSWAN_CRLS) -> str | None:
+    """Put the IKE CA's CRL where strongSwan loads it and have a running charon reread it.
+
+    Returns None when done (or when charon is not running: it loads the file when it starts),
+    else what went wrong with the reread.
+    """
+    from ovsnet.ipsec_monitor import IPSEC_NOT_RUNNING
+    from ovsnet.pki import write_atomically
+
+    write_atomically(crls / CRL_NAME, data, 0o644)
+    ipsec = shutil.which("ipsec")
+    if ipsec is None:
+        return "strongSwan's `ipsec` command is not installed"
+    try:
+        done = subprocess.run([ipsec, "rereadcrls"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "strongSwan did not answer `ipsec rereadcrls`"
+    if done.returncode not in (0, IPSEC_NOT_RUNNING):
+        return f"`ipsec rereadcrls` failed: {' '.join(done.stderr.split())[:200]}"
+    return None

@@ -159,6 +159,22 @@ def plaintext_watch(ctx: typer.Context) -> None:
         watch(db)
 
 
+@ipsec_app.command("crl")
+def crl(
+    ctx: typer.Context,
+    crl_file: Annotated[Path, typer.Argument(help="The IKE CA's CRL (`ovsnet pki revoke`).")],
+    ca_file: Annotated[
+        Path | None,
+        typer.Option("--ca", help="The IKE CA (default: the copy in strongSwan's cacerts)."),
+    ] = None,
+    dry_run: DryRun = False,
+) -> None:
+    """Make strongSwan refuse revoked host certificates: install the IKE CA's CRL."""
+    from ovsnet.services.ipsec_crl import CrlRequest, install_ike_crl
+
+    emit(ctx.obj, install_ike_crl(CrlRequest(crl=crl_file, ca=ca_file, dry_run=dry_run)))
+
+
 @ipsec_app.command("repair")
 def repair(
     ctx: typer.Context,

@@ -1,4 +1,4 @@
-"""`ovsnet pki ...`: the private CA, host certificates, Docker TLS certificates."""
+"""`ovsnet pki ...`: one CA per purpose, certificates that work only for their purpose, CRLs."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import typer
 from ovsnet.cli.output import emit
 
 pki_app = typer.Typer(
-    help="ovsnet's private CA: certificates for IPsec and the Docker API.", no_args_is_help=True
+    help="ovsnet's private CAs: certificates for IPsec (IKE), the Docker API and etcd, one CA "
+    "per purpose.",
+    no_args_is_help=True,
 )
 
-_DIR_HELP = "PKI directory (env OVSNET_PKI_DIR; default /etc/ovsnet/pki)."
+_DIR_HELP = "PKI directory (env OVSNET_PKI_DIR; default /var/lib/ovsnet/pki)."
+_PURPOSES = "ike, docker-server, docker-client, etcd-server or etcd-client"
 
 
 @dataclass
@@ -38,10 +41,14 @@ class IssuedResult:
     def render(self, console) -> None:
         for item in self.issued:
             verb = "would write" if self.dry_run else "wrote"
+            if item.kind in ("legacy-ca", "retired-ca"):
+                verb = "would retire" if self.dry_run else "retired"
             verb = verb if item.changed else "unchanged"
+            key = f"  key {item.key_path} (0600)" if item.kind not in ("legacy-ca",) else ""
             console.print(
-                f"{verb}: {item.kind} {item.summary.subject}  cert {item.cert_path}  "
-                f"key {item.key_path} (0600)  expires {item.summary.not_after:%Y-%m-%d}"
+                f"{verb}: {item.kind} {item.name}  {item.summary.subject}  cert {item.cert_path}"
+                f"{key}  expires {item.summary.not_after:%Y-%m-%d}",
+                markup=False,
             )
 
 
@@ -65,93 +72,268 @@ class ListResult:
             return
         for item in self.issued:
             s = item.summary
-            if s.expired(now):
+            if item.revoked:
+                flag = "  [red]REVOKED[/red]"
+            elif s.expired(now):
                 flag = "  [red]EXPIRED[/red]"
             elif s.expires_soon(now):
                 flag = f"  [yellow]warning: expires in {s.days_left(now)} days[/yellow]"
             else:
                 flag = ""
-            console.print(f"{item.kind:<14} {item.name:<16} {s.subject}", markup=False)
+            if item.kind == "legacy-ca":
+                flag += "  [red]all-purpose CA of an older ovsnet: `ovsnet pki migrate`[/red]"
+            console.print(f"{item.kind:<14} {item.name:<16} {s.subject}", markup=False, emoji=False)
             console.print(f"{'':<14} expires {s.not_after:%Y-%m-%d}{flag}")
-            console.print(f"{'':<14} sha256 {s.fingerprint_sha256}", markup=False)
+            # emoji=False: rich would turn the ":CD:" of a fingerprint into an emoji
+            console.print(f"{'':<14} sha256 {s.fingerprint_sha256}", markup=False, emoji=False)
+
+
+@dataclass
+class CrlReport:
+    action: str
+    result: Any
+    dry_run: bool = False
+
+    def as_json(self) -> Any:
+        return {"action": self.action, "dry_run": self.dry_run, **self.result.as_json()}
+
+    def render(self, console) -> None:
+        r = self.result
+        if not r.changed:
+            console.print(f"unchanged: {r.purpose} CRL {r.path} already revokes it", markup=False)
+            return
+        verb = "would write" if self.dry_run else "wrote"
+        what = f"revoked serial {r.added}; " if r.added else ""
+        console.print(
+            f"{verb}: {what}{r.purpose} CRL {r.path} (number {r.number}, {r.revoked} revoked, "
+            f"next update {r.next_update:%Y-%m-%d})",
+            markup=False,
+        )
+        if r.purpose == "ike":
+            console.print(f"then on every host: ovsnet ipsec crl {r.path}", markup=False)
+        elif r.purpose.startswith("docker-"):
+            console.print(
+                "dockerd reads no CRL: it accepts a revoked Docker certificate until it expires "
+                "or its CA is rotated (`ovsnet pki rotate-ca`)",
+                markup=False,
+            )
 
 
 DirOption = Annotated[str | None, typer.Option("--dir", help=_DIR_HELP)]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would be written.")]
-Days = Annotated[int, typer.Option("--days", help="Validity in days.")]
 Renew = Annotated[bool, typer.Option("--renew", help="Issue new keys and certificates.")]
+PurposeOption = Annotated[str, typer.Option("--purpose", help=f"One of {_PURPOSES}.")]
+Ips = Annotated[list[str] | None, typer.Option("--ip", help="SAN IP address (repeatable).")]
+Dns = Annotated[list[str] | None, typer.Option("--dns", help="Extra SAN DNS name (repeatable).")]
+RsaOption = Annotated[bool, typer.Option("--rsa", help="RSA 3072 instead of ECDSA P-256.")]
+
+
+def _leaf_days(value: int | None) -> int:
+    from ovsnet import pki
+
+    return pki.LEAF_DAYS if value is None else value
+
+
+LeafDays = Annotated[
+    int | None, typer.Option("--days", help="Validity in days (default 90).", show_default=False)
+]
+CaDays = Annotated[int, typer.Option("--days", help="CA validity in days.")]
 
 
 @pki_app.command("init")
 def init_cmd(
     ctx: typer.Context,
     directory: DirOption = None,
-    rsa: Annotated[bool, typer.Option("--rsa", help="RSA 3072 instead of ECDSA P-256.")] = False,
-    days: Days = 3650,
+    rsa: RsaOption = False,
+    days: CaDays = 1825,
     dry_run: DryRun = False,
 ) -> None:
-    """Create the private CA (kept as is if it exists)."""
+    """Create one CA per purpose, each with an empty CRL (existing CAs are kept as they are)."""
     from ovsnet import pki
 
-    issued = pki.ensure_ca(pki.pki_dir(directory), rsa=rsa, dry_run=dry_run, days=days)
-    emit(ctx.obj, IssuedResult("init", [issued], dry_run))
+    options = pki.CaOptions(rsa=rsa, dry_run=dry_run, days=days)
+    emit(ctx.obj, IssuedResult("init", pki.ensure_cas(pki.pki_dir(directory), options), dry_run))
+
+
+@pki_app.command("migrate")
+def migrate_cmd(
+    ctx: typer.Context,
+    directory: DirOption = None,
+    rsa: RsaOption = False,
+    days: CaDays = 1825,
+    dry_run: DryRun = False,
+) -> None:
+    """Retire the all-purpose CA of an older ovsnet (to legacy-ca/) and create per-purpose
+    CAs; then reissue every certificate with `pki issue` / `pki issue-docker`."""
+    from ovsnet import pki
+
+    options = pki.CaOptions(rsa=rsa, dry_run=dry_run, days=days)
+    emit(ctx.obj, IssuedResult("migrate", pki.migrate(pki.pki_dir(directory), options), dry_run))
+
+
+@pki_app.command("rotate-ca")
+def rotate_ca_cmd(
+    ctx: typer.Context,
+    purpose: Annotated[str, typer.Argument(help=f"The CA to replace: {_PURPOSES}.")],
+    directory: DirOption = None,
+    rsa: RsaOption = False,
+    days: CaDays = 1825,
+    dry_run: DryRun = False,
+) -> None:
+    """Replace one purpose's CA (the old one is kept as ca/PURPOSE.retired-STAMP); every
+    certificate of that purpose must then be reissued and the new CA file deployed."""
+    from ovsnet import pki
+
+    options = pki.CaOptions(rsa=rsa, dry_run=dry_run, days=days)
+    issued = pki.rotate_ca(pki.pki_dir(directory), purpose, options)
+    emit(ctx.obj, IssuedResult("rotate-ca", issued, dry_run))
 
 
 @pki_app.command("issue")
 def issue_cmd(
     ctx: typer.Context,
-    host: Annotated[str, typer.Argument(help="Host name: the certificate's CN and SAN DNS name.")],
-    ips: Annotated[
-        list[str] | None, typer.Option("--ip", help="Add an IP address to the SAN (repeatable).")
-    ] = None,
+    name: Annotated[
+        str, typer.Argument(help="Host or client name: the certificate's CN (and SAN DNS name).")
+    ],
+    purpose: PurposeOption = "ike",
+    ips: Ips = None,
+    dns: Dns = None,
     directory: DirOption = None,
     renew: Renew = False,
-    days: Days = 825,
+    days: LeafDays = None,
     key_type: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--key-type",
-            help="rsa (3072, default: what strongSwan loads through ovs-monitor-ipsec) or ecdsa.",
+            help="rsa or ecdsa. Default: rsa for ike (what strongSwan loads through "
+            "ovs-monitor-ipsec), else the CA's.",
+            show_default=False,
         ),
-    ] = "rsa",
+    ] = None,
     dry_run: DryRun = False,
 ) -> None:
-    """Issue HOST's certificate for IPsec (IKE) and TLS, signed by the ovsnet CA."""
+    """Issue NAME's certificate for one purpose (default ike: the host's IPsec identity)."""
     from ovsnet import pki
 
-    options = pki.IssueOptions(renew=renew, dry_run=dry_run, days=days)
-    issued = pki.ensure_host_cert(pki.pki_dir(directory), host, ips or [], options, key_type)
-    emit(ctx.obj, IssuedResult("issue", [issued], dry_run))
+    base = pki.pki_dir(directory)
+    request = pki.leaf_request(base, purpose, name, ips or [], dns or [], key_type)
+    options = pki.IssueOptions(renew=renew, dry_run=dry_run, days=_leaf_days(days))
+    emit(ctx.obj, IssuedResult("issue", [pki.ensure_leaf(base, request, options)], dry_run))
 
 
 @pki_app.command("issue-docker")
 def issue_docker_cmd(
     ctx: typer.Context,
     host: Annotated[str, typer.Argument(help="The Docker host's name (server CN).")],
-    ips: Annotated[
-        list[str] | None, typer.Option("--ip", help="Server SAN IP address (repeatable).")
-    ] = None,
-    dns: Annotated[
-        list[str] | None, typer.Option("--dns", help="Extra server SAN DNS name (repeatable).")
-    ] = None,
+    ips: Ips = None,
+    dns: Dns = None,
     directory: DirOption = None,
     renew: Renew = False,
-    days: Days = 825,
+    days: LeafDays = None,
     dry_run: DryRun = False,
 ) -> None:
     """Issue dockerd's TLS server certificate and a client certificate for HOST."""
     from ovsnet import pki
 
-    options = pki.IssueOptions(renew=renew, dry_run=dry_run, days=days)
+    options = pki.IssueOptions(renew=renew, dry_run=dry_run, days=_leaf_days(days))
     server, client = pki.ensure_docker_certs(
         pki.pki_dir(directory), host, ips or [], dns or [], options
     )
     emit(ctx.obj, IssuedResult("issue-docker", [server, client], dry_run))
 
 
+@pki_app.command("renew")
+def renew_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Whose certificate (as given to `pki issue`).")],
+    purpose: PurposeOption = "ike",
+    keep_key: Annotated[
+        bool, typer.Option("--keep-key", help="Keep the private key (default: a new key).")
+    ] = False,
+    directory: DirOption = None,
+    days: LeafDays = None,
+    dry_run: DryRun = False,
+) -> None:
+    """A fresh certificate with the same subject and SANs (the old one stays valid until it
+    expires: revoke it if its key may be compromised)."""
+    from ovsnet import pki
+
+    options = pki.IssueOptions(dry_run=dry_run, days=_leaf_days(days), keep_key=keep_key)
+    issued = pki.renew(pki.pki_dir(directory), purpose, name, options)
+    emit(ctx.obj, IssuedResult("renew", [issued], dry_run))
+
+
+@pki_app.command("revoke")
+def revoke_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Whose certificate (as given to `pki issue`).")],
+    purpose: PurposeOption = "ike",
+    directory: DirOption = None,
+    dry_run: DryRun = False,
+) -> None:
+    """Put NAME's certificate on its CA's CRL (ike: then `ovsnet ipsec crl` on every host)."""
+    from ovsnet import pki
+
+    result = pki.revoke(pki.pki_dir(directory), purpose, name, dry_run=dry_run)
+    emit(ctx.obj, CrlReport("revoke", result, dry_run))
+
+
+@pki_app.command("crl")
+def crl_cmd(
+    ctx: typer.Context,
+    purpose: PurposeOption = "ike",
+    directory: DirOption = None,
+    dry_run: DryRun = False,
+) -> None:
+    """Sign the purpose's CRL anew (same entries, next update in a year)."""
+    from ovsnet import pki
+
+    result = pki.refresh_crl(pki.pki_dir(directory), purpose, dry_run=dry_run)
+    emit(ctx.obj, CrlReport("crl", result, dry_run))
+
+
+@dataclass
+class ExportResult:
+    files: list
+    dry_run: bool = False
+
+    def as_json(self) -> Any:
+        return {
+            "dry_run": self.dry_run,
+            "changed": any(changed for _, changed in self.files),
+            "files": [{"path": str(p), "changed": c} for p, c in self.files],
+        }
+
+    def render(self, console) -> None:
+        verb = "would write" if self.dry_run else "wrote"
+        for path, changed in self.files:
+            console.print(f"{verb if changed else 'unchanged'}: {path}", markup=False)
+
+
+@pki_app.command("export")
+def export_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Whose certificate (as given to `pki issue`).")],
+    to: Annotated[str, typer.Option("--to", help="Folder to write (made 0700).")],
+    purpose: PurposeOption = "ike",
+    directory: DirOption = None,
+    dry_run: DryRun = False,
+) -> None:
+    """Copy what one host needs into a folder: cert.pem, key.pem (0600), ca.pem (the CA it
+    trusts) and, for ike, crl.pem. Never a CA key. For ike, e.g. --to /etc/ovsnet/ipsec, then
+    `ovsnet ipsec cert --cert .../cert.pem --key .../key.pem --ca .../ca.pem`."""
+    from pathlib import Path
+
+    from ovsnet import pki
+
+    files = pki.export(pki.pki_dir(directory), purpose, name, Path(to), dry_run)
+    emit(ctx.obj, ExportResult(files, dry_run))
+
+
 @pki_app.command("list")
 def list_cmd(ctx: typer.Context, directory: DirOption = None) -> None:
-    """List certificates: subject, expiry, SHA-256 fingerprint; flags expiry within 30 days."""
+    """List CAs and certificates: purpose, subject, expiry, SHA-256 fingerprint; flags revoked
+    ones and expiry within 30 days."""
     from ovsnet import pki
 
     path = pki.pki_dir(directory)

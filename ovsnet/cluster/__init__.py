@@ -6,13 +6,19 @@ host wants, reconnect timing). I/O: `ovsnet.etcd` (the etcd facade), `dataplane`
 init and peer sync), `agent` (the loop), `runner` (the command's wiring), `admin` (status,
 release).
 
-Setting up (etcd 3.4+ with `--client-cert-auth`, certificates from `ovsnet pki`):
+Setting up (etcd 3.4+ with `--client-cert-auth`, certificates from `ovsnet pki`, each folder
+etcd/{server,client}/NAME/ holding cert.pem, key.pem and ca.pem, the CA of the other side):
 
-    ovsnet pki issue root            # the etcd admin: certificate CN "root"
-    ovsnet pki issue HOST            # one per host: CN = the host's etcd user name
-    ovsnet cluster enable-auth --etcd URL --etcd-cert root-cert --etcd-key root-key --etcd-ca CA
+    ovsnet pki issue etcd1 --purpose etcd-server --ip ADDR   # etcd --cert-file/--key-file,
+        # --trusted-ca-file etcd/server/etcd1/ca.pem (the etcd-client CA only),
+        # --client-crl-file ca/etcd-client/crl.pem (read for every new connection)
+    ovsnet pki issue root --purpose etcd-client   # the etcd admin: certificate CN "root"
+    ovsnet pki issue HOST --purpose etcd-client   # one per host: CN = the host's etcd user name
+    ovsnet cluster enable-auth --etcd URL --etcd-cert root/cert.pem --etcd-key root/key.pem \
+        --etcd-ca root/ca.pem
     ovsnet cluster grant HOST  ...   # per host: user HOST, role ovsnet-host-HOST
-    ovsnet agent --etcd URL --etcd-cert HOST-cert --etcd-key HOST-key --etcd-ca CA --name HOST
+    ovsnet agent --etcd URL --etcd-cert HOST/cert.pem --etcd-key HOST/key.pem \
+        --etcd-ca HOST/ca.pem --name HOST
 
 The agent claims a /24, prints (in its `init-failed` or `initialised` event) the Docker
 options that /24 needs, runs `init` once Docker has them, and keeps a tunnel to every live host.

@@ -197,7 +197,7 @@ def read_ipsec_pki(directory: Path, config: HostConfig, inventory) -> IpsecSecre
     from ovsnet.services.ipsec import check_certificate_files
 
     cert, key = pki.host_paths(directory, config.name)
-    ca = directory / pki.CA_CERT
+    ca = pki.ca_cert_path(directory, "ike")  # the IKE CA only: the host trusts nothing else
     if not cert.is_file():
         raise InvalidInput(
             f"no IPsec certificate for {config.name} in {directory}",
@@ -229,7 +229,8 @@ def _server_folder(base: Path, host: str | None, fleet: bool) -> Path:
 
 
 def read_server_tls(folder: Path) -> TlsFiles:
-    """A dockerd server certificate folder, checked: CA chain, key pair, server usage."""
+    """A dockerd server certificate folder, checked: purposes (server certificate, client CA),
+    key pair, validity."""
     from ovsnet import pki
 
     names = DOCKER_TLS_FILES.values()
@@ -244,26 +245,20 @@ def read_server_tls(folder: Path) -> TlsFiles:
     except OSError as exc:
         raise InvalidInput(f"cannot read {folder}: {exc.strerror}") from None
     certificate = pki.load_certificate(cert, f"{folder}/cert.pem")
-    pki.verify_chain(certificate, pki.load_certificate(ca, f"{folder}/ca.pem"))
     pki.check_key_matches(certificate, pki.load_private_key(key, f"{folder}/key.pem"))
-    _require_server_auth(certificate, folder)
-    return TlsFiles(ca=ca.decode(), cert=cert.decode(), key=key.decode())
-
-
-def _require_server_auth(certificate, folder: Path) -> None:
-    # The client folder has the same file names; dockerd would start with it, clients refuse.
-    from cryptography import x509
-    from cryptography.x509.oid import ExtendedKeyUsageOID
-
-    try:
-        usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return  # no EKU restricts nothing
-    if ExtendedKeyUsageOID.SERVER_AUTH not in usages:
+    # ca.pem is whom dockerd lets in (the docker-client CA), not the server certificate's
+    # issuer: check each for its purpose, so no IKE or all-purpose CA ends up trusted.
+    pki.check_purpose(certificate, "docker-server", f"{folder}/cert.pem")
+    pki.check_purpose(
+        pki.load_certificate(ca, f"{folder}/ca.pem"), "docker-client", f"{folder}/ca.pem"
+    )
+    summary = pki.summarize(certificate)
+    if summary.expired(pki.utcnow()):
         raise InvalidInput(
-            f"{folder}/cert.pem is not a TLS server certificate",
-            "give the server folder (docker/HOST/server), not the client one",
+            f"{folder}/cert.pem is not valid now (until {summary.not_after:%Y-%m-%d})",
+            "renew it with `ovsnet pki renew HOST --purpose docker-server`",
         )
+    return TlsFiles(ca=ca.decode(), cert=cert.decode(), key=key.decode())
 
 
 def _config_from_flags(request: RenderRequest):

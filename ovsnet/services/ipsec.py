@@ -60,6 +60,7 @@ def check_certificate_files(cert: str, key: str, ca: str, now=None) -> CheckedCe
     ca_cert = pki.load_certificate(ca_path.read_bytes(), str(ca_path))
     summary = pki.verify_chain(certificate, ca_cert, now)
     identity = pki.ike_identity(summary)
+    purpose_warnings = pki.check_ike_trust(certificate, ca_cert)
     key_data = read_secret_file(key_path, "private key")
     private_key = pki.load_private_key(key_data, str(key_path))
     pki.check_key_matches(certificate, private_key)
@@ -72,7 +73,7 @@ def check_certificate_files(cert: str, key: str, ca: str, now=None) -> CheckedCe
             "issue an RSA host certificate with `ovsnet pki issue HOST --key-type rsa`",
         )
     paths = ipsec.CertificatePaths(str(cert_path), str(key_path), str(ca_path))
-    warnings = []
+    warnings = list(purpose_warnings)
     if summary.expires_soon(now or pki.utcnow()):
         warnings.append(f"{cert_path} expires on {summary.not_after:%Y-%m-%d}")
     return CheckedCertificate(paths, identity, f"{summary.not_after:%Y-%m-%d}", tuple(warnings))

@@ -84,6 +84,49 @@ def test_client_certificate_from_another_ca_is_refused(etcd_server, tmp_path):  
     assert any(word in message for word in ("TSI_", "handshake", "SSL", "ertificate")), message
 
 
+def _log(etcd: EtcdServer) -> str:
+    return (etcd.workdir / "etcd.log").read_text(errors="replace")
+
+
+def _refused_at_tls(etcd: EtcdServer, cert, key) -> None:
+    trust = etcd.credentials("root").ca  # the etcd-server CA: the client side is right
+    config = EtcdConfig(etcd.url, str(cert), str(key), trust, timeout=2)
+    with Etcd(config) as client, pytest.raises(EtcdUnavailable):
+        client.read_prefix(KEYS.hosts)
+
+
+def test_only_etcd_client_certificates_get_in_not_ike_or_docker_ones(etcd_server):  # noqa: F811
+    from ovsnet import pki
+
+    etcd_server.grant("h1")  # etcd user h1 exists: a refusal is TLS's, not RBAC's
+    ike = pki.ensure_host_cert(etcd_server.pki, "h1")
+    _, docker_client = pki.ensure_docker_certs(etcd_server.pki, "h1")
+    docker_client_as_h1 = pki.ensure_leaf(
+        etcd_server.pki, pki.leaf_request(etcd_server.pki, "docker-client", "h1x", common_name="h1")
+    )
+    for issued in (ike, docker_client, docker_client_as_h1):
+        _refused_at_tls(etcd_server, issued.cert_path, issued.key_path)
+    refusals = "certificate signed by unknown authority"
+    wait_until(lambda: _log(etcd_server).count(refusals) >= 3, 5, "three refusals in etcd's log")
+    with etcd_server.client("h1") as h1:
+        h1.read_prefix(KEYS.hosts)  # the etcd-client certificate of the same name gets in
+
+
+def test_a_revoked_etcd_client_certificate_is_refused(etcd_server):  # noqa: F811
+    from ovsnet import pki
+
+    etcd_server.grant("h2")
+    creds = etcd_server.credentials("h2")
+    with etcd_server.client("h2") as h2:
+        h2.read_prefix(KEYS.hosts)
+    # etcd --client-crl-file names this file and reads it for every new connection.
+    serial = pki.revoke(etcd_server.pki, "etcd-client", "h2").added
+    _refused_at_tls(etcd_server, creds.cert, creds.key)
+    wait_until(lambda: f"certificate serial {serial} revoked" in _log(etcd_server), 5, "etcd log")
+    with etcd_server.client("root") as root:  # others still get in
+        root.read_prefix(KEYS.hosts)
+
+
 def test_grant_is_idempotent(etcd_server):  # noqa: F811
     etcd_server.grant("h1")
     done = etcd_server.ovsnet("--json", "cluster", "grant", "h1", *etcd_server.cli_args())

@@ -12,6 +12,7 @@ import http.client
 import shutil
 import socket
 import ssl
+import time
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,8 @@ pytestmark = pytest.mark.lab
 def certs(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("pki")
     ours, theirs = base / "ours", base / "theirs"
-    pki.ensure_ca(ours)
-    pki.ensure_ca(theirs)
+    pki.ensure_cas(ours)
+    pki.ensure_cas(theirs)
     server, client = pki.ensure_docker_certs(ours, "dockerhost", ["127.0.0.1"], ["localhost"])
     _, foreign_client = pki.ensure_docker_certs(theirs, "dockerhost", ["127.0.0.1"])
     # A client holding a certificate of another CA, but trusting the right server CA.
@@ -44,12 +45,24 @@ def certs(tmp_path_factory) -> dict[str, Path]:
     shutil.copy(foreign_client.cert_path.parent / "ca.pem", distrustful / "ca.pem")
     shutil.copy(client.cert_path, distrustful / "cert.pem")
     shutil.copy(client.key_path, distrustful / "key.pem")
-    return {
+    found = {
         "server": server.cert_path.parent,
         "client": client.cert_path.parent,
         "impostor": impostor,
         "distrustful": distrustful,
     }
+    # Certificates of our own PKI for other purposes, offered as Docker API clients (each
+    # folder trusts the right server CA, so only the client certificate is wrong).
+    ike = pki.ensure_host_cert(ours, "dockerhost", ["127.0.0.1"])
+    etcd = pki.ensure_leaf(ours, pki.leaf_request(ours, "etcd-client", "dockerhost"))
+    for name, issued in (("ike", ike), ("etcd-client", etcd), ("docker-server", server)):
+        folder = base / f"as-{name}"
+        folder.mkdir()
+        shutil.copy(client.cert_path.parent / "ca.pem", folder / "ca.pem")
+        shutil.copy(issued.cert_path, folder / "cert.pem")
+        shutil.copy(issued.key_path, folder / "key.pem")
+        found[f"as-{name}"] = folder
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +121,22 @@ def test_docker_api_refuses_a_client_certificate_from_another_ca(dockerd, certs)
         client.info()
     assert "127.0.0.1" in raised.value.one_line()
     assert "x509: certificate signed by unknown authority" in dockerd.log()
+
+
+@pytest.mark.parametrize("purpose", ["ike", "etcd-client", "docker-server"])
+def test_docker_api_refuses_our_certificates_of_other_purposes_as_clients(dockerd, certs, purpose):
+    # dockerd trusts only the docker-client CA: an IPsec host key or an etcd client key of
+    # the same PKI is no key to the Docker API.
+    before = dockerd.log().count("x509: certificate signed by unknown authority")
+    with (
+        pytest.raises(NotReady, match="TLS with Docker"),
+        ovsnet_docker.connect(dockerd.tcp_url, certs[f"as-{purpose}"]) as client,
+    ):
+        client.info()
+    deadline = time.monotonic() + 5  # dockerd logs the refusal after closing the connection
+    while dockerd.log().count("x509: certificate signed by unknown authority") == before:
+        assert time.monotonic() < deadline, dockerd.log()[-2000:]
+        time.sleep(0.1)
 
 
 def test_client_refuses_a_daemon_whose_certificate_is_from_another_ca(dockerd, certs):

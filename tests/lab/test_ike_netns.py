@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -40,12 +41,19 @@ def lab(lab_factory_module):
 def pkis(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("ike-pki")
     ours, foreign = base / "ours", base / "foreign"
-    pki.ensure_ca(ours)
-    pki.ensure_ca(foreign)  # same subject "O=ovsnet, CN=ovsnet CA", other key
+    pki.ensure_cas(ours)
+    pki.ensure_cas(foreign)  # same subject "O=ovsnet, OU=ike, CN=ovsnet ike CA", other key
     for name in ("h1", "h2"):
         pki.ensure_host_cert(ours, name)
     pki.ensure_host_cert(foreign, "h2")
-    return {"ours": ours, "foreign": foreign}
+    # h2's Docker server certificate from our PKI: RSA, CN and SAN "h2", like an IKE one.
+    pki.ensure_leaf(ours, pki.leaf_request(ours, "docker-server", "h2", key_type="rsa"))
+    # Same CAs as ours; there h2 got a new certificate that was then revoked.
+    revoked = base / "revoked"
+    shutil.copytree(ours, revoked)
+    pki.renew(revoked, "ike", "h2")
+    pki.revoke(revoked, "ike", "h2")
+    return {"ours": ours, "foreign": foreign, "revoked": revoked}
 
 
 @pytest.fixture
@@ -85,7 +93,7 @@ def set_certificate(ike, pki_dir: Path, name: str, *extra: str):
         "--key",
         str(key),
         "--ca",
-        str(pki_dir / pki.CA_CERT),
+        str(pki.ca_cert_path(pki_dir, "ike")),
         *extra,
     )
     assert done.returncode == 0, done.stderr
@@ -152,6 +160,82 @@ def test_ike_refused_with_a_certificate_from_another_ca_ike_only(hosts, pkis):
     assert "no trusted RSA public key found for 'h1'" in ike2.charon_log(), describe(ike2)
 
 
+def install_crl(ike, pki_dir: Path) -> None:
+    done = ike.ovsnet("--json", "ipsec", "crl", str(pki.crl_path(pki_dir, "ike")))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["changed"]
+
+
+def start_pair(hosts, h2_cert: Path | None = None, h2_key: Path | None = None):
+    """Tunnels both ways; with h2_cert, h2 presents that certificate instead of its own (set
+    in OVSDB directly, as a host not bound by ovsnet's checks could)."""
+    (lab1, ike1), (lab2, ike2) = hosts
+    if h2_cert is not None:
+        done = ike2.run(
+            [
+                "ovs-vsctl",
+                "--db",
+                ike2.db,
+                "set",
+                "Open_vSwitch",
+                ".",
+                f"other_config:certificate={h2_cert}",
+                f"other_config:private_key={h2_key}",
+            ]
+        )
+        assert done.returncode == 0, done.stderr
+    port1 = add_ipsec_tunnel(ike1, lab2, "--remote-name", "h2")
+    port2 = add_ipsec_tunnel(ike2, lab1, "--remote-name", "h1")
+    conn = ike1.wait_for_connection(port1, "public key")
+    ike2.wait_for_connection(port2, "public key")
+    return ike1, ike2, conn
+
+
+def test_ike_refused_when_a_peer_presents_its_docker_server_certificate_ike_only(hosts, pkis):
+    (_, ike1), (_, ike2) = hosts
+    set_certificate(ike1, pkis["ours"], "h1")
+    set_certificate(ike2, pkis["ours"], "h2")
+    server = pki.docker_dirs(pkis["ours"], "h2")[0]
+    ike1, ike2, conn = start_pair(hosts, server / "cert.pem", server / "key.pem")
+    assert "ovsnet docker-server CA" in (
+        ike2.run(["openssl", "x509", "-noout", "-issuer", "-in", str(server / "cert.pem")]).stdout
+    )
+    up = ike1.up(conn)
+    # h2 accepts h1 and answers with the Docker certificate; h1 finds no trusted key for h2.
+    assert "AUTHENTICATION_FAILED" in up.stdout or "no trusted RSA public key found for 'h2'" in (
+        ike1.charon_log()
+    ), up.stdout + describe(ike1)
+    assert "no trusted RSA public key found for 'h2'" in ike1.charon_log(), describe(ike1)
+    assert not ike1.established(conn)
+
+
+def test_ike_refused_for_a_revoked_certificate_once_the_crl_is_loaded_ike_only(hosts, pkis):
+    (_, ike1), (_, ike2) = hosts
+    set_certificate(ike1, pkis["ours"], "h1")
+    set_certificate(ike2, pkis["revoked"], "h2")  # same CA: ovsnet and the chain accept it
+    install_crl(ike1, pkis["revoked"])
+    ike1, ike2, conn = start_pair(hosts)
+    up = ike1.up(conn)
+    assert "established between" not in up.stdout
+    log = ike1.charon_log()
+    assert "certificate was revoked" in log, describe(ike1)
+    assert "no trusted RSA public key found for 'h2'" in log, describe(ike1)
+    assert not any("ESTABLISHED" in sa for sa in ike1.ike_sas())
+
+
+def test_ike_sa_establishes_with_a_valid_certificate_and_the_crl_loaded_ike_only(hosts, pkis):
+    (_, ike1), (_, ike2) = hosts
+    set_certificate(ike1, pkis["ours"], "h1")
+    set_certificate(ike2, pkis["ours"], "h2")
+    for ike in (ike1, ike2):
+        install_crl(ike, pkis["revoked"])
+    crls = ike1.ipsec("listcrls").stdout
+    assert "CN=ovsnet ike CA" in crls and "1 revoked certificate" in crls, crls
+    ike1, ike2, conn = start_pair(hosts)
+    up = ike1.up(conn)
+    assert_ike_established(ike1, ike2, conn, up)
+
+
 def test_ike_sa_establishes_with_the_same_psk_ike_only(hosts, tmp_path):
     ike1, ike2, conn = psk_pair(hosts, tmp_path, PSK, PSK)
     up = ike1.up(conn)
@@ -170,7 +254,7 @@ def test_without_the_cacerts_copy_debian_strongswan_never_loads_the_ca_ike_only(
     # copies the CA to /etc/ipsec.d/cacerts and has strongSwan reread it.
     ike1, ike2, conn = cert_pair(hosts, pkis, "ours", "--no-strongswan-cacerts")
     assert "ca ca_auth" in (ike2.workdir / "etc" / "ipsec.conf").read_text()
-    assert "O=ovsnet, CN=ovsnet CA" not in ike2.ipsec("listcacerts").stdout
+    assert "O=ovsnet, OU=ike, CN=ovsnet ike CA" not in ike2.ipsec("listcacerts").stdout
     up = ike1.up(conn)
     assert_ike_refused(ike1, ike2, conn, up)
 

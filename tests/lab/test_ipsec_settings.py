@@ -26,7 +26,7 @@ def host(lab_factory_module):
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("ipsec-pki") / "pki"
-    pki.ensure_ca(directory)
+    pki.ensure_cas(directory)
     pki.ensure_host_cert(directory, "h1", ["198.51.100.11"])
     return directory
 
@@ -49,7 +49,7 @@ def other_config(host) -> dict[str, str]:
 
 def cert_args(ca: Path, host_name: str = "h1") -> list[str]:
     cert, key = pki.host_paths(ca, host_name)
-    return ["--cert", str(cert), "--key", str(key), "--ca", str(ca / pki.CA_CERT)]
+    return ["--cert", str(cert), "--key", str(key), "--ca", str(pki.ca_cert_path(ca, "ike"))]
 
 
 def test_ipsec_cert_sets_the_three_documented_keys_once(clean, ca):
@@ -59,7 +59,7 @@ def test_ipsec_cert_sets_the_three_documented_keys_once(clean, ca):
     cert, key = pki.host_paths(ca, "h1")
     assert config["certificate"] == str(cert)
     assert config["private_key"] == str(key)
-    assert config["ca_cert"] == str(ca / pki.CA_CERT)
+    assert config["ca_cert"] == str(pki.ca_cert_path(ca, "ike"))
     again = clean.ovsnet("--json", "ipsec", "cert", *cert_args(ca), "--no-strongswan-cacerts")
     assert again.returncode == 0 and json.loads(again.stdout)["changed"] is False
 
@@ -69,12 +69,12 @@ def test_ipsec_cert_copies_the_ca_where_strongswan_loads_it(clean, ca, tmp_path)
     cacerts.mkdir()
     done = clean.ovsnet("ipsec", "cert", *cert_args(ca), "--strongswan-cacerts", str(cacerts))
     assert done.returncode == 0, done.stderr
-    assert (cacerts / "ovsnet-ca.pem").read_bytes() == (ca / pki.CA_CERT).read_bytes()
+    assert (cacerts / "ovsnet-ca.pem").read_bytes() == (pki.ca_cert_path(ca, "ike")).read_bytes()
 
 
 def test_ipsec_cert_refuses_a_foreign_certificate_and_changes_nothing(clean, ca, tmp_path):
     other = tmp_path / "other"
-    pki.ensure_ca(other)
+    pki.ensure_cas(other)
     foreign_cert, foreign_key = pki.host_paths(other, "h1")
     pki.ensure_host_cert(other, "h1")
     before = other_config(clean)
@@ -86,7 +86,7 @@ def test_ipsec_cert_refuses_a_foreign_certificate_and_changes_nothing(clean, ca,
         "--key",
         str(foreign_key),
         "--ca",
-        str(ca / pki.CA_CERT),
+        str(pki.ca_cert_path(ca, "ike")),
         "--no-strongswan-cacerts",
     )
     assert done.returncode == 2

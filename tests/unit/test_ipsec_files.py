@@ -55,18 +55,20 @@ def test_missing_psk_file_and_directory_are_usage_errors(tmp_path):
 @pytest.fixture
 def ca_dir(tmp_path) -> Path:
     directory = tmp_path / "pki"
-    pki.ensure_ca(directory)
+    pki.ensure_cas(directory)
     return directory
 
 
 def _files(issued: pki.Issued, ca_dir: Path) -> tuple[str, str, str]:
-    return str(issued.cert_path), str(issued.key_path), str(ca_dir / pki.CA_CERT)
+    return str(issued.cert_path), str(issued.key_path), str(pki.ca_cert_path(ca_dir, "ike"))
 
 
 def test_good_host_certificate_passes_with_absolute_paths_and_identity(ca_dir, monkeypatch):
     issued = pki.ensure_host_cert(ca_dir, "node1")
     monkeypatch.chdir(ca_dir)
-    checked = check_certificate_files("hosts/node1-cert.pem", "hosts/node1-key.pem", "ca-cert.pem")
+    checked = check_certificate_files(
+        "hosts/node1-cert.pem", "hosts/node1-key.pem", "ca/ike/ca-cert.pem"
+    )
     assert checked.identity == "node1"
     assert checked.paths.certificate == str(issued.cert_path)
     assert Path(checked.paths.private_key).is_absolute()
@@ -74,7 +76,7 @@ def test_good_host_certificate_passes_with_absolute_paths_and_identity(ca_dir, m
 
 def test_certificate_of_another_ca_is_refused(ca_dir, tmp_path):
     other = tmp_path / "other"
-    pki.ensure_ca(other)
+    pki.ensure_cas(other)
     foreign = pki.ensure_host_cert(other, "node1")
     with pytest.raises(InvalidInput, match="not issued by the CA"):
         check_certificate_files(*_files(foreign, ca_dir))
@@ -91,7 +93,64 @@ def test_key_of_another_certificate_is_refused(ca_dir):
     one = pki.ensure_host_cert(ca_dir, "node1")
     two = pki.ensure_host_cert(ca_dir, "node2")
     with pytest.raises(InvalidInput, match="does not belong"):
-        check_certificate_files(str(one.cert_path), str(two.key_path), str(ca_dir / pki.CA_CERT))
+        check_certificate_files(
+            str(one.cert_path), str(two.key_path), str(pki.ca_cert_path(ca_dir, "ike"))
+        )
+
+
+def test_a_docker_server_certificate_is_refused_as_an_ike_identity(ca_dir):
+    # Same host name, RSA key, its own CA given as --ca: still not an IKE certificate.
+    request = pki.leaf_request(ca_dir, "docker-server", "node1", key_type="rsa")
+    issued = pki.ensure_leaf(ca_dir, request)
+    server_ca = str(pki.ca_cert_path(ca_dir, "docker-server"))
+    with pytest.raises(InvalidInput, match="Docker API server CA, not a IPsec IKE CA"):
+        check_certificate_files(str(issued.cert_path), str(issued.key_path), server_ca)
+    ike_ca = str(pki.ca_cert_path(ca_dir, "ike"))
+    with pytest.raises(InvalidInput, match="not issued by the CA"):
+        check_certificate_files(str(issued.cert_path), str(issued.key_path), ike_ca)
+
+
+def test_a_certificate_of_an_older_all_purpose_ca_passes_with_a_warning(tmp_path):
+    old_key = pki.generate_key()
+    old_ca = _legacy_ca(old_key)
+    host_key = pki.generate_key(rsa=True)
+    cert = pki.build_leaf(old_ca, old_key, host_key.public_key(), "node1", ["node1"])
+    for path, data, mode in (
+        (tmp_path / "ca.pem", pki.pem_certificate(old_ca), 0o644),
+        (tmp_path / "cert.pem", pki.pem_certificate(cert), 0o644),
+    ):
+        pki.write_atomically(path, data, mode)
+    pki.write_private_key(tmp_path / "key.pem", host_key)
+    checked = check_certificate_files(
+        *(str(tmp_path / n) for n in ("cert.pem", "key.pem", "ca.pem"))
+    )
+    assert any("pki migrate" in w for w in checked.warnings)
+
+
+def _legacy_ca(key):
+    """A CA as ovsnet made before purposes existed: O=ovsnet, CN=ovsnet CA, no OU."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ovsnet"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "ovsnet CA"),
+        ]
+    )
+    now = pki.utcnow()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
 
 
 def test_world_readable_key_is_refused(ca_dir):
@@ -118,7 +177,7 @@ def test_cli_ipsec_cert_rejects_a_foreign_certificate_before_touching_ovsdb(
     ca_dir, tmp_path, capsys
 ):
     other = tmp_path / "other"
-    pki.ensure_ca(other)
+    pki.ensure_cas(other)
     cert, key, _ = _files(pki.ensure_host_cert(other, "node1"), other)
     code, out, err = _cli(
         capsys,
@@ -129,7 +188,7 @@ def test_cli_ipsec_cert_rejects_a_foreign_certificate_before_touching_ovsdb(
         "--key",
         key,
         "--ca",
-        str(ca_dir / pki.CA_CERT),
+        str(pki.ca_cert_path(ca_dir, "ike")),
         "--no-strongswan-cacerts",
     )
     assert code == 2 and out == ""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 from hypothesis import given, settings
@@ -22,6 +23,7 @@ from ovsnet.cli import main
 from ovsnet.errors import InvalidInput, NotReady
 
 IKE_EKU = ObjectIdentifier("1.3.6.1.5.5.8.2.2")
+IPSEC_IKE_EKU = ObjectIdentifier("1.3.6.1.5.5.7.3.17")
 
 
 def _cert(path: Path) -> x509.Certificate:
@@ -32,52 +34,64 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def _openssl_verify(ca: Path, cert: Path) -> subprocess.CompletedProcess:
+def _openssl_verify(ca: Path, cert: Path, *options: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["openssl", "verify", "-CAfile", str(ca), str(cert)], capture_output=True, text=True
+        ["openssl", "verify", *options, "-CAfile", str(ca), str(cert)],
+        capture_output=True,
+        text=True,
     )
+
+
+def _ike_ca(directory: Path) -> Path:
+    return pki.ca_cert_path(directory, "ike")
 
 
 @pytest.fixture
 def pki_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "pki"
-    pki.ensure_ca(directory)
+    pki.ensure_cas(directory)
     return directory
 
 
-def test_init_creates_an_ecdsa_ca_with_a_0600_key_even_under_a_permissive_umask(tmp_path):
+def test_init_creates_one_ecdsa_ca_per_purpose_with_0600_keys_even_under_a_permissive_umask(
+    tmp_path,
+):
     old = os.umask(0)
     try:
-        issued = pki.ensure_ca(tmp_path / "pki")
+        issued = pki.ensure_cas(tmp_path / "pki")
     finally:
         os.umask(old)
-    assert issued.changed
-    assert _mode(issued.key_path) == 0o600
+    assert [i.name for i in issued] == list(pki.PURPOSES)
     assert _mode(tmp_path / "pki") == 0o700
-    ca = _cert(issued.cert_path)
-    assert isinstance(ca.public_key(), ec.EllipticCurvePublicKey)
-    assert ca.public_key().curve.name == "secp256r1"
-    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    assert ca.subject.rfc4514_string() == "CN=ovsnet CA,O=ovsnet"
+    for item in issued:
+        assert item.changed
+        assert _mode(item.key_path) == 0o600
+        assert _mode(item.key_path.parent) == 0o700
+        ca = _cert(item.cert_path)
+        assert isinstance(ca.public_key(), ec.EllipticCurvePublicKey)
+        assert ca.public_key().curve.name == "secp256r1"
+        assert ca.subject.rfc4514_string() == f"CN=ovsnet {item.name} CA,OU={item.name},O=ovsnet"
+        assert (item.cert_path.parent / "crl.pem").exists()
 
 
-def test_init_twice_keeps_the_existing_ca(pki_dir):
-    before = (pki_dir / pki.CA_CERT).read_bytes(), (pki_dir / pki.CA_KEY).read_bytes()
-    again = pki.ensure_ca(pki_dir, rsa=True)
-    assert not again.changed
-    assert ((pki_dir / pki.CA_CERT).read_bytes(), (pki_dir / pki.CA_KEY).read_bytes()) == before
+def test_init_twice_keeps_the_existing_cas(pki_dir):
+    files = sorted((pki_dir / "ca").rglob("*.pem"))
+    before = [f.read_bytes() for f in files]
+    again = pki.ensure_cas(pki_dir, pki.CaOptions(rsa=True))
+    assert not any(i.changed for i in again)
+    assert [f.read_bytes() for f in files] == before
 
 
 def test_rsa_ca_issues_rsa_3072_keys_for_hosts_and_docker(tmp_path):
     directory = tmp_path / "pki"
-    ca = pki.ensure_ca(directory, rsa=True)
+    cas = pki.ensure_cas(directory, pki.CaOptions(rsa=True))
     host = pki.ensure_host_cert(directory, "node1")
     server, client = pki.ensure_docker_certs(directory, "node1")
-    for issued in (ca, host, server, client):
+    for issued in (*cas, host, server, client):
         key = _cert(issued.cert_path).public_key()
         assert isinstance(key, rsa.RSAPublicKey)
         assert key.key_size == 3072
-    assert _openssl_verify(ca.cert_path, host.cert_path).returncode == 0
+    assert _openssl_verify(_ike_ca(directory), host.cert_path).returncode == 0
 
 
 def test_ecdsa_ca_issues_rsa_host_keys_for_strongswan_and_ecdsa_docker_keys(pki_dir):
@@ -87,7 +101,7 @@ def test_ecdsa_ca_issues_rsa_host_keys_for_strongswan_and_ecdsa_docker_keys(pki_
     assert b"RSA PRIVATE KEY" in host.key_path.read_bytes()
     server, _ = pki.ensure_docker_certs(pki_dir, "node1")
     assert isinstance(_cert(server.cert_path).public_key(), ec.EllipticCurvePublicKey)
-    result = _openssl_verify(pki_dir / pki.CA_CERT, host.cert_path)
+    result = _openssl_verify(_ike_ca(pki_dir), host.cert_path)
     assert result.returncode == 0, result.stderr
 
 
@@ -101,7 +115,7 @@ def test_host_key_type_can_be_ecdsa_and_a_type_change_reissues(pki_dir):
         pki.ensure_host_cert(pki_dir, "node1", key_type="dsa")
 
 
-def test_host_certificate_has_subject_san_and_usages_ike_and_tls_need(pki_dir):
+def test_host_certificate_has_subject_san_and_only_ike_usages(pki_dir):
     issued = pki.ensure_host_cert(pki_dir, "node-1.example", ["198.51.100.2", "2001:db8::2"])
     cert = _cert(issued.cert_path)
     assert cert.version == x509.Version.v3
@@ -114,22 +128,22 @@ def test_host_certificate_has_subject_san_and_usages_ike_and_tls_need(pki_dir):
         "2001:db8::2",
     ]
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert set(eku) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH, IKE_EKU}
+    assert set(eku) == {IPSEC_IKE_EKU, IKE_EKU}  # neither serverAuth nor clientAuth
     assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     assert _mode(issued.key_path) == 0o600
 
 
 def test_host_certificate_chain_verifies_with_openssl(pki_dir):
     issued = pki.ensure_host_cert(pki_dir, "node1")
-    result = _openssl_verify(pki_dir / pki.CA_CERT, issued.cert_path)
+    result = _openssl_verify(_ike_ca(pki_dir), issued.cert_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith(": OK")
 
 
 def test_openssl_rejects_a_host_certificate_against_a_foreign_ca(pki_dir, tmp_path):
-    other = pki.ensure_ca(tmp_path / "other")
+    pki.ensure_cas(tmp_path / "other")
     issued = pki.ensure_host_cert(pki_dir, "node1")
-    assert _openssl_verify(other.cert_path, issued.cert_path).returncode != 0
+    assert _openssl_verify(_ike_ca(tmp_path / "other"), issued.cert_path).returncode != 0
 
 
 def test_ovs_monitor_ipsec_extracts_the_host_name_from_the_subject(pki_dir):
@@ -202,7 +216,7 @@ def test_bare_cn_certificate_is_not_an_ike_identity():
         .serial_number(1)
         .not_valid_before(now)
         .not_valid_after(now + dt.timedelta(days=1))
-        .sign(_CA_KEY, pki._hash_for(_CA_KEY))
+        .sign(_CA_KEY, hashes.SHA256())
     )
     with pytest.raises(InvalidInput, match="bare CN"):
         pki.ike_identity(pki.summarize(cert))
@@ -234,10 +248,10 @@ def test_issue_reissues_a_certificate_close_to_expiry(pki_dir):
 
 def test_dry_run_writes_nothing(tmp_path):
     directory = tmp_path / "pki"
-    issued = pki.ensure_ca(directory, dry_run=True)
-    assert issued.changed
+    issued = pki.ensure_cas(directory, pki.CaOptions(dry_run=True))
+    assert all(i.changed for i in issued)
     assert not directory.exists()
-    pki.ensure_ca(directory)
+    pki.ensure_cas(directory)
     host = pki.ensure_host_cert(directory, "node1", options=pki.IssueOptions(dry_run=True))
     assert host.changed and not (directory / "hosts").exists()
 
@@ -254,7 +268,7 @@ def test_no_temporary_files_are_left_behind(pki_dir):
     assert not [p for p in pki_dir.rglob("*") if p.name.endswith(".tmp")]
 
 
-def test_docker_certificates_have_server_and_client_usages_and_docker_file_names(pki_dir):
+def test_docker_certificates_have_server_and_client_usages_and_trust_the_other_side(pki_dir):
     server, client = pki.ensure_docker_certs(
         pki_dir, "node1", ["127.0.0.1", "198.51.100.2"], ["node1.example"]
     )
@@ -262,7 +276,14 @@ def test_docker_certificates_have_server_and_client_usages_and_docker_file_names
         directory = issued.cert_path.parent
         assert {p.name for p in directory.iterdir()} == {"ca.pem", "cert.pem", "key.pem"}
         assert _mode(directory / "key.pem") == 0o600
-        assert _openssl_verify(directory / "ca.pem", directory / "cert.pem").returncode == 0
+        # ca.pem is the CA of the other side, never the certificate's own issuer.
+        assert _openssl_verify(directory / "ca.pem", directory / "cert.pem").returncode != 0
+    assert _cert(server.cert_path.parent / "ca.pem") == _cert(
+        pki.ca_cert_path(pki_dir, "docker-client")
+    )
+    assert _cert(client.cert_path.parent / "ca.pem") == _cert(
+        pki.ca_cert_path(pki_dir, "docker-server")
+    )
     server_cert = _cert(server.cert_path)
     san = server_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == ["node1", "node1.example"]
@@ -278,20 +299,20 @@ def test_docker_certificates_have_server_and_client_usages_and_docker_file_names
 
 def test_verify_chain_accepts_a_current_certificate_of_the_ca(pki_dir):
     issued = pki.ensure_host_cert(pki_dir, "node1")
-    summary = pki.verify_chain(_cert(issued.cert_path), _cert(pki_dir / pki.CA_CERT))
+    summary = pki.verify_chain(_cert(issued.cert_path), _cert(_ike_ca(pki_dir)))
     assert summary.common_name == "node1"
 
 
 def test_verify_chain_rejects_a_certificate_from_another_ca(pki_dir, tmp_path):
     other = tmp_path / "other"
-    pki.ensure_ca(other)
+    pki.ensure_cas(other)
     foreign = pki.ensure_host_cert(other, "node1")
     with pytest.raises(InvalidInput, match="not issued by the CA"):
-        pki.verify_chain(_cert(foreign.cert_path), _cert(pki_dir / pki.CA_CERT))
+        pki.verify_chain(_cert(foreign.cert_path), _cert(_ike_ca(pki_dir)))
 
 
 def test_verify_chain_rejects_an_expired_and_a_not_yet_valid_certificate(pki_dir):
-    ca_cert, ca_key = pki.load_ca(pki_dir)
+    ca_cert, ca_key = pki.load_ca(pki_dir, "ike")
     key = pki.generate_key()
     past = pki.utcnow() - dt.timedelta(days=100)
     expired = pki.build_leaf(
@@ -331,10 +352,10 @@ def test_list_flags_certificates_expiring_within_30_days(pki_dir):
     pki.ensure_host_cert(pki_dir, "later", options=pki.IssueOptions(days=200))
     now = pki.utcnow()
     listed = {i.name: i for i in pki.list_certificates(pki_dir)}
-    assert set(listed) == {"ca", "soon", "later"}
+    assert set(listed) == {*pki.PURPOSES, "soon", "later"}
     assert listed["soon"].summary.expires_soon(now)
     assert not listed["later"].summary.expires_soon(now)
-    assert not listed["ca"].summary.expires_soon(now)
+    assert not listed["ike"].summary.expires_soon(now)
 
 
 # --- through the CLI ------------------------------------------------------------------------
@@ -363,7 +384,7 @@ def test_cli_init_issue_list_json_holds_no_key_material(tmp_path, capsys):
     code, out, _ = _run(capsys, "--json", "pki", "list", "--dir", directory)
     assert code == 0
     kinds = sorted(c["kind"] for c in json.loads(out)["certificates"])
-    assert kinds == ["ca", "docker-client", "docker-server", "host"]
+    assert kinds == ["ca"] * 5 + ["docker-client", "docker-server", "ike"]
     assert "PRIVATE KEY" not in out
     for key in Path(directory).rglob("*key.pem"):
         body = key.read_text().splitlines()[1]
@@ -399,4 +420,4 @@ def test_cli_bad_host_or_ip_exits_2_and_writes_nothing(tmp_path, capsys):
 def test_cli_uses_ovsnet_pki_dir_from_the_environment(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("OVSNET_PKI_DIR", str(tmp_path / "envpki"))
     code, _, _ = _run(capsys, "pki", "init")
-    assert code == 0 and (tmp_path / "envpki" / pki.CA_CERT).exists()
+    assert code == 0 and _ike_ca(tmp_path / "envpki").exists()

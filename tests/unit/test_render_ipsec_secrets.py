@@ -114,7 +114,7 @@ def test_the_psk_is_only_in_a_0600_file_and_loaded_before_the_tunnels(
 
 def test_certificates_from_the_pki_with_each_peers_cn(capsys, tmp_path, inventory):
     base = tmp_path / "pki"
-    pki.ensure_ca(base)
+    pki.ensure_cas(base)
     for host in INVENTORY["hosts"]:
         pki.ensure_host_cert(base, host["name"])
     target = tmp_path / "edge-1.ign"

@@ -203,7 +203,7 @@ def test_ignition_and_cloud_init_checks_want_the_socket_for_tls_settings():
 @pytest.fixture(scope="module")
 def pki_dir(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("pki")
-    pki.ensure_ca(base)
+    pki.ensure_cas(base)
     for host in ("core-1", "core-2", "core-3"):
         pki.ensure_docker_certs(base, host, [f"198.51.100.{10 + int(host[-1])}"])
     return base
@@ -341,7 +341,7 @@ def test_cli_embeds_each_hosts_own_certificate_for_the_whole_fleet(capsys, tmp_p
         (["daemon-json", "--docker-tls", "--docker-tls-embed", "{server}", "-o", "{out}"],
          "daemon-json cannot carry Docker's certificates"),
         (["ignition", "--docker-tls", "--docker-tls-embed", "{client}", "-o", "{out}"],
-         "is not a TLS server certificate"),
+         "is a Docker API client certificate, not a Docker API server certificate"),
         (["ignition", "--docker-tls", "--docker-tls-embed", "{pki}", "-o", "{out}"],
          "lacks ca.pem, cert.pem, key.pem"),
         (["ignition", "--docker-tls-embed", "{server}", "-o", "{out}"], "needs --docker-tls"),
@@ -373,3 +373,32 @@ def test_a_fleet_host_without_its_certificate_is_named_and_nothing_is_written(
                        "--docker-tls-embed", str(pki_dir), "-o", str(out_dir))  # fmt: skip
     assert code == 2 and "no Docker server certificate for edge-9" in err
     assert not out_dir.exists()
+
+
+def _folder(tmp_path: Path, name: str, ca: Path, cert: Path, key: Path) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    for source, target in ((ca, "ca.pem"), (cert, "cert.pem"), (key, "key.pem")):
+        (folder / target).write_bytes(source.read_bytes())
+    (folder / "key.pem").chmod(0o600)
+    return folder
+
+
+def test_embedding_refuses_a_folder_that_would_trust_or_serve_another_purpose(
+    capsys, tmp_path, pki_dir
+):
+    # dockerd must trust only the docker-client CA and present a docker-server certificate.
+    server = pki.docker_dirs(pki_dir, "core-1")[0]
+    ike = pki.ensure_host_cert(pki_dir, "core-1")
+    ike_ca = pki.ca_cert_path(pki_dir, "ike")
+    cases = {
+        "trusts-ike": (_folder(tmp_path, "a", ike_ca, server / "cert.pem", server / "key.pem"),
+                       "not a Docker API client CA"),
+        "serves-ike": (_folder(tmp_path, "b", server / "ca.pem", ike.cert_path, ike.key_path),
+                       "not a Docker API server certificate"),
+    }  # fmt: skip
+    for folder, message in cases.values():
+        out = tmp_path / f"{folder.name}.ign"
+        code, _, err = run(capsys, "render", "ignition", "--prefix", "10.0.42", "--docker-tls",
+                           "--docker-tls-embed", str(folder), "-o", str(out))  # fmt: skip
+        assert code == 2 and message in err and not out.exists(), err

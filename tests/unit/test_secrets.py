@@ -51,16 +51,19 @@ def test_every_secret_reader_refuses_a_loose_file_with_the_same_message(tmp_path
     from ovsnet import pki
 
     ca = tmp_path / "pki"
-    pki.ensure_ca(ca)
+    pki.ensure_cas(ca)
     issued = pki.ensure_host_cert(ca, "node1")
     key = _loose(tmp_path, "key.pem", issued.key_path.read_bytes())
     readers = {
         "PSK file": lambda: read_psk_file(_loose(tmp_path, "psk", PSK.encode())),
         "private key": lambda: check_certificate_files(
-            str(issued.cert_path), key, str(ca / pki.CA_CERT)
+            str(issued.cert_path), key, str(pki.ca_cert_path(ca, "ike"))
         ),
         "etcd client key": lambda: EtcdConfig(
-            "https://127.0.0.1:2379", cert=str(issued.cert_path), key=key, ca=str(ca / pki.CA_CERT)
+            "https://127.0.0.1:2379",
+            cert=str(issued.cert_path),
+            key=key,
+            ca=str(pki.ca_cert_path(ca, "ike")),
         ).check(),
     }
     for what, read in readers.items():

@@ -400,7 +400,7 @@ def _issue_certificates(pki_dir, vms, ca_name: str) -> dict:
                         "--dir", str(directory)], check=True, capture_output=True)  # fmt: skip
         hosts = directory / "hosts"
         issued[vm.name] = (hosts / f"{vm.name}-cert.pem", hosts / f"{vm.name}-key.pem",
-                           directory / "ca-cert.pem")  # fmt: skip
+                           directory / "ca" / "ike" / "ca-cert.pem")  # fmt: skip
     return issued
 
 
