@@ -8,7 +8,7 @@ etcd-client CA, an etcd client the etcd-server CA. What a certificate says (prof
 pure and lives in `ovsnet.pki_profile` (re-exported here); this module keeps certificates, keys
 and CRLs on disk. Private keys are written 0600 from their first byte, atomically, and never
 printed or returned as text; every OS error of the key store becomes an ovsnet error with a
-one-line message. The trust model, rotation and revocation: docs/decisions/g-pki.md.
+one-line message. The trust model, rotation and revocation: docs/security.md ("Trust model").
 
 Layout of a PKI directory (default /var/lib/ovsnet/pki, env OVSNET_PKI_DIR): outside /etc/ovsnet,
 which the companion container mounts. The CA keys stay here, on the machine that issues

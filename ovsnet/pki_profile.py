@@ -2,7 +2,7 @@
 
 One self-signed CA per purpose; leaves carry only their purpose's extended key usage. The
 builders take and return `cryptography` objects and do no I/O; `ovsnet.pki` keeps them on disk.
-The trust model: docs/decisions/g-pki.md.
+The trust model: docs/security.md ("Trust model").
 """
 
 from __future__ import annotations
