@@ -174,7 +174,9 @@ def _open(path: Path, db: str) -> int | None:
 
 def _acquire(path: Path, db: str, deadline: float, wait: float) -> int | None:
     fd = _open(path, db)
-    while fd is not None:
+    if fd is None:
+        return None  # no OVS run directory: nothing to lock (see _open)
+    while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return fd

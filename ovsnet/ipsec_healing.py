@@ -123,11 +123,11 @@ def plan_repairs(
         if peer.healthy(policy):
             kept[peer.peer] = replace(record, down_since=None, streak=0)
             continue
-        if record.down_since is None:
-            record = replace(record, down_since=now)
+        down_since = now if record.down_since is None else record.down_since
+        record = replace(record, down_since=down_since)
         due = next_repair_at(record, policy)
         if may_repair and due is not None and now >= due:
-            reason = f"{peer.state} for {now - record.down_since:.0f} s"
+            reason = f"{peer.state} for {now - down_since:.0f} s"
             repairs.append(Repair(peer.peer, peer.port, reason))
             record = record_repair(record, reason, now)
         kept[peer.peer] = record
