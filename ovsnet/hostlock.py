@@ -16,6 +16,9 @@ Where the lock lives:
 
 The holder writes one line into the file (pid, what it does, since when); a process that gives
 up waiting names it in its error. No secret ever reaches the file: only the command's name.
+
+Place: docs/architecture.md, "Layers": below the services (the CLI edge, the companion
+and the agent hold it around every change).
 """
 
 from __future__ import annotations

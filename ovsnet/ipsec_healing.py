@@ -7,12 +7,15 @@ longer than the grace period is repaired, and a peer that stays down after repai
 again after a delay that doubles each time (first_backoff .. max_backoff). A peer seen
 established again starts afresh. Everything here works on wall-clock seconds passed in by the
 caller, so the same records work across processes (the state file under /run/ovsnet).
+
+Place: docs/architecture.md, "Layers": pure layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 DEFAULT_GRACE = 60.0
 DEFAULT_FIRST_BACKOFF = 60.0
@@ -56,12 +59,12 @@ class RepairRecord:
     last_repair: float | None = None
     last_reason: str | None = None
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     @classmethod
-    def from_json(cls, data: Mapping) -> RepairRecord:
-        def number(key):
+    def from_json(cls, data: Mapping[str, Any]) -> RepairRecord:
+        def number(key: str) -> float | None:
             value = data.get(key)
             return float(value) if isinstance(value, (int, float)) else None
 
@@ -92,7 +95,7 @@ def backoff_delay(streak: int, policy: HealPolicy) -> float:
     """Seconds to wait after the streak-th repair before the next one (doubling, capped)."""
     if streak <= 0:
         return 0.0
-    return min(policy.first_backoff * 2 ** min(streak - 1, 32), policy.max_backoff)
+    return min(policy.first_backoff * 2.0 ** min(streak - 1, 32), policy.max_backoff)
 
 
 def next_repair_at(record: RepairRecord, policy: HealPolicy) -> float | None:

@@ -3,6 +3,9 @@
 A scrape reads the host's state when it happens (one OVSDB read, the same read `ovsnet status`
 makes) through a custom collector, so there is no sampling loop and nothing goes stale: an idle
 server thread sleeps in accept(). `/healthz` gives the judgement of `ovsnet status --check`.
+
+Place: docs/architecture.md, "Layers": services layer (a scrape reads through the
+facades; the metric families are derived purely).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 One self-signed CA per purpose; leaves carry only their purpose's extended key usage. The
 builders take and return `cryptography` objects and do no I/O; `ovsnet.pki` keeps them on disk.
 The trust model: docs/decisions/g-pki.md.
+
+Place: docs/architecture.md, "Layers": pure layer.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 The judgements are pure (ovsnet.diagnosis); this module only observes: OVSDB and netlink via
 `ovsnet status`, iptables via ovsnet.firewall, the kernel via ovsnet.kernel, Docker via
 ovsnet.docker, the underlay via ICMP probes (ovsnet.probe). It changes nothing.
+
+Place: docs/architecture.md, "Packages and what they own": the services layer.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ established), lets the pure `ovsnet.ipsec_healing` decide, repairs through the s
 facade, and keeps the history in `ovsnet.repair_history` for `ovsnet status`. Only ovsnet's
 own tunnels (ports tagged with the peer key) are ever touched, and only behind the plaintext
 guard: while a peer is re-negotiated its tunnel carries nothing instead of leaving in clear.
+
+Place: docs/architecture.md, "Packages and what they own": the services layer.
 """
 
 from __future__ import annotations
