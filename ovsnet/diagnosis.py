@@ -2,12 +2,15 @@
 
 Pure: the facts are gathered by ovsnet.services.doctor through the facades, so every judgement
 here is a plain function a unit test can feed.
+
+Place: docs/architecture.md, "Layers": pure layer (judgements for `ovsnet doctor`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -28,10 +31,10 @@ class DoctorReport:
     def failed(self) -> list[Check]:
         return [c for c in self.checks if c.result == FAIL]
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"ok": not self.failed, "checks": [asdict(c) for c in self.checks]}
 
-    def render(self, console) -> None:
+    def render(self, console: Any) -> None:  # a rich Console, as ChangeReport.render
         from rich.markup import escape
         from rich.table import Table
 
@@ -120,7 +123,9 @@ def judge_docker(mismatches: list[str] | None, hint: str, unreachable: str | Non
 # -- plaintext guard, IKE, BFD -------------------------------------------------------------------
 
 
-def judge_guard(ipsec_peers: int, wanted: bool, guard: dict | None, error: str | None) -> Check:
+def judge_guard(
+    ipsec_peers: int, wanted: bool, guard: dict[str, Any] | None, error: str | None
+) -> Check:
     name = "plaintext guard"
     if not ipsec_peers:
         return Check(name, OK, "no IPsec peers: nothing to guard")
@@ -137,7 +142,7 @@ def judge_guard(ipsec_peers: int, wanted: bool, guard: dict | None, error: str |
                  f"{guard['dropped_packets']} packets dropped")  # fmt: skip
 
 
-def judge_ike(peer: dict) -> Check:
+def judge_ike(peer: dict[str, Any]) -> Check:
     state = peer.get("ipsec_state", "unknown")
     name = f"IKE {peer['remote_ip']}"
     if state == "established":
@@ -147,7 +152,7 @@ def judge_ike(peer: dict) -> Check:
                  "`ovsnet ipsec repair` restarts IKE on a clean kernel state")  # fmt: skip
 
 
-def judge_bfd(peer: dict) -> Check:
+def judge_bfd(peer: dict[str, Any]) -> Check:
     name = f"BFD {peer['remote_ip']}"
     state, bfd = peer["state"], peer.get("bfd_state")
     if state == "up":

@@ -7,6 +7,8 @@ of the same command must heal the host (tests/lab/test_kill_anywhere.py runs eve
 
 Costs one dictionary lookup when the variable is unset. CHECKPOINTS lists every point, so the
 test can tell a checkpoint that no longer exists from one it forgot.
+
+Place: docs/architecture.md, "Layers": shared by services and facades (a test hook).
 """
 
 from __future__ import annotations

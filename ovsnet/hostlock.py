@@ -16,6 +16,9 @@ Where the lock lives:
 
 The holder writes one line into the file (pid, what it does, since when); a process that gives
 up waiting names it in its error. No secret ever reaches the file: only the command's name.
+
+Place: docs/architecture.md, "Layers": below the services (the CLI edge, the companion
+and the agent hold it around every change).
 """
 
 from __future__ import annotations
@@ -174,7 +177,9 @@ def _open(path: Path, db: str) -> int | None:
 
 def _acquire(path: Path, db: str, deadline: float, wait: float) -> int | None:
     fd = _open(path, db)
-    while fd is not None:
+    if fd is None:
+        return None  # no OVS run directory: nothing to lock (see _open)
+    while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return fd

@@ -435,9 +435,10 @@ def other_config_after_removal(host: ObservedHost, removed_ports: Iterable[str])
     return {SKB_MARK_KEY: None}
 
 
-def settings_after_reset(remaining: ObservedHost) -> dict[str, None]:
+def settings_after_reset(remaining: ObservedHost) -> dict[str, str | None]:
     """The IPsec settings `reset` removes, given the tunnels left on other bridges: ovsnet's own
-    keys always, the certificate paths and ipsec_skb_mark once no tunnel left needs them."""
+    keys always, the certificate paths and ipsec_skb_mark once no tunnel left needs them.
+    Each maps to None (remove), the shape of `Changes.other_config`."""
     by_method = remaining.ports_by_method()
     doomed = [PSK_FILE_KEY, LEGACY_PSK_KEY]
     if not by_method.get(METHOD_CERT):

@@ -7,12 +7,15 @@ longer than the grace period is repaired, and a peer that stays down after repai
 again after a delay that doubles each time (first_backoff .. max_backoff). A peer seen
 established again starts afresh. Everything here works on wall-clock seconds passed in by the
 caller, so the same records work across processes (the state file under /run/ovsnet).
+
+Place: docs/architecture.md, "Layers": pure layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 DEFAULT_GRACE = 60.0
 DEFAULT_FIRST_BACKOFF = 60.0
@@ -56,12 +59,12 @@ class RepairRecord:
     last_repair: float | None = None
     last_reason: str | None = None
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     @classmethod
-    def from_json(cls, data: Mapping) -> RepairRecord:
-        def number(key):
+    def from_json(cls, data: Mapping[str, Any]) -> RepairRecord:
+        def number(key: str) -> float | None:
             value = data.get(key)
             return float(value) if isinstance(value, (int, float)) else None
 
@@ -92,7 +95,7 @@ def backoff_delay(streak: int, policy: HealPolicy) -> float:
     """Seconds to wait after the streak-th repair before the next one (doubling, capped)."""
     if streak <= 0:
         return 0.0
-    return min(policy.first_backoff * 2 ** min(streak - 1, 32), policy.max_backoff)
+    return min(policy.first_backoff * 2.0 ** min(streak - 1, 32), policy.max_backoff)
 
 
 def next_repair_at(record: RepairRecord, policy: HealPolicy) -> float | None:
@@ -123,11 +126,11 @@ def plan_repairs(
         if peer.healthy(policy):
             kept[peer.peer] = replace(record, down_since=None, streak=0)
             continue
-        if record.down_since is None:
-            record = replace(record, down_since=now)
+        down_since = now if record.down_since is None else record.down_since
+        record = replace(record, down_since=down_since)
         due = next_repair_at(record, policy)
         if may_repair and due is not None and now >= due:
-            reason = f"{peer.state} for {now - record.down_since:.0f} s"
+            reason = f"{peer.state} for {now - down_since:.0f} s"
             repairs.append(Repair(peer.peer, peer.port, reason))
             record = record_repair(record, reason, now)
         kept[peer.peer] = record

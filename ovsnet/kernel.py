@@ -1,6 +1,8 @@
 """Read-only facts from the running kernel: loaded modules, sysctls, clock sync state.
 
 The one module that reads /proc and /sys for `ovsnet doctor`; no writes.
+
+Place: docs/architecture.md, "Layers": facade layer (/proc and /sys).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ caller gives one, else the message), message, and the event's fields. Callers pa
 fields with `extra={"event": ..., "fields": {...}}`; nothing here knows about secrets, so
 callers never put one in a message or a field (the agent's events carry names, addresses and
 counts only).
+
+Place: docs/architecture.md, "Layers": CLI edge (logging of the long-running commands).
 """
 
 from __future__ import annotations

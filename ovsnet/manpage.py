@@ -1,9 +1,13 @@
 """A man page (roff) for the whole command tree, generated from click's commands and options.
 
 Pure: takes the root click command and returns text, so the page never drifts from `--help`.
+
+Place: docs/architecture.md, "Layers": CLI edge (pure: click commands in, roff out).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import click
 
@@ -38,7 +42,7 @@ def manpage(root: click.Command, name: str, version: str, date: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def walk(command: click.Command, path: str):
+def walk(command: click.Command, path: str) -> Iterator[tuple[str, click.Command]]:
     """(path, command) for `command` and every visible subcommand below it, sorted by name."""
     yield path, command
     if isinstance(command, click.Group):

@@ -3,6 +3,9 @@
 A scrape reads the host's state when it happens (one OVSDB read, the same read `ovsnet status`
 makes) through a custom collector, so there is no sampling loop and nothing goes stale: an idle
 server thread sleeps in accept(). `/healthz` gives the judgement of `ovsnet status --check`.
+
+Place: docs/architecture.md, "Layers": services layer (a scrape reads through the
+facades; the metric families are derived purely).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry
@@ -20,6 +24,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from ovsnet.errors import InvalidInput, OvsnetError
+
+if TYPE_CHECKING:  # the services (OVSDB, netlink) load only when a scrape reads the host
+    from ovsnet.services.status import HostStatus
 
 log = logging.getLogger("ovsnet.metrics")
 
@@ -45,7 +52,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 class HostReading:
     """One read of the host: its status, or why it could not be read."""
 
-    status: object | None = None  # ovsnet.services.status.HostStatus
+    status: HostStatus | None = None
     error: str | None = None
     seconds: float = 0.0
     names: dict[str, str] = field(default_factory=dict)  # remote_ip -> host name, if known
@@ -271,18 +278,19 @@ class MetricsServer:
         self.address = parse_listen(listen)
         self.registry = registry
         self.health = health
-        self._server = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
+        assert self._server is not None, "the port is known once start() has bound it"
         return self._server.server_port
 
     def start(self) -> MetricsServer:
         host, port = self.address
         server_class = _Server6 if ":" in host else _Server
         try:
-            self._server = make_server(
+            server = make_server(
                 host, port, self._app, server_class=server_class, handler_class=_QuietHandler
             )
         except OSError as exc:
@@ -290,8 +298,9 @@ class MetricsServer:
                 f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}",
                 "pick a free port on an address of this host",
             ) from None
+        self._server = server
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="ovsnet-metrics", daemon=True
+            target=server.serve_forever, name="ovsnet-metrics", daemon=True
         )
         self._thread.start()
         log.info("serving metrics on http://%s:%d/metrics", host, self.port)

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+from typing import IO
 
 from ovsnet import plaintext_guard
 from ovsnet.errors import NotReady, OperationFailed
@@ -73,6 +74,8 @@ def _run(argv: list[str], what: str, script: str | None = None) -> subprocess.Co
         raise NotReady(f"cannot {what}: {argv[0]} cannot be executed", _INSTALL_HINT) from None
     except PermissionError:
         raise NotReady(f"cannot {what}: no permission to run {argv[0]}", "run as root") from None
+
+
 class Monitor:
     """`nft monitor`: readable whenever this network namespace's ruleset changes.
 
@@ -87,11 +90,13 @@ class Monitor:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
-        os.set_blocking(self._process.stdout.fileno(), False)
+        assert self._process.stdout is not None, "stdout=PIPE gives the process a pipe"
+        self._stdout: IO[bytes] = self._process.stdout
+        os.set_blocking(self._stdout.fileno(), False)
         self._partial = b""
 
     def fileno(self) -> int:
-        return self._process.stdout.fileno()
+        return self._stdout.fileno()
 
     def changed(self) -> bool | None:
         """Whether ovsnet's table was touched since the last call; None once nft has exited."""
@@ -114,7 +119,7 @@ class Monitor:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-        self._process.stdout.close()
+        self._stdout.close()
 
     def __enter__(self) -> Monitor:
         return self

@@ -8,6 +8,8 @@ and answering at all is the proof that they run.
 The control sockets sit in the OVS run directory, which for a `unix:` OVSDB target is the
 socket's directory (Debian: /var/run/openvswitch; the companion; each lab host). For a `tcp:`
 or `ssl:` target the daemons may be on another machine: nothing is asked.
+
+Place: docs/architecture.md, "Layers": facade layer (the OVS daemons' control sockets).
 """
 
 from __future__ import annotations

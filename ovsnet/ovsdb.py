@@ -239,7 +239,8 @@ class OvsDb:
             reason = exc.strerror or _describe(exc)
             raise NotReady(f"cannot reach OVSDB at {self.db} ({reason})", hint) from None
         result = reply.get("result")
-        if reply.get("error") or any("error" in r for r in result or ()):
+        # A reply has a result or an error (JSON-RPC); one with neither is refused too.
+        if reply.get("error") or not isinstance(result, list) or any("error" in r for r in result):
             raise OperationFailed(f"OVSDB refused to read: {reply.get('error') or result}")
         return [r["rows"] for r in result]
 
@@ -425,7 +426,7 @@ def _open_stream(db: str, timeout: float) -> socket.socket:
     kind, _, address = db.partition(":")
     if kind == "unix":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        target: object = address
+        target: str | tuple[str, int] = address
     elif kind == "tcp":
         host, _, port = address.rpartition(":")
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)

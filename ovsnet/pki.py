@@ -21,6 +21,9 @@ certificates; `pki export` copies what one host needs (never a CA key):
     etcd/server/NAME/{ca.pem,cert.pem,key.pem}     etcd --trusted-ca-file/--cert-file/--key-file
     etcd/client/NAME/{ca.pem,cert.pem,key.pem}     ovsnet --etcd-ca/--etcd-cert/--etcd-key
 In each folder ca.pem is the CA its holder must trust: the other side's purpose CA.
+
+Place: docs/architecture.md, "Layers": facade layer (the key store on disk); the X.509
+profile is pure, in `ovsnet.pki_profile`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 One self-signed CA per purpose; leaves carry only their purpose's extended key usage. The
 builders take and return `cryptography` objects and do no I/O; `ovsnet.pki` keeps them on disk.
 The trust model: docs/security.md ("Trust model").
+
+Place: docs/architecture.md, "Layers": pure layer.
 """
 
 from __future__ import annotations
@@ -142,6 +144,20 @@ def _hash_for(key):
     return hashes.SHA256()  # ECDSA P-256 and RSA keys only (generate_key)
 
 
+def _authority_key_id(ca_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    """The extension naming the CA's key. ovsnet's CAs have RSA or ECDSA keys (generate_key),
+    the only kinds _hash_for signs with."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    key = ca_cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise InvalidInput(
+            f"the CA's key is a {type(key).__name__}: ovsnet's CAs have RSA or ECDSA keys"
+        )
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(key)
+
+
 def _eku(oids: Sequence[str]):
     from cryptography import x509
     from cryptography.x509.oid import ObjectIdentifier
@@ -215,7 +231,7 @@ def build_leaf(
 
     spec = check_purpose_name(purpose)
     now = now or utcnow()
-    names = [x509.DNSName(n) for n in dict.fromkeys(dns_names)]
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dict.fromkeys(dns_names)]
     names += [x509.IPAddress(ip) for ip in dict.fromkeys(ips)]
     # TLS with an RSA key exchange needs keyEncipherment; TLS 1.3 and ECDHE suites do not.
     encipher = isinstance(public_key, rsa_mod.RSAPublicKey) and purpose != "ike"
@@ -231,10 +247,7 @@ def build_leaf(
         .add_extension(_key_usage(key_encipherment=encipher), critical=True)
         .add_extension(_eku(spec.ekus), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),
-            critical=False,
-        )
+        .add_extension(_authority_key_id(ca_cert), critical=False)
     )
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
@@ -259,10 +272,7 @@ def build_crl(
         .last_update(now - dt.timedelta(minutes=5))
         .next_update(now + dt.timedelta(days=days))
         .add_extension(x509.CRLNumber(number), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),
-            critical=False,
-        )
+        .add_extension(_authority_key_id(ca_cert), critical=False)
     )
     for serial, when in revoked:
         builder = builder.add_revoked_certificate(

@@ -3,6 +3,8 @@
 A raw ICMP socket (root) with IP_MTU_DISCOVER=IP_PMTUDISC_DO: the kernel sets DF and refuses
 (EMSGSIZE) a packet larger than the route's known path MTU. One socket probes every peer at
 once, so a host with many peers waits one timeout, not one per peer.
+
+Place: docs/architecture.md, "Layers": facade layer (a raw ICMP socket).
 """
 
 from __future__ import annotations

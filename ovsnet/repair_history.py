@@ -4,6 +4,8 @@ A file under /run/ovsnet (tmpfs: it starts empty at boot, as the kernel's SAs do
 OVSDB external_ids: the healer writes it on every tick, and an OVSDB write would wake
 ovs-vswitchd and ovs-monitor-ipsec each time. Written atomically (temporary file + rename), so
 a reader never sees half a document. Holds addresses, port names and times, never a secret.
+
+Place: docs/architecture.md, "Layers": facade layer (one JSON file under /run/ovsnet).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ A secret file must be a regular file owned by root or by the user running ovsnet
 permission bits for its group or for others (0600 or 0400). Anything else is refused before
 the secret is used, with the same one-line message and exit 2: a key others could read may
 already be in their hands, and one others can write may be theirs.
+
+Place: docs/architecture.md, "Layers": shared by facades and services (reading secret
+files).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Waiting in the foreground until SIGTERM or SIGINT, for commands that serve until stopped."""
+"""Waiting in the foreground until SIGTERM or SIGINT, for commands that serve until stopped.
+
+Place: docs/architecture.md, "Layers": CLI edge.
+"""
 
 from __future__ import annotations
 

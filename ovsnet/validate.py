@@ -3,6 +3,8 @@
 Every check raises InvalidInput (exit 2) with a one-line message naming what was wrong, so
 the CLI refuses before it touches anything and the agent can turn the same message into the
 reason a record was skipped.
+
+Place: docs/architecture.md, "Layers": pure layer.
 """
 
 from __future__ import annotations

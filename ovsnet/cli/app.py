@@ -152,6 +152,9 @@ def app_for(argv: Sequence[str]) -> typer.Typer:
     return build_app([COMMAND_MODULES[args[0]]])
 
 
+app: typer.Typer  # `from ovsnet.cli.app import app`: set by __getattr__ below on first use
+
+
 def __getattr__(name: str):
     # `from ovsnet.cli.app import app`: the full app, built on first use.
     if name == "app":

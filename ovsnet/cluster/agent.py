@@ -383,19 +383,24 @@ class Agent:
         keys = self.config.keys
         name = keys.name_of(key) if key.startswith(keys.hosts) else None
         if value is None:
-            self.records.pop(name, None)
+            self._forget(name)
             self.bad.pop(key, None)
             return
         try:
             record = parse_host_entry(keys, key, value)
         except BadRecord as exc:
-            self.records.pop(name, None)
+            self._forget(name)
             self._bad_record(key, str(exc))
             return
         if self.bad.pop(key, None) is not None:
             self._event("bad-record-fixed", key=printable(key), bad_records=len(self.bad))
-        self.records[name] = record
+        self.records[record.name] = record  # parse_host_entry checked it is the key's name
         telemetry.record_seen(str(record.underlay_ip))
+
+    def _forget(self, name: str | None) -> None:
+        """Drop host `name`'s record; None (the key names no host): no record was kept."""
+        if name is not None:
+            self.records.pop(name, None)
 
     def _bad_record(self, key: str, reason: str) -> None:
         """Leave the value out; log it once per key and reason, not on every read."""

@@ -57,7 +57,10 @@ def desired_peers(
 
 
 def _unusable(
-    record: HostRecord, own_ip: IPv4Address, local: Set[IPv4Address], supernet
+    record: HostRecord,
+    own_ip: IPv4Address,
+    local: Set[IPv4Address],
+    supernet: IPv4Network | None,
 ) -> str | None:
     if record.underlay_ip == own_ip:
         return f"has this host's underlay address {own_ip}"

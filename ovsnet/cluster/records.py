@@ -8,15 +8,19 @@ PSKs and private keys never leave the host.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any
+from typing import Any, TypeVar
 
 from ovsnet.cluster.keys import ClusterKeys, check_name
 from ovsnet.errors import InvalidInput
 from ovsnet.tunnels import TUNNEL_TYPES
 from ovsnet.validate import check_underlay_address, control_character, special_space
+
+T = TypeVar("T")
+D = TypeVar("D")
 
 RECORD_VERSION = 1
 IPSEC_METHODS = (None, "psk", "cert")
@@ -72,14 +76,14 @@ class HostRecord:
         if not isinstance(ipsec, dict):
             raise BadRecord("ipsec is not an object")
         return cls(
-            name=_field(doc, "name", _host_name),
-            underlay_ip=_field(doc, "underlay_ip", _underlay_ip),
-            subnet=_field(doc, "subnet", _subnet),
-            tunnel_type=_field(doc, "tunnel_type", _one_of(TUNNEL_TYPES), "gre"),
-            ipsec_method=_field(ipsec, "method", _one_of(IPSEC_METHODS), None, "ipsec.method"),
-            ipsec_cn=_field(ipsec, "cn", _text, None, "ipsec.cn"),
-            ipsec_fingerprint=_field(ipsec, "fingerprint", _text, None, "ipsec.fingerprint"),
-            started_at=_field(doc, "started_at", _timestamp, None),
+            name=_required(doc, "name", _host_name),
+            underlay_ip=_required(doc, "underlay_ip", _underlay_ip),
+            subnet=_required(doc, "subnet", _subnet),
+            tunnel_type=_optional(doc, "tunnel_type", _one_of(TUNNEL_TYPES), "gre"),
+            ipsec_method=_optional(ipsec, "method", _one_of(IPSEC_METHODS), None, "ipsec.method"),
+            ipsec_cn=_optional(ipsec, "cn", _text, None, "ipsec.cn"),
+            ipsec_fingerprint=_optional(ipsec, "fingerprint", _text, None, "ipsec.fingerprint"),
+            started_at=_optional(doc, "started_at", _timestamp, None),
         )
 
 
@@ -101,31 +105,49 @@ MAX_RECORD_BYTES = 16 * 1024  # a real record is ~300 bytes
 MAX_TEXT = 255
 
 
-def _field(doc: dict, key: str, parse, default=..., label: str | None = None):
-    if key not in doc or (doc[key] is None and default is not ...):
-        if default is ...:
-            raise BadRecord(f"no {label or key}")
+def _required(
+    doc: dict[str, Any], key: str, parse: Callable[[object], T], label: str | None = None
+) -> T:
+    """doc[key] parsed; a missing key is a BadRecord (a null one fails to parse)."""
+    if key not in doc:
+        raise BadRecord(f"no {label or key}")
+    return _parsed(doc, key, parse, label)
+
+
+def _optional(
+    doc: dict[str, Any],
+    key: str,
+    parse: Callable[[object], T],
+    default: D,
+    label: str | None = None,
+) -> T | D:
+    """doc[key] parsed; `default` if the key is missing or null."""
+    if doc.get(key) is None:
         return default
+    return _parsed(doc, key, parse, label)
+
+
+def _parsed(doc: dict[str, Any], key: str, parse: Callable[[object], T], label: str | None) -> T:
     try:
         return parse(doc[key])
     except (ValueError, TypeError) as exc:
         raise BadRecord(f"{label or key} {_short(doc[key])}: {_reason(exc)}") from None
 
 
-def _string(value) -> str:
+def _string(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"is a {_json_type(value)}, not a string")
     return value
 
 
-def _host_name(value) -> str:
+def _host_name(value: object) -> str:
     try:
         return check_name(_string(value))
     except InvalidInput as exc:
         raise ValueError(exc.hint) from None
 
 
-def _underlay_ip(value) -> IPv4Address:
+def _underlay_ip(value: object) -> IPv4Address:
     address = IPv4Address(_string(value))
     try:
         return check_underlay_address(address, "underlay_ip")
@@ -133,7 +155,7 @@ def _underlay_ip(value) -> IPv4Address:
         raise ValueError(f"is in {special_space(address)} space") from None
 
 
-def _subnet(value) -> IPv4Network:
+def _subnet(value: object) -> IPv4Network:
     subnet = IPv4Network(_string(value))
     kind = special_space(subnet.network_address) or special_space(subnet.broadcast_address)
     if kind:
@@ -141,7 +163,7 @@ def _subnet(value) -> IPv4Network:
     return subnet
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     text = _string(value)
     if len(text) > MAX_TEXT:
         raise ValueError(f"is longer than {MAX_TEXT} characters")
@@ -150,28 +172,32 @@ def _text(value) -> str:
     return text
 
 
-def _timestamp(value) -> str:
-    datetime.fromisoformat(_text(value))
-    return value
+def _timestamp(value: object) -> str:
+    text = _text(value)
+    datetime.fromisoformat(text)
+    return text
 
 
-def _one_of(allowed):
-    def parse(value):
-        if value not in allowed or (value is not None and not isinstance(value, str)):
-            shown = ", ".join(str(a) for a in allowed if a is not None)
-            raise ValueError(f"is not one of {shown}")
-        return value
+def _one_of(allowed: tuple[T, ...]) -> Callable[[object], T]:
+    """A parser accepting exactly the strings (or None) in `allowed`."""
+
+    def parse(value: object) -> T:
+        for option in allowed:
+            if value == option and (value is None or isinstance(value, str)):
+                return option
+        shown = ", ".join(str(a) for a in allowed if a is not None)
+        raise ValueError(f"is not one of {shown}")
 
     return parse
 
 
-def _json_type(value) -> str:
+def _json_type(value: object) -> str:
     return {dict: "object", list: "array", bool: "boolean", int: "number", float: "number"}.get(
         type(value), type(value).__name__
     )
 
 
-def _short(value) -> str:
+def _short(value: object) -> str:
     """A value for a one-line message: JSON, without control characters, at most 40 chars."""
     try:
         text = json.dumps(value, ensure_ascii=True)
@@ -191,7 +217,7 @@ def claim_value(host: str) -> str:
 
 
 def claim_holder(raw: bytes | str) -> str:
-    return _field(_load_object(raw), "host", _host_name)
+    return _required(_load_object(raw), "host", _host_name)
 
 
 def memory_value(subnet: IPv4Network) -> str:
@@ -199,7 +225,7 @@ def memory_value(subnet: IPv4Network) -> str:
 
 
 def memory_subnet(raw: bytes | str) -> IPv4Network:
-    return _field(_load_object(raw), "subnet", _subnet)
+    return _required(_load_object(raw), "subnet", _subnet)
 
 
 def _load_object(raw: bytes | str) -> dict[str, Any]:

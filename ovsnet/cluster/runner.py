@@ -198,7 +198,8 @@ def run_agent(options: AgentOptions) -> None:
         from ovsnet.services.ipsec_heal import BackgroundHealer
 
         healer = BackgroundHealer(options.db)  # repairs IPsec peers left not established
-    server = _serve_metrics(options, agent) if options.metrics_listen else None
+    listen = options.metrics_listen
+    server = _serve_metrics(listen, options, agent) if listen else None
     try:
         runner = threading.Thread(target=_run_catching, args=(agent,), name="ovsnet-agent")
         runner.start()
@@ -215,8 +216,9 @@ def run_agent(options: AgentOptions) -> None:
         dataplane.close()
 
 
-def _serve_metrics(options: AgentOptions, agent):
-    """The host's series (when the agent runs the data plane) plus the agent's own."""
+def _serve_metrics(listen: str, options: AgentOptions, agent):
+    """The host's series (when the agent runs the data plane) plus the agent's own, on
+    `listen` (host:port)."""
     from ovsnet import metrics
     from ovsnet.cluster.telemetry import AgentCollector
 
@@ -228,9 +230,9 @@ def _serve_metrics(options: AgentOptions, agent):
 
     collector = AgentCollector(agent)
     if not options.dataplane:
-        return metrics.serve(options.metrics_listen, [collector], problems)
+        return metrics.serve(listen, [collector], problems)
     return metrics.serve_host(
-        options.metrics_listen, options.db, options.bridge, collector, names=names, health=problems
+        listen, options.db, options.bridge, collector, names=names, health=problems
     )
 
 

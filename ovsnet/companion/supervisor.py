@@ -15,6 +15,7 @@ import selectors
 import signal
 import socket
 import time
+from typing import TYPE_CHECKING
 
 from ovsnet import arp
 from ovsnet.companion import daemons
@@ -29,6 +30,12 @@ from ovsnet.companion.config import (
 )
 from ovsnet.companion.daemons import OvsPaths, Watched
 from ovsnet.errors import InvalidInput, OperationFailed, OvsnetError
+
+if TYPE_CHECKING:  # loaded when first used: the companion starts OVS before it needs them
+    from ovsnet.netlink import Netlink
+    from ovsnet.ovsdb import OvsDb
+    from ovsnet.services.guard_watch import GuardWatcher
+    from ovsnet.services.ipsec_heal import Healer
 
 log = logging.getLogger("ovsnet.companion")
 
@@ -59,10 +66,10 @@ class Supervisor:
         self.ipsec_on = False
         self.stopping = False
         self._heal_started = 0.0
-        self._db = None
-        self._net = None
-        self._healer = None  # IPsec peers left not established (ovsnet.services.ipsec_heal)
-        self._guard_watcher = None
+        self._db: OvsDb | None = None
+        self._net: Netlink | None = None
+        self._healer: Healer | None = None  # IPsec peers left not established
+        self._guard_watcher: GuardWatcher | None = None
         self._selector = selectors.DefaultSelector()
 
     # -- entry point ----------------------------------------------------------------------------
@@ -111,8 +118,10 @@ class Supervisor:
                 elif key.data == "netlink":
                     self._on_links(watcher.changed_links())
                 elif key.data == "nft":
-                    if self._guard_watcher.on_event():
-                        self._guard_watcher.heal()
+                    guard = self._guard_watcher
+                    assert guard is not None, "only the guard watcher registers nft events"
+                    if guard.on_event():
+                        guard.heal()
                 else:
                     self._on_exit(key.data)
             if self.stopping:
@@ -281,7 +290,7 @@ class Supervisor:
         log.warning("not healed yet (retrying in %.1f s): %s", delay, exc.one_line())
         self._schedule_heal(time.monotonic() + delay)
 
-    def _connections(self):
+    def _connections(self) -> tuple[OvsDb, Netlink]:
         """OVSDB and netlink stay connected between heals: a heal is then a few local reads."""
         from ovsnet.netlink import Netlink
         from ovsnet.ovsdb import OvsDb

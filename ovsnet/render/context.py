@@ -94,6 +94,10 @@ class IpsecSecret:
         """The files to write on the host: key and PSK readable by root only."""
         if self.psk is not None:
             return [EmbeddedFile(IPSEC_PSK_PATH, 0o600, self.psk + "\n")]
+        # read_ipsec_pki, the only other maker, fills all three from the PKI directory
+        assert self.ca is not None and self.cert is not None and self.key is not None, (
+            "an IPsec secret without a PSK carries a certificate, its key and the CA"
+        )
         return [
             EmbeddedFile(IPSEC_CA_PATH, 0o644, self.ca),
             EmbeddedFile(IPSEC_CERT_PATH, 0o644, self.cert),
@@ -241,11 +245,12 @@ class HostConfig:
         """The ovsnet commands the init unit runs, in order: the secret before the tunnels, so
         ovs-monitor-ipsec never loads a connection without its key."""
         secret = self.ipsec_secret
+        one_call = self.peer_args()  # every peer in one `peer add`: None without peers
         if secret is None:
-            peers = self.peer_args()
-            return [self.init_args(), *([peers] if peers else [])]
-        if secret.psk is not None or not self.peers:
-            peers = [self.peer_args()] if self.peers else []
+            return [self.init_args(), *([one_call] if one_call else [])]
+        peers: list[list[str]]
+        if secret.psk is not None or one_call is None:
+            peers = [one_call] if one_call else []
         else:  # certificates: each tunnel names the CN its peer's certificate must carry
             names = dict(secret.peer_names)
             peers = [

@@ -196,12 +196,14 @@ def read_ipsec_pki(directory: Path, config: HostConfig, inventory) -> IpsecSecre
     from ovsnet import pki
     from ovsnet.services.ipsec import check_certificate_files
 
-    cert, key = pki.host_paths(directory, config.name)
+    name = config.name
+    assert name is not None, "--ipsec-pki-embed needs --inventory, whose hosts all have names"
+    cert, key = pki.host_paths(directory, name)
     ca = pki.ca_cert_path(directory, "ike")  # the IKE CA only: the host trusts nothing else
     if not cert.is_file():
         raise InvalidInput(
-            f"no IPsec certificate for {config.name} in {directory}",
-            f"run `ovsnet pki issue {config.name} --key-type rsa --dir {directory}`",
+            f"no IPsec certificate for {name} in {directory}",
+            f"run `ovsnet pki issue {name} --key-type rsa --dir {directory}`",
         )
     check_certificate_files(str(cert), str(key), str(ca))
     names = tuple((str(host.ip), host.name) for host in inventory.hosts)

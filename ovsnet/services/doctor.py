@@ -3,6 +3,8 @@
 The judgements are pure (ovsnet.diagnosis); this module only observes: OVSDB and netlink via
 `ovsnet status`, iptables via ovsnet.firewall, the kernel via ovsnet.kernel, Docker via
 ovsnet.docker, the underlay via ICMP probes (ovsnet.probe). It changes nothing.
+
+Place: docs/architecture.md, "Packages and what they own": the services layer.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class DoctorRequest:
 
 def run_doctor(db: OvsDb, net: Netlink, request: DoctorRequest) -> DoctorReport:
     from ovsnet.plaintext_guard import desired_guard
-    from ovsnet.services.ipsec import observe_host
+    from ovsnet.services.observed import observe_host
 
     status = host_status(db, net, request.bridge)
     host = observe_host(db)
@@ -56,7 +58,7 @@ def run_doctor(db: OvsDb, net: Netlink, request: DoctorRequest) -> DoctorReport:
     checks += [diagnosis.judge_ike(p) for p in ipsec_peers]
     checks += [diagnosis.judge_bfd(p) for p in status.peers]
     if status.mtu and status.peers:
-        checks += _mtu_checks(status, request.probe_timeout)
+        checks += _mtu_checks(status, status.mtu, request.probe_timeout)
     checks += _clock_checks(host.other_config.get("certificate"))
     return report
 
@@ -86,6 +88,11 @@ def _docker_check(status: HostStatus, request: DoctorRequest) -> Check:
     from ovsnet.addressing import host_addressing
     from ovsnet.plan import docker_mismatches, docker_options_hint
 
+    if not (status.subnet and status.supernet and status.mtu):
+        # A bridge ovsnet did not set up (or a half-done init): nothing to compare Docker with.
+        return Check("docker options", diagnosis.WARN,
+                     f"{status.bridge} has no ovsnet subnet, supernet or MTU to compare Docker's "
+                     "options with", "run `ovsnet init`")  # fmt: skip
     addressing = host_addressing(subnet=status.subnet, supernet=status.supernet)
     try:
         target = docker.resolve_target(request.docker_host, request.docker_tls)
@@ -99,19 +106,19 @@ def _docker_check(status: HostStatus, request: DoctorRequest) -> Check:
     return diagnosis.judge_docker(wrong, docker_options_hint(addressing, status.mtu), None)
 
 
-def _mtu_checks(status: HostStatus, timeout: float) -> list[Check]:
+def _mtu_checks(status: HostStatus, mtu: int, timeout: float) -> list[Check]:
     """One DF probe per peer at the size its tunnel puts on the underlay for a full overlay
-    frame: overlay MTU + the tunnel's overhead (type, IPsec)."""
+    frame: overlay MTU (`mtu`, the bridge's) + the tunnel's overhead (type, IPsec)."""
     by_size: dict[int, list[str]] = {}
     for peer in status.peers:
         overhead = REFERENCE_UNDERLAY - overlay_mtu(REFERENCE_UNDERLAY, peer["type"], peer["ipsec"])
-        by_size.setdefault(status.mtu + overhead, []).append(peer["remote_ip"])
+        by_size.setdefault(mtu + overhead, []).append(peer["remote_ip"])
     checks = []
     for size, peers in sorted(by_size.items()):
         for remote, seen in probe.probe_df(peers, size, timeout=timeout).items():
             measured = diagnosis.MtuProbe(remote, size, seen.small_reply, seen.big_reply,
                                           seen.local_error)  # fmt: skip
-            checks.append(diagnosis.judge_mtu(measured, status.mtu))
+            checks.append(diagnosis.judge_mtu(measured, mtu))
     order = {p["remote_ip"]: i for i, p in enumerate(status.peers)}
     return sorted(checks, key=lambda c: order[c.check.split()[-1]])
 

@@ -3,6 +3,8 @@
 Order matters: the guard is widened before an IPsec tunnel is created, so vswitchd's first
 BFD packet to a new peer already meets it, and narrowed only after a tunnel is gone. If the
 OVSDB change fails, the guard is recomputed from OVSDB (the change may have committed).
+
+Place: docs/architecture.md, "Packages and what they own": the services layer.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ ovsnet's guard included, and nothing else would put it back before the next `ini
 watcher sleeps on `nft monitor` and re-installs the guard OVSDB asks for as soon as its table
 is touched, plus a re-check every RECHECK seconds (a monitor that missed its start, OVSDB
 changed by hand). It never narrows the guard: only commands that commit a removal do.
+
+Place: docs/architecture.md, "Packages and what they own": the services layer.
 """
 
 from __future__ import annotations

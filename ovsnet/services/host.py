@@ -1,4 +1,7 @@
-"""`ovsnet init` and `ovsnet reset`: turn a Docker host into an overlay member and back."""
+"""`ovsnet init` and `ovsnet reset`: turn a Docker host into an overlay member and back.
+
+Place: docs/architecture.md, "Packages and what they own": the services layer.
+"""
 
 from __future__ import annotations
 

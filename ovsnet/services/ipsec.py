@@ -2,6 +2,8 @@
 
 Reads what OVSDB and the files hold, lets the pure `ovsnet.ipsec` decide, writes the result in
 one OVSDB transaction. Also what `peer add --ipsec` needs: `read_psk_file`.
+
+Place: docs/architecture.md, "Packages and what they own": the services layer.
 """
 
 from __future__ import annotations

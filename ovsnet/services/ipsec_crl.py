@@ -3,6 +3,8 @@
 The CRL is checked against the IKE CA this host trusts (the copy `ovsnet ipsec cert` put in
 strongSwan's cacerts, or --ca), so a CRL of another CA, which strongSwan would silently ignore,
 is refused.
+
+Place: docs/architecture.md, "Packages and what they own": the services layer.
 """
 
 from __future__ import annotations

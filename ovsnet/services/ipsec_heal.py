@@ -5,6 +5,8 @@ established), lets the pure `ovsnet.ipsec_healing` decide, repairs through the s
 facade, and keeps the history in `ovsnet.repair_history` for `ovsnet status`. Only ovsnet's
 own tunnels (ports tagged with the peer key) are ever touched, and only behind the plaintext
 guard: while a peer is re-negotiated its tunnel carries nothing instead of leaving in clear.
+
+Place: docs/architecture.md, "Packages and what they own": the services layer.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from ovsnet.ipsec_healing import (
     wake_after,
 )
 from ovsnet.ovsdb import OvsDb, Snapshot
-from ovsnet.plaintext_guard import Guard, guard_for_tunnels
+from ovsnet.plaintext_guard import Guard, desired_guard, guard_for_tunnels
 from ovsnet.repair_history import repair_history, save_history
 from ovsnet.report import ChangeReport
+from ovsnet.services.observed import observe_snapshot
 
 log = logging.getLogger("ovsnet.ipsec.heal")
 
@@ -47,22 +50,30 @@ class OwnedPeer:
     def port(self) -> str:
         return self.tunnel.port
 
+    @property
+    def seen(self) -> ipsec.MonitorTunnel:
+        """ovs-monitor-ipsec's view, for the peers `repairable` chose (they all have one)."""
+        assert self.monitor is not None, f"{self.port}: not seen by ovs-monitor-ipsec"
+        return self.monitor
+
     def observation(self) -> PeerObservation:
+        seen = self.seen
         return PeerObservation(
             peer=str(self.peer),
             port=self.port,
-            state=self.monitor.summary(),
-            ike_established=self.monitor.ike_established,
-            child_installed=self.monitor.child_installed,
+            state=seen.summary(),
+            ike_established=seen.ike_established,
+            child_installed=seen.child_installed,
         )
 
     def connections(self) -> strongswan.PeerConnections:
         """The strongSwan connections and kernel policy filters of this peer only."""
-        tunnel_type = self.monitor.config.get("Tunnel Type", self.tunnel.type)
+        seen = self.seen
+        tunnel_type = seen.config.get("Tunnel Type", self.tunnel.type)
         guard = guard_for_tunnels([self.tunnel])
         return strongswan.PeerConnections(
             peer=self.peer,
-            connections=strongswan.connection_names(self.port, self.monitor.version, tunnel_type),
+            connections=strongswan.connection_names(self.port, seen.version, tunnel_type),
             selectors=tuple(tuple(s) for s in strongswan.policy_selectors(guard)),
         )
 
@@ -93,8 +104,6 @@ def repairable(peers: list[OwnedPeer]) -> list[OwnedPeer]:
 def guard_problem(snapshot: Snapshot) -> str | None:
     """Why a repair must not run now (the peers' plaintext would not be dropped), or None."""
     from ovsnet import nftables
-    from ovsnet.plaintext_guard import desired_guard
-    from ovsnet.services.ipsec import observe_snapshot
 
     wanted = desired_guard(observe_snapshot(snapshot))
     if not wanted:
@@ -282,14 +291,15 @@ def repair_peers(db: OvsDb, request: RepairRequest) -> ChangeReport:
                 "see `ovsnet status` for why",
             )
     else:
-        chosen = [p for p in repairable(peers) if p.monitor.summary() != "established"]
-    steps = [f"re-negotiate IPsec with {p.peer} ({p.port}: {p.monitor.summary()})" for p in chosen]
+        chosen = [p for p in repairable(peers) if p.seen.summary() != "established"]
+    # every chosen peer is repairable (checked above), so ovs-monitor-ipsec sees it
+    steps = [f"re-negotiate IPsec with {p.peer} ({p.port}: {p.seen.summary()})" for p in chosen]
     errors = []
     if not request.dry_run and chosen:
         records = repair_history(request.state_file)
         now = time.time()
         for peer in chosen:
-            reason = f"manual (ovsnet ipsec repair): {peer.monitor.summary()}"
+            reason = f"manual (ovsnet ipsec repair): {peer.seen.summary()}"
             error = _repair(peer, reason)
             if error:
                 errors.append(f"{peer.peer}: {error}")
@@ -384,7 +394,7 @@ def add_repair_history(peers: list[dict], state_file: str | None = None) -> None
     (UTC, ISO 8601) and why. Peers never repaired get nothing."""
     history = repair_history(state_file)
     for peer in peers:
-        record = history.get(peer.get("remote_ip"))
+        record = history.get(peer.get("remote_ip", ""))
         if peer.get("ipsec") and record is not None and record.repairs:
             peer["ipsec_repairs"] = {
                 "count": record.repairs,

@@ -1,6 +1,8 @@
 """The IPsec-relevant view of OVSDB (every tunnel of every bridge, the host's settings).
 
 Shared by the IPsec settings, the peers and the plaintext guard; it imports none of them.
+
+Place: docs/architecture.md, "Packages and what they own": the services layer.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""`ovsnet peer add/remove/sync/list`: one tunnel port per peer, one transaction per call."""
+"""`ovsnet peer add/remove/sync/list`: one tunnel port per peer, one transaction per call.
+
+Place: docs/architecture.md, "Packages and what they own": the services layer.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""`ovsnet status`: what the host's overlay looks like right now, and what is wrong with it."""
+"""`ovsnet status`: what the host's overlay looks like right now, and what is wrong with it.
+
+Place: docs/architecture.md, "Packages and what they own": the services layer.
+"""
 
 from __future__ import annotations
 

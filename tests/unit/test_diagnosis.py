@@ -113,3 +113,14 @@ def test_probe_on_loopback_gets_both_replies():
     # Loopback answers itself: the real socket path (DF, raw ICMP) end to end.
     seen = probe.probe_df(["127.0.0.1"], 1500, timeout=1.0)["127.0.0.1"]
     assert seen.small_reply and seen.big_reply and seen.local_error is None
+
+
+def test_docker_check_of_a_bridge_without_ovsnet_addressing_says_run_init():
+    """A bridge ovsnet did not set up has no subnet, supernet or MTU to compare Docker with:
+    the check says so instead of failing on the missing values (and never asks Docker)."""
+    from ovsnet.services.doctor import DoctorRequest, _docker_check
+    from ovsnet.services.status import HostStatus
+
+    check = _docker_check(HostStatus(bridge="br0", exists=True), DoctorRequest())
+    assert (check.check, check.result) == ("docker options", diagnosis.WARN), check
+    assert "br0 has no ovsnet subnet" in check.detail and "ovsnet init" in check.fix

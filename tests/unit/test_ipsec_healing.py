@@ -187,3 +187,13 @@ def test_status_rows_carry_each_peers_repairs(tmp_path):
     assert "ipsec_repairs" not in peers[0]
     assert peers[1]["ipsec_repairs"] == {"count": 2, "last": "1970-01-01T00:00:00Z", "why": "why"}
     assert repair_lines(peers) == [f"IPsec repairs of {B}: 2, last 1970-01-01T00:00:00Z (why)"]
+
+
+def test_no_repair_where_no_ipsec_tunnel_drops_plaintext():
+    """guard_problem reads the IPsec view of OVSDB (services.observed): a host without IPsec
+    tunnels has no guard to hide behind, so nothing may be re-negotiated."""
+    from ovsnet.ovsdb import Snapshot
+    from ovsnet.services.ipsec_heal import guard_problem
+
+    problem = guard_problem(Snapshot("3.1.0", {"ipsec_skb_mark": "0x1/0x1"}, {}))
+    assert problem is not None and "no IPsec tunnel here drops plaintext" in problem
