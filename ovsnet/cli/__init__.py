@@ -16,7 +16,10 @@ from ovsnet.errors import OvsnetError
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ovsnet` command. Returns (and exits with) the exit code."""
+    from ovsnet.cli import output
     from ovsnet.cli.app import app_for
+
+    output.json_written = False  # main() may run more than once in a process (tests)
 
     if "_OVSNET_COMPLETE" in os.environ:
         # A request from the script of `ovsnet completion SHELL`: answer with typer's classes
@@ -51,7 +54,9 @@ def _fail(
     """One line on stderr; with --json also one error document on stdout, for scripts."""
     text = line or (message if not hint else f"{message}; {hint}")
     print(f"ovsnet: error: {' '.join(text.split())}", file=sys.stderr)
-    if _wants_json(args):
+    from ovsnet.cli import output
+
+    if _wants_json(args) and not output.json_written:
         document = {"error": {"code": code, "message": " ".join(message.split()), "hint": hint}}
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
     return code

@@ -17,6 +17,11 @@ class Settings:
     lock_wait: float | None = None  # None: OVSNET_LOCK_WAIT or ovsnet.hostlock.DEFAULT_WAIT
 
 
+# Whether this process already wrote its one JSON document: a command that reports and then
+# fails (`status --check`, `doctor`) has said everything, and stdout must stay one document.
+json_written = False
+
+
 class Result(Protocol):
     def as_json(self) -> Any: ...
 
@@ -29,6 +34,8 @@ def emit(settings: Settings, result: Result) -> None:
         # for `status` at 1,000 peers); piped output, for programs, takes the C one.
         indent = 2 if sys.stdout.isatty() else None
         sys.stdout.write(json.dumps(result.as_json(), indent=indent, sort_keys=True) + "\n")
+        global json_written
+        json_written = True
         return
     from rich.console import Console
 

@@ -142,6 +142,8 @@ def agent_unit(config: HostConfig) -> Unit:
         "agent_command": command_line([OVSNET, *config.agent_args()]),
     }
     return Unit(AGENT_UNIT, render_template(KINDS["agent-unit"].template, context))
+
+
 def heal_unit(config: HostConfig) -> Unit:
     """`ovsnet ipsec heal --watch` as a service, for hosts with OVS from packages."""
     context = {"header": header(config), "ovsnet": OVSNET, "unit_name": HEAL_UNIT}

@@ -131,6 +131,8 @@ def _finish_guard(host: ipsec.ObservedHost, dry_run: bool, narrows: bool) -> lis
     if steps and not dry_run:
         nftables.write_guard(wanted)
     return steps
+
+
 def transitions(plan: PeerPlan, bridge: ObservedBridge) -> list[ipsec.Transition]:
     """Each existing tunnel the plan rewrites, before and after (a type change included)."""
     existing = bridge.tunnels

@@ -141,3 +141,24 @@ def test_ovsdb_socket_without_permission_is_exit_3(tmp_path):
         server.close()
     assert_one_line(done, 3, "Permission denied")
     assert "Permission denied" in error_document(done)["message"]
+
+
+def test_a_command_that_reported_then_failed_keeps_stdout_one_json_document(capsys):
+    """`--json doctor` / `--json status --check`: the report is the document; the failure
+    adds its line on stderr only (a second document would break every JSON reader)."""
+    from ovsnet.cli import _fail, output
+    from ovsnet.cli.output import Settings, emit
+
+    class Report:
+        def as_json(self):
+            return {"ok": False}
+
+        def render(self, console):
+            raise AssertionError("not in --json mode")
+
+    output.json_written = False
+    emit(Settings(db="unix:/nowhere", json=True), Report())
+    assert _fail(["--json", "doctor"], 1, "2 checks failed") == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"ok": False}
+    assert captured.err.strip() == "ovsnet: error: 2 checks failed"
