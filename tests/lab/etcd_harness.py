@@ -327,36 +327,46 @@ class EtcdCluster:
 
     def status(self) -> list[dict]:
         """`etcdctl endpoint status` of each running member: its id, the leader's, raft term."""
-        creds = self.credentials("root")
         urls = ",".join(m.url for m in self.members if m.process is not None)
+        return json.loads(self._etcdctl(urls, "endpoint", "status", "-w", "json"))
+
+    def _etcdctl(self, urls: str, *args: str) -> str:
+        creds = self.credentials("root")
         done = subprocess.run(
-            [
-                "etcdctl",
-                "--endpoints",
-                urls,
-                "--cacert",
-                creds.ca,
-                "--cert",
-                creds.cert,
-                "--key",
-                creds.key,
-                "--dial-timeout",
-                "2s",
-                "--command-timeout",
-                "3s",
-                "endpoint",
-                "status",
-                "-w",
-                "json",
-            ],  # fmt: skip
+            ["etcdctl", "--endpoints", urls, "--cacert", creds.ca, "--cert", creds.cert,
+             "--key", creds.key, "--dial-timeout", "2s", "--command-timeout", "5s", *args],
             capture_output=True,
             text=True,
             timeout=20,
             env={**os.environ, "ETCDCTL_API": "3"},
-        )
+        )  # fmt: skip
         if done.returncode != 0:
-            raise RuntimeError(f"etcdctl endpoint status: {done.stderr.strip()}")
-        return json.loads(done.stdout)
+            raise RuntimeError(f"etcdctl {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def move_leader(self, index: int) -> None:
+        """Make member `index` the raft leader (etcdctl move-leader, sent to the leader)."""
+        statuses = {s["Endpoint"]: s for s in self.status()}
+        target = statuses[self.members[index].url]["Status"]["header"]["member_id"]
+        leader = self.members[self.leader()].url
+        if self.members[index].url != leader:
+            self._etcdctl(leader, "move-leader", format(target, "x"))
+
+    def member_of(self, pid: int) -> set[int]:
+        """The members process `pid` has a TCP connection to (read with ss)."""
+        done = subprocess.run(
+            ["ss", "-tnpH", "state", "established"], capture_output=True, text=True, check=True
+        )
+        ports = {m.client_port: i for i, m in enumerate(self.members)}
+        found = set()
+        for line in done.stdout.splitlines():
+            if f"pid={pid}," not in line:
+                continue
+            peer = line.split()[3]  # Recv-Q Send-Q Local Peer Process (the state filtered out)
+            port = int(peer.rsplit(":", 1)[1])
+            if port in ports:
+                found.add(ports[port])
+        return found
 
     def leader(self) -> int:
         """The index of the member that is the raft leader (as the running members agree)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import threading
 import time
 
 import pytest
@@ -55,10 +56,44 @@ def _held(cluster) -> dict[str, tuple[str, int]]:
 
 def _kill(cluster, index: int) -> float:
     member = cluster.members[index]
+    at = time.time()  # before: agents watching on it notice within milliseconds
     member.process.send_signal(signal.SIGKILL)  # no goodbye to the others
     member.process.wait(10)
     member.stop()
-    return time.time()
+    return at
+
+
+class _LeaseWatch:
+    """Samples the seconds each agent's lease has left (as root, on every member), from a
+    thread, until stopped: the lowest value shows how long keepalives paused."""
+
+    def __init__(self, cluster, leases: dict[str, int]):
+        self.cluster = cluster
+        self.leases = leases
+        self.lowest = {name: float(TTL) for name in leases}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> _LeaseWatch:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from ovsnet.errors import OvsnetError
+
+        with self.cluster.client("root") as root:
+            while not self._stop.wait(0.2):
+                for name, lease in self.leases.items():
+                    try:
+                        left, _ = root.lease_ttl(lease)
+                    except OvsnetError:
+                        continue  # during the election: the next sample tells
+                    self.lowest[name] = min(self.lowest[name], left)
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join(10)
+        return self.lowest
 
 
 def _outage(agent, at: float) -> tuple[float, float] | None:
@@ -80,12 +115,21 @@ def test_agents_ride_out_the_loss_and_return_of_members(etcd_cluster, tmp_path):
     cluster.grant("h1", "h2", "h3", "h4")
     agents = [_agent(cluster, tmp_path, f"h{i}", 10 + i).start() for i in (1, 2, 3)]
     newcomer = _agent(cluster, tmp_path, "h4", 14)
+    watcher = None
     try:
         wait_until(lambda: _meshed(agents, 2), 60, "h1..h3 meshed")
         before = _held(cluster)
         assert len({subnet for subnet, _ in before.values()}) == 3
 
-        leader = cluster.leader()
+        # Make the member h1 talks to the leader: the kill then hits a watch and a lease
+        # keepalive stream, and the election, at once.
+        (leader,) = wait_until(
+            lambda: cluster.member_of(agents[0].process.pid), 10, "h1's etcd connection"
+        )
+        cluster.move_leader(leader)
+        assert cluster.leader() == leader
+        leases = {name: lease for name, (_, lease) in before.items()}
+        watcher = _LeaseWatch(cluster, leases).start()
         killed_at = _kill(cluster, leader)
         # A host joins while the cluster elects a new leader.
         newcomer.start()
@@ -103,6 +147,7 @@ def test_agents_ride_out_the_loss_and_return_of_members(etcd_cluster, tmp_path):
         second_at = _kill(cluster, second)
         time.sleep(2 * TTL)
         after_second = _held(cluster)
+        lowest = watcher.stop()
 
         gaps = {}
         for agent in agents:
@@ -116,12 +161,18 @@ def test_agents_ride_out_the_loss_and_return_of_members(etcd_cluster, tmp_path):
                 assert held[name] == (subnet, lease), (name, held)
             assert set(held) == {"h1", "h2", "h3", "h4"}
         assert len({subnet for subnet, _ in after_second.values()}) == 4
+        # Keepalives went on: no lease came near its end (one is refreshed every TTL/3).
+        assert min(lowest.values()) >= TTL / 3, lowest
+        assert gaps["h1"][0] is not None  # h1 was on the killed leader and noticed
         print(
             f"\nleader m{leader}, then m{second} killed: per agent (disconnected after, "
             f"connected again after) in s, None = its session never broke: {gaps}; "
             f"newcomer meshed {meshed_after:.2f} s after its claim; "
-            f"disconnects {[len(a.events('disconnected')) for a in agents]}"
+            f"disconnects {[len(a.events('disconnected')) for a in agents]}; "
+            f"lowest lease TTL left during both outages (of {TTL} s): {lowest}"
         )
     finally:
         for agent in (*agents, newcomer):
             agent.stop()
+        if watcher is not None:
+            watcher.stop()
