@@ -81,8 +81,9 @@ def agent(
     ipsec: bool = typer.Option(
         False,
         "--ipsec",
-        help="Encrypt every tunnel with IPsec, pre-shared key (peers without "
-        "IPsec are left out: they could not talk to this host).",
+        help="Encrypt every tunnel with IPsec: a pre-shared key, or certificates with "
+        "--ipsec-cert (peers without the same IPsec method are left out: they could not "
+        "talk to this host).",
     ),
     psk_file: str = typer.Option(
         None,
@@ -92,8 +93,9 @@ def agent(
     ipsec_cert: str = typer.Option(
         None,
         "--ipsec-cert",
-        help="This host's IPsec certificate: its CN and fingerprint are "
-        "published so peers can check them (never a key).",
+        help="With --ipsec: authenticate with certificates. This host's IKE certificate, the "
+        "one set with `ovsnet ipsec cert`: its CN and fingerprint are published, and each "
+        "peer's tunnel names the CN the peer published (never a key).",
     ),
     allow_downgrade: bool = typer.Option(
         False,

@@ -138,6 +138,8 @@ StateFile = Annotated[
         "/run/ovsnet/ipsec-repairs.json).",
     ),
 ]
+
+
 @plaintext_app.command("watch")
 def plaintext_watch(ctx: typer.Context) -> None:
     """Keep the plaintext guard in place until stopped: re-install it within a second when a

@@ -16,6 +16,7 @@ LOG_FORMAT = typer.Option(
     "text", "--log-format", envvar="OVSNET_LOG_FORMAT", help="Log lines: text or json."
 )
 
+
 def interface_name_option(ctx: typer.Context, param: typer.CallbackParam, value: str | None):
     """Refuse a name Linux cannot use before the command touches anything (exit 2)."""
     if value is None or ctx.resilient_parsing:
