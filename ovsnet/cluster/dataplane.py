@@ -65,8 +65,6 @@ class OvsDataplane:
         from ovsnet.services.host import InitRequest, init_host
 
         addressing = host_addressing(subnet=str(subnet), supernet=str(self.config.supernet))
-        if self.config.ipsec_cert_fingerprint:
-            self._check_own_certificate(self.config.ipsec_cert_fingerprint)
         if not self.config.init:
             mtu = overlay_mtu(
                 self.config.underlay_mtu or 1500, self.config.tunnel_type, self.config.ipsec
@@ -108,9 +106,13 @@ class OvsDataplane:
             report = add_peers(self.db, self.net, request, exact=True)
         return {"steps": report.steps}
 
-    def _check_own_certificate(self, published: str) -> None:
-        """The record says which certificate this host presents in IKE: refuse to go on if
-        OVS is set up with another one (peers would be told one thing and shown another)."""
+    def check_own_certificate(self) -> None:
+        """The record will say which certificate this host presents in IKE: refuse to start
+        if OVS is set up with another one (peers would be told one thing and shown another).
+        Before anything is published."""
+        published = self.config.ipsec_cert_fingerprint
+        if published is None:
+            return
         from ovsnet.errors import InvalidInput, NotReady
         from ovsnet.pki import load_certificate, summarize
 

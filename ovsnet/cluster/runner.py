@@ -194,6 +194,11 @@ def run_agent(options: AgentOptions) -> None:
                 init=options.init,
             )
         )
+        try:
+            dataplane.check_own_certificate()
+        except BaseException:
+            dataplane.close()
+            raise
     else:
         dataplane = NoDataplane(config.supernet, options.tunnel_type)
     agent = Agent(

@@ -409,10 +409,12 @@ class AgentProcess:
         workdir: Path,
         netns: str | None = None,
         env: dict[str, str] | None = None,
+        wrap: list[str] | None = None,
     ):
         self.name = name
         self.argv = argv
         self.netns = netns
+        self.wrap = wrap or []  # e.g. nsenter into a host's namespaces
         self.env = env
         self.events_path = workdir / f"agent-{name}.jsonl"
         self.log_path = workdir / f"agent-{name}.log"
@@ -423,6 +425,7 @@ class AgentProcess:
         argv = [sys.executable, "-m", "ovsnet", *self.argv]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
+        argv = [*self.wrap, *argv]
         with open(self.events_path, "ab") as out, open(self.log_path, "ab") as err:
             self.process = subprocess.Popen(
                 argv,
