@@ -16,8 +16,15 @@ import time
 import pytest
 
 from ovsnet.cluster.keys import ClusterKeys
+from ovsnet.etcd import Etcd, EtcdConfig, EtcdUnavailable
 from tests.lab.agent_harness import agent_argv
-from tests.lab.etcd_harness import AgentProcess, EtcdCluster, wait_until
+from tests.lab.etcd_harness import (  # noqa: F401 - etcd_server is a pytest fixture
+    AgentProcess,
+    EtcdCluster,
+    etcd_server,
+    free_port,
+    wait_until,
+)
 
 pytestmark = pytest.mark.lab
 KEYS = ClusterKeys()
@@ -185,3 +192,28 @@ def test_agents_ride_out_the_loss_and_return_of_members(etcd_cluster, tmp_path):
             agent.stop()
         if watcher is not None:
             watcher.stop()
+
+
+def test_every_verb_moves_past_a_member_that_is_down(etcd_server):  # noqa: F811
+    """Two URLs, one of them nobody listens on: whichever the facade starts on, reads,
+    writes, leases and watches succeed; with both down, one clear "unavailable"."""
+    etcd_server.grant("h1")
+    good = etcd_server.credentials("h1")
+    dead = f"https://127.0.0.1:{free_port()}"
+    for order in ((dead, etcd_server.url), (etcd_server.url, dead)):
+        config = EtcdConfig(",".join(order), good.cert, good.key, good.ca, timeout=3)
+        for _ in range(3):  # the start member is random: several tries see both
+            with Etcd(config) as client:
+                lease = client.grant_lease(10)
+                client.put(KEYS.host("h1"), "{}", lease=lease)
+                assert client.keepalive(lease) > 0
+                cancel = client.watch_prefix(KEYS.hosts, 1, lambda c: None, lambda e: None)
+                cancel()
+                assert KEYS.host("h1") in client.read_prefix(KEYS.hosts).items
+                assert client.where == etcd_server.url
+                client.revoke_lease(lease)
+    both_dead = EtcdConfig(
+        f"{dead},https://127.0.0.1:{free_port()}", good.cert, good.key, good.ca, timeout=2
+    )
+    with Etcd(both_dead) as client, pytest.raises(EtcdUnavailable):
+        client.read_prefix(KEYS.hosts)
