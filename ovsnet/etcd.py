@@ -55,6 +55,7 @@ class WatchEnded(OperationFailed):
 
 @dataclass(frozen=True)
 class EtcdConfig:
+    # One URL, or several separated by commas: the members of one etcd cluster.
     url: str
     cert: str | None = None
     key: str | None = None
@@ -66,20 +67,28 @@ class EtcdConfig:
     insecure: bool = False
 
     @property
-    def endpoint(self) -> tuple[str, int, bool]:
-        """(host, port, tls) of the URL; InvalidInput if it is not http(s)://host:port."""
-        parts = urlsplit(self.url)
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+    def urls(self) -> tuple[str, ...]:
+        """Every member's URL, in the order given, without repeats."""
+        urls = tuple(dict.fromkeys(u.strip() for u in self.url.split(",") if u.strip()))
+        if not urls:
+            raise InvalidInput("no etcd URL", "pass --etcd https://HOST:PORT")
+        return urls
+
+    @property
+    def endpoints(self) -> tuple[tuple[str, int, bool], ...]:
+        """(host, port, tls) of each URL; InvalidInput if one is not http(s)://host:port or
+        they mix http and https."""
+        endpoints = tuple(_endpoint(url) for url in self.urls)
+        if len({tls for _, _, tls in endpoints}) > 1:
             raise InvalidInput(
-                f"etcd URL {self.url!r} is not valid", "write it as https://HOST:PORT"
+                f"etcd URLs {self.url!r} mix http:// and https://", "use https:// for every member"
             )
-        if parts.path not in ("", "/"):
-            raise InvalidInput(f"etcd URL {self.url!r} has a path", "give only https://HOST:PORT")
-        return parts.hostname, port, parts.scheme == "https"
+        return endpoints
+
+    @property
+    def endpoint(self) -> tuple[str, int, bool]:
+        """The first member's (host, port, tls)."""
+        return self.endpoints[0]
 
     def check(self) -> EtcdConfig:
         _, _, tls = self.endpoint
@@ -95,7 +104,7 @@ class EtcdConfig:
         if self.cert is None and not self.insecure:
             if not tls:
                 raise InvalidInput(
-                    f"etcd URL {self.url} is plain http:// without client-certificate auth: "
+                    f"etcd URL {self.urls[0]} is plain http:// without client-certificate auth: "
                     "anyone on the network can read and rewrite the cluster's records",
                     "use https:// with --etcd-cert, --etcd-key and --etcd-ca, or pass "
                     "--insecure to accept that",
@@ -110,6 +119,19 @@ class EtcdConfig:
 
             check_secret_file(self.key, "etcd client key")
         return self
+
+
+def _endpoint(url: str) -> tuple[str, int, bool]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+        raise InvalidInput(f"etcd URL {url!r} is not valid", "write it as https://HOST:PORT")
+    if parts.path not in ("", "/"):
+        raise InvalidInput(f"etcd URL {url!r} has a path", "give only https://HOST:PORT")
+    return parts.hostname, port, parts.scheme == "https"
 
 
 def _check_readable(path: str) -> None:
@@ -168,7 +190,17 @@ class ClaimOutcome:
 
 
 class Etcd:
-    """Domain verbs over one etcd endpoint. Connects lazily; close() (or `with`) ends it."""
+    """Domain verbs over the members of one etcd cluster. Connects lazily; close() (or
+    `with`) ends it.
+
+    Several members: the calls go to one of them (picked at random, so a fleet spreads its
+    load); when it answers "unavailable" (down, cut off from the others, or without a leader),
+    the call is made again on the next member, and so on once round the list. A watch runs on
+    one member; when it breaks the caller starts a new one, which then goes to a member that
+    answers. One gRPC channel per member (pyetcd's MultiEndpointEtcd3Client), not one channel
+    with several targets: gRPC's own balancing would not know that a member without a leader
+    is as good as down.
+    """
 
     def __init__(self, config: EtcdConfig):
         self.config = config.check()
@@ -187,14 +219,62 @@ class Etcd:
     def _connect(self):
         from pyetcd.client import Endpoint, Etcd3Client, MultiEndpointEtcd3Client
 
-        host, port, tls = self.config.endpoint
+        endpoints = self.config.endpoints
         creds = None
-        if tls:
+        if endpoints[0][2]:
             creds = Etcd3Client.get_secure_creds(self.config.ca, self.config.key, self.config.cert)
         # time_retry=0: pyetcd would otherwise refuse to use an endpoint for 300 s after one
-        # failed call, which defeats reconnecting.
-        endpoint = Endpoint(host, port, secure=tls, creds=creds, time_retry=0.0, opts=GRPC_OPTIONS)
-        return MultiEndpointEtcd3Client(endpoints=[endpoint], timeout=self.config.timeout)
+        # failed call, which defeats reconnecting; moving between members is done here.
+        return MultiEndpointEtcd3Client(
+            endpoints=[
+                Endpoint(host, port, secure=tls, creds=creds, time_retry=0.0, opts=GRPC_OPTIONS)
+                for host, port, tls in endpoints
+            ],
+            timeout=self.config.timeout,
+        )
+
+    @property
+    def where(self) -> str:
+        """The URL of the member in use (the first one before connecting)."""
+        with self._lock:
+            client = self._client
+        if client is None:
+            return self.config.urls[0]
+        endpoint = client.endpoint_in_use
+        return f"{endpoint.protocol}://{endpoint.netloc}"
+
+    def _member(self) -> str | None:
+        return self.client._current_endpoint_label
+
+    def _fail_over(self, member: str | None) -> None:
+        """`member` did not answer: use the next one in the order given (unless another
+        thread moved on already)."""
+        with self._lock:
+            client = self._client
+            if client is None or member is None or client._current_endpoint_label != member:
+                return
+            members = list(client.endpoints)
+            if len(members) > 1:
+                # pyetcd drops the stubs bound to the old member's channel here.
+                client._current_endpoint_label = members[(members.index(member) + 1) % len(members)]
+
+    def _call(self, doing: str, call: Callable):
+        """call(client) on the member in use, then on each other member in turn while the
+        answer is "unavailable". Safe for every verb here: reads, keepalives and deletes are
+        idempotent, claims are compare-and-swap (a claim that did land before the answer was
+        lost is seen as this host's own on the re-read), and a lease granted twice leaves an
+        unused lease that expires."""
+        attempts = len(self.config.urls)
+        for attempt in range(attempts):
+            member = self._member()
+            try:
+                return call(self.client)
+            except Exception as exc:  # noqa: BLE001 - translated; unknown ones re-raised
+                error = self.translate(exc, doing)
+            if not isinstance(error, EtcdUnavailable) or attempt == attempts - 1:
+                raise error
+            self._fail_over(member)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         with self._lock:
@@ -212,10 +292,14 @@ class Etcd:
     @contextlib.contextmanager
     def _errors(self, doing: str):
         """Turn the client's exceptions into ovsnet's."""
+        member = self._member()
         try:
             yield
         except Exception as exc:
-            raise self.translate(exc, doing) from None
+            error = self.translate(exc, doing)
+            if isinstance(error, EtcdUnavailable):
+                self._fail_over(member)  # the next call tries the next member
+            raise error from None
 
     def translate(self, exc: BaseException, doing: str) -> Exception:
         import grpc
@@ -223,7 +307,7 @@ class Etcd:
 
         if isinstance(exc, (EtcdUnavailable, EtcdDenied)):
             return exc
-        where = self.config.url
+        where = self.where
         # pyetcd raises its own exception inside `except grpc.RpcError`: the cause is there.
         if isinstance(exc, etcd_exc.Etcd3Exception) and isinstance(exc.__context__, grpc.RpcError):
             exc = exc.__context__
@@ -275,41 +359,35 @@ class Etcd:
         from pyetcd import etcdrpc
 
         ops = [etcdrpc.RequestOp(request_range=_range_request(p)) for p in prefixes]
-        with self._errors("reading " + ", ".join(prefixes)):
-            response = self._txn(etcdrpc.TxnRequest(success=ops))
+        request = etcdrpc.TxnRequest(success=ops)
+        response = self._call(
+            "reading " + ", ".join(prefixes), lambda client: _txn(client, request)
+        )
         revision = response.header.revision
         return {
             prefix: Snapshot(revision, _items(op.response_range.kvs))
             for prefix, op in zip(prefixes, response.responses, strict=True)
         }
 
-    def _txn(self, request):
-        client = self.client
-        return client.kvstub.Txn(
-            request, client.timeout, credentials=client.call_credentials, metadata=client.metadata
-        )
-
     # -- leases -----------------------------------------------------------------------------
 
     def grant_lease(self, ttl: int) -> int:
-        with self._errors("granting a lease"):
-            return self.client.lease(ttl).id
+        return self._call("granting a lease", lambda client: client.lease(ttl).id)
 
     def keepalive(self, lease: int) -> int:
         """Refresh the lease; the TTL it now has, or 0 when it had already expired."""
-        with self._errors("refreshing the lease"):
-            responses = list(self.client.refresh_lease(lease))
+        responses = self._call(
+            "refreshing the lease", lambda client: list(client.refresh_lease(lease))
+        )
         return max((r.TTL for r in responses), default=0)
 
     def lease_ttl(self, lease: int) -> tuple[int, int]:
         """(seconds left, granted TTL); seconds left is -1 for an expired lease."""
-        with self._errors("reading a lease"):
-            info = self.client.get_lease_info(lease)
+        info = self._call("reading a lease", lambda client: client.get_lease_info(lease))
         return info.TTL, info.grantedTTL
 
     def revoke_lease(self, lease: int) -> None:
-        with self._errors("revoking the lease"):
-            self.client.revoke_lease(lease)
+        self._call("revoking the lease", lambda client: client.revoke_lease(lease))
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -342,31 +420,30 @@ class Etcd:
             for k, v, leased in puts
         ]
         failure = [etcdrpc.RequestOp(request_range=etcdrpc.RangeRequest(key=key))]
-        with self._errors(f"claiming {claim.subnet_key}"):
-            response = self._txn(
-                etcdrpc.TxnRequest(compare=[compare], success=success, failure=failure)
-            )
+        request = etcdrpc.TxnRequest(compare=[compare], success=success, failure=failure)
+        response = self._call(f"claiming {claim.subnet_key}", lambda client: _txn(client, request))
         if response.succeeded:
             return ClaimOutcome(True, response.header.revision)
         kvs = response.responses[0].response_range.kvs
         return ClaimOutcome(False, response.header.revision, kvs[0].value if kvs else None)
 
     def put(self, key: str, value: str, lease: int | None = None) -> None:
-        with self._errors(f"writing {key}"):
-            self.client.put(key, value, lease=lease)
+        self._call(f"writing {key}", lambda client: client.put(key, value, lease=lease))
 
     def delete_if_value(self, key: str, value: bytes) -> bool:
         """Delete the key only if it still holds this value (so a new owner's key survives)."""
-        with self._errors(f"deleting {key}"):
-            t = self.client.transactions
-            won, _ = self.client.transaction(
+
+        def delete(client):
+            t = client.transactions
+            won, _ = client.transaction(
                 compare=[t.value(key) == value], success=[t.delete(key)], failure=[]
             )
-        return won
+            return won
+
+        return self._call(f"deleting {key}", delete)
 
     def delete(self, key: str) -> bool:
-        with self._errors(f"deleting {key}"):
-            return bool(self.client.delete(key))
+        return self._call(f"deleting {key}", lambda client: bool(client.delete(key)))
 
     # -- watch ------------------------------------------------------------------------------
 
@@ -380,10 +457,24 @@ class Etcd:
         """Call on_changes with each batch of changes after start_revision (from a thread of
         its own); on_error exactly once when the watch stops for any reason other than the
         returned cancel function: an error, a clean end of the stream, a cancel by etcd.
-        Raises (EtcdDenied, EtcdUnavailable, ...) if etcd does not confirm the watch."""
+        Raises (EtcdDenied, EtcdUnavailable, ...) if no member confirms the watch."""
+        attempts = len(self.config.urls)
+        for attempt in range(attempts):
+            member = self._member()
+            try:
+                return self._watch_on_member(prefix, start_revision, on_changes, on_error)
+            except EtcdUnavailable:
+                if attempt == attempts - 1:
+                    raise
+                self._fail_over(member)
+        raise AssertionError("unreachable")
+
+    def _watch_on_member(self, prefix, start_revision, on_changes, on_error):
         from pyetcd import etcdrpc, utils
 
         client = self.client
+        member = client._current_endpoint_label
+        where = self.where
         stopped = threading.Event()  # set once: by cancel() or by the end of the watch
         created = threading.Event()
         failure: list[Exception] = []
@@ -401,6 +492,8 @@ class Etcd:
             if stopped.is_set():
                 return
             stopped.set()
+            if isinstance(error, EtcdUnavailable):
+                self._fail_over(member)
             if created.is_set():
                 on_error(error)
             else:
@@ -422,7 +515,7 @@ class Etcd:
                 for response in call:
                     if stopped.is_set():
                         return
-                    ended = self._watch_ended(response, prefix, start_revision)
+                    ended = self._watch_ended(response, prefix, start_revision, where)
                     if ended is not None:
                         report(ended)
                         return
@@ -431,7 +524,7 @@ class Etcd:
                     changes = [_change(event) for event in response.events]
                     if changes:
                         on_changes(changes)
-                report(WatchEnded(f"the watch on etcd at {self.config.url} ended"))
+                report(WatchEnded(f"the watch on etcd at {where} ended"))
             except Exception as exc:  # noqa: BLE001 - every end of the stream is reported
                 report(self._watch_error(exc))
 
@@ -448,14 +541,15 @@ class Etcd:
                 failure[0]
                 if failure
                 else EtcdUnavailable(
-                    f"etcd at {self.config.url} did not confirm the watch on {prefix} "
+                    f"etcd at {where} did not confirm the watch on {prefix} "
                     f"within {self.config.timeout:g} s"
                 )
             )
         return cancel
 
-    def _watch_ended(self, response, prefix: str, start_revision: int) -> Exception | None:
-        where = self.config.url
+    def _watch_ended(
+        self, response, prefix: str, start_revision: int, where: str
+    ) -> Exception | None:
         if response.compact_revision:
             return WatchEnded(
                 f"etcd at {where} compacted its history past revision {start_revision} "
@@ -469,13 +563,15 @@ class Etcd:
                 f"etcd at {where} denied watching {prefix}: {reason}",
                 "these credentials may not do that (etcd RBAC)",
             )
+        if "no leader" in reason:  # this member is cut off from the others (hasleader)
+            return EtcdUnavailable(f"etcd at {where} cancelled the watch on {prefix}: {reason}")
         return WatchEnded(f"etcd at {where} cancelled the watch on {prefix}: {reason}")
 
     def _watch_error(self, exc: Exception) -> Exception:
         try:
             return self.translate(exc, "watching")
         except Exception as other:  # noqa: BLE001 - a watch error is always reported, not raised
-            return EtcdUnavailable(f"the watch on etcd at {self.config.url} broke ({other})")
+            return EtcdUnavailable(f"the watch on etcd at {self.where} broke ({other})")
 
     # -- administration (root credentials) --------------------------------------------------
 
@@ -592,6 +688,12 @@ class Etcd:
             self.client.authstub.RoleGet, etcdrpc.AuthRoleGetRequest(role=role)
         )
         return {(p.permType, p.key, p.range_end) for p in response.perm}
+
+
+def _txn(client, request):
+    return client.kvstub.Txn(
+        request, client.timeout, credentials=client.call_credentials, metadata=client.metadata
+    )
 
 
 def _range_request(prefix: str):

@@ -17,7 +17,12 @@ cluster_app = typer.Typer(
     help="The etcd-coordinated cluster: hosts, subnets, access.", no_args_is_help=True
 )
 
-ETCD = typer.Option(None, "--etcd", help="etcd URL, https://HOST:PORT (env OVSNET_ETCD).")
+ETCD = typer.Option(
+    None,
+    "--etcd",
+    help="etcd URL, https://HOST:PORT; for an etcd cluster, each member's: repeat the option "
+    "or separate URLs with commas (env OVSNET_ETCD).",
+)
 ETCD_CERT = typer.Option(None, "--etcd-cert", help="Client certificate (env OVSNET_ETCD_CERT).")
 ETCD_KEY = typer.Option(None, "--etcd-key", help="Client key, 0600 (env OVSNET_ETCD_KEY).")
 ETCD_CA = typer.Option(None, "--etcd-ca", help="CA of etcd's certificate (env OVSNET_ETCD_CA).")
@@ -34,6 +39,8 @@ INSECURE = typer.Option(
 def etcd_config(url, cert, key, ca, insecure: bool = False):
     from ovsnet.etcd import EtcdConfig
 
+    # Several --etcd options, each possibly a comma-separated list: one comma-separated list.
+    url = ",".join(url) if url and not isinstance(url, str) else url
     url = url or os.environ.get("OVSNET_ETCD")
     if not url:
         raise InvalidInput("no etcd URL", "pass --etcd https://HOST:PORT or set OVSNET_ETCD")
@@ -51,7 +58,7 @@ def etcd_config(url, cert, key, ca, insecure: bool = False):
 
 def agent(
     ctx: typer.Context,
-    etcd: str = ETCD,
+    etcd: list[str] = ETCD,
     etcd_cert: str = ETCD_CERT,
     etcd_key: str = ETCD_KEY,
     etcd_ca: str = ETCD_CA,
@@ -74,8 +81,9 @@ def agent(
     ipsec: bool = typer.Option(
         False,
         "--ipsec",
-        help="Encrypt every tunnel with IPsec, pre-shared key (peers without "
-        "IPsec are left out: they could not talk to this host).",
+        help="Encrypt every tunnel with IPsec: a pre-shared key, or certificates with "
+        "--ipsec-cert (peers without the same IPsec method are left out: they could not "
+        "talk to this host).",
     ),
     psk_file: str = typer.Option(
         None,
@@ -85,8 +93,9 @@ def agent(
     ipsec_cert: str = typer.Option(
         None,
         "--ipsec-cert",
-        help="This host's IPsec certificate: its CN and fingerprint are "
-        "published so peers can check them (never a key).",
+        help="With --ipsec: authenticate with certificates. This host's IKE certificate, the "
+        "one set with `ovsnet ipsec cert`: its CN and fingerprint are published, and each "
+        "peer's tunnel names the CN the peer published (never a key).",
     ),
     allow_downgrade: bool = typer.Option(
         False,
@@ -190,7 +199,7 @@ class ClusterTable:
 @cluster_app.command("status")
 def status(
     ctx: typer.Context,
-    etcd: str = ETCD,
+    etcd: list[str] = ETCD,
     etcd_cert: str = ETCD_CERT,
     etcd_key: str = ETCD_KEY,
     etcd_ca: str = ETCD_CA,
@@ -211,7 +220,7 @@ def status(
 def release(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The dead host whose subnet and record to free."),
-    etcd: str = ETCD,
+    etcd: list[str] = ETCD,
     etcd_cert: str = ETCD_CERT,
     etcd_key: str = ETCD_KEY,
     etcd_ca: str = ETCD_CA,
@@ -233,7 +242,7 @@ def release(
 def grant(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Host name = the CN of its etcd client certificate."),
-    etcd: str = ETCD,
+    etcd: list[str] = ETCD,
     etcd_cert: str = ETCD_CERT,
     etcd_key: str = ETCD_KEY,
     etcd_ca: str = ETCD_CA,
@@ -258,7 +267,7 @@ def grant(
 @cluster_app.command("enable-auth")
 def enable_auth(
     ctx: typer.Context,
-    etcd: str = ETCD,
+    etcd: list[str] = ETCD,
     etcd_cert: str = ETCD_CERT,
     etcd_key: str = ETCD_KEY,
     etcd_ca: str = ETCD_CA,

@@ -93,7 +93,9 @@ class Dataplane(Protocol):
 
     def init(self, subnet: IPv4Network) -> dict: ...
 
-    def apply_peers(self, peers: tuple[str, ...]) -> dict: ...
+    def apply_peers(
+        self, peers: tuple[str, ...], names: tuple[tuple[str, str], ...] = ()
+    ) -> dict: ...
 
     def local_addresses(self) -> set[IPv4Address]: ...
 
@@ -128,6 +130,7 @@ class Agent:
         self.read_revision = 0  # the revision of the last full read
         self.applied: tuple[str, ...] | None = None
         self._skipped: tuple[str, ...] = ()
+        self._applied_names: tuple[tuple[str, str], ...] = ()
         self._queue: queue.Queue = queue.Queue()
         self._watch_generation = 0  # queue items of an older watch are ignored
         self._cancel_watch: Callable[[], None] = lambda: None
@@ -464,16 +467,20 @@ class Agent:
             self._skipped = plan.skipped
             for line in plan.skipped:
                 self._event("peer-skipped", level=logging.WARNING, problem=line)
-        if plan.peers == self.applied:
+        if plan.peers == self.applied and plan.names == self._applied_names:
             return True
         before = set(self.applied or ())
         started = time.monotonic()
         try:
-            self.dataplane.apply_peers(plan.peers)
+            if plan.names:  # certificate IPsec: each tunnel names its peer's certificate
+                self.dataplane.apply_peers(plan.peers, plan.names)
+            else:
+                self.dataplane.apply_peers(plan.peers)
         except OvsnetError as exc:
             self._event("apply-failed", level=logging.ERROR, reason=exc.one_line())
             return False
         self.applied = plan.peers
+        self._applied_names = plan.names
         self._event(
             "peers",
             count=len(plan.peers),

@@ -24,6 +24,10 @@ class DataplaneConfig:
     # ipsec=True means the host PSK set by `ovsnet ipsec psk set`.
     ipsec: bool = False
     psk_file: str | None = None
+    # IPsec with certificates (`ovsnet ipsec cert` set them up on this host): each tunnel
+    # names its peer's certificate CN, published in the peer's record. The fingerprint this
+    # host publishes (of --ipsec-cert): the certificate OVS hands to IKE must be that one.
+    ipsec_cert_fingerprint: str | None = None
     # An IPsec tunnel is never rewritten as plaintext (say, the agent restarted without
     # --ipsec) unless this is set.
     allow_downgrade: bool = False
@@ -79,13 +83,15 @@ class OvsDataplane:
             report = init_host(self.db, self.net, request)
         return {"docker_options": report.details["docker_options"], "steps": report.steps}
 
-    def apply_peers(self, peers: tuple[str, ...]) -> dict:
+    def apply_peers(self, peers: tuple[str, ...], names: tuple[tuple[str, str], ...] = ()) -> dict:
         from pathlib import Path
 
         from ovsnet.services.peers import IpsecChoice, PeerRequest, add_peers
 
         choice = None
-        if self.config.ipsec:
+        if self.config.ipsec and self.config.ipsec_cert_fingerprint:
+            choice = IpsecChoice(remote_names=names)
+        elif self.config.ipsec:
             choice = IpsecChoice(
                 psk_file=Path(self.config.psk_file) if self.config.psk_file else None
             )
@@ -99,6 +105,34 @@ class OvsDataplane:
         with host_lock(self.config.db, holder="ovsnet agent peer sync"):
             report = add_peers(self.db, self.net, request, exact=True)
         return {"steps": report.steps}
+
+    def check_own_certificate(self) -> None:
+        """The record will say which certificate this host presents in IKE: refuse to start
+        if OVS is set up with another one (peers would be told one thing and shown another).
+        Before anything is published."""
+        published = self.config.ipsec_cert_fingerprint
+        if published is None:
+            return
+        from ovsnet.errors import InvalidInput, NotReady
+        from ovsnet.pki import load_certificate, summarize
+
+        path = self.db.other_config().get("certificate")
+        if not path:
+            raise NotReady(
+                "this host has no IPsec certificate in OVS",
+                "run `ovsnet ipsec cert --cert FILE --key FILE --ca FILE` first",
+            )
+        try:
+            with open(path, "rb") as handle:
+                summary = summarize(load_certificate(handle.read(), path))
+        except OSError as exc:
+            raise NotReady(f"cannot read OVS's IPsec certificate {path}: {exc.strerror}") from None
+        if "sha256:" + summary.fingerprint_sha256 != published:
+            raise InvalidInput(
+                f"OVS presents the IPsec certificate {path} (CN {summary.common_name}), "
+                "not the one given with --ipsec-cert",
+                "give --ipsec-cert the certificate set with `ovsnet ipsec cert`",
+            )
 
     def local_addresses(self) -> set[IPv4Address]:
         """This host's own addresses: a record claiming one is left out (peer sync refuses)."""
@@ -114,6 +148,7 @@ class NoDataplane:
         self.tunnel_type = tunnel_type
         self.subnet: IPv4Network | None = None
         self.peers: tuple[str, ...] = ()
+        self.names: tuple[tuple[str, str], ...] = ()
 
     def close(self) -> None:
         pass
@@ -126,8 +161,9 @@ class NoDataplane:
         addressing = host_addressing(subnet=str(subnet), supernet=str(self.supernet))
         return {"docker_options": addressing.docker_options(overlay_mtu(1500, self.tunnel_type))}
 
-    def apply_peers(self, peers: tuple[str, ...]) -> dict:
+    def apply_peers(self, peers: tuple[str, ...], names: tuple[tuple[str, str], ...] = ()) -> dict:
         self.peers = peers
+        self.names = names
         return {}
 
     def local_addresses(self) -> set[IPv4Address]:

@@ -7,6 +7,7 @@ watch events, so a missed or repeated event can never leave a stale tunnel behin
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
@@ -15,11 +16,16 @@ from ovsnet.cluster.records import HostRecord
 from ovsnet.errors import InvalidInput
 from ovsnet.tunnels import parse_peer
 
+# As `ovsnet pki show` prints it, after "sha256:": 32 bytes, hex pairs joined by colons.
+_FINGERPRINT = re.compile(r"^sha256:([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$")
+
 
 @dataclass(frozen=True)
 class PeerPlan:
     peers: tuple[str, ...]  # underlay IPs, sorted numerically
     skipped: tuple[str, ...] = field(default=())  # one line per record that was left out
+    # Certificate IPsec: (underlay IP, the CN of that peer's certificate), as its record says.
+    names: tuple[tuple[str, str], ...] = field(default=())
 
 
 def desired_peers(
@@ -34,9 +40,14 @@ def desired_peers(
     """Tunnels to every other live host of the same tunnel type and IPsec method (a plain
     host and an IPsec host cannot talk: the IPsec side drops unprotected tunnel traffic).
 
+    With certificate IPsec, each peer's tunnel names the CN its record publishes (IKE then
+    accepts only that name, signed by this host's IKE CA); a record without a valid CN and
+    fingerprint is left out.
+
     A record that `peer sync` would refuse (an underlay address of this host, or inside the
     overlay) is left out here, so one bad record cannot make the whole sync fail."""
     peers: set[IPv4Address] = set()
+    names: dict[IPv4Address, str] = {}
     skipped: list[str] = []
     for name, record in sorted(records.items()):
         if name == me:
@@ -51,9 +62,32 @@ def desired_peers(
                 f"{name}: uses IPsec {record.ipsec_method or 'off'}, "
                 f"this host {ipsec_method or 'off'}"
             )
+        elif ipsec_method == "cert" and (problem := _certificate_problem(record)):
+            skipped.append(f"{name}: {problem}")
         else:
             peers.add(record.underlay_ip)
-    return PeerPlan(tuple(str(ip) for ip in sorted(peers)), tuple(skipped))
+            if ipsec_method == "cert":
+                names[record.underlay_ip] = record.ipsec_cn
+    return PeerPlan(
+        tuple(str(ip) for ip in sorted(peers)),
+        tuple(skipped),
+        tuple((str(ip), names[ip]) for ip in sorted(names)),
+    )
+
+
+def _certificate_problem(record: HostRecord) -> str | None:
+    """Why a certificate-IPsec record cannot get a tunnel: IKE needs the peer's CN."""
+    from ovsnet.ipsec import check_remote_name
+
+    if not record.ipsec_cn or not record.ipsec_fingerprint:
+        return "uses IPsec cert but publishes no certificate name and fingerprint"
+    if not _FINGERPRINT.match(record.ipsec_fingerprint):
+        return f"its certificate fingerprint {record.ipsec_fingerprint!r} is not sha256:XX:XX:..."
+    try:
+        check_remote_name(record.ipsec_cn)
+    except InvalidInput as exc:
+        return exc.message
+    return None
 
 
 def _unusable(

@@ -90,9 +90,15 @@ def agent_config(options: AgentOptions):
             f"--on-etcd-loss {options.on_etcd_loss!r} is not known",
             f"use one of {', '.join(ON_ETCD_LOSS)}",
         )
-    cn, fingerprint = _ipsec_identity(options.ipsec_cert)
     if options.psk_file and not options.ipsec:
         raise InvalidInput("--ipsec-psk-file needs --ipsec")
+    if options.ipsec_cert and not options.ipsec:
+        raise InvalidInput("--ipsec-cert needs --ipsec")
+    if options.ipsec_cert and options.psk_file:
+        raise InvalidInput(
+            "give --ipsec-cert (certificates) or --ipsec-psk-file (a pre-shared key), not both"
+        )
+    cn, fingerprint = _ipsec_identity(options.ipsec_cert)
     if options.psk_file:
         from ovsnet.services.ipsec import read_psk_file
 
@@ -105,7 +111,7 @@ def agent_config(options: AgentOptions):
         explicit_subnet=explicit,
         tunnel_type=options.tunnel_type,
         ttl=options.ttl,
-        ipsec_method="psk" if options.ipsec else None,
+        ipsec_method=("cert" if options.ipsec_cert else "psk") if options.ipsec else None,
         ipsec_cn=cn,
         ipsec_fingerprint=fingerprint,
         resync_interval=options.resync_interval,
@@ -183,10 +189,16 @@ def run_agent(options: AgentOptions) -> None:
                 tunnel_type=options.tunnel_type,
                 ipsec=options.ipsec,
                 psk_file=options.psk_file,
+                ipsec_cert_fingerprint=config.ipsec_fingerprint if options.ipsec_cert else None,
                 allow_downgrade=options.allow_downgrade,
                 init=options.init,
             )
         )
+        try:
+            dataplane.check_own_certificate()
+        except BaseException:
+            dataplane.close()
+            raise
     else:
         dataplane = NoDataplane(config.supernet, options.tunnel_type)
     agent = Agent(

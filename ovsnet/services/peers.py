@@ -30,10 +30,14 @@ class IpsecChoice:
     remote_name: str | None = None
     remote_cert: str | None = None
     require_encryption: bool = True
+    # Certificate auth for several peers at once (the cluster agent): peer IP -> the CN of
+    # that peer's certificate. Every peer of the call must have one.
+    remote_names: tuple[tuple[str, str], ...] = ()
 
     @property
     def method(self) -> str:
-        return ipsec.METHOD_CERT if self.remote_name or self.remote_cert else ipsec.METHOD_PSK
+        certs = self.remote_name or self.remote_cert or self.remote_names
+        return ipsec.METHOD_CERT if certs else ipsec.METHOD_PSK
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,8 @@ def _protect(
 
     choice = request.ipsec
     assert choice is not None  # only IPsec requests come here
-    if choice.method == ipsec.METHOD_CERT and len(specs) > 1:
+    names = dict(choice.remote_names)
+    if choice.method == ipsec.METHOD_CERT and len(specs) > 1 and not names:
         raise InvalidInput(
             "--remote-name/--remote-cert name one peer's certificate",
             "add certificate-authenticated peers one per call",
@@ -210,7 +215,13 @@ def _protect(
     existing = bridge.tunnels
     for spec in specs:
         current = existing.get(str(spec.remote_ip))
-        plan = ipsec.plan_tunnel_ipsec(wanted, host, port=current.name if current else None)
+        this = wanted
+        if names:
+            name = names.get(str(spec.remote_ip))
+            if name is None:
+                raise InvalidInput(f"no certificate name for peer {spec.remote_ip}")
+            this = replace(wanted, remote_name=name)
+        plan = ipsec.plan_tunnel_ipsec(this, host, port=current.name if current else None)
         protected.append(replace(spec, type=plan.port_type, extra_options=plan.options))
         other_config |= dict(plan.other_config)
     return protected, other_config

@@ -53,13 +53,17 @@ class EtcdServer:
         listen_ip: str = "127.0.0.1",
         netns: str | None = None,
         auth: bool = True,
+        pki: Path | None = None,
+        member: str = "ovsnet-test",
     ):
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="ovsnet-etcd-"))
         self._own_workdir = workdir is None
         self.listen_ip = listen_ip
         self.netns = netns
         self.auth = auth
-        self.pki = self.workdir / "pki"
+        self.pki = pki or self.workdir / "pki"  # members of one cluster share their CAs
+        self.member = member
+        self.initial_cluster: str | None = None  # name=peer-url,...: set by EtcdCluster
         self.data = self.workdir / "data"
         self.client_port = free_port() if netns is None else 2379
         self.peer_port = free_port() if netns is None else 2380
@@ -70,6 +74,10 @@ class EtcdServer:
     @property
     def url(self) -> str:
         return f"https://{self.listen_ip}:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
 
     # -- certificates -------------------------------------------------------------------------
 
@@ -103,6 +111,19 @@ class EtcdServer:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self, timeout: float = 20.0) -> EtcdServer:
+        self.launch()
+        try:
+            self._wait_ready(timeout)
+            if self.auth and not self._auth_done:
+                self._enable_auth()
+        except BaseException:
+            self.stop()  # `with` never reaches __exit__ when __enter__ fails
+            raise
+        return self
+
+    def launch(self) -> None:
+        """Start the etcd process; not waiting for it (a cluster's members wait for each
+        other: each one serves clients only once a quorum is up)."""
         from ovsnet import pki
 
         pki.ensure_cas(self.pki)
@@ -111,11 +132,11 @@ class EtcdServer:
         server = pki.ensure_leaf(self.pki, request)
         self.data.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data, 0o700)
-        peer = f"http://127.0.0.1:{self.peer_port}"
+        peer = self.peer_url
         argv = [
             ETCD,
             "--name",
-            "ovsnet-test",
+            self.member,
             "--data-dir",
             str(self.data),
             "--listen-client-urls",
@@ -128,7 +149,7 @@ class EtcdServer:
             "--initial-advertise-peer-urls",
             peer,
             "--initial-cluster",
-            f"ovsnet-test={peer}",
+            self.initial_cluster or f"{self.member}={peer}",
             "--cert-file",
             str(server.cert_path),
             "--key-file",
@@ -159,14 +180,6 @@ class EtcdServer:
             stderr=self._log,
             start_new_session=True,
         )
-        try:
-            self._wait_ready(timeout)
-            if self.auth and not self._auth_done:
-                self._enable_auth()
-        except BaseException:
-            self.stop()  # `with` never reaches __exit__ when __enter__ fails
-            raise
-        return self
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -257,6 +270,120 @@ class EtcdServer:
         return " | ".join(text.strip().splitlines()[-lines:])
 
 
+class EtcdCluster:
+    """Several etcd members on loopback (free ports), one CA, TLS + client-cert auth for
+    clients (peers talk plain HTTP on loopback). Members stop and start by index."""
+
+    def __init__(self, workdir: Path, size: int = 3):
+        self.workdir = Path(workdir)
+        self.members = [
+            EtcdServer(self.workdir / f"m{i}", auth=False, pki=self.workdir / "pki", member=f"m{i}")
+            for i in range(size)
+        ]
+        initial = ",".join(f"{m.member}={m.peer_url}" for m in self.members)
+        for member in self.members:
+            member.initial_cluster = initial
+
+    @property
+    def url(self) -> str:
+        """Every member's URL, comma-separated, as --etcd takes them."""
+        return ",".join(m.url for m in self.members)
+
+    def start(self, timeout: float = 30.0) -> EtcdCluster:
+        try:
+            for member in self.members:
+                member.launch()
+            for member in self.members:
+                member._wait_ready(timeout)
+            self.members[0].ovsnet("cluster", "enable-auth", *self.cli_args("root"))
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def credentials(self, name: str) -> Credentials:
+        return self.members[0].credentials(name)
+
+    def config(self, name: str = "root", timeout: float = 5.0) -> EtcdConfig:
+        creds = self.credentials(name)
+        return EtcdConfig(self.url, creds.cert, creds.key, creds.ca, timeout)
+
+    def cli_args(self, name: str = "root") -> list[str]:
+        creds = self.credentials(name)
+        return ["--etcd", self.url, "--etcd-cert", creds.cert, "--etcd-key", creds.key,
+                "--etcd-ca", creds.ca]  # fmt: skip
+
+    def grant(self, *names: str, prefix: str = "/ovsnet/") -> None:
+        for name in names:
+            self.credentials(name)
+            self.members[0].ovsnet(
+                "cluster", "grant", name, "--key-prefix", prefix, *self.cli_args("root")
+            )
+
+    def client(self, name: str = "root"):
+        from ovsnet.etcd import Etcd
+
+        return Etcd(self.config(name))
+
+    def status(self) -> list[dict]:
+        """`etcdctl endpoint status` of each running member: its id, the leader's, raft term."""
+        urls = ",".join(m.url for m in self.members if m.process is not None)
+        return json.loads(self._etcdctl(urls, "endpoint", "status", "-w", "json"))
+
+    def _etcdctl(self, urls: str, *args: str) -> str:
+        creds = self.credentials("root")
+        done = subprocess.run(
+            ["etcdctl", "--endpoints", urls, "--cacert", creds.ca, "--cert", creds.cert,
+             "--key", creds.key, "--dial-timeout", "2s", "--command-timeout", "5s", *args],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env={**os.environ, "ETCDCTL_API": "3"},
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"etcdctl {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def move_leader(self, index: int) -> None:
+        """Make member `index` the raft leader (etcdctl move-leader, sent to the leader)."""
+        statuses = {s["Endpoint"]: s for s in self.status()}
+        target = statuses[self.members[index].url]["Status"]["header"]["member_id"]
+        leader = self.members[self.leader()].url
+        if self.members[index].url != leader:
+            self._etcdctl(leader, "move-leader", format(target, "x"))
+
+    def member_of(self, pid: int) -> set[int]:
+        """The members process `pid` has a TCP connection to (read with ss)."""
+        done = subprocess.run(
+            ["ss", "-tnpH", "state", "established"], capture_output=True, text=True, check=True
+        )
+        ports = {m.client_port: i for i, m in enumerate(self.members)}
+        found = set()
+        for line in done.stdout.splitlines():
+            if f"pid={pid}," not in line:
+                continue
+            peer = line.split()[3]  # Recv-Q Send-Q Local Peer Process (the state filtered out)
+            port = int(peer.rsplit(":", 1)[1])
+            if port in ports:
+                found.add(ports[port])
+        return found
+
+    def leader(self) -> int:
+        """The index of the member that is the raft leader (as the running members agree)."""
+        statuses = self.status()
+        leaders = {s["Status"]["leader"] for s in statuses}
+        if len(leaders) != 1:
+            raise RuntimeError(f"members disagree on the leader: {statuses}")
+        leader = leaders.pop()
+        by_url = {s["Endpoint"]: s["Status"]["header"]["member_id"] for s in statuses}
+        return next(i for i, m in enumerate(self.members) if by_url.get(m.url) == leader)
+
+    def close(self) -> None:
+        for member in self.members:
+            member.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 def wait_until(predicate: Callable[[], object], timeout: float, what: str):
     """Poll the predicate (test side only) until it returns something true; its value."""
     deadline = time.monotonic() + timeout
@@ -282,10 +409,12 @@ class AgentProcess:
         workdir: Path,
         netns: str | None = None,
         env: dict[str, str] | None = None,
+        wrap: list[str] | None = None,
     ):
         self.name = name
         self.argv = argv
         self.netns = netns
+        self.wrap = wrap or []  # e.g. nsenter into a host's namespaces
         self.env = env
         self.events_path = workdir / f"agent-{name}.jsonl"
         self.log_path = workdir / f"agent-{name}.log"
@@ -296,6 +425,7 @@ class AgentProcess:
         argv = [sys.executable, "-m", "ovsnet", *self.argv]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
+        argv = [*self.wrap, *argv]
         with open(self.events_path, "ab") as out, open(self.log_path, "ab") as err:
             self.process = subprocess.Popen(
                 argv,

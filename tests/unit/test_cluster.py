@@ -304,6 +304,46 @@ def test_ipsec_hosts_and_plain_hosts_leave_each_other_out():
     assert plain.peers == ()
 
 
+FINGERPRINT = "sha256:" + ":".join(["AB"] * 32)
+
+
+def cert_record(name: str, index: int, cn: str | None, fingerprint: str | None) -> HostRecord:
+    return HostRecord(
+        name,
+        IPv4Address(f"198.51.100.{index}"),
+        net(f"10.0.{index}.0/24"),
+        ipsec_method="cert",
+        ipsec_cn=cn,
+        ipsec_fingerprint=fingerprint,
+    )
+
+
+def test_certificate_ipsec_names_each_peer_and_leaves_out_records_without_an_identity():
+    records = {
+        "h1": cert_record("h1", 11, "h1", FINGERPRINT),
+        "h2": cert_record("h2", 12, "h2", FINGERPRINT),
+        "h3": cert_record("h3", 13, "node-3.example", FINGERPRINT.lower()),
+        "h4": cert_record("h4", 14, None, FINGERPRINT),
+        "h5": cert_record("h5", 15, "h5", None),
+        "h6": cert_record("h6", 16, "h6", "sha256:00"),
+        "h7": cert_record("h7", 17, 'h7"\nleftca=%any', FINGERPRINT),
+        "h8": HostRecord(
+            "h8", IPv4Address("198.51.100.18"), net("10.0.18.0/24"), ipsec_method="psk"
+        ),
+    }
+    plan = desired_peers(records, "h1", IPv4Address("198.51.100.11"), "gre", "cert")
+    assert plan.peers == ("198.51.100.12", "198.51.100.13")
+    assert plan.names == (("198.51.100.12", "h2"), ("198.51.100.13", "node-3.example"))
+    skipped = dict(line.split(": ", 1) for line in plan.skipped)
+    assert set(skipped) == {"h4", "h5", "h6", "h7", "h8"}
+    assert "publishes no certificate name and fingerprint" in skipped["h4"]
+    assert "publishes no certificate name and fingerprint" in skipped["h5"]
+    assert "is not sha256:" in skipped["h6"]
+    assert skipped["h8"] == "uses IPsec psk, this host cert"
+    # PSK hosts never get names (their tunnels carry no certificate settings).
+    assert desired_peers(records, "h8", IPv4Address("198.51.100.18"), "gre", "psk").names == ()
+
+
 def test_desired_peers_of_a_lone_host_is_empty():
     records = {"h1": record("h1", "198.51.100.11", "10.0.1.0/24")}
     assert desired_peers(records, "h1", IPv4Address("198.51.100.11"), "gre").peers == ()

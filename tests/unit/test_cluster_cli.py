@@ -45,6 +45,9 @@ def etcd_args(files, url=URL):
         (["--name", "bad/name"], "host name 'bad/name' is not valid"),
         (["--underlay-ip", "nope"], "--underlay-ip 'nope' is not an IPv4 address"),
         (["--ipsec-psk-file", "/nonexistent"], "--ipsec-psk-file needs --ipsec"),
+        (["--ipsec-cert", "/nonexistent"], "--ipsec-cert needs --ipsec"),
+        (["--ipsec", "--ipsec-cert", "/x", "--ipsec-psk-file", "/y"], "not both"),
+        (["--ipsec", "--ipsec-cert", "/nonexistent"], "cannot read /nonexistent"),
         (["--key-prefix", "ovsnet"], "key prefix 'ovsnet' is not valid"),
         (["--key-prefix", "/ovs\nnet/"], "key prefix '/ovs\\nnet/' contains the control"),
         (["--underlay-ip", "127.0.0.1"], "--underlay-ip 127.0.0.1 is not a unicast host address"),
@@ -75,6 +78,9 @@ def test_agent_refuses_bad_options_with_exit_2(tls_files, capsys, extra, message
         (["--etcd", URL, "--etcd-ca", "/nonexistent/ca.pem"], "cannot read /nonexistent/ca.pem"),
         (["--etcd", URL, "--etcd-cert", "/x"], "give both --etcd-cert and --etcd-key"),
         (["--etcd", "http://198.51.100.2:2379"], "plain http:// without client-certificate auth"),
+        (["--etcd", f"{URL},198.51.100.3:2379"], "'198.51.100.3:2379' is not valid"),
+        (["--etcd", URL, "--etcd", "https://198.51.100.3"], "'https://198.51.100.3' is not valid"),
+        (["--etcd", f"{URL},http://198.51.100.3:2379"], "mix http:// and https://"),
     ],
 )
 def test_cluster_status_refuses_bad_etcd_options_with_exit_2(capsys, monkeypatch, args, message):
@@ -103,3 +109,14 @@ def test_etcd_without_a_client_certificate_needs_insecure(tls_files, capsys, mon
     argv = ["agent", "--etcd", "http://198.51.100.2:2379", "--insecure", "--ttl", "1"]
     assert main(argv) == 2
     assert "--ttl 1 is out of range" in capsys.readouterr().err
+
+
+def test_several_etcd_members_from_options_and_environment(monkeypatch):
+    from ovsnet.cli.cluster_commands import etcd_config
+
+    monkeypatch.delenv("OVSNET_ETCD", raising=False)
+    a, b, c = (f"http://198.51.100.{i}:2379" for i in (2, 3, 4))
+    assert etcd_config([a, f"{b}, {c}", a], None, None, None, True).urls == (a, b, c)
+    monkeypatch.setenv("OVSNET_ETCD", f"{c},{a}")
+    assert etcd_config([], None, None, None, True).urls == (c, a)
+    assert etcd_config(None, None, None, None, True).endpoint == ("198.51.100.4", 2379, False)
