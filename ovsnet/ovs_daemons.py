@@ -14,11 +14,11 @@ Place: docs/architecture.md, "Layers": facade layer (the OVS daemons' control so
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import time
 from pathlib import Path
+
+from ovsnet import jsonrpc
 
 VSWITCHD = "ovs-vswitchd"
 OVSDB_SERVER = "ovsdb-server"
@@ -46,40 +46,18 @@ def control_socket(directory: Path, daemon: str) -> Path | None:
 
 
 def unixctl(path: Path, command: str, timeout: float = TIMEOUT) -> str | None:
-    """The daemon's reply to one unixctl command, or None if it did not answer in time."""
-    import ovs.jsonrpc
-    import ovs.poller
-    import ovs.stream
+    """The daemon's reply to one unixctl command, or None if it did not answer in time.
 
-    deadline = time.monotonic() + timeout
-    error, stream = ovs.stream.Stream.open_block(
-        ovs.stream.Stream.open(f"unix:{path}"), int(timeout * 1000)
-    )
-    if error:
-        return None
-    connection = ovs.jsonrpc.Connection(stream)
+    ovsnet's own JSON-RPC (ovsnet.jsonrpc), not ovs.unixctl.client: that one waits without a
+    deadline (a hung daemon must not hang `status`) and loads the `ovs` library's parser.
+    """
     try:
-        request = ovs.jsonrpc.Message.create_request(command, [])
-        if connection.send(request):
-            return None
-        # ovs.unixctl.client waits without a deadline; a hung daemon must not hang status.
-        while True:
-            connection.run()
-            error, reply = connection.recv()
-            if not error and reply is not None and reply.id == request.id:
-                return None if reply.error is not None else str(reply.result)
-            if error and error != errno.EAGAIN:
-                return None
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            poller = ovs.poller.Poller()
-            connection.wait(poller)
-            connection.recv_wait(poller)
-            poller.timer_wait(int(remaining * 1000) + 1)
-            poller.block()
-    finally:
-        connection.close()
+        reply = jsonrpc.call(f"unix:{path}", command, [], timeout)
+    except OSError:
+        return None
+    if reply.get("error") is not None:
+        return None
+    return str(reply.get("result"))
 
 
 def parse_version(reply: str | None) -> str | None:

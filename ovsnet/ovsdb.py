@@ -10,14 +10,13 @@ Place: docs/architecture.md, "Layers": facade layer.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ovsnet import jsonrpc
 from ovsnet.errors import InvalidInput, NotReady, OperationFailed
 from ovsnet.faults import checkpoint
 from ovsnet.model import BridgeSpec, ObservedBridge, ObservedPort, TunnelSpec
@@ -416,57 +415,7 @@ def jsonrpc_call(db: str, method: str, params: list, timeout: float) -> dict:
     """
     if db.startswith("ssl:"):
         return _jsonrpc_call_ovs(db, method, params, timeout)
-    request = {"id": 0, "method": method, "params": params}
-    with _open_stream(db, timeout) as sock:
-        sock.sendall(json.dumps(request).encode())
-        return _read_reply(sock, request_id=0)
-
-
-def _open_stream(db: str, timeout: float) -> socket.socket:
-    kind, _, address = db.partition(":")
-    if kind == "unix":
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        target: str | tuple[str, int] = address
-    elif kind == "tcp":
-        host, _, port = address.rpartition(":")
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        target = (host.strip("[]"), int(port))
-    else:
-        raise OSError(0, f"unsupported OVSDB address {db!r} (use unix:, tcp: or ssl:)")
-    sock.settimeout(timeout)
-    try:
-        sock.connect(target)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _read_reply(sock: socket.socket, request_id: int) -> dict:
-    """Read JSON-RPC messages until the reply to request_id (answering echo requests)."""
-    decoder = json.JSONDecoder()
-    chunks: list[bytes] = []
-    while True:
-        chunk = sock.recv(1 << 18)
-        if not chunk:
-            raise OSError(0, "OVSDB closed the connection")
-        chunks.append(chunk)
-        # Every message ends with "}": decode only then, not at each chunk of a big reply.
-        if not chunk.rstrip().endswith(b"}"):
-            continue
-        text = b"".join(chunks).decode()
-        while text:
-            try:
-                message, end = decoder.raw_decode(text)
-            except ValueError:
-                break  # the "}" closed something inside a message that is not complete yet
-            text = text[end:].lstrip()
-            if message.get("id") == request_id and "method" not in message:
-                return message
-            if message.get("method") == "echo":
-                answer = {"id": message["id"], "result": message["params"], "error": None}
-                sock.sendall(json.dumps(answer).encode())
-        chunks = [text.encode()] if text else []
+    return jsonrpc.call(db, method, params, timeout)
 
 
 def _jsonrpc_call_ovs(db: str, method: str, params: list, timeout: float) -> dict:

@@ -67,6 +67,7 @@ def desired_peers(
         else:
             peers.add(record.underlay_ip)
             if ipsec_method == "cert":
+                assert record.ipsec_cn is not None  # _certificate_problem refused a record without
                 names[record.underlay_ip] = record.ipsec_cn
     return PeerPlan(
         tuple(str(ip) for ip in sorted(peers)),
