@@ -93,7 +93,7 @@ class Dataplane(Protocol):
 
     def init(self, subnet: IPv4Network) -> dict: ...
 
-    def apply_peers(self, peers: tuple[str, ...]) -> dict: ...
+    def apply_peers(self, peers: tuple[str, ...], subnets=None) -> dict: ...
 
     def local_addresses(self) -> set[IPv4Address]: ...
 
@@ -464,7 +464,8 @@ class Agent:
         before = set(self.applied or ())
         started = time.monotonic()
         try:
-            self.dataplane.apply_peers(plan.peers)
+            subnets = {str(r.underlay_ip): r.subnet for r in self.records.values()}
+            self.dataplane.apply_peers(plan.peers, subnets)
         except OvsnetError as exc:
             self._event("apply-failed", level=logging.ERROR, reason=exc.one_line())
             return False

@@ -1,0 +1,72 @@
+"""OpenFlow facade: read and replace ovsnet's own flows on a bridge, through `ovs-ofctl`.
+
+OVSDB cannot carry flows, and ovs-vswitchd keeps them only in memory (a restart starts from the
+bridge's default NORMAL flow): ovsnet puts its flows back from OVSDB's records on every `init`,
+`peer` command and companion heal. ovs-ofctl ships with OVS itself, so it is always there and
+speaks the version vswitchd speaks; a flow library (os-ken) would be one more dependency for
+a handful of rules. Every ovsnet flow carries ovsnet's cookie, and a change is one OpenFlow
+bundle (delete ovsnet's flows, add the new set): atomic, and nobody else's flows are touched.
+
+Place: docs/architecture.md, "Layers": facade layer.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from ovsnet import antispoof, ovs_daemons
+from ovsnet.errors import NotReady, OperationFailed
+
+OFCTL_TIMEOUT = 30
+_INSTALL_HINT = "install Open vSwitch's tools (apt install openvswitch-switch)"
+_COOKIE = f"cookie={antispoof.COOKIE:#x}/-1"
+
+
+def target(db: str, bridge: str) -> str:
+    """vswitchd's OpenFlow management socket for `bridge`: next to the OVSDB socket for a
+    `unix:` target (the companion, a lab host), else ovs-ofctl's default run directory."""
+    directory = ovs_daemons.run_dir(db)
+    return f"unix:{directory}/{bridge}.mgmt" if directory else bridge
+
+
+def read_flows(db: str, bridge: str) -> list[str]:
+    """ovsnet's flows now on the bridge (cookie stripped, as antispoof.plan_flows writes them)."""
+    done = _run(["--no-stats", "--no-names", "dump-flows", target(db, bridge), _COOKIE],
+                "read ovsnet's OpenFlow rules")  # fmt: skip
+    return antispoof.parse_dump(done.stdout)
+
+
+def replace_flows(db: str, bridge: str, flows: list[str]) -> None:
+    """Make ovsnet's flows exactly `flows`, in one bundle (all or nothing)."""
+    lines = [f"delete {_COOKIE}"]
+    lines += [f"add cookie={antispoof.COOKIE:#x},{flow}" for flow in flows]
+    _run(["--bundle", "add-flows", target(db, bridge), "-"],
+         "install ovsnet's OpenFlow rules", "\n".join(lines) + "\n")  # fmt: skip
+
+
+def _run(args: list[str], what: str, script: str | None = None) -> subprocess.CompletedProcess:
+    """Run ovs-ofctl; a missing binary, a hang or a refusal become ovsnet's errors."""
+    ofctl = shutil.which("ovs-ofctl")
+    if ofctl is None:
+        raise NotReady(f"cannot {what}: ovs-ofctl not found", _INSTALL_HINT)
+    try:
+        argv = [ofctl, f"--timeout={OFCTL_TIMEOUT}", *args]
+        done = subprocess.run(
+            argv, input=script, capture_output=True, text=True, timeout=OFCTL_TIMEOUT + 5
+        )
+    except subprocess.TimeoutExpired:
+        raise OperationFailed(f"cannot {what}: ovs-ofctl did not finish in time") from None
+    except PermissionError:
+        raise NotReady(f"cannot {what}: no permission to run ovs-ofctl", "run as root") from None
+    if done.returncode != 0:
+        raise NotReady(
+            f"cannot {what}: {_first_line(done.stderr)}",
+            "is ovs-vswitchd running? (ovsnet status)",
+        )
+    return done
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "ovs-ofctl failed without a message"

@@ -1,0 +1,34 @@
+"""Keep ovsnet's source-pinning flows what OVSDB's records say (ovsnet.antispoof).
+
+Called under the host lock by every command that changes the bridge (init, peer add/sync/
+remove, the companion's heal through init, the cluster agent through those): after OVSDB's
+change, once vswitchd has assigned the ports their ofport numbers.
+"""
+
+from __future__ import annotations
+
+from ovsnet import antispoof, openflow
+from ovsnet.errors import NotReady
+from ovsnet.ovsdb import OvsDb
+
+
+def sync_flows(db: OvsDb, bridge_name: str, dry_run: bool = False) -> list[str]:
+    """Install the flows the bridge needs now, if they differ; the steps taken (or, in a dry
+    run, that would be)."""
+    bridge = db.bridge(bridge_name)  # read again: a port just added has its ofport now
+    if bridge is None or not bridge.managed:
+        return []
+    ports = antispoof.pinned_ports(bridge)
+    wanted = antispoof.plan_flows(ports)
+    try:
+        current = openflow.read_flows(db.db, bridge_name)
+    except NotReady:
+        if dry_run:  # a dry run may look at an OVSDB without vswitchd: say nothing of flows
+            return []
+        raise
+    if not antispoof.diff_flows(current, wanted):
+        return []
+    if not dry_run:
+        openflow.replace_flows(db.db, bridge_name, wanted)
+    steps = [f"pin sources from {port.what} to {port.subnet}" for port in ports]
+    return steps or ["remove ovsnet's source-pinning flows"]
