@@ -108,6 +108,8 @@ def check_peer_subnet(
 
 def parse_subnet(text: str, where: str = "--subnet") -> IPv4Network:
     try:
+        if "/" not in text:  # a bare address is more likely a second peer than a /32
+            raise ValueError(text)
         return IPv4Network(text, strict=True)
     except ValueError:
         raise InvalidInput(

@@ -92,8 +92,9 @@ def test_peer_subnet_must_be_in_the_supernet_and_not_ours():
         antispoof.check_peer_subnet(IPv4Network("10.9.0.0/24"), OWN, supernet)
     with pytest.raises(InvalidInput, match="overlaps this host"):
         antispoof.check_peer_subnet(IPv4Network("10.0.0.0/23"), OWN, supernet)
-    with pytest.raises(InvalidInput, match="not an IPv4 network"):
-        antispoof.parse_subnet("10.0.2.1/24")
+    for text in ("10.0.2.1/24", "10.0.2.0", "10.0.2.0/33"):
+        with pytest.raises(InvalidInput, match="not an IPv4 network"):
+            antispoof.parse_subnet(text)
 
 
 def test_sync_file_takes_an_optional_subnet_column():
