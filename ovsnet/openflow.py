@@ -23,11 +23,16 @@ _INSTALL_HINT = "install Open vSwitch's tools (apt install openvswitch-switch)"
 _COOKIE = f"cookie={antispoof.COOKIE:#x}/-1"
 
 
+def reachable(db: str) -> bool:
+    """Whether ovsnet can reach vswitchd's OpenFlow socket: it sits next to a `unix:` OVSDB
+    socket; behind `tcp:` or `ssl:` vswitchd may run on another machine."""
+    return ovs_daemons.run_dir(db) is not None
+
+
 def target(db: str, bridge: str) -> str:
-    """vswitchd's OpenFlow management socket for `bridge`: next to the OVSDB socket for a
-    `unix:` target (the companion, a lab host), else ovs-ofctl's default run directory."""
-    directory = ovs_daemons.run_dir(db)
-    return f"unix:{directory}/{bridge}.mgmt" if directory else bridge
+    """vswitchd's OpenFlow management socket for `bridge` (the companion, a lab host, Debian's
+    /var/run/openvswitch all keep it next to the OVSDB socket)."""
+    return f"unix:{ovs_daemons.run_dir(db)}/{bridge}.mgmt"
 
 
 def read_flows(db: str, bridge: str) -> list[str]:

@@ -18,6 +18,8 @@ def sync_flows(db: OvsDb, bridge_name: str, dry_run: bool = False) -> list[str]:
     bridge = db.bridge(bridge_name)  # read again: a port just added has its ofport now
     if bridge is None or not bridge.managed:
         return []
+    if not openflow.reachable(db.db):
+        return ["sources not pinned: vswitchd's OpenFlow socket is not local (--db tcp:/ssl:)"]
     ports = antispoof.pinned_ports(bridge)
     wanted = antispoof.plan_flows(ports)
     try:

@@ -95,6 +95,10 @@ def spoof(container, claimed: str, target: str, count: int = 5) -> None:
     subprocess.run(argv, check=True, capture_output=True, timeout=30)
 
 
+def warnings(host) -> list[str]:
+    return json.loads(host.ovsnet("--json", "status", check=True).stdout)["warnings"]
+
+
 def neighbour_mac(host, ip: str) -> str | None:
     out = host.run(["ip", "neigh", "show", ip, "dev", "br0"]).stdout.split()
     return out[out.index("lladdr") + 1] if "lladdr" in out else None
@@ -147,6 +151,7 @@ def test_compromised_host_cannot_send_as_another_hosts_container(pinned):
     h1, h2 = lab.hosts
     tunnel = ofport(h2, tunnel_port(h2, h1))
     ofctl(h1, "del-flows", OURS)
+    assert any("source-pinning flows differ" in w for w in warnings(h1))
     try:
         before = drops(h2, tunnel)
         spoof(c1, c2.ip, h2.gateway)
@@ -156,6 +161,7 @@ def test_compromised_host_cannot_send_as_another_hosts_container(pinned):
     finally:
         h1.ovsnet("init", "--prefix", h1.prefix, "--datapath", "netdev", check=True)
     assert drops(h1, ofport(h1, "docker0")) == {"ip": 0, "arp": 0}  # back, freshly installed
+    assert not any("source-pinning" in w for w in warnings(h1))
 
 
 def test_peer_commands_touch_only_ovsnets_flows_and_a_rerun_changes_nothing(pinned):
