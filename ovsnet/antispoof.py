@@ -9,6 +9,9 @@ Per pinned port (docker0 with this host's subnet, each tunnel whose peer subnet 
 - IPv4 with a source in the subnet, and ARP with a sender in it, go on (NORMAL);
 - ARP probes (sender 0.0.0.0, RFC 5227) go on: they claim no address and update no cache;
 - every other IPv4 and ARP packet from that port is dropped.
+Broadcast and multicast from every tunnel (pinned or not) pass an OpenFlow meter per tunnel
+(BROADCAST_RATE packets/s, BROADCAST_BURST at once) where the datapath has meters: a peer cannot
+flood the bridge. Without meters (an old kernel datapath) they pass unmetered, as before.
 The bridge's LOCAL port (the gateway, the host's own stack) is not pinned. IPv6 and other
 ethertypes are not pinned (Docker's bridge network here is IPv4 only). A tunnel whose peer
 subnet is unknown is left as it was: nothing pinned.
@@ -27,8 +30,15 @@ from ovsnet.model import PEER_SUBNET_KEY, SUBNET_KEY, ObservedBridge
 
 # Every ovsnet flow carries this cookie ("ovsnt" in ASCII): sync and reset touch only these.
 COOKIE = 0x6F76736E74
+METERED_PRIORITY = 220  # multicast allowed by pinning, through the tunnel's meter
 ALLOW_PRIORITY = 210
 DROP_PRIORITY = 200
+BROADCAST_PRIORITY = 190  # any other multicast from a tunnel (IPv6 ND...), through its meter
+# ovsnet's meters are METER_BASE + the tunnel's ofport: ids others are unlikely to pick.
+METER_BASE = 0x6000
+BROADCAST_RATE = 1000  # packets/s per tunnel: ARP for thousands of containers, not a storm
+BROADCAST_BURST = 1000
+MULTICAST = "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00"
 
 
 @dataclass(frozen=True)
@@ -53,9 +63,57 @@ def port_flows(port: PinnedPort) -> list[str]:
     ]
 
 
+def metered_flows(ofport: int, pinned: PinnedPort | None) -> list[str]:
+    """A tunnel's broadcast and multicast through its meter: what pinning allows (above the
+    pinning rules, so the meter sees it) and, below them, every other ethertype."""
+    n, meter = ofport, f"actions=meter:{meter_id(ofport)},NORMAL"
+    flows = [f"priority={BROADCAST_PRIORITY},in_port={n},{MULTICAST} {meter}"]
+    if pinned is not None:
+        net, prio = pinned.subnet.with_prefixlen, f"priority={METERED_PRIORITY}"
+        flows += [
+            f"{prio},ip,in_port={n},{MULTICAST},nw_src={net} {meter}",
+            f"{prio},arp,in_port={n},{MULTICAST},arp_spa={net} {meter}",
+            f"{prio},arp,in_port={n},{MULTICAST},arp_spa=0.0.0.0 {meter}",
+        ]
+    return flows
+
+
+def meter_id(ofport: int) -> int:
+    return METER_BASE + ofport
+
+
+def meter_spec(meter: int) -> str:
+    """An ovs-ofctl meter: drop what exceeds BROADCAST_RATE packets/s."""
+    return (f"meter={meter},pktps,burst,stats,bands=type=drop,rate={BROADCAST_RATE},"
+            f"burst_size={BROADCAST_BURST}")  # fmt: skip
+
+
 def plan_flows(ports: Iterable[PinnedPort]) -> list[str]:
-    """Every flow ovsnet wants, sorted (the order does not matter to OVS, only to a diff)."""
+    """Every pinning flow, sorted (the order does not matter to OVS, only to a diff)."""
     return sorted(flow for port in ports for flow in port_flows(port))
+
+
+@dataclass(frozen=True)
+class FlowPlan:
+    flows: list[str]
+    meters: list[int]
+
+
+def plan_bridge(bridge: ObservedBridge, meters: bool) -> FlowPlan:
+    """The flows (and meters, when the datapath has them) `bridge` needs now."""
+    pinned = pinned_ports(bridge)
+    flows = plan_flows(pinned)
+    if not meters:
+        return FlowPlan(flows, [])
+    by_port = {p.ofport: p for p in pinned}
+    tunnels = sorted(p.ofport for p in bridge.tunnels.values() if _assigned(p.ofport))
+    for ofport in tunnels:
+        flows += metered_flows(ofport, by_port.get(ofport))
+    return FlowPlan(sorted(flows), [meter_id(n) for n in tunnels])
+
+
+def ours(meter: int) -> bool:
+    return METER_BASE < meter <= METER_BASE + 0xFF00
 
 
 def pinned_ports(bridge: ObservedBridge) -> list[PinnedPort]:
@@ -118,7 +176,9 @@ def parse_subnet(text: str, where: str = "--subnet") -> IPv4Network:
 
 
 def _normal(flow: str) -> str:
-    return " ".join(flow.replace(", ", ",").split())
+    """A flow with its match fields in one order: OVS prints them in its own."""
+    match, _, actions = " ".join(flow.replace(", ", ",").split()).partition(" ")
+    return ",".join(sorted(match.split(","))) + " " + actions
 
 
 def _network(text: str | None) -> IPv4Network | None:

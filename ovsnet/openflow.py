@@ -12,6 +12,7 @@ Place: docs/architecture.md, "Layers": facade layer.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -36,18 +37,43 @@ def target(db: str, bridge: str) -> str:
 
 
 def read_flows(db: str, bridge: str) -> list[str]:
-    """ovsnet's flows now on the bridge (cookie stripped, as antispoof.plan_flows writes them)."""
-    done = _run(["--no-stats", "--no-names", "dump-flows", target(db, bridge), _COOKIE],
-                "read ovsnet's OpenFlow rules")  # fmt: skip
+    """ovsnet's flows now on the bridge (cookie stripped, as antispoof.plan_flows writes them).
+    OpenFlow 1.5, so that meter actions show (1.0 cannot express them)."""
+    done = _run(["-O", "OpenFlow15", "--no-stats", "--no-names", "dump-flows",
+                 target(db, bridge), _COOKIE], "read ovsnet's OpenFlow rules")  # fmt: skip
     return antispoof.parse_dump(done.stdout)
 
 
-def replace_flows(db: str, bridge: str, flows: list[str]) -> None:
-    """Make ovsnet's flows exactly `flows`, in one bundle (all or nothing)."""
+def has_meters(db: str, bridge: str) -> bool:
+    """Whether the bridge's datapath has meters (userspace: yes; kernel: Linux >= 4.15)."""
+    done = _run(["-O", "OpenFlow13", "meter-features", target(db, bridge)],
+                "read the datapath's meter features")  # fmt: skip
+    found = re.search(r"max_meter:(\d+)", done.stdout)
+    return bool(found and int(found.group(1)) > 0)
+
+
+def read_meters(db: str, bridge: str) -> list[int]:
+    """ovsnet's meters now on the bridge (ids in antispoof's range)."""
+    done = _run(["-O", "OpenFlow13", "dump-meters", target(db, bridge)],
+                "read ovsnet's OpenFlow meters")  # fmt: skip
+    ids = (int(m) for m in re.findall(r"meter=(\d+)", done.stdout))
+    return sorted(m for m in ids if antispoof.ours(m))
+
+
+def replace_flows(db: str, bridge: str, plan: antispoof.FlowPlan, meters: list[int]) -> None:
+    """Make ovsnet's flows exactly the plan's, in one bundle (all or nothing); meters (which a
+    bundle cannot carry) are added before the flows that use them, removed after."""
+    where = target(db, bridge)
+    for meter in sorted(set(plan.meters) - set(meters)):
+        _run(["-O", "OpenFlow13", "add-meter", where, antispoof.meter_spec(meter)],
+             "add ovsnet's broadcast meter")  # fmt: skip
     lines = [f"delete {_COOKIE}"]
-    lines += [f"add cookie={antispoof.COOKIE:#x},{flow}" for flow in flows]
-    _run(["--bundle", "add-flows", target(db, bridge), "-"],
+    lines += [f"add cookie={antispoof.COOKIE:#x},{flow}" for flow in plan.flows]
+    _run(["--bundle", "add-flows", where, "-"],
          "install ovsnet's OpenFlow rules", "\n".join(lines) + "\n")  # fmt: skip
+    for meter in sorted(set(meters) - set(plan.meters)):
+        _run(["-O", "OpenFlow13", "del-meter", where, f"meter={meter}"],
+             "remove ovsnet's broadcast meter")  # fmt: skip
 
 
 def _run(args: list[str], what: str, script: str | None = None) -> subprocess.CompletedProcess:

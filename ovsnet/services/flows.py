@@ -20,17 +20,22 @@ def sync_flows(db: OvsDb, bridge_name: str, dry_run: bool = False) -> list[str]:
         return []
     if not openflow.reachable(db.db):
         return ["sources not pinned: vswitchd's OpenFlow socket is not local (--db tcp:/ssl:)"]
-    ports = antispoof.pinned_ports(bridge)
-    wanted = antispoof.plan_flows(ports)
     try:
         current = openflow.read_flows(db.db, bridge_name)
     except NotReady:
         if dry_run:  # a dry run may look at an OVSDB without vswitchd: say nothing of flows
             return []
         raise
-    if not antispoof.diff_flows(current, wanted):
+    metered = bool(bridge.tunnels) and openflow.has_meters(db.db, bridge_name)
+    plan = antispoof.plan_bridge(bridge, meters=metered)
+    meters = openflow.read_meters(db.db, bridge_name)
+    if not antispoof.diff_flows(current, plan.flows) and meters == plan.meters:
         return []
     if not dry_run:
-        openflow.replace_flows(db.db, bridge_name, wanted)
-    steps = [f"pin sources from {port.what} to {port.subnet}" for port in ports]
+        openflow.replace_flows(db.db, bridge_name, plan, meters)
+    steps = [f"pin sources from {port.what} to {port.subnet}"
+             for port in antispoof.pinned_ports(bridge)]  # fmt: skip
+    if plan.meters:
+        steps.append(f"meter broadcast from {len(plan.meters)} tunnel(s) to "
+                     f"{antispoof.BROADCAST_RATE} packets/s each")  # fmt: skip
     return steps or ["remove ovsnet's source-pinning flows"]

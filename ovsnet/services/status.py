@@ -153,9 +153,10 @@ def _add_pinning_view(status: HostStatus, db: OvsDb, bridge) -> None:
         return
     try:
         current = openflow.read_flows(db.db, bridge.name)
+        metered = bool(bridge.tunnels) and openflow.has_meters(db.db, bridge.name)
     except OvsnetError:
         return  # vswitchd not answering is reported above
-    if antispoof.diff_flows(current, antispoof.plan_flows(antispoof.pinned_ports(bridge))):
+    if antispoof.diff_flows(current, antispoof.plan_bridge(bridge, metered).flows):
         status.warnings.append(
             "source-pinning flows differ from OVSDB's records (ovs-vswitchd restarted?): "
             "`ovsnet init` puts them back"

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from ovsnet.antispoof import COOKIE, DROP_PRIORITY
+from ovsnet.antispoof import BROADCAST_BURST, COOKIE, DROP_PRIORITY, METER_BASE
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -49,8 +49,11 @@ for _ in range(count):
 
 
 def ofctl(host, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """ovs-ofctl [-O VERSION] COMMAND <host's br0> ARGS."""
+    version = list(args[:2]) if args[0] == "-O" else []
+    command, *rest = args[len(version):]
     target = f"unix:{host.rundir}/br0.mgmt"
-    return subprocess.run(["ovs-ofctl", "--no-names", args[0], target, *args[1:]],
+    return subprocess.run(["ovs-ofctl", "--no-names", *version, command, target, *rest],
                           capture_output=True, text=True, check=check, timeout=30)  # fmt: skip
 
 
@@ -162,6 +165,30 @@ def test_compromised_host_cannot_send_as_another_hosts_container(pinned):
         h1.ovsnet("init", "--prefix", h1.prefix, "--datapath", "netdev", check=True)
     assert drops(h1, ofport(h1, "docker0")) == {"ip": 0, "arp": 0}  # back, freshly installed
     assert not any("source-pinning" in w for w in warnings(h1))
+
+
+def meter_drops(host, meter: int) -> int:
+    """Packets the meter's drop band dropped."""
+    out = ofctl(host, "-O", "OpenFlow13", "meter-stats", f"meter={meter}").stdout
+    found = re.search(r"0: packet_count:(\d+)", out)
+    assert found, out
+    return int(found.group(1))
+
+
+def test_a_broadcast_flood_from_a_peer_is_bounded_by_its_meter(pinned):
+    """A container floods broadcasts from its own (allowed) address: its host lets them out,
+    the receiving host's meter on that tunnel drops what exceeds the rate; unicast is not
+    metered and every ping is still answered."""
+    lab, (c1, c2) = pinned
+    h1, h2 = lab.hosts
+    meter = METER_BASE + ofport(h2, tunnel_port(h2, h1))
+    before = meter_drops(h2, meter)
+    spoof(c1, c1.ip, "255.255.255.255", count=3 * BROADCAST_BURST)
+    deadline = time.monotonic() + 10
+    while meter_drops(h2, meter) == before and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert meter_drops(h2, meter) > before
+    assert c1.ping(c2.ip) and c2.ping(c1.ip)
 
 
 def test_peer_commands_touch_only_ovsnets_flows_and_a_rerun_changes_nothing(pinned):

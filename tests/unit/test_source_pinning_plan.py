@@ -114,3 +114,31 @@ def test_a_new_subnet_updates_the_tunnel_and_an_omitted_one_keeps_it():
     moved = TunnelSpec(spec.remote_ip, spec.port, "gre", subnet=IPv4Network("10.0.3.0/24"))
     assert plan_peers(current, [moved]).updated == ["192.0.2.2"]
     assert moved.external_ids[PEER_SUBNET_KEY] == "10.0.3.0/24"
+
+
+def test_with_meters_every_tunnels_broadcast_is_metered_pinned_or_not():
+    plan = antispoof.plan_bridge(
+        bridge(tunnel("192.0.2.2", 2, "10.0.2.0/24"), tunnel("192.0.2.3", 3)), meters=True
+    )
+    base = antispoof.METER_BASE
+    assert plan.meters == [base + 2, base + 3]
+    metered = [f for f in plan.flows if "meter:" in f]
+    assert len(metered) == 4 + 1  # tunnel 2: three pinned multicast + the rest; tunnel 3: rest
+    rest = f"priority=190,in_port=3,{antispoof.MULTICAST} actions=meter:{base + 3},NORMAL"
+    assert rest in metered
+    assert all("in_port=1," not in f for f in metered)  # docker0 is not metered
+    assert antispoof.METERED_PRIORITY > antispoof.ALLOW_PRIORITY > antispoof.DROP_PRIORITY
+    assert antispoof.DROP_PRIORITY > antispoof.BROADCAST_PRIORITY > 0
+    assert all(antispoof.ours(m) for m in plan.meters) and not antispoof.ours(1)
+
+
+def test_without_meters_the_plan_is_pinning_alone():
+    current = bridge(tunnel("192.0.2.2", 2, "10.0.2.0/24"))
+    plan = antispoof.plan_bridge(current, meters=False)
+    assert plan.meters == [] and plan.flows == plan_flows(pinned_ports(current))
+
+
+def test_flows_compare_whatever_order_ovs_prints_the_match_in():
+    mine = "priority=220,ip,in_port=1,nw_src=10.0.2.0/24,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=meter:24577,NORMAL"  # noqa: E501
+    printed = " cookie=0x6f76736e74, priority=220,ip,in_port=1,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,nw_src=10.0.2.0/24 actions=meter:24577,NORMAL"  # noqa: E501
+    assert not antispoof.diff_flows(antispoof.parse_dump(printed), [mine])
