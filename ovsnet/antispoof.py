@@ -9,9 +9,11 @@ Per pinned port (docker0 with this host's subnet, each tunnel whose peer subnet 
 - IPv4 with a source in the subnet, and ARP with a sender in it, go on (NORMAL);
 - ARP probes (sender 0.0.0.0, RFC 5227) go on: they claim no address and update no cache;
 - every other IPv4 and ARP packet from that port is dropped.
-Broadcast and multicast from every tunnel (pinned or not) pass an OpenFlow meter per tunnel
-(BROADCAST_RATE packets/s, BROADCAST_BURST at once) where the datapath has meters: a peer cannot
-flood the bridge. Without meters (an old kernel datapath) they pass unmetered, as before.
+Broadcast and multicast from every tunnel (pinned or not) pass one OpenFlow meter shared by
+the tunnels (BROADCAST_RATE packets/s, BROADCAST_BURST at once) where the datapath has meters:
+the peers together cannot flood the bridge. One meter, not one per tunnel: OVS 3.1's ovs-ofctl
+adds meters one process each, which would cost a 1,000-peer host seconds. Without meters (an
+old kernel datapath) broadcast passes unmetered, as before.
 The bridge's LOCAL port (the gateway, the host's own stack) is not pinned. IPv6 and other
 ethertypes are not pinned (Docker's bridge network here is IPv4 only). A tunnel whose peer
 subnet is unknown is left as it was: nothing pinned.
@@ -34,10 +36,10 @@ METERED_PRIORITY = 220  # multicast allowed by pinning, through the tunnel's met
 ALLOW_PRIORITY = 210
 DROP_PRIORITY = 200
 BROADCAST_PRIORITY = 190  # any other multicast from a tunnel (IPv6 ND...), through its meter
-# ovsnet's meters are METER_BASE + the tunnel's ofport: ids others are unlikely to pick.
-METER_BASE = 0x6000
-BROADCAST_RATE = 1000  # packets/s per tunnel: ARP for thousands of containers, not a storm
-BROADCAST_BURST = 1000
+# ovsnet's meter: an id others are unlikely to pick (below the userspace datapath's maximum).
+METER_ID = 0x6F76
+BROADCAST_RATE = 2000  # packets/s from all tunnels: ARP for thousands of containers, no storm
+BROADCAST_BURST = 2000
 MULTICAST = "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00"
 
 
@@ -66,7 +68,7 @@ def port_flows(port: PinnedPort) -> list[str]:
 def metered_flows(ofport: int, pinned: PinnedPort | None) -> list[str]:
     """A tunnel's broadcast and multicast through its meter: what pinning allows (above the
     pinning rules, so the meter sees it) and, below them, every other ethertype."""
-    n, meter = ofport, f"actions=meter:{meter_id(ofport)},NORMAL"
+    n, meter = ofport, f"actions=meter:{METER_ID},NORMAL"
     flows = [f"priority={BROADCAST_PRIORITY},in_port={n},{MULTICAST} {meter}"]
     if pinned is not None:
         net, prio = pinned.subnet.with_prefixlen, f"priority={METERED_PRIORITY}"
@@ -76,10 +78,6 @@ def metered_flows(ofport: int, pinned: PinnedPort | None) -> list[str]:
             f"{prio},arp,in_port={n},{MULTICAST},arp_spa=0.0.0.0 {meter}",
         ]
     return flows
-
-
-def meter_id(ofport: int) -> int:
-    return METER_BASE + ofport
 
 
 def meter_spec(meter: int) -> str:
@@ -109,11 +107,7 @@ def plan_bridge(bridge: ObservedBridge, meters: bool) -> FlowPlan:
     tunnels = sorted(p.ofport for p in bridge.tunnels.values() if _assigned(p.ofport))
     for ofport in tunnels:
         flows += metered_flows(ofport, by_port.get(ofport))
-    return FlowPlan(sorted(flows), [meter_id(n) for n in tunnels])
-
-
-def ours(meter: int) -> bool:
-    return METER_BASE < meter <= METER_BASE + 0xFF00
+    return FlowPlan(sorted(flows), [METER_ID] if tunnels else [])
 
 
 def pinned_ports(bridge: ObservedBridge) -> list[PinnedPort]:

@@ -53,11 +53,11 @@ def has_meters(db: str, bridge: str) -> bool:
 
 
 def read_meters(db: str, bridge: str) -> list[int]:
-    """ovsnet's meters now on the bridge (ids in antispoof's range)."""
+    """ovsnet's meter, if the bridge has it ([] or [antispoof.METER_ID])."""
     done = _run(["-O", "OpenFlow13", "dump-meters", target(db, bridge)],
-                "read ovsnet's OpenFlow meters")  # fmt: skip
-    ids = (int(m) for m in re.findall(r"meter=(\d+)", done.stdout))
-    return sorted(m for m in ids if antispoof.ours(m))
+                "read ovsnet's OpenFlow meter")  # fmt: skip
+    ids = {int(m) for m in re.findall(r"meter=(\d+)", done.stdout)}
+    return [antispoof.METER_ID] if antispoof.METER_ID in ids else []
 
 
 def replace_flows(db: str, bridge: str, plan: antispoof.FlowPlan, meters: list[int]) -> None:

@@ -153,7 +153,8 @@ def _add_pinning_view(status: HostStatus, db: OvsDb, bridge) -> None:
         return
     try:
         current = openflow.read_flows(db.db, bridge.name)
-        metered = bool(bridge.tunnels) and openflow.has_meters(db.db, bridge.name)
+        meters = openflow.read_meters(db.db, bridge.name)
+        metered = bool(bridge.tunnels) and (bool(meters) or openflow.has_meters(db.db, bridge.name))
     except OvsnetError:
         return  # vswitchd not answering is reported above
     if antispoof.diff_flows(current, antispoof.plan_bridge(bridge, metered).flows):

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from ovsnet.antispoof import BROADCAST_BURST, COOKIE, DROP_PRIORITY, METER_BASE
+from ovsnet.antispoof import BROADCAST_BURST, COOKIE, DROP_PRIORITY, METER_ID
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -181,7 +181,7 @@ def test_a_broadcast_flood_from_a_peer_is_bounded_by_its_meter(pinned):
     metered and every ping is still answered."""
     lab, (c1, c2) = pinned
     h1, h2 = lab.hosts
-    meter = METER_BASE + ofport(h2, tunnel_port(h2, h1))
+    meter = METER_ID
     before = meter_drops(h2, meter)
     spoof(c1, c1.ip, "255.255.255.255", count=3 * BROADCAST_BURST)
     deadline = time.monotonic() + 10
