@@ -11,6 +11,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 # external_ids keys that mark ovsnet's own objects, so reconcile and reset touch nothing else.
 MANAGED_KEY = "ovsnet-managed"
 PEER_KEY = "ovsnet-peer"
+# The peer's container subnet, when known: its tunnel is then pinned to it (ovsnet.antispoof).
+PEER_SUBNET_KEY = "ovsnet-peer-subnet"
 ROLE_KEY = "ovsnet-role"
 SUBNET_KEY = "ovsnet-subnet"
 SUPERNET_KEY = "ovsnet-supernet"
@@ -49,6 +51,8 @@ class TunnelSpec:
     port: str
     type: str = "gre"
     extra_options: tuple[tuple[str, str], ...] = ()
+    # None: not given; an existing tunnel then keeps the subnet it has recorded.
+    subnet: IPv4Network | None = None
 
     @property
     def options(self) -> dict[str, str]:
@@ -56,7 +60,10 @@ class TunnelSpec:
 
     @property
     def external_ids(self) -> dict[str, str]:
-        return {PEER_KEY: str(self.remote_ip)}
+        ids = {PEER_KEY: str(self.remote_ip)}
+        if self.subnet is not None:
+            ids[PEER_SUBNET_KEY] = str(self.subnet)
+        return ids
 
     bfd = {"enable": "true"}
 
@@ -79,6 +86,10 @@ class ObservedPort:
     @property
     def peer(self) -> str | None:
         return self.external_ids.get(PEER_KEY)
+
+    @property
+    def peer_subnet(self) -> str | None:
+        return self.external_ids.get(PEER_SUBNET_KEY)
 
     @property
     def ipsec(self) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ovsnet import jsonrpc
 from ovsnet.errors import InvalidInput, NotReady, OperationFailed
 from ovsnet.faults import checkpoint
-from ovsnet.model import BridgeSpec, ObservedBridge, ObservedPort, TunnelSpec
+from ovsnet.model import PEER_SUBNET_KEY, BridgeSpec, ObservedBridge, ObservedPort, TunnelSpec
 
 # Only the columns ovsnet writes or checks after a write: the IDL turns every monitored cell of
 # every row into Python objects, so monitoring whole tables makes a 1,000-peer bridge slow.
@@ -545,6 +545,8 @@ def _write(api, txn, changes: Changes) -> None:
             port = ports[spec.port]
             port.protected = True
             _set_tunnel_interface(port.interfaces[0], spec)
+            if spec.subnet is not None:
+                port.setkey("external_ids", PEER_SUBNET_KEY, str(spec.subnet))
     for spec in changes.add_tunnels:
         _insert_tunnel(tables, txn, bridge, spec)
     if changes.delete_bridge:

@@ -294,4 +294,5 @@ def _differs(current: ObservedPort, spec: TunnelSpec) -> bool:
         or current.options != spec.options
         or current.bfd != spec.bfd
         or not current.protected
+        or (spec.subnet is not None and current.peer_subnet != str(spec.subnet))
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 from ipaddress import IPv4Address, IPv4Network
 
+from ovsnet.antispoof import parse_subnet
 from ovsnet.errors import InvalidInput
 from ovsnet.validate import LINUX_IFNAME_MAX, special_space
 
@@ -82,7 +83,13 @@ def parse_peer(
 
 
 def parse_peers_text(data: bytes, source: str) -> list[IPv4Address]:
-    """A `peer sync` file: one underlay address per line, `#` starts a comment. The first bad
+    """A `peer sync` file's addresses (see parse_peer_lines)."""
+    return [ip for ip, _ in parse_peer_lines(data, source)]
+
+
+def parse_peer_lines(data: bytes, source: str) -> list[tuple[IPv4Address, IPv4Network | None]]:
+    """A `peer sync` file: one underlay address per line, optionally followed by the peer's
+    container subnet (its tunnel is then source-pinned); `#` starts a comment. The first bad
     line is an error naming source:line, so nothing is changed on a half-read file."""
     peers = []
     for number, raw in enumerate(data.split(b"\n"), 1):
@@ -90,11 +97,14 @@ def parse_peers_text(data: bytes, source: str) -> list[IPv4Address]:
             line = raw.decode()
         except UnicodeDecodeError:
             raise InvalidInput(f"{source}:{number}: not UTF-8 text") from None
-        entry = line.split("#", 1)[0].strip()
+        entry = line.split("#", 1)[0].split()
         if not entry:
             continue
         try:
-            peers.append(parse_peer(entry, set(), None))
+            if len(entry) > 2:
+                raise InvalidInput(f"{len(entry)} fields", "write: PEER_IP [SUBNET]")
+            subnet = parse_subnet(entry[1], "subnet") if len(entry) == 2 else None
+            peers.append((parse_peer(entry[0], set(), None), subnet))
         except InvalidInput as exc:
             raise InvalidInput(f"{source}:{number}: {exc.message}", exc.hint) from None
     return peers

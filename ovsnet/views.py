@@ -19,7 +19,7 @@ def peer_table(peers: list[dict]):
     from rich.table import Table
 
     table = Table(title=f"{len(peers)} peer(s)", title_justify="left")
-    for column in ("peer", "port", "type", "ipsec", "state", "rx", "tx"):
+    for column in ("peer", "port", "type", "ipsec", "sources pinned", "state", "rx", "tx"):
         table.add_column(column, justify="right" if column in ("rx", "tx") else "left")
     for peer in peers:
         state = peer["state"]
@@ -29,6 +29,7 @@ def peer_table(peers: list[dict]):
             peer["port"],
             peer["type"],
             peer.get("ipsec_state", "yes") if peer["ipsec"] else "no",
+            f"yes ({peer['subnet']})" if peer.get("sources_pinned") else "no",
             f"[{style}]{state}[/]" + (f" ({peer['error']})" if peer.get("error") else ""),
             f"{peer['rx_packets']} pkts / {_human_bytes(peer['rx_bytes'])}",
             f"{peer['tx_packets']} pkts / {_human_bytes(peer['tx_bytes'])}",

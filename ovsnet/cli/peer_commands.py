@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from ipaddress import IPv4Network
 from pathlib import Path
 
 import typer
@@ -33,6 +34,12 @@ REQUIRE_ENCRYPTION = typer.Option(
     help="Drop tunnel traffic that IPsec did not protect (default), or allow plaintext fallback.",
 )
 
+SUBNET = typer.Option(
+    None,
+    "--subnet",
+    metavar="CIDR",
+    help="The peer's container subnet: IPv4 and ARP from its tunnel must come from it.",
+)
 ALLOW_DOWNGRADE = typer.Option(
     False,
     "--allow-downgrade",
@@ -59,6 +66,7 @@ def _add(
     exact=False,
     ipsec=None,
     allow_downgrade=False,
+    subnets=(),
 ) -> None:
     from ovsnet.netlink import Netlink
     from ovsnet.ovsdb import OvsDb
@@ -70,6 +78,7 @@ def _add(
         tunnel_type=tunnel_type,
         ipsec=ipsec,
         allow_downgrade=allow_downgrade,
+        subnets=tuple(subnets),
     )
     holder = "peer sync" if exact else "peer add"
     with changing_host(settings, holder, dry_run), OvsDb(settings.db) as db, Netlink() as net:
@@ -88,21 +97,29 @@ def add(
     remote_cert: str = REMOTE_CERT,
     require_encryption: bool = REQUIRE_ENCRYPTION,
     allow_downgrade: bool = ALLOW_DOWNGRADE,
+    subnet: str = SUBNET,
     bridge: str = BRIDGE,
     tunnel_type: str = TYPE,
     dry_run: bool = DRY_RUN,
 ) -> None:
     """Add a tunnel port to each peer (all in one OVSDB transaction)."""
     choice = _ipsec_choice(ipsec, psk_file, remote_name, remote_cert, require_encryption)
+    subnets: tuple[IPv4Network, ...] = ()
+    if subnet is not None:
+        from ovsnet.antispoof import parse_subnet
+
+        if len(remote_ips) != 1:
+            raise InvalidInput("--subnet names one peer's subnet", "add such peers one per call")
+        subnets = (parse_subnet(subnet),)
     _add(ctx.obj, remote_ips, bridge, tunnel_type, dry_run, ipsec=choice,
-         allow_downgrade=allow_downgrade)  # fmt: skip
+         allow_downgrade=allow_downgrade, subnets=subnets)  # fmt: skip
 
 
 @peer_app.command("sync")
 def sync(
     ctx: typer.Context,
     peers_file: Path = typer.Argument(
-        ..., metavar="FILE", help="One peer IP per line (# comments)."
+        ..., metavar="FILE", help="One peer IP per line, optionally its subnet (# comments)."
     ),
     ipsec: bool = IPSEC,
     psk_file: Path = PSK_FILE,
@@ -114,19 +131,21 @@ def sync(
 ) -> None:
     """Make the tunnels exactly the file's peers: add the missing, remove the rest."""
     choice = _ipsec_choice(ipsec, psk_file, None, None, require_encryption)
-    peers = read_peers_file(peers_file)
-    _add(ctx.obj, peers, bridge, tunnel_type, dry_run, exact=True, ipsec=choice,
-         allow_downgrade=allow_downgrade)  # fmt: skip
+    lines = read_peers_file(peers_file)
+    _add(ctx.obj, [str(ip) for ip, _ in lines], bridge, tunnel_type, dry_run, exact=True,
+         ipsec=choice, allow_downgrade=allow_downgrade,
+         subnets=[subnet for _, subnet in lines])  # fmt: skip
 
 
-def read_peers_file(path: Path) -> list[str]:
-    from ovsnet.tunnels import parse_peers_text
+def read_peers_file(path: Path) -> list:
+    """(peer address, its subnet or None) per line of a `peer sync` file."""
+    from ovsnet.tunnels import parse_peer_lines
 
     try:
         data = path.read_bytes() if str(path) != "-" else sys.stdin.buffer.read()
     except OSError as exc:
         raise InvalidInput(f"cannot read peers file {path}: {exc.strerror}") from None
-    return [str(peer) for peer in parse_peers_text(data, str(path))]
+    return parse_peer_lines(data, str(path))
 
 
 @peer_app.command("remove")

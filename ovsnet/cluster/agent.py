@@ -27,7 +27,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
@@ -94,7 +94,10 @@ class Dataplane(Protocol):
     def init(self, subnet: IPv4Network) -> dict: ...
 
     def apply_peers(
-        self, peers: tuple[str, ...], names: tuple[tuple[str, str], ...] = ()
+        self,
+        peers: tuple[str, ...],
+        names: tuple[tuple[str, str], ...] = (),
+        subnets: Mapping[str, IPv4Network] | None = None,
     ) -> dict: ...
 
     def local_addresses(self) -> set[IPv4Address]: ...
@@ -472,10 +475,9 @@ class Agent:
         before = set(self.applied or ())
         started = time.monotonic()
         try:
-            if plan.names:  # certificate IPsec: each tunnel names its peer's certificate
-                self.dataplane.apply_peers(plan.peers, plan.names)
-            else:
-                self.dataplane.apply_peers(plan.peers)
+            subnets = {str(r.underlay_ip): r.subnet for r in self.records.values()}
+            # names: certificate IPsec, each tunnel names its peer's certificate (else empty)
+            self.dataplane.apply_peers(plan.peers, plan.names, subnets)
         except OvsnetError as exc:
             self._event("apply-failed", level=logging.ERROR, reason=exc.one_line())
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
@@ -83,7 +84,14 @@ class OvsDataplane:
             report = init_host(self.db, self.net, request)
         return {"docker_options": report.details["docker_options"], "steps": report.steps}
 
-    def apply_peers(self, peers: tuple[str, ...], names: tuple[tuple[str, str], ...] = ()) -> dict:
+    def apply_peers(
+        self,
+        peers: tuple[str, ...],
+        names: tuple[tuple[str, str], ...] = (),
+        subnets: Mapping[str, IPv4Network] | None = None,
+    ) -> dict:
+        """`peer sync` to `peers`; each tunnel named after its peer's certificate (certificate
+        IPsec) and pinned to its peer's subnet, where known."""
         from pathlib import Path
 
         from ovsnet.services.peers import IpsecChoice, PeerRequest, add_peers
@@ -101,6 +109,7 @@ class OvsDataplane:
             tunnel_type=self.config.tunnel_type,
             ipsec=choice,
             allow_downgrade=self.config.allow_downgrade,
+            subnets=tuple((subnets or {}).get(peer) for peer in peers),
         )
         with host_lock(self.config.db, holder="ovsnet agent peer sync"):
             report = add_peers(self.db, self.net, request, exact=True)
@@ -161,7 +170,12 @@ class NoDataplane:
         addressing = host_addressing(subnet=str(subnet), supernet=str(self.supernet))
         return {"docker_options": addressing.docker_options(overlay_mtu(1500, self.tunnel_type))}
 
-    def apply_peers(self, peers: tuple[str, ...], names: tuple[tuple[str, str], ...] = ()) -> dict:
+    def apply_peers(
+        self,
+        peers: tuple[str, ...],
+        names: tuple[tuple[str, str], ...] = (),
+        subnets: Mapping[str, IPv4Network] | None = None,
+    ) -> dict:
         self.peers = peers
         self.names = names
         return {}

@@ -26,6 +26,7 @@ from ovsnet.plan import (
     refuse_foreign_bridge,
 )
 from ovsnet.report import ChangeReport
+from ovsnet.services.flows import sync_flows
 from ovsnet.services.guard import reconcile_steps
 from ovsnet.services.observed import observe_host, observe_snapshot
 from ovsnet.tunnels import overlay_mtu
@@ -88,6 +89,9 @@ def init_host(db: OvsDb, net: Netlink, request: InitRequest, dry_run: bool = Fal
     steps = plan.steps + firewall_steps + guard_steps
     if not dry_run and (plan or firewall_steps or guard_steps):
         _apply_init(db, net, plan, spec, firewall_steps, guard if guard_steps else None)
+    # Last, once the ports have their ofport numbers; also puts the flows back after an
+    # ovs-vswitchd restart, which forgets them (OVSDB does not hold flows).
+    steps += sync_flows(db, request.bridge, dry_run)
     return ChangeReport(
         command="init",
         steps=steps,

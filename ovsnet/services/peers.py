@@ -9,13 +9,14 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from ovsnet import ipsec, nftables
+from ovsnet import antispoof, ipsec, nftables
 from ovsnet.errors import InvalidInput
-from ovsnet.model import SUPERNET_KEY, ObservedBridge, ObservedPort, TunnelSpec
+from ovsnet.model import SUBNET_KEY, SUPERNET_KEY, ObservedBridge, ObservedPort, TunnelSpec
 from ovsnet.netlink import Netlink
 from ovsnet.ovsdb import Changes, OvsDb, Snapshot
 from ovsnet.plan import PeerPlan, plan_peers
 from ovsnet.report import ChangeReport
+from ovsnet.services.flows import sync_flows
 from ovsnet.services.guard import guarded, plan_guard, reconcile_steps
 from ovsnet.services.host import missing_bridge, require_bridge
 from ovsnet.services.observed import observe_snapshot
@@ -49,6 +50,8 @@ class PeerRequest:
     ipsec: IpsecChoice | None = None
     # Turning an IPsec tunnel into a plaintext one (or certificates into a PSK) needs this.
     allow_downgrade: bool = False
+    # Each peer's container subnet where known (its tunnel is then pinned to it), else None.
+    subnets: tuple[IPv4Network | None, ...] = ()
 
 
 def tunnel_specs(request: PeerRequest, bridge: ObservedBridge, own: set[IPv4Address]):
@@ -58,14 +61,20 @@ def tunnel_specs(request: PeerRequest, bridge: ObservedBridge, own: set[IPv4Addr
         )
     supernet = bridge.external_ids.get(SUPERNET_KEY)
     supernet_net = IPv4Network(supernet) if supernet else None
+    recorded = bridge.external_ids.get(SUBNET_KEY)
+    own_subnet = IPv4Network(recorded) if recorded else None
+    subnets = request.subnets or (None,) * len(request.peers)
     specs: dict[IPv4Address, TunnelSpec] = {}
-    for text in request.peers:
+    for text, subnet in zip(request.peers, subnets, strict=True):
         ip = parse_peer(text, own, supernet_net)
+        if subnet is not None:
+            antispoof.check_peer_subnet(subnet, own_subnet, supernet_net)
         specs[ip] = TunnelSpec(
             remote_ip=ip,
             port=port_name(ip, request.tunnel_type),
             type=request.tunnel_type,
             extra_options=request.extra_options,
+            subnet=subnet,
         )
     return list(specs.values())
 
@@ -122,6 +131,7 @@ def add_peers(
         report.steps += guard_change.steps
     if not plan:
         report.steps += _finish_guard(host, dry_run, narrows=exact)
+    report.steps += sync_flows(db, request.bridge, dry_run)
     return report
 
 
@@ -166,6 +176,7 @@ def _undo(plan: PeerPlan, bridge: ObservedBridge, host: ipsec.ObservedHost) -> C
             port=port.name,
             type=port.type,
             extra_options=tuple((k, v) for k, v in port.options.items() if k != "remote_ip"),
+            subnet=IPv4Network(port.peer_subnet) if port.peer_subnet else None,
         )
         for name in plan.changes.remove_ports + [t.port for t in plan.changes.update_tunnels]
         if (port := previous.get(name)) is not None
@@ -248,6 +259,7 @@ def remove_peers(
         report.steps += guard_change.steps
     if not plan:
         report.steps += _finish_guard(observe_snapshot(snapshot), dry_run, narrows=True)
+    report.steps += sync_flows(db, bridge_name, dry_run)
     return report
 
 
@@ -258,6 +270,9 @@ def peer_row(port: ObservedPort) -> dict:
         "port": port.name,
         "type": port.type,
         "ipsec": port.ipsec,
+        "subnet": port.peer_subnet,
+        # A tunnel without a recorded peer subnet carries any source address, as before.
+        "sources_pinned": port.peer_subnet is not None,
         "state": port.state(),
         "link_state": port.link_state,
         "bfd_state": port.bfd_status.get("state"),

@@ -140,10 +140,31 @@ def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> HostStatus:
     if not status.docker_attached:
         status.problems.append(f"{status.docker_bridge} is not attached to {bridge_name}")
     status.peers = sorted_peers(bridge)
+    _add_pinning_view(status, db, bridge)
     if any(peer["ipsec"] for peer in status.peers):
         _add_ipsec_view(status, snapshot.other_config)
     _add_guard_view(status, observe_snapshot(snapshot))
     return status
+
+
+def _add_pinning_view(status: HostStatus, db: OvsDb, bridge) -> None:
+    """Warn when vswitchd lacks the source-pinning flows OVSDB's records ask for (it keeps
+    flows only in memory: a restart drops them until `init` or the companion's heal)."""
+    from ovsnet import antispoof, openflow
+
+    if not bridge.managed or not openflow.reachable(db.db):
+        return
+    try:
+        current = openflow.read_flows(db.db, bridge.name)
+        meters = openflow.read_meters(db.db, bridge.name)
+        metered = bool(bridge.tunnels) and (bool(meters) or openflow.has_meters(db.db, bridge.name))
+    except OvsnetError:
+        return  # vswitchd not answering is reported above
+    if antispoof.diff_flows(current, antispoof.plan_bridge(bridge, metered).flows):
+        status.warnings.append(
+            "source-pinning flows differ from OVSDB's records (ovs-vswitchd restarted?): "
+            "`ovsnet init` puts them back"
+        )
 
 
 def _add_guard_view(status: HostStatus, host) -> None:

@@ -155,6 +155,15 @@ def vswitchd_pid(host):
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def pinning_flows(host) -> int:
+    """How many of ovsnet's source-pinning flows br0 has (ovsnet.antispoof's cookie)."""
+    from ovsnet.antispoof import COOKIE
+
+    done = in_companion(host, "ovs-ofctl", "dump-flows", "br0", f"cookie={COOKIE:#x}/-1",
+                        check=False)  # fmt: skip
+    return done.stdout.count("priority=") if done.returncode == 0 else 0
+
+
 def logs_since(host, since):
     done = host.docker("logs", "--since", since, COMPANION_NAME)
     return done.stdout + done.stderr
@@ -282,12 +291,15 @@ def test_docker_restart_restarts_the_companion_which_heals_from_ovsdb(fleet):
 def test_killed_vswitchd_is_restarted_with_the_same_ports(fleet):
     host = fleet.h1
     ports = interfaces(host)
+    assert pinning_flows(host), "ovsnet's source-pinning flows before the kill"
     old = vswitchd_pid(host)
     in_companion(host, "kill", "-9", old)
     wait_until(lambda: vswitchd_pid(host) not in (None, old), 10, "a new ovs-vswitchd")
     assert companion_state(host)["Running"]
     assert pings_until(fleet, time.monotonic() + 15)
     assert interfaces(host) == ports
+    # vswitchd keeps flows only in memory: the companion's heal puts ovsnet's back.
+    wait_until(lambda: pinning_flows(host), 15, "ovsnet's flows back after the restart")
     assert "ovs-vswitchd was killed by signal 9: restarting it" in logs_since(host, "1m")
 
 

@@ -332,7 +332,8 @@ def test_peer_file_errors_name_file_and_line():
         parse_peers_text(text, "peers.txt")
     with pytest.raises(InvalidInput, match=r"^p:2: not UTF-8"):
         parse_peers_text(b"198.51.100.2\n\xff\n", "p")
-    with pytest.raises(InvalidInput, match=r"^p:1: peer '198.51.100.2 198.51.100.3'"):
+    # The second column is the peer's subnet: a second address there is no subnet.
+    with pytest.raises(InvalidInput, match=r"^p:1: subnet: '198.51.100.3' is not an IPv4 net"):
         parse_peers_text(b"198.51.100.2 198.51.100.3\n", "p")
     assert parse_peers_text(text[:-10], "p") == [
         IPv4Address("198.51.100.2"),

@@ -1,0 +1,41 @@
+"""Keep ovsnet's source-pinning flows what OVSDB's records say (ovsnet.antispoof).
+
+Called under the host lock by every command that changes the bridge (init, peer add/sync/
+remove, the companion's heal through init, the cluster agent through those): after OVSDB's
+change, once vswitchd has assigned the ports their ofport numbers.
+"""
+
+from __future__ import annotations
+
+from ovsnet import antispoof, openflow
+from ovsnet.errors import NotReady
+from ovsnet.ovsdb import OvsDb
+
+
+def sync_flows(db: OvsDb, bridge_name: str, dry_run: bool = False) -> list[str]:
+    """Install the flows the bridge needs now, if they differ; the steps taken (or, in a dry
+    run, that would be)."""
+    bridge = db.bridge(bridge_name)  # read again: a port just added has its ofport now
+    if bridge is None or not bridge.managed:
+        return []
+    if not openflow.reachable(db.db):
+        return ["sources not pinned: vswitchd's OpenFlow socket is not local (--db tcp:/ssl:)"]
+    try:
+        current = openflow.read_flows(db.db, bridge_name)
+    except NotReady:
+        if dry_run:  # a dry run may look at an OVSDB without vswitchd: say nothing of flows
+            return []
+        raise
+    meters = openflow.read_meters(db.db, bridge_name)
+    # The meter being there proves the datapath has meters: a no-op sync asks no more.
+    metered = bool(bridge.tunnels) and (bool(meters) or openflow.has_meters(db.db, bridge_name))
+    plan = antispoof.plan_bridge(bridge, meters=metered)
+    if not antispoof.diff_flows(current, plan.flows) and meters == plan.meters:
+        return []
+    if not dry_run:
+        openflow.replace_flows(db.db, bridge_name, plan, meters)
+    steps = [f"pin sources from {port.what} to {port.subnet}"
+             for port in antispoof.pinned_ports(bridge)]  # fmt: skip
+    if plan.meters:
+        steps.append(f"meter broadcast from the tunnels to {antispoof.BROADCAST_RATE} packets/s")
+    return steps or ["remove ovsnet's source-pinning flows"]
