@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from ovsnet import antispoof, openflow
 from ovsnet.errors import NotReady
+from ovsnet.model import ObservedBridge
 from ovsnet.ovsdb import OvsDb
 
 
-def sync_flows(db: OvsDb, bridge_name: str, dry_run: bool = False) -> list[str]:
+def sync_flows(
+    db: OvsDb, bridge_name: str, dry_run: bool = False, unchanged: ObservedBridge | None = None
+) -> list[str]:
     """Install the flows the bridge needs now, if they differ; the steps taken (or, in a dry
-    run, that would be)."""
-    bridge = db.bridge(bridge_name)  # read again: a port just added has its ofport now
+    run, that would be). `unchanged`: the bridge as just read, when the command changed nothing
+    in OVSDB (its ofports are current, so no second read of every port is needed)."""
+    # NOTE(perf): after a change, read again (a port just added has its ofport now); a no-op
+    # `peer sync` of 1,000 peers reuses its read instead (~0.1 s of parsing saved).
+    bridge = unchanged if unchanged is not None else db.bridge(bridge_name)
     if bridge is None or not bridge.managed:
         return []
     if not openflow.reachable(db.db):

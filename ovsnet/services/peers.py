@@ -131,7 +131,7 @@ def add_peers(
         report.steps += guard_change.steps
     if not plan:
         report.steps += _finish_guard(host, dry_run, narrows=exact)
-    report.steps += sync_flows(db, request.bridge, dry_run)
+    report.steps += sync_flows(db, request.bridge, dry_run, unchanged=None if plan else bridge)
     return report
 
 
@@ -259,7 +259,7 @@ def remove_peers(
         report.steps += guard_change.steps
     if not plan:
         report.steps += _finish_guard(observe_snapshot(snapshot), dry_run, narrows=True)
-    report.steps += sync_flows(db, bridge_name, dry_run)
+    report.steps += sync_flows(db, bridge_name, dry_run, unchanged=None if plan else bridge)
     return report
 
 

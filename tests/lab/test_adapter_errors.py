@@ -118,13 +118,17 @@ def test_fake_nft_that_hangs_times_out(no_guard, bin_dir):
     assert not guard_present(no_guard)
 
 
+# `ipsec repair --restart-daemon` goes straight to strongSwan (the per-peer repair first asks
+# ovs-monitor-ipsec, which this lab host does not run): the facade's failure modes show there.
+
+
 def test_fake_strongswan_that_hangs_times_out(host, bin_dir):
     assert guard_present(host)  # repair refuses to run without it
     for name in ("nft", "ip"):
         real_tool(bin_dir, name)
     fake_tool(bin_dir, "ipsec", "#!/bin/sh\nexec /bin/sleep 30\n")
     patch = "import ovsnet.strongswan as strongswan; strongswan.TIMEOUT = 1"
-    done = cli(host, bin_dir, "--json", "ipsec", "repair", patch=patch)
+    done = cli(host, bin_dir, "--json", "ipsec", "repair", "--restart-daemon", patch=patch)
     assert_failure(done, 1, "did not finish within 1 s")
 
 
@@ -132,11 +136,11 @@ def test_fake_strongswan_that_cannot_be_executed_is_not_ready(host, bin_dir):
     for name in ("nft", "ip"):
         real_tool(bin_dir, name)
     fake_tool(bin_dir, "ipsec", "#!/nonexistent/interpreter\n")
-    done = cli(host, bin_dir, "--json", "ipsec", "repair")
+    done = cli(host, bin_dir, "--json", "ipsec", "repair", "--restart-daemon")
     assert_failure(done, 3, "cannot be executed")
 
 
 def test_strongswan_missing_is_not_ready(host, bin_dir):
     real_tool(bin_dir, "nft")
-    done = cli(host, bin_dir, "--json", "ipsec", "repair")
+    done = cli(host, bin_dir, "--json", "ipsec", "repair", "--restart-daemon")
     assert_failure(done, 3, "`ipsec` not found")
