@@ -96,6 +96,20 @@ def _delete_kernel_state(selectors: list[list[str]], peers: Iterable[IPv4Address
     _run([ip, "-force", "-batch", "-"], "deleting the peers' SAs", state_batch(peers))
 
 
+def forget_peers(gone: Guard) -> None:
+    """After the tunnels to these peers are gone: delete the kernel's IPsec policies for their
+    tunnel traffic and their ESP SAs, which nothing else ever would.
+
+    NOTE: ovs-monitor-ipsec only asks charon to terminate the removed connection's IKE SAs. A
+    duplicate IKE SA left by both sides initiating at once survives that (seen in the VM lab:
+    `terminate 'gre-...[7]'` three times, no `deleting IKE_SA`), keeping its SAs and policies in
+    the kernel, and a later tunnel to the same peer then sent ESP on a stale outbound SA the
+    peer could not decrypt. Exact selectors (see peer_policy_selectors): other traffic to the
+    same address keeps its policies.
+    """
+    _delete_kernel_state(policy_selectors(gone), gone.peers)
+
+
 def restart_clean(guard: Guard) -> None:
     """Stop charon, delete what the kernel still holds for the guarded peers, start charon.
 

@@ -9,15 +9,16 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from ovsnet import antispoof, ipsec, nftables
-from ovsnet.errors import InvalidInput
+from ovsnet import antispoof, ipsec, nftables, strongswan
+from ovsnet.errors import InvalidInput, OvsnetError
 from ovsnet.model import SUBNET_KEY, SUPERNET_KEY, ObservedBridge, ObservedPort, TunnelSpec
 from ovsnet.netlink import Netlink
 from ovsnet.ovsdb import Changes, OvsDb, Snapshot
+from ovsnet.plaintext_guard import Guard, guard_for_tunnels
 from ovsnet.plan import PeerPlan, plan_peers
 from ovsnet.report import ChangeReport
 from ovsnet.services.flows import sync_flows
-from ovsnet.services.guard import guarded, plan_guard, reconcile_steps
+from ovsnet.services.guard import GuardChange, guarded, plan_guard, reconcile_steps
 from ovsnet.services.host import missing_bridge, require_bridge
 from ovsnet.services.observed import observe_snapshot
 from ovsnet.tunnels import TUNNEL_TYPES, parse_peer, port_name
@@ -125,6 +126,7 @@ def add_peers(
         with guarded(guard_change, db):
             db.apply(plan.changes, undo=_undo(plan, bridge, host))
     report = _report("peer sync" if exact else "peer add", plan, dry_run)
+    report.steps += _forget_removed(plan, bridge, host, guard_change, dry_run)
     if other_config:
         report.steps.append("host IPsec settings: " + ", ".join(sorted(other_config)))
     if guard_change:
@@ -133,6 +135,33 @@ def add_peers(
         report.steps += _finish_guard(host, dry_run, narrows=exact)
     report.steps += sync_flows(db, request.bridge, dry_run, unchanged=None if plan else bridge)
     return report
+
+
+def _forget_removed(
+    plan: PeerPlan,
+    bridge: ObservedBridge,
+    host: ipsec.ObservedHost,
+    guard_change: GuardChange | None,
+    dry_run: bool,
+) -> list[str]:
+    """Clear what the kernel still holds for IPsec peers whose last tunnel this command removed
+    (strongswan.forget_peers says why). Best effort: the removal itself has succeeded, so a
+    failure is reported as a step, not as the command's failure."""
+    removed = {bridge.tunnels[ip].name for ip in plan.removed}
+    gone = guard_for_tunnels(t for t in host.tunnels if t.port in removed)
+    if guard_change is not None:  # a peer still reached by another tunnel keeps its state
+        kept = guard_change.after
+        gone = Guard(gone.gre - kept.gre, gone.udp - kept.udp)
+    if not gone:
+        return []
+    step = f"clear the kernel's IPsec state for {', '.join(map(str, sorted(gone.peers)))}"
+    if dry_run:
+        return [step]
+    try:
+        strongswan.forget_peers(gone)
+    except OvsnetError as exc:
+        return [f"could not {step}: {exc.one_line()}"]
+    return [step]
 
 
 def _finish_guard(host: ipsec.ObservedHost, dry_run: bool, narrows: bool) -> list[str]:
@@ -255,6 +284,7 @@ def remove_peers(
         with guarded(guard_change, db):
             db.apply(plan.changes)
     report = _report("peer remove", plan, dry_run)
+    report.steps += _forget_removed(plan, bridge, observe_snapshot(snapshot), guard_change, dry_run)
     if guard_change:
         report.steps += guard_change.steps
     if not plan:

@@ -219,3 +219,25 @@ def test_ipsec_repair_runs_only_behind_the_guard(clean, psk_file):
     assert refused.returncode == 3, refused.stderr
     assert "guard is not in place" in refused.stderr and "Traceback" not in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_removing_an_ipsec_peer_clears_its_kernel_policies_and_no_others(clean, psk_file):
+    """What charon leaves for a removed tunnel (a duplicate IKE SA's policies, seen in the VM
+    lab) goes with the tunnel; a policy for other traffic to the same address stays. No charon
+    runs here, so the leftover is put in place by hand."""
+    a, b = clean
+    a.ovsnet("peer", "add", b.underlay_ip, "--ipsec", "--psk-file", str(psk_file), check=True)
+    selector = ["src", f"{a.underlay_ip}/32", "dst", f"{b.underlay_ip}/32"]
+    template = ["tmpl", "proto", "esp", "mode", "transport"]
+    a.run(["ip", "xfrm", "policy", "add", "dir", "out", *selector, "proto", "gre", *template],
+          check=True)  # fmt: skip
+    a.run(["ip", "xfrm", "policy", "add", "dir", "out", *selector, "proto", "tcp", *template],
+          check=True)  # fmt: skip
+    try:
+        done = a.ovsnet("--json", "peer", "remove", b.underlay_ip, check=True)
+        steps = json.loads(done.stdout)["steps"]
+        assert f"clear the kernel's IPsec state for {b.underlay_ip}" in steps, steps
+        left = a.run(["ip", "xfrm", "policy", "list", "dst", f"{b.underlay_ip}/32"]).stdout
+        assert "proto gre" not in left and "proto tcp" in left, left
+    finally:
+        a.run(["ip", "xfrm", "policy", "deleteall", "dst", f"{b.underlay_ip}/32"], check=False)
