@@ -66,7 +66,7 @@ def desired_peers(
             skipped.append(f"{name}: {problem}")
         else:
             peers.add(record.underlay_ip)
-            if ipsec_method == "cert":
+            if ipsec_method == "cert" and record.ipsec_cn:  # always set: checked just above
                 names[record.underlay_ip] = record.ipsec_cn
     return PeerPlan(
         tuple(str(ip) for ip in sorted(peers)),
