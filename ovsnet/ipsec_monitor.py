@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from ovsnet.errors import NotReady
-from ovsnet.ipsec import MonitorTunnel, parse_tunnels_show
+from ovsnet.ipsec.tunnels_show import MonitorTunnel, parse_tunnels_show
 
 PROGRAM = "ovs-monitor-ipsec"
 DEFAULT_RUNDIR = "/var/run/openvswitch"

@@ -12,8 +12,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ovsnet import ipsec
 from ovsnet.errors import InvalidInput
+from ovsnet.ipsec import compat as ipsec_compat
+from ovsnet.ipsec import credentials as ipsec_credentials
+from ovsnet.ipsec import keys as ipsec_keys
+from ovsnet.ipsec import plan as ipsec_plan
 from ovsnet.ovsdb import Changes, OvsDb
 from ovsnet.report import ChangeReport
 from ovsnet.secrets import read_secret_file
@@ -32,19 +35,19 @@ MAX_PSK_FILE = 4096
 
 @dataclass(frozen=True)
 class SecretFile:
-    psk: ipsec.Psk
+    psk: ipsec_credentials.Psk
     warnings: tuple[str, ...] = ()
 
 
 def read_psk_file(path: str | os.PathLike) -> SecretFile:
     """The PSK in FILE (one line, trailing newline stripped), under the secret-file rule."""
     data = read_secret_file(path, "PSK file", limit=MAX_PSK_FILE)
-    return SecretFile(ipsec.psk_from_file_bytes(data, str(path)))
+    return SecretFile(ipsec_credentials.psk_from_file_bytes(data, str(path)))
 
 
 @dataclass(frozen=True)
 class CheckedCertificate:
-    paths: ipsec.CertificatePaths
+    paths: ipsec_plan.CertificatePaths
     identity: str
     not_after: str
     warnings: tuple[str, ...] = ()
@@ -74,7 +77,7 @@ def check_certificate_files(cert: str, key: str, ca: str, now=None) -> CheckedCe
             "ovs-monitor-ipsec only hands RSA keys to strongSwan",
             "issue an RSA host certificate with `ovsnet pki issue HOST --key-type rsa`",
         )
-    paths = ipsec.CertificatePaths(str(cert_path), str(key_path), str(ca_path))
+    paths = ipsec_plan.CertificatePaths(str(cert_path), str(key_path), str(ca_path))
     warnings = list(purpose_warnings)
     if summary.expires_soon(now or pki.utcnow()):
         warnings.append(f"{cert_path} expires on {summary.not_after:%Y-%m-%d}")
@@ -97,7 +100,7 @@ def _describe(updates: dict) -> list[str]:
     for key, value in sorted(updates.items()):
         if value is None:
             steps.append(f"remove Open_vSwitch other_config:{key}")
-        elif key == ipsec.PSK_FILE_KEY:
+        elif key == ipsec_keys.PSK_FILE_KEY:
             steps.append(f"use the PSK in {value} for peers added with --ipsec alone")
         else:
             steps.append(f"set Open_vSwitch other_config:{key}={value}")
@@ -123,8 +126,10 @@ def set_host_psk(db: OvsDb, request: PskRequest) -> ChangeReport:
     secret = read_psk_file(path) if path else None  # refused now, not at the next peer add
     host = observe_host(db)
     if secret is not None:
-        ipsec.port_type(host.ovs_version, "gre", ipsec.METHOD_PSK)  # refuses OVS 2.7 to 2.10
-    updates = ipsec.plan_host_psk(path, host)
+        ipsec_compat.port_type(
+            host.ovs_version, "gre", ipsec_keys.METHOD_PSK
+        )  # refuses OVS 2.7 to 2.10
+    updates = ipsec_plan.plan_host_psk(path, host)
     command = "ipsec psk set" if secret else "ipsec psk unset"
     details = _warnings({}, secret.warnings if secret else ())
     return _apply(db, command, updates, _describe(updates), request.dry_run, details)
@@ -143,15 +148,15 @@ class CertRequest:
 def set_host_certificate(db: OvsDb, request: CertRequest) -> ChangeReport:
     """`ovsnet ipsec cert --cert C --key K --ca CA` (or `--unset`)."""
     if request.unset:
-        updates = ipsec.plan_host_certificate(None, observe_host(db))
+        updates = ipsec_plan.plan_host_certificate(None, observe_host(db))
         return _apply(db, "ipsec cert --unset", updates, _describe(updates), request.dry_run, {})
     if not (request.cert and request.key and request.ca):
         raise InvalidInput("ipsec cert needs --cert, --key and --ca", "or --unset")
     # The files first: a bad certificate is refused before OVSDB is even asked.
     checked = check_certificate_files(request.cert, request.key, request.ca)
     host = observe_host(db)
-    ipsec.port_type(host.ovs_version, "gre", ipsec.METHOD_CERT)  # needs OVS >= 2.11
-    updates = ipsec.plan_host_certificate(checked.paths, host)
+    ipsec_compat.port_type(host.ovs_version, "gre", ipsec_keys.METHOD_CERT)  # needs OVS >= 2.11
+    updates = ipsec_plan.plan_host_certificate(checked.paths, host)
     steps = _describe(updates)
     ca_copy = _strongswan_ca_copy(request.strongswan_cacerts, Path(checked.paths.ca_cert))
     warnings = list(checked.warnings)
@@ -196,7 +201,7 @@ class PlaintextRequest:
 def set_plaintext_policy(db: OvsDb, request: PlaintextRequest) -> ChangeReport:
     """`ovsnet ipsec plaintext drop|allow`: other_config:ipsec_skb_mark."""
     host = observe_host(db)
-    changes = Changes(other_config=ipsec.plan_plaintext_policy(request.allow, host))
+    changes = Changes(other_config=ipsec_plan.plan_plaintext_policy(request.allow, host))
     guard_change = plan_guard(host, changes)
     steps = _describe(changes.other_config) + (guard_change.steps if guard_change else [])
     if changes and not request.dry_run:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from ovsnet import ipsec, pki
+from ovsnet import pki
+from ovsnet.ipsec import keys as ipsec_keys
 from ovsnet.tunnels import port_name
 from tests.lab.ipsec_harness import describe, ike_host
 
@@ -29,7 +30,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 PSK = "Hq4Nc8Vx1Lm5Rt9Bz3Kd7Wp2Ys6Gf0Ja"
 OTHER_PSK = "Hq4Nc8Vx1Lm5Rt9Bz3Kd7Wp2Ys6Gf0Jb"
-CLEAN_KEYS = ("certificate", "private_key", "ca_cert", "ipsec_skb_mark", ipsec.PSK_FILE_KEY)
+CLEAN_KEYS = ("certificate", "private_key", "ca_cert", "ipsec_skb_mark", ipsec_keys.PSK_FILE_KEY)
 
 
 @pytest.fixture(scope="module")

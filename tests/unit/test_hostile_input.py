@@ -467,14 +467,19 @@ def test_peer_sync_names_the_bad_line_before_touching_anything(capsys, tmp_path:
 
 
 def _checks():
-    from ovsnet import ipsec, pki
+    from ovsnet import pki
+    from ovsnet.ipsec import credentials as ipsec_credentials
     from ovsnet.render import context
 
     return [
         ("pki host name", lambda v: pki.check_host_name(v), "node1"),
-        ("IPsec remote name", lambda v: ipsec.check_remote_name(v), "node1"),
-        ("certificate path", lambda v: ipsec.check_pem_path(v, "cert"), "/etc/ovsnet/c.pem"),
-        ("PSK", lambda v: ipsec.validate_psk(v), "x" * 40),
+        ("IPsec remote name", lambda v: ipsec_credentials.check_remote_name(v), "node1"),
+        (
+            "certificate path",
+            lambda v: ipsec_credentials.check_pem_path(v, "cert"),
+            "/etc/ovsnet/c.pem",
+        ),
+        ("PSK", lambda v: ipsec_credentials.validate_psk(v), "x" * 40),
         ("unit command line", lambda v: context.command_line(["ovsnet", v]), "--peers=a"),
         ("image", lambda v: context._check_image(v), "ovsnet:latest"),
         ("TLS directory", lambda v: context._check_tls_dir(v), "/etc/ovsnet/tls"),
