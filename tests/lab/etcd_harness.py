@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ovsnet.etcd import EtcdConfig
+from ovsnet.etcd.config import EtcdConfig
 
 ETCD = "etcd"
 
@@ -230,7 +230,7 @@ class EtcdServer:
 
     def client(self, name: str = "root"):
         """An ovsnet Etcd facade as `name` (only usable when etcd is not in a namespace)."""
-        from ovsnet.etcd import Etcd
+        from ovsnet.etcd.client import Etcd
 
         if self.netns:
             raise RuntimeError("etcd runs in a namespace: use ovsnet() to run commands there")
@@ -321,7 +321,7 @@ class EtcdCluster:
             )
 
     def client(self, name: str = "root"):
-        from ovsnet.etcd import Etcd
+        from ovsnet.etcd.client import Etcd
 
         return Etcd(self.config(name))
 

@@ -14,7 +14,9 @@ import pytest
 
 from ovsnet.cluster.keys import ClusterKeys
 from ovsnet.cluster.records import HostRecord, claim_value
-from ovsnet.etcd import Etcd, EtcdConfig, EtcdDenied, EtcdUnavailable
+from ovsnet.etcd.client import Etcd
+from ovsnet.etcd.config import EtcdConfig
+from ovsnet.etcd.errors import EtcdDenied, EtcdUnavailable
 from tests.lab.agent_harness import agent_argv, cluster_status
 from tests.lab.etcd_harness import AgentProcess, EtcdServer, etcd_server, wait_until  # noqa: F401 - pytest fixture
 

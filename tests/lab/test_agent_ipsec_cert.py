@@ -169,7 +169,8 @@ def test_a_record_without_a_certificate_identity_gets_no_tunnel_and_the_reason_i
     }
     put = [
         "ip", "netns", "exec", etcd.netns, sys.executable, "-c",
-        "import sys; from ovsnet.etcd import Etcd, EtcdConfig; "
+        "import sys; from ovsnet.etcd.client import Etcd; "
+        "from ovsnet.etcd.config import EtcdConfig; "
         "c = EtcdConfig(*sys.argv[1:5]); Etcd(c).put(sys.argv[5], sys.argv[6])",
         *etcd.cli_args("h2")[1::2], KEYS.host("h2"), json.dumps(record),
     ]  # fmt: skip

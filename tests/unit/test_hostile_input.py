@@ -24,7 +24,7 @@ from ovsnet.cluster.dataplane import NoDataplane
 from ovsnet.cluster.keys import ClusterKeys
 from ovsnet.cluster.records import BadRecord, HostRecord, parse_host_entry
 from ovsnet.errors import InvalidInput, OvsnetError
-from ovsnet.etcd import Item, Snapshot
+from ovsnet.etcd.items import Item, Snapshot
 from ovsnet.tunnels import parse_peer, parse_peers_text
 from ovsnet.validate import (
     check_interface_name,
@@ -294,7 +294,7 @@ def test_bad_records_are_skipped_counted_and_logged_once_while_the_rest_reconcil
 
 
 def test_changes_older_than_the_last_full_read_are_ignored():
-    from ovsnet.etcd import Change
+    from ovsnet.etcd.items import Change
 
     subject = agent()
     subject._replace_records(snapshot({"/ovsnet/hosts/h2": good("h2", 12)}, revision=20))

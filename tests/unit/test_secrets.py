@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from ovsnet.errors import InvalidInput
-from ovsnet.etcd import EtcdConfig
+from ovsnet.etcd.config import EtcdConfig
 from ovsnet.secrets import file_problem, read_secret_file
 from ovsnet.services.ipsec import check_certificate_files, read_psk_file
 
