@@ -158,8 +158,8 @@ def install_crl(data: bytes, crls: Path = STRONGSWAN_CRLS) -> str | None:
     Returns None when done (or when charon is not running: it loads the file when it starts),
     else what went wrong with the reread.
     """
+    from ovsnet.files import write_atomically
     from ovsnet.ipsec_monitor import IPSEC_NOT_RUNNING
-    from ovsnet.pki import write_atomically
 
     write_atomically(crls / CRL_NAME, data, 0o644)
     ipsec = shutil.which("ipsec")

@@ -55,31 +55,32 @@ class CheckedCertificate:
 
 def check_certificate_files(cert: str, key: str, ca: str, now=None) -> CheckedCertificate:
     """Refuse what would fail later in IKE: foreign CA, expired, wrong key, unusable subject."""
-    from ovsnet import pki
+    from ovsnet.pki import issue as pki_issue
+    from ovsnet.pki import profile as pki_profile
 
     cert_path, key_path, ca_path = (Path(p).absolute() for p in (cert, key, ca))
     for what, path in (("certificate", cert_path), ("CA certificate", ca_path)):
         if not path.is_file():
             raise InvalidInput(f"{what} {path} does not exist", "give the file's path")
-    certificate = pki.load_certificate(cert_path.read_bytes(), str(cert_path))
-    ca_cert = pki.load_certificate(ca_path.read_bytes(), str(ca_path))
-    summary = pki.verify_chain(certificate, ca_cert, now)
-    identity = pki.ike_identity(summary)
-    purpose_warnings = pki.check_ike_trust(certificate, ca_cert)
+    certificate = pki_profile.load_certificate(cert_path.read_bytes(), str(cert_path))
+    ca_cert = pki_profile.load_certificate(ca_path.read_bytes(), str(ca_path))
+    summary = pki_profile.verify_chain(certificate, ca_cert, now)
+    identity = pki_profile.ike_identity(summary)
+    purpose_warnings = pki_profile.check_ike_trust(certificate, ca_cert)
     key_data = read_secret_file(key_path, "private key")
-    private_key = pki.load_private_key(key_data, str(key_path))
-    pki.check_key_matches(certificate, private_key)
-    if pki.key_type_of(certificate.public_key()) != "rsa":
+    private_key = pki_profile.load_private_key(key_data, str(key_path))
+    pki_profile.check_key_matches(certificate, private_key)
+    if pki_issue.key_type_of(certificate.public_key()) != "rsa":
         # ovs-monitor-ipsec writes `: RSA <key>` into ipsec.secrets; strongSwan then fails to
         # load any other key type and every IKE authentication fails.
         raise InvalidInput(
-            f"{cert_path} has a {pki.key_type_of(certificate.public_key())} key; "
+            f"{cert_path} has a {pki_issue.key_type_of(certificate.public_key())} key; "
             "ovs-monitor-ipsec only hands RSA keys to strongSwan",
             "issue an RSA host certificate with `ovsnet pki issue HOST --key-type rsa`",
         )
     paths = ipsec_plan.CertificatePaths(str(cert_path), str(key_path), str(ca_path))
     warnings = list(purpose_warnings)
-    if summary.expires_soon(now or pki.utcnow()):
+    if summary.expires_soon(now or pki_profile.utcnow()):
         warnings.append(f"{cert_path} expires on {summary.not_after:%Y-%m-%d}")
     return CheckedCertificate(paths, identity, f"{summary.not_after:%Y-%m-%d}", tuple(warnings))
 
@@ -180,8 +181,8 @@ def _strongswan_ca_copy(cacerts: Path | None, ca: Path) -> Path | None:
 
 def _install_ca(ca: Path, target: Path) -> list[str]:
     """Copy the CA where strongSwan loads it and make a running strongSwan reread it."""
+    from ovsnet.files import write_atomically
     from ovsnet.ipsec_monitor import reread_strongswan_cacerts
-    from ovsnet.pki import write_atomically
 
     write_atomically(target, ca.read_bytes(), 0o644)
     problem = reread_strongswan_cacerts()

@@ -467,12 +467,12 @@ def test_peer_sync_names_the_bad_line_before_touching_anything(capsys, tmp_path:
 
 
 def _checks():
-    from ovsnet import pki
     from ovsnet.ipsec import credentials as ipsec_credentials
+    from ovsnet.pki import profile as pki_profile
     from ovsnet.render import context
 
     return [
-        ("pki host name", lambda v: pki.check_host_name(v), "node1"),
+        ("pki host name", lambda v: pki_profile.check_host_name(v), "node1"),
         ("IPsec remote name", lambda v: ipsec_credentials.check_remote_name(v), "node1"),
         (
             "certificate path",
