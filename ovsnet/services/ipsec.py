@@ -182,7 +182,7 @@ def _strongswan_ca_copy(cacerts: Path | None, ca: Path) -> Path | None:
 def _install_ca(ca: Path, target: Path) -> list[str]:
     """Copy the CA where strongSwan loads it and make a running strongSwan reread it."""
     from ovsnet.files import write_atomically
-    from ovsnet.ipsec_monitor import reread_strongswan_cacerts
+    from ovsnet.strongswan import reread_strongswan_cacerts
 
     write_atomically(target, ca.read_bytes(), 0o644)
     problem = reread_strongswan_cacerts()
