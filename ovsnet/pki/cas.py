@@ -50,6 +50,7 @@ class CaOptions:
 
 
 def ensure_one_ca(directory: Path, purpose: str, options: CaOptions) -> Issued:
+    """PURPOSE's CA as it is, or a new one with an empty CRL when it has none yet."""
     folder = ca_dir(directory, purpose)
     cert_path, key_path = folder / CA_CERT, folder / CA_KEY
     if cert_path.exists() or key_path.exists():

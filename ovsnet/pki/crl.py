@@ -85,6 +85,8 @@ class CrlResult:
 def sign_crl(
     directory: Path, purpose: str, extra: tuple[int, ...], now: dt.datetime, dry_run: bool
 ) -> CrlResult:
+    """PURPOSE's CRL signed anew with its entries and `extra` serials, and a CRL number one
+    higher (strongSwan keeps the CRL with the higher number)."""
     ca_cert, ca_key = load_ca(directory, purpose)
     path = crl_path(directory, purpose)
     entries: dict[int, dt.datetime] = {}

@@ -146,6 +146,7 @@ class Issued:
 
 
 def read_cert(path: Path) -> x509.Certificate:
+    """The certificate in a PEM file; a file that is not one is refused with its path."""
     return load_certificate(path.read_bytes(), str(path))
 
 
@@ -169,6 +170,7 @@ def legacy_ca(directory: Path) -> Path | None:
 
 
 def refuse_legacy(directory: Path) -> None:
+    """Refuse to work beside an older ovsnet's all-purpose CA until `pki migrate` retired it."""
     if legacy_ca(directory) is not None:
         raise InvalidInput(
             f"{directory} holds a CA made by an older ovsnet ({CA_CERT}) that signs every purpose",
