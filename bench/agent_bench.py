@@ -187,7 +187,7 @@ def probe(fleet: Fleet, etcd, number: int, timeout: float = 60):
     and the milliseconds it spent in the OVSDB transaction itself."""
     from ovsnet.cluster.keys import ClusterKeys
     from ovsnet.cluster.records import HostRecord, claim_value, memory_value
-    from ovsnet.etcd import SubnetClaim
+    from ovsnet.etcd.client import SubnetClaim
     from tests.lab.etcd_harness import wait_until
 
     keys = ClusterKeys()

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from ovsnet.errors import NotReady
-from ovsnet.ipsec import MonitorTunnel, parse_tunnels_show
+from ovsnet.ipsec.tunnels_show import MonitorTunnel, parse_tunnels_show
 
 PROGRAM = "ovs-monitor-ipsec"
 DEFAULT_RUNDIR = "/var/run/openvswitch"
@@ -56,30 +56,3 @@ def tunnels_show(run_dir: str | os.PathLike | None = None) -> str:
 def monitor_tunnels(run_dir: str | os.PathLike | None = None) -> list[MonitorTunnel]:
     """ovs-monitor-ipsec's view of every IPsec tunnel, parsed and with the PSKs removed."""
     return parse_tunnels_show(tunnels_show(run_dir))
-
-
-IPSEC_NOT_RUNNING = 7  # `ipsec <command>` when charon is not running
-
-
-def reread_strongswan_cacerts() -> str | None:
-    """Make a running strongSwan load /etc/ipsec.d/cacerts again; None if it did, else why not.
-
-    NOTE: strongSwan reads CA files only at start and on `ipsec rereadcacerts`; ovs-monitor-
-    ipsec's own refresh (`ipsec update`, `rereadsecrets`) does not, so a CA copied there while
-    charon runs would stay unknown and certificate authentication would fail (seen here).
-    """
-    import shutil
-    import subprocess
-
-    ipsec = shutil.which("ipsec")
-    if ipsec is None:
-        return "strongSwan's `ipsec` command is not installed"
-    try:
-        done = subprocess.run([ipsec, "rereadcacerts"], capture_output=True, text=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        return "strongSwan did not answer `ipsec rereadcacerts`"
-    if done.returncode == IPSEC_NOT_RUNNING:
-        return None  # charon loads the directory when it starts
-    if done.returncode != 0:
-        return f"`ipsec rereadcacerts` failed: {' '.join(done.stderr.split())[:200]}"
-    return None

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
-from ovsnet import ipsec
+from ovsnet.ipsec import keys as ipsec_keys
+from ovsnet.ipsec import observed as ipsec_observed
 
 FAMILY = "inet"
 TABLE = "ovsnet"
@@ -94,12 +95,12 @@ def repaired(wanted: Guard, state: GuardState) -> Guard | None:
     return wanted | state.guard
 
 
-def _tunnel_entry(tunnel: ipsec.ObservedTunnel) -> Guard:
+def _tunnel_entry(tunnel: ipsec_observed.ObservedTunnel) -> Guard:
     try:
         remote = IPv4Address(tunnel.options.get("remote_ip", ""))
     except ValueError:
         return Guard()  # remote_ip=flow or unset: no fixed peer to name
-    encapsulation = "gre" if tunnel.type == ipsec.LEGACY_PORT_TYPE else tunnel.type
+    encapsulation = "gre" if tunnel.type == ipsec_keys.LEGACY_PORT_TYPE else tunnel.type
     if encapsulation == "gre":
         return Guard(gre=frozenset({remote}))
     if encapsulation in UDP_TUNNEL_PORTS:
@@ -108,12 +109,12 @@ def _tunnel_entry(tunnel: ipsec.ObservedTunnel) -> Guard:
     return Guard()
 
 
-def desired_guard(host: ipsec.ObservedHost) -> Guard:
+def desired_guard(host: ipsec_observed.ObservedHost) -> Guard:
     """Every IPsec tunnel's peer, while the host drops plaintext (ipsec_skb_mark set)."""
     return guard_for_tunnels(host.tunnels) if host.drops_plaintext else Guard()
 
 
-def guard_for_tunnels(tunnels: Iterable[ipsec.ObservedTunnel]) -> Guard:
+def guard_for_tunnels(tunnels: Iterable[ipsec_observed.ObservedTunnel]) -> Guard:
     guard = Guard()
     for tunnel in tunnels:
         if tunnel.method is not None:

@@ -43,7 +43,7 @@ def repair_history(path: str | os.PathLike | None = None) -> dict[str, RepairRec
 
 
 def save_history(records: dict[str, RepairRecord], path: str | os.PathLike | None = None) -> None:
-    from ovsnet.pki import write_atomically
+    from ovsnet.files import write_atomically
 
     target = state_path(path)
     document = {"peers": {peer: record.as_json() for peer, record in sorted(records.items())}}

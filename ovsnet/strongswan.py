@@ -164,6 +164,7 @@ def repair_peer(target: PeerConnections) -> None:
 # CRLs of one CA it keeps the one with the higher CRL number (ovsnet increments it).
 STRONGSWAN_CRLS = Path("/etc/ipsec.d/crls")
 CRL_NAME = "ovsnet-ike-crl.pem"
+IPSEC_NOT_RUNNING = 7  # `ipsec <command>` when charon is not running
 
 
 def install_crl(data: bytes, crls: Path = STRONGSWAN_CRLS) -> str | None:
@@ -172,8 +173,7 @@ def install_crl(data: bytes, crls: Path = STRONGSWAN_CRLS) -> str | None:
     Returns None when done (or when charon is not running: it loads the file when it starts),
     else what went wrong with the reread.
     """
-    from ovsnet.ipsec_monitor import IPSEC_NOT_RUNNING
-    from ovsnet.pki import write_atomically
+    from ovsnet.files import write_atomically
 
     write_atomically(crls / CRL_NAME, data, 0o644)
     ipsec = shutil.which("ipsec")
@@ -185,4 +185,25 @@ def install_crl(data: bytes, crls: Path = STRONGSWAN_CRLS) -> str | None:
         return "strongSwan did not answer `ipsec rereadcrls`"
     if done.returncode not in (0, IPSEC_NOT_RUNNING):
         return f"`ipsec rereadcrls` failed: {' '.join(done.stderr.split())[:200]}"
+    return None
+
+
+def reread_strongswan_cacerts() -> str | None:
+    """Make a running strongSwan load /etc/ipsec.d/cacerts again; None if it did, else why not.
+
+    NOTE: strongSwan reads CA files only at start and on `ipsec rereadcacerts`; ovs-monitor-
+    ipsec's own refresh (`ipsec update`, `rereadsecrets`) does not, so a CA copied there while
+    charon runs would stay unknown and certificate authentication would fail (seen here).
+    """
+    ipsec = shutil.which("ipsec")
+    if ipsec is None:
+        return "strongSwan's `ipsec` command is not installed"
+    try:
+        done = subprocess.run([ipsec, "rereadcacerts"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "strongSwan did not answer `ipsec rereadcacerts`"
+    if done.returncode == IPSEC_NOT_RUNNING:
+        return None  # charon loads the directory when it starts
+    if done.returncode != 0:
+        return f"`ipsec rereadcacerts` failed: {' '.join(done.stderr.split())[:200]}"
     return None

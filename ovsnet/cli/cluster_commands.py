@@ -37,7 +37,7 @@ INSECURE = typer.Option(
 
 
 def etcd_config(url, cert, key, ca, insecure: bool = False):
-    from ovsnet.etcd import EtcdConfig
+    from ovsnet.etcd.config import EtcdConfig
 
     # Several --etcd options, each possibly a comma-separated list: one comma-separated list.
     url = ",".join(url) if url and not isinstance(url, str) else url
@@ -209,7 +209,7 @@ def status(
     """Every host: subnet, underlay address, lease TTL left, last seen (live or gone)."""
     from ovsnet.cluster.admin import cluster_status
     from ovsnet.cluster.keys import ClusterKeys
-    from ovsnet.etcd import Etcd
+    from ovsnet.etcd.client import Etcd
 
     with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca, insecure)) as client:
         found = cluster_status(client, ClusterKeys(key_prefix))
@@ -232,7 +232,7 @@ def release(
     lease (a live agent would simply claim again)."""
     from ovsnet.cluster.admin import release_host
     from ovsnet.cluster.keys import ClusterKeys
-    from ovsnet.etcd import Etcd
+    from ovsnet.etcd.client import Etcd
 
     with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca, insecure)) as client:
         emit(ctx.obj, release_host(client, ClusterKeys(key_prefix), name, dry_run=dry_run))
@@ -252,7 +252,7 @@ def grant(
     """(root) Create the etcd user NAME and its role: write only its own keys and subnet
     claims, read the rest of ovsnet's prefix."""
     from ovsnet.cluster.keys import ClusterKeys, role_name
-    from ovsnet.etcd import Etcd
+    from ovsnet.etcd.client import Etcd
     from ovsnet.report import ChangeReport
 
     keys = ClusterKeys(key_prefix)
@@ -275,7 +275,7 @@ def enable_auth(
 ) -> None:
     """(once, before auth is on) Create etcd's root user, whose certificate CN is `root`, and
     turn etcd's authentication on. Run it with the root certificate."""
-    from ovsnet.etcd import Etcd
+    from ovsnet.etcd.client import Etcd
     from ovsnet.report import ChangeReport
 
     with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca, insecure)) as client:

@@ -28,7 +28,7 @@ class IssuedResult:
     dry_run: bool = False
 
     def as_json(self) -> Any:
-        from ovsnet.pki import utcnow
+        from ovsnet.pki.profile import utcnow
 
         now = utcnow()
         return {
@@ -58,13 +58,13 @@ class ListResult:
     issued: list
 
     def as_json(self) -> Any:
-        from ovsnet.pki import utcnow
+        from ovsnet.pki.profile import utcnow
 
         now = utcnow()
         return {"directory": self.directory, "certificates": [i.as_json(now) for i in self.issued]}
 
     def render(self, console) -> None:
-        from ovsnet.pki import utcnow
+        from ovsnet.pki.profile import utcnow
 
         now = utcnow()
         if not self.issued:
@@ -129,9 +129,9 @@ RsaOption = Annotated[bool, typer.Option("--rsa", help="RSA 3072 instead of ECDS
 
 
 def _leaf_days(value: int | None) -> int:
-    from ovsnet import pki
+    from ovsnet.pki import profile as pki_profile
 
-    return pki.LEAF_DAYS if value is None else value
+    return pki_profile.LEAF_DAYS if value is None else value
 
 
 LeafDays = Annotated[
@@ -149,10 +149,14 @@ def init_cmd(
     dry_run: DryRun = False,
 ) -> None:
     """Create one CA per purpose, each with an empty CRL (existing CAs are kept as they are)."""
-    from ovsnet import pki
+    from ovsnet.pki import cas as pki_cas
+    from ovsnet.pki import store as pki_store
 
-    options = pki.CaOptions(rsa=rsa, dry_run=dry_run, days=days)
-    emit(ctx.obj, IssuedResult("init", pki.ensure_cas(pki.pki_dir(directory), options), dry_run))
+    options = pki_cas.CaOptions(rsa=rsa, dry_run=dry_run, days=days)
+    emit(
+        ctx.obj,
+        IssuedResult("init", pki_cas.ensure_cas(pki_store.pki_dir(directory), options), dry_run),
+    )
 
 
 @pki_app.command("migrate")
@@ -165,10 +169,17 @@ def migrate_cmd(
 ) -> None:
     """Retire the all-purpose CA of an older ovsnet (to legacy-ca/) and create per-purpose
     CAs; then reissue every certificate with `pki issue` / `pki issue-docker`."""
-    from ovsnet import pki
+    from ovsnet.pki import cas as pki_cas
+    from ovsnet.pki import lifecycle as pki_lifecycle
+    from ovsnet.pki import store as pki_store
 
-    options = pki.CaOptions(rsa=rsa, dry_run=dry_run, days=days)
-    emit(ctx.obj, IssuedResult("migrate", pki.migrate(pki.pki_dir(directory), options), dry_run))
+    options = pki_cas.CaOptions(rsa=rsa, dry_run=dry_run, days=days)
+    emit(
+        ctx.obj,
+        IssuedResult(
+            "migrate", pki_lifecycle.migrate(pki_store.pki_dir(directory), options), dry_run
+        ),
+    )
 
 
 @pki_app.command("rotate-ca")
@@ -182,10 +193,12 @@ def rotate_ca_cmd(
 ) -> None:
     """Replace one purpose's CA (the old one is kept as ca/PURPOSE.retired-STAMP); every
     certificate of that purpose must then be reissued and the new CA file deployed."""
-    from ovsnet import pki
+    from ovsnet.pki import cas as pki_cas
+    from ovsnet.pki import lifecycle as pki_lifecycle
+    from ovsnet.pki import store as pki_store
 
-    options = pki.CaOptions(rsa=rsa, dry_run=dry_run, days=days)
-    issued = pki.rotate_ca(pki.pki_dir(directory), purpose, options)
+    options = pki_cas.CaOptions(rsa=rsa, dry_run=dry_run, days=days)
+    issued = pki_lifecycle.rotate_ca(pki_store.pki_dir(directory), purpose, options)
     emit(ctx.obj, IssuedResult("rotate-ca", issued, dry_run))
 
 
@@ -213,12 +226,13 @@ def issue_cmd(
     dry_run: DryRun = False,
 ) -> None:
     """Issue NAME's certificate for one purpose (default ike: the host's IPsec identity)."""
-    from ovsnet import pki
+    from ovsnet.pki import issue as pki_issue
+    from ovsnet.pki import store as pki_store
 
-    base = pki.pki_dir(directory)
-    request = pki.leaf_request(base, purpose, name, ips or [], dns or [], key_type)
-    options = pki.IssueOptions(renew=renew, dry_run=dry_run, days=_leaf_days(days))
-    emit(ctx.obj, IssuedResult("issue", [pki.ensure_leaf(base, request, options)], dry_run))
+    base = pki_store.pki_dir(directory)
+    request = pki_issue.leaf_request(base, purpose, name, ips or [], dns or [], key_type)
+    options = pki_issue.IssueOptions(renew=renew, dry_run=dry_run, days=_leaf_days(days))
+    emit(ctx.obj, IssuedResult("issue", [pki_issue.ensure_leaf(base, request, options)], dry_run))
 
 
 @pki_app.command("issue-docker")
@@ -233,11 +247,12 @@ def issue_docker_cmd(
     dry_run: DryRun = False,
 ) -> None:
     """Issue dockerd's TLS server certificate and a client certificate for HOST."""
-    from ovsnet import pki
+    from ovsnet.pki import issue as pki_issue
+    from ovsnet.pki import store as pki_store
 
-    options = pki.IssueOptions(renew=renew, dry_run=dry_run, days=_leaf_days(days))
-    server, client = pki.ensure_docker_certs(
-        pki.pki_dir(directory), host, ips or [], dns or [], options
+    options = pki_issue.IssueOptions(renew=renew, dry_run=dry_run, days=_leaf_days(days))
+    server, client = pki_issue.ensure_docker_certs(
+        pki_store.pki_dir(directory), host, ips or [], dns or [], options
     )
     emit(ctx.obj, IssuedResult("issue-docker", [server, client], dry_run))
 
@@ -256,10 +271,12 @@ def renew_cmd(
 ) -> None:
     """A fresh certificate with the same subject and SANs (the old one stays valid until it
     expires: revoke it if its key may be compromised)."""
-    from ovsnet import pki
+    from ovsnet.pki import issue as pki_issue
+    from ovsnet.pki import lifecycle as pki_lifecycle
+    from ovsnet.pki import store as pki_store
 
-    options = pki.IssueOptions(dry_run=dry_run, days=_leaf_days(days), keep_key=keep_key)
-    issued = pki.renew(pki.pki_dir(directory), purpose, name, options)
+    options = pki_issue.IssueOptions(dry_run=dry_run, days=_leaf_days(days), keep_key=keep_key)
+    issued = pki_lifecycle.renew(pki_store.pki_dir(directory), purpose, name, options)
     emit(ctx.obj, IssuedResult("renew", [issued], dry_run))
 
 
@@ -272,9 +289,10 @@ def revoke_cmd(
     dry_run: DryRun = False,
 ) -> None:
     """Put NAME's certificate on its CA's CRL (ike: then `ovsnet ipsec crl` on every host)."""
-    from ovsnet import pki
+    from ovsnet.pki import lifecycle as pki_lifecycle
+    from ovsnet.pki import store as pki_store
 
-    result = pki.revoke(pki.pki_dir(directory), purpose, name, dry_run=dry_run)
+    result = pki_lifecycle.revoke(pki_store.pki_dir(directory), purpose, name, dry_run=dry_run)
     emit(ctx.obj, CrlReport("revoke", result, dry_run))
 
 
@@ -286,9 +304,10 @@ def crl_cmd(
     dry_run: DryRun = False,
 ) -> None:
     """Sign the purpose's CRL anew (same entries, next update in a year)."""
-    from ovsnet import pki
+    from ovsnet.pki import crl as pki_crl
+    from ovsnet.pki import store as pki_store
 
-    result = pki.refresh_crl(pki.pki_dir(directory), purpose, dry_run=dry_run)
+    result = pki_crl.refresh_crl(pki_store.pki_dir(directory), purpose, dry_run=dry_run)
     emit(ctx.obj, CrlReport("crl", result, dry_run))
 
 
@@ -324,9 +343,10 @@ def export_cmd(
     `ovsnet ipsec cert --cert .../cert.pem --key .../key.pem --ca .../ca.pem`."""
     from pathlib import Path
 
-    from ovsnet import pki
+    from ovsnet.pki import contents as pki_contents
+    from ovsnet.pki import store as pki_store
 
-    files = pki.export(pki.pki_dir(directory), purpose, name, Path(to), dry_run)
+    files = pki_contents.export(pki_store.pki_dir(directory), purpose, name, Path(to), dry_run)
     emit(ctx.obj, ExportResult(files, dry_run))
 
 
@@ -334,10 +354,11 @@ def export_cmd(
 def list_cmd(ctx: typer.Context, directory: DirOption = None) -> None:
     """List CAs and certificates: purpose, subject, expiry, SHA-256 fingerprint; flags revoked
     ones and expiry within 30 days."""
-    from ovsnet import pki
+    from ovsnet.pki import contents as pki_contents
+    from ovsnet.pki import store as pki_store
 
-    path = pki.pki_dir(directory)
-    emit(ctx.obj, ListResult(str(path), pki.list_certificates(path)))
+    path = pki_store.pki_dir(directory)
+    emit(ctx.obj, ListResult(str(path), pki_contents.list_certificates(path)))
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from ovsnet.cluster.claims import ClaimView
 from ovsnet.cluster.keys import ClusterKeys, check_name
 from ovsnet.cluster.plan import subnet_conflicts, underlay_conflicts
 from ovsnet.cluster.records import BadRecord, HostRecord, claim_value, parse_host_entry
-from ovsnet.etcd import Etcd
+from ovsnet.etcd.client import Etcd
 from ovsnet.report import ChangeReport
 from ovsnet.validate import printable
 

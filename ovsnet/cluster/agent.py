@@ -50,7 +50,9 @@ from ovsnet.cluster.records import (
     parse_host_entry,
 )
 from ovsnet.errors import InvalidInput, OperationFailed, OvsnetError
-from ovsnet.etcd import Change, Etcd, EtcdDenied, Snapshot, SubnetClaim
+from ovsnet.etcd.client import Etcd, SubnetClaim
+from ovsnet.etcd.errors import EtcdDenied
+from ovsnet.etcd.items import Change, Snapshot
 from ovsnet.validate import printable
 
 log = logging.getLogger("ovsnet.agent")

@@ -26,7 +26,7 @@ class Holder:
 
 
 class EtcdItem(Protocol):
-    """What parsing needs of an etcd key's item (ovsnet.etcd.Item has it)."""
+    """What parsing needs of an etcd key's item (ovsnet.etcd.items.Item has it)."""
 
     @property
     def value(self) -> bytes: ...

@@ -78,7 +78,7 @@ def desired_peers(
 
 def _certificate_problem(record: HostRecord) -> str | None:
     """Why a certificate-IPsec record cannot get a tunnel: IKE needs the peer's CN."""
-    from ovsnet.ipsec import check_remote_name
+    from ovsnet.ipsec.credentials import check_remote_name
 
     if not record.ipsec_cn or not record.ipsec_fingerprint:
         return "uses IPsec cert but publishes no certificate name and fingerprint"

@@ -16,7 +16,7 @@ from ovsnet.cluster.agent import ON_ETCD_LOSS
 from ovsnet.cluster.keys import ClusterKeys, check_name
 from ovsnet.cluster.subnets import check_supernet, usable
 from ovsnet.errors import InvalidInput
-from ovsnet.etcd import EtcdConfig
+from ovsnet.etcd.config import EtcdConfig
 from ovsnet.tunnels import TUNNEL_TYPES
 from ovsnet.validate import check_underlay_address
 
@@ -157,7 +157,7 @@ def _underlay_ip(text: str | None, etcd: EtcdConfig) -> IPv4Address:
 def _ipsec_identity(path: str | None) -> tuple[str | None, str | None]:
     if path is None:
         return None, None
-    from ovsnet.pki import load_certificate, summarize
+    from ovsnet.pki.profile import load_certificate, summarize
 
     try:
         with open(path, "rb") as handle:
@@ -172,7 +172,7 @@ def run_agent(options: AgentOptions) -> None:
     from ovsnet import logs
     from ovsnet.cluster.agent import Agent
     from ovsnet.cluster.dataplane import DataplaneConfig, NoDataplane, OvsDataplane
-    from ovsnet.etcd import Etcd
+    from ovsnet.etcd.client import Etcd
 
     config = agent_config(options)
     logs.configure(options.log_format, "ovsnet agent")

@@ -193,13 +193,13 @@ def _with_ipsec_secret(request: RenderRequest, config: HostConfig, inventory) ->
 def read_ipsec_pki(directory: Path, config: HostConfig, inventory) -> IpsecSecret:
     """This host's certificate and key from an `ovsnet pki` folder, checked as `ovsnet ipsec
     cert` would (chain, key pair, RSA), and every peer's CN (its inventory name)."""
-    from ovsnet import pki
+    from ovsnet.pki import store as pki_store
     from ovsnet.services.ipsec import check_certificate_files
 
     name = config.name
     assert name is not None, "--ipsec-pki-embed needs --inventory, whose hosts all have names"
-    cert, key = pki.host_paths(directory, name)
-    ca = pki.ca_cert_path(directory, "ike")  # the IKE CA only: the host trusts nothing else
+    cert, key = pki_store.host_paths(directory, name)
+    ca = pki_store.ca_cert_path(directory, "ike")  # the IKE CA only: the host trusts nothing else
     if not cert.is_file():
         raise InvalidInput(
             f"no IPsec certificate for {name} in {directory}",
@@ -216,10 +216,10 @@ def read_ipsec_pki(directory: Path, config: HostConfig, inventory) -> IpsecSecre
 
 def _server_folder(base: Path, host: str | None, fleet: bool) -> Path:
     """A host's folder in a PKI directory (docker/HOST/server), or the folder given itself."""
-    from ovsnet import pki
+    from ovsnet.pki import store as pki_store
 
     if host is not None:
-        per_host = pki.docker_dirs(base, host)[0]
+        per_host = pki_store.docker_dirs(base, host)[0]
         if per_host.is_dir():
             return per_host
         if fleet:  # one folder for every host would give them all the same certificate
@@ -233,7 +233,7 @@ def _server_folder(base: Path, host: str | None, fleet: bool) -> Path:
 def read_server_tls(folder: Path) -> TlsFiles:
     """A dockerd server certificate folder, checked: purposes (server certificate, client CA),
     key pair, validity."""
-    from ovsnet import pki
+    from ovsnet.pki import profile as pki_profile
 
     names = DOCKER_TLS_FILES.values()
     missing = [name for name in names if not (folder / name).is_file()]
@@ -246,16 +246,18 @@ def read_server_tls(folder: Path) -> TlsFiles:
         ca, cert, key = ((folder / name).read_bytes() for name in names)
     except OSError as exc:
         raise InvalidInput(f"cannot read {folder}: {exc.strerror}") from None
-    certificate = pki.load_certificate(cert, f"{folder}/cert.pem")
-    pki.check_key_matches(certificate, pki.load_private_key(key, f"{folder}/key.pem"))
+    certificate = pki_profile.load_certificate(cert, f"{folder}/cert.pem")
+    pki_profile.check_key_matches(
+        certificate, pki_profile.load_private_key(key, f"{folder}/key.pem")
+    )
     # ca.pem is whom dockerd lets in (the docker-client CA), not the server certificate's
     # issuer: check each for its purpose, so no IKE or all-purpose CA ends up trusted.
-    pki.check_purpose(certificate, "docker-server", f"{folder}/cert.pem")
-    pki.check_purpose(
-        pki.load_certificate(ca, f"{folder}/ca.pem"), "docker-client", f"{folder}/ca.pem"
+    pki_profile.check_purpose(certificate, "docker-server", f"{folder}/cert.pem")
+    pki_profile.check_purpose(
+        pki_profile.load_certificate(ca, f"{folder}/ca.pem"), "docker-client", f"{folder}/ca.pem"
     )
-    summary = pki.summarize(certificate)
-    if summary.expired(pki.utcnow()):
+    summary = pki_profile.summarize(certificate)
+    if summary.expired(pki_profile.utcnow()):
         raise InvalidInput(
             f"{folder}/cert.pem is not valid now (until {summary.not_after:%Y-%m-%d})",
             "renew it with `ovsnet pki renew HOST --purpose docker-server`",
@@ -332,7 +334,7 @@ def write_file(path: Path, text: str, dry_run: bool, private: bool = False) -> F
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if private:
-            from ovsnet.pki import write_atomically
+            from ovsnet.files import write_atomically
 
             write_atomically(path, text.encode(), 0o600)
         else:

@@ -124,18 +124,20 @@ def _mtu_checks(status: HostStatus, mtu: int, timeout: float) -> list[Check]:
 
 
 def _clock_checks(certificate: str | None) -> list[Check]:
-    from ovsnet import pki
+    from ovsnet.pki import profile as pki_profile
 
     checks = [diagnosis.judge_clock_sync(kernel.clock_synchronised())]
     if not certificate:
         return checks
     try:
         with open(certificate, "rb") as handle:
-            summary = pki.summarize(pki.load_certificate(handle.read(), certificate))
+            summary = pki_profile.summarize(
+                pki_profile.load_certificate(handle.read(), certificate)
+            )
     except (OSError, ValueError, OvsnetError) as exc:
         checks.append(Check("clock vs certificate", diagnosis.WARN,
                             f"cannot read the host certificate {certificate}: {exc}"))  # fmt: skip
         return checks
     checks.append(diagnosis.judge_certificate_clock(
-        certificate, pki.utcnow(), summary.not_before, summary.not_after))  # fmt: skip
+        certificate, pki_profile.utcnow(), summary.not_before, summary.not_after))  # fmt: skip
     return checks

@@ -14,25 +14,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ovsnet import ipsec, nftables, plaintext_guard
+from ovsnet import nftables, plaintext_guard
 from ovsnet.errors import OvsnetError
 from ovsnet.faults import checkpoint
+from ovsnet.ipsec import keys as ipsec_keys
+from ovsnet.ipsec import observed as ipsec_observed
 from ovsnet.ovsdb import Changes, OvsDb
 from ovsnet.plaintext_guard import Guard, GuardState, desired_guard
 from ovsnet.services.observed import observe_host
 
 
-def host_after(host: ipsec.ObservedHost, changes: Changes) -> ipsec.ObservedHost:
+def host_after(host: ipsec_observed.ObservedHost, changes: Changes) -> ipsec_observed.ObservedHost:
     """The IPsec view of the host once `changes` are applied (tunnel changes and other_config)."""
     replaced = set(changes.remove_ports) | {spec.port for spec in changes.update_tunnels}
     tunnels = [t for t in host.tunnels if t.port not in replaced]
     tunnels += [
-        ipsec.ObservedTunnel(spec.port, spec.type, spec.options)
+        ipsec_observed.ObservedTunnel(spec.port, spec.type, spec.options)
         for spec in [*changes.add_tunnels, *changes.update_tunnels]
     ]
     other_config = {**host.other_config, **changes.other_config}
     kept = {key: value for key, value in other_config.items() if value is not None}
-    return ipsec.ObservedHost(host.ovs_version, kept, tuple(tunnels))
+    return ipsec_observed.ObservedHost(host.ovs_version, kept, tuple(tunnels))
 
 
 @dataclass(frozen=True)
@@ -52,12 +54,12 @@ class GuardChange:
         return []
 
 
-def plan_guard(host: ipsec.ObservedHost, changes: Changes) -> GuardChange | None:
+def plan_guard(host: ipsec_observed.ObservedHost, changes: Changes) -> GuardChange | None:
     """What `changes` do to the guard; None when neither side has IPsec peers to guard (nft is
     not even run, and a plaintext `peer add` of 1,000 peers builds no second view)."""
     if not changes:
         return None
-    if not host.drops_plaintext and not changes.other_config.get(ipsec.SKB_MARK_KEY):
+    if not host.drops_plaintext and not changes.other_config.get(ipsec_keys.SKB_MARK_KEY):
         return None  # no skb_mark before or after: nothing is guarded on either side
     wanted_before, wanted_after = desired_guard(host), desired_guard(host_after(host, changes))
     if not wanted_before and not wanted_after:
@@ -109,7 +111,7 @@ def restore_guard(db: OvsDb, dry_run: bool = False) -> list[str]:
     return steps
 
 
-def reconcile_steps(host: ipsec.ObservedHost) -> tuple[Guard, list[str]]:
+def reconcile_steps(host: ipsec_observed.ObservedHost) -> tuple[Guard, list[str]]:
     """For `init`: the guard this host needs and the step to get there (none if in place)."""
     wanted = desired_guard(host)
     current = nftables.read_guard()

@@ -9,10 +9,11 @@ import os
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 
-from ovsnet import arp, firewall, ipsec, nftables
+from ovsnet import arp, firewall, nftables
 from ovsnet.addressing import HostAddressing
 from ovsnet.errors import InvalidInput, NotReady
 from ovsnet.faults import checkpoint
+from ovsnet.ipsec import plan as ipsec_plan
 from ovsnet.model import DOCKER_BRIDGE_KEY, BridgeSpec
 from ovsnet.netlink import Netlink
 from ovsnet.ovsdb import Changes, OvsDb
@@ -205,7 +206,7 @@ def reset_host(
     snapshot = db.snapshot()
     others = replace(snapshot, bridges={k: v for k, v in snapshot.bridges.items() if k != bridge})
     remaining = observe_snapshot(others)
-    plan.changes.other_config = ipsec.settings_after_reset(remaining)
+    plan.changes.other_config = ipsec_plan.settings_after_reset(remaining)
     settings = sorted(plan.changes.other_config)
     if settings:
         plan.steps.append("remove ovsnet's IPsec settings: " + ", ".join(settings))

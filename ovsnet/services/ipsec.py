@@ -12,8 +12,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ovsnet import ipsec
 from ovsnet.errors import InvalidInput
+from ovsnet.ipsec import compat as ipsec_compat
+from ovsnet.ipsec import credentials as ipsec_credentials
+from ovsnet.ipsec import keys as ipsec_keys
+from ovsnet.ipsec import plan as ipsec_plan
 from ovsnet.ovsdb import Changes, OvsDb
 from ovsnet.report import ChangeReport
 from ovsnet.secrets import read_secret_file
@@ -32,19 +35,19 @@ MAX_PSK_FILE = 4096
 
 @dataclass(frozen=True)
 class SecretFile:
-    psk: ipsec.Psk
+    psk: ipsec_credentials.Psk
     warnings: tuple[str, ...] = ()
 
 
 def read_psk_file(path: str | os.PathLike) -> SecretFile:
     """The PSK in FILE (one line, trailing newline stripped), under the secret-file rule."""
     data = read_secret_file(path, "PSK file", limit=MAX_PSK_FILE)
-    return SecretFile(ipsec.psk_from_file_bytes(data, str(path)))
+    return SecretFile(ipsec_credentials.psk_from_file_bytes(data, str(path)))
 
 
 @dataclass(frozen=True)
 class CheckedCertificate:
-    paths: ipsec.CertificatePaths
+    paths: ipsec_plan.CertificatePaths
     identity: str
     not_after: str
     warnings: tuple[str, ...] = ()
@@ -52,31 +55,32 @@ class CheckedCertificate:
 
 def check_certificate_files(cert: str, key: str, ca: str, now=None) -> CheckedCertificate:
     """Refuse what would fail later in IKE: foreign CA, expired, wrong key, unusable subject."""
-    from ovsnet import pki
+    from ovsnet.pki import issue as pki_issue
+    from ovsnet.pki import profile as pki_profile
 
     cert_path, key_path, ca_path = (Path(p).absolute() for p in (cert, key, ca))
     for what, path in (("certificate", cert_path), ("CA certificate", ca_path)):
         if not path.is_file():
             raise InvalidInput(f"{what} {path} does not exist", "give the file's path")
-    certificate = pki.load_certificate(cert_path.read_bytes(), str(cert_path))
-    ca_cert = pki.load_certificate(ca_path.read_bytes(), str(ca_path))
-    summary = pki.verify_chain(certificate, ca_cert, now)
-    identity = pki.ike_identity(summary)
-    purpose_warnings = pki.check_ike_trust(certificate, ca_cert)
+    certificate = pki_profile.load_certificate(cert_path.read_bytes(), str(cert_path))
+    ca_cert = pki_profile.load_certificate(ca_path.read_bytes(), str(ca_path))
+    summary = pki_profile.verify_chain(certificate, ca_cert, now)
+    identity = pki_profile.ike_identity(summary)
+    purpose_warnings = pki_profile.check_ike_trust(certificate, ca_cert)
     key_data = read_secret_file(key_path, "private key")
-    private_key = pki.load_private_key(key_data, str(key_path))
-    pki.check_key_matches(certificate, private_key)
-    if pki.key_type_of(certificate.public_key()) != "rsa":
+    private_key = pki_profile.load_private_key(key_data, str(key_path))
+    pki_profile.check_key_matches(certificate, private_key)
+    if pki_issue.key_type_of(certificate.public_key()) != "rsa":
         # ovs-monitor-ipsec writes `: RSA <key>` into ipsec.secrets; strongSwan then fails to
         # load any other key type and every IKE authentication fails.
         raise InvalidInput(
-            f"{cert_path} has a {pki.key_type_of(certificate.public_key())} key; "
+            f"{cert_path} has a {pki_issue.key_type_of(certificate.public_key())} key; "
             "ovs-monitor-ipsec only hands RSA keys to strongSwan",
             "issue an RSA host certificate with `ovsnet pki issue HOST --key-type rsa`",
         )
-    paths = ipsec.CertificatePaths(str(cert_path), str(key_path), str(ca_path))
+    paths = ipsec_plan.CertificatePaths(str(cert_path), str(key_path), str(ca_path))
     warnings = list(purpose_warnings)
-    if summary.expires_soon(now or pki.utcnow()):
+    if summary.expires_soon(now or pki_profile.utcnow()):
         warnings.append(f"{cert_path} expires on {summary.not_after:%Y-%m-%d}")
     return CheckedCertificate(paths, identity, f"{summary.not_after:%Y-%m-%d}", tuple(warnings))
 
@@ -97,7 +101,7 @@ def _describe(updates: dict) -> list[str]:
     for key, value in sorted(updates.items()):
         if value is None:
             steps.append(f"remove Open_vSwitch other_config:{key}")
-        elif key == ipsec.PSK_FILE_KEY:
+        elif key == ipsec_keys.PSK_FILE_KEY:
             steps.append(f"use the PSK in {value} for peers added with --ipsec alone")
         else:
             steps.append(f"set Open_vSwitch other_config:{key}={value}")
@@ -123,8 +127,10 @@ def set_host_psk(db: OvsDb, request: PskRequest) -> ChangeReport:
     secret = read_psk_file(path) if path else None  # refused now, not at the next peer add
     host = observe_host(db)
     if secret is not None:
-        ipsec.port_type(host.ovs_version, "gre", ipsec.METHOD_PSK)  # refuses OVS 2.7 to 2.10
-    updates = ipsec.plan_host_psk(path, host)
+        ipsec_compat.port_type(
+            host.ovs_version, "gre", ipsec_keys.METHOD_PSK
+        )  # refuses OVS 2.7 to 2.10
+    updates = ipsec_plan.plan_host_psk(path, host)
     command = "ipsec psk set" if secret else "ipsec psk unset"
     details = _warnings({}, secret.warnings if secret else ())
     return _apply(db, command, updates, _describe(updates), request.dry_run, details)
@@ -143,15 +149,15 @@ class CertRequest:
 def set_host_certificate(db: OvsDb, request: CertRequest) -> ChangeReport:
     """`ovsnet ipsec cert --cert C --key K --ca CA` (or `--unset`)."""
     if request.unset:
-        updates = ipsec.plan_host_certificate(None, observe_host(db))
+        updates = ipsec_plan.plan_host_certificate(None, observe_host(db))
         return _apply(db, "ipsec cert --unset", updates, _describe(updates), request.dry_run, {})
     if not (request.cert and request.key and request.ca):
         raise InvalidInput("ipsec cert needs --cert, --key and --ca", "or --unset")
     # The files first: a bad certificate is refused before OVSDB is even asked.
     checked = check_certificate_files(request.cert, request.key, request.ca)
     host = observe_host(db)
-    ipsec.port_type(host.ovs_version, "gre", ipsec.METHOD_CERT)  # needs OVS >= 2.11
-    updates = ipsec.plan_host_certificate(checked.paths, host)
+    ipsec_compat.port_type(host.ovs_version, "gre", ipsec_keys.METHOD_CERT)  # needs OVS >= 2.11
+    updates = ipsec_plan.plan_host_certificate(checked.paths, host)
     steps = _describe(updates)
     ca_copy = _strongswan_ca_copy(request.strongswan_cacerts, Path(checked.paths.ca_cert))
     warnings = list(checked.warnings)
@@ -175,8 +181,8 @@ def _strongswan_ca_copy(cacerts: Path | None, ca: Path) -> Path | None:
 
 def _install_ca(ca: Path, target: Path) -> list[str]:
     """Copy the CA where strongSwan loads it and make a running strongSwan reread it."""
-    from ovsnet.ipsec_monitor import reread_strongswan_cacerts
-    from ovsnet.pki import write_atomically
+    from ovsnet.files import write_atomically
+    from ovsnet.strongswan import reread_strongswan_cacerts
 
     write_atomically(target, ca.read_bytes(), 0o644)
     problem = reread_strongswan_cacerts()
@@ -196,7 +202,7 @@ class PlaintextRequest:
 def set_plaintext_policy(db: OvsDb, request: PlaintextRequest) -> ChangeReport:
     """`ovsnet ipsec plaintext drop|allow`: other_config:ipsec_skb_mark."""
     host = observe_host(db)
-    changes = Changes(other_config=ipsec.plan_plaintext_policy(request.allow, host))
+    changes = Changes(other_config=ipsec_plan.plan_plaintext_policy(request.allow, host))
     guard_change = plan_guard(host, changes)
     steps = _describe(changes.other_config) + (guard_change.steps if guard_change else [])
     if changes and not request.dry_run:

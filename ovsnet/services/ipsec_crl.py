@@ -33,7 +33,10 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def install_ike_crl(request: CrlRequest) -> ChangeReport:
-    from ovsnet import pki, strongswan
+    from ovsnet import strongswan
+    from ovsnet.pki import crl as pki_crl
+    from ovsnet.pki import profile as pki_profile
+    from ovsnet.pki import store as pki_store
     from ovsnet.services.ipsec import STRONGSWAN_CA_NAME
 
     crl_data = _read(request.crl, "the CRL")
@@ -42,20 +45,20 @@ def install_ike_crl(request: CrlRequest) -> ChangeReport:
         raise NotReady(
             f"no ovsnet CA in {request.cacerts}", "run `ovsnet ipsec cert` first, or give --ca"
         )
-    ca = pki.load_certificate(_read(ca_path, "the CA"), str(ca_path))
-    pki.check_purpose(ca, "ike", f"the CA {ca_path}")
+    ca = pki_profile.load_certificate(_read(ca_path, "the CA"), str(ca_path))
+    pki_profile.check_purpose(ca, "ike", f"the CA {ca_path}")
     try:
         from cryptography import x509
 
         crl = x509.load_pem_x509_crl(crl_data)
     except ValueError:
         raise InvalidInput(f"{request.crl} is not a PEM certificate revocation list") from None
-    pki.verify_crl(crl, ca, str(request.crl))
+    pki_crl.verify_crl(crl, ca, str(request.crl))
     target = request.crls / strongswan.CRL_NAME
     details = {
         "crl": str(target),
         "revoked_count": len(list(crl)),
-        "crl_number": pki.crl_number(crl),
+        "crl_number": pki_crl.crl_number(crl),
     }
     if target.exists() and target.read_bytes() == crl_data:
         return ChangeReport("ipsec crl", [], request.dry_run, details)
@@ -63,7 +66,7 @@ def install_ike_crl(request: CrlRequest) -> ChangeReport:
         raise NotReady(f"{request.crls} does not exist", "install strongSwan (strongswan-starter)")
     steps = [f"copy the CRL to {target} and have strongSwan reread it"]
     if not request.dry_run:
-        with pki.key_store(target):
+        with pki_store.key_store(target):
             problem = strongswan.install_crl(crl_data, request.crls)
         if problem:
             details["warnings"] = f"{problem}: run `ipsec rereadcrls`"

@@ -17,8 +17,10 @@ import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from ovsnet import ipsec, strongswan
+from ovsnet import strongswan
 from ovsnet.errors import InvalidInput, NotReady, OvsnetError
+from ovsnet.ipsec import observed as ipsec_observed
+from ovsnet.ipsec import tunnels_show
 from ovsnet.ipsec_healing import (
     HealPolicy,
     PeerObservation,
@@ -43,15 +45,15 @@ class OwnedPeer:
     """One IPsec tunnel ovsnet created, and ovs-monitor-ipsec's view of it (None: not seen)."""
 
     peer: IPv4Address
-    tunnel: ipsec.ObservedTunnel
-    monitor: ipsec.MonitorTunnel | None
+    tunnel: ipsec_observed.ObservedTunnel
+    monitor: tunnels_show.MonitorTunnel | None
 
     @property
     def port(self) -> str:
         return self.tunnel.port
 
     @property
-    def seen(self) -> ipsec.MonitorTunnel:
+    def seen(self) -> tunnels_show.MonitorTunnel:
         """ovs-monitor-ipsec's view, for the peers `repairable` chose (they all have one)."""
         assert self.monitor is not None, f"{self.port}: not seen by ovs-monitor-ipsec"
         return self.monitor
@@ -78,13 +80,15 @@ class OwnedPeer:
         )
 
 
-def owned_peers(snapshot: Snapshot, monitor: list[ipsec.MonitorTunnel] | None) -> list[OwnedPeer]:
+def owned_peers(
+    snapshot: Snapshot, monitor: list[tunnels_show.MonitorTunnel] | None
+) -> list[OwnedPeer]:
     """ovsnet's IPsec tunnels (tagged with the peer key) of every bridge."""
     seen = {tunnel.name: tunnel for tunnel in monitor or ()}
     found = []
     for bridge in snapshot.bridges.values():
         for port in bridge.tunnels.values():
-            tunnel = ipsec.ObservedTunnel(port.name, port.type, dict(port.options))
+            tunnel = ipsec_observed.ObservedTunnel(port.name, port.type, dict(port.options))
             if tunnel.method is None:
                 continue
             try:
@@ -113,7 +117,7 @@ def guard_problem(snapshot: Snapshot) -> str | None:
     return None
 
 
-def _monitor(run_dir: str | None) -> list[ipsec.MonitorTunnel]:
+def _monitor(run_dir: str | None) -> list[tunnels_show.MonitorTunnel]:
     from ovsnet.ipsec_monitor import monitor_tunnels
 
     return monitor_tunnels(run_dir)

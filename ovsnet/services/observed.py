@@ -7,22 +7,23 @@ Place: docs/architecture.md, "Packages and what they own": the services layer.
 
 from __future__ import annotations
 
-from ovsnet import ipsec
+from ovsnet.ipsec import keys as ipsec_keys
+from ovsnet.ipsec import observed as ipsec_observed
 from ovsnet.ovsdb import OvsDb, Snapshot
 
-TUNNEL_PORT_TYPES = ("gre", "vxlan", "geneve", "stt", ipsec.LEGACY_PORT_TYPE)
+TUNNEL_PORT_TYPES = ("gre", "vxlan", "geneve", "stt", ipsec_keys.LEGACY_PORT_TYPE)
 
 
-def observe_host(db: OvsDb) -> ipsec.ObservedHost:
+def observe_host(db: OvsDb) -> ipsec_observed.ObservedHost:
     return observe_snapshot(db.snapshot())
 
 
-def observe_snapshot(snapshot: Snapshot) -> ipsec.ObservedHost:
+def observe_snapshot(snapshot: Snapshot) -> ipsec_observed.ObservedHost:
     """Every tunnel of every bridge (ovs-monitor-ipsec looks at all of them) and the settings."""
     tunnels = tuple(
-        ipsec.ObservedTunnel(port.name, port.type, dict(port.options))
+        ipsec_observed.ObservedTunnel(port.name, port.type, dict(port.options))
         for bridge in snapshot.bridges.values()
         for port in bridge.ports.values()
         if port.type in TUNNEL_PORT_TYPES
     )
-    return ipsec.ObservedHost(snapshot.ovs_version, snapshot.other_config, tunnels)
+    return ipsec_observed.ObservedHost(snapshot.ovs_version, snapshot.other_config, tunnels)

@@ -240,13 +240,13 @@ def _add_ipsec_view(status: HostStatus, other_config: dict[str, str]) -> None:
 
 
 def _certificate_warnings(path: str) -> list[str]:
-    from ovsnet import pki
+    from ovsnet.pki import profile as pki_profile
 
     try:
         with open(path, "rb") as handle:
-            summary = pki.summarize(pki.load_certificate(handle.read(), path))
+            summary = pki_profile.summarize(pki_profile.load_certificate(handle.read(), path))
     except (OSError, ValueError, OvsnetError) as exc:
         return [f"cannot read the host certificate {path}: {exc}"]
-    if summary.expires_soon(pki.utcnow()):
+    if summary.expires_soon(pki_profile.utcnow()):
         return [f"the host certificate {path} expires on {summary.not_after:%Y-%m-%d}"]
     return []

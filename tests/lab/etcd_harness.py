@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ovsnet.etcd import EtcdConfig
+from ovsnet.etcd.config import EtcdConfig
 
 ETCD = "etcd"
 
@@ -84,10 +84,13 @@ class EtcdServer:
     def credentials(self, name: str) -> Credentials:
         """An etcd-client certificate with CN=name from the test PKI (made on first use), and
         the etcd-server CA the client trusts."""
-        from ovsnet import pki
+        from ovsnet.pki import cas as pki_cas
+        from ovsnet.pki import issue as pki_issue
 
-        pki.ensure_cas(self.pki)
-        issued = pki.ensure_leaf(self.pki, pki.leaf_request(self.pki, "etcd-client", name))
+        pki_cas.ensure_cas(self.pki)
+        issued = pki_issue.ensure_leaf(
+            self.pki, pki_issue.leaf_request(self.pki, "etcd-client", name)
+        )
         trust = issued.cert_path.with_name("ca.pem")
         return Credentials(str(issued.cert_path), str(issued.key_path), str(trust))
 
@@ -124,12 +127,16 @@ class EtcdServer:
     def launch(self) -> None:
         """Start the etcd process; not waiting for it (a cluster's members wait for each
         other: each one serves clients only once a quorum is up)."""
-        from ovsnet import pki
+        from ovsnet.pki import cas as pki_cas
+        from ovsnet.pki import issue as pki_issue
+        from ovsnet.pki import store as pki_store
 
-        pki.ensure_cas(self.pki)
+        pki_cas.ensure_cas(self.pki)
         ips = [self.listen_ip, "127.0.0.1"]
-        request = pki.leaf_request(self.pki, "etcd-server", "etcd-server", list(dict.fromkeys(ips)))
-        server = pki.ensure_leaf(self.pki, request)
+        request = pki_issue.leaf_request(
+            self.pki, "etcd-server", "etcd-server", list(dict.fromkeys(ips))
+        )
+        server = pki_issue.ensure_leaf(self.pki, request)
         self.data.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data, 0o700)
         peer = self.peer_url
@@ -160,7 +167,7 @@ class EtcdServer:
             "--trusted-ca-file",
             str(server.cert_path.with_name("ca.pem")),
             "--client-crl-file",
-            str(pki.crl_path(self.pki, "etcd-client")),
+            str(pki_store.crl_path(self.pki, "etcd-client")),
             "--client-cert-auth",
             "--enable-grpc-gateway=false",  # ovsnet speaks gRPC; the gateway ignores CN auth
             "--logger",
@@ -230,7 +237,7 @@ class EtcdServer:
 
     def client(self, name: str = "root"):
         """An ovsnet Etcd facade as `name` (only usable when etcd is not in a namespace)."""
-        from ovsnet.etcd import Etcd
+        from ovsnet.etcd.client import Etcd
 
         if self.netns:
             raise RuntimeError("etcd runs in a namespace: use ovsnet() to run commands there")
@@ -321,7 +328,7 @@ class EtcdCluster:
             )
 
     def client(self, name: str = "root"):
-        from ovsnet.etcd import Etcd
+        from ovsnet.etcd.client import Etcd
 
         return Etcd(self.config(name))
 

@@ -14,7 +14,9 @@ import pytest
 
 from ovsnet.cluster.keys import ClusterKeys
 from ovsnet.cluster.records import HostRecord, claim_value
-from ovsnet.etcd import Etcd, EtcdConfig, EtcdDenied, EtcdUnavailable
+from ovsnet.etcd.client import Etcd
+from ovsnet.etcd.config import EtcdConfig
+from ovsnet.etcd.errors import EtcdDenied, EtcdUnavailable
 from tests.lab.agent_harness import agent_argv, cluster_status
 from tests.lab.etcd_harness import AgentProcess, EtcdServer, etcd_server, wait_until  # noqa: F401 - pytest fixture
 
@@ -96,13 +98,14 @@ def _refused_at_tls(etcd: EtcdServer, cert, key) -> None:
 
 
 def test_only_etcd_client_certificates_get_in_not_ike_or_docker_ones(etcd_server):  # noqa: F811
-    from ovsnet import pki
+    from ovsnet.pki import issue as pki_issue
 
     etcd_server.grant("h1")  # etcd user h1 exists: a refusal is TLS's, not RBAC's
-    ike = pki.ensure_host_cert(etcd_server.pki, "h1")
-    _, docker_client = pki.ensure_docker_certs(etcd_server.pki, "h1")
-    docker_client_as_h1 = pki.ensure_leaf(
-        etcd_server.pki, pki.leaf_request(etcd_server.pki, "docker-client", "h1x", common_name="h1")
+    ike = pki_issue.ensure_host_cert(etcd_server.pki, "h1")
+    _, docker_client = pki_issue.ensure_docker_certs(etcd_server.pki, "h1")
+    docker_client_as_h1 = pki_issue.ensure_leaf(
+        etcd_server.pki,
+        pki_issue.leaf_request(etcd_server.pki, "docker-client", "h1x", common_name="h1"),
     )
     for issued in (ike, docker_client, docker_client_as_h1):
         _refused_at_tls(etcd_server, issued.cert_path, issued.key_path)
@@ -113,14 +116,14 @@ def test_only_etcd_client_certificates_get_in_not_ike_or_docker_ones(etcd_server
 
 
 def test_a_revoked_etcd_client_certificate_is_refused(etcd_server):  # noqa: F811
-    from ovsnet import pki
+    from ovsnet.pki import lifecycle as pki_lifecycle
 
     etcd_server.grant("h2")
     creds = etcd_server.credentials("h2")
     with etcd_server.client("h2") as h2:
         h2.read_prefix(KEYS.hosts)
     # etcd --client-crl-file names this file and reads it for every new connection.
-    serial = pki.revoke(etcd_server.pki, "etcd-client", "h2").added
+    serial = pki_lifecycle.revoke(etcd_server.pki, "etcd-client", "h2").added
     _refused_at_tls(etcd_server, creds.cert, creds.key)
     wait_until(lambda: f"certificate serial {serial} revoked" in _log(etcd_server), 5, "etcd log")
     with etcd_server.client("root") as root:  # others still get in

@@ -16,7 +16,9 @@ import time
 import pytest
 
 from ovsnet.cluster.keys import ClusterKeys
-from ovsnet.etcd import Etcd, EtcdConfig, EtcdUnavailable
+from ovsnet.etcd.client import Etcd
+from ovsnet.etcd.config import EtcdConfig
+from ovsnet.etcd.errors import EtcdUnavailable
 from tests.lab.agent_harness import agent_argv
 from tests.lab.etcd_harness import (  # noqa: F401 - etcd_server is a pytest fixture
     AgentProcess,

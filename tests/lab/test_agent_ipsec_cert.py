@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from ovsnet import pki
 from ovsnet.cluster.keys import ClusterKeys
+from ovsnet.pki import cas as pki_cas
+from ovsnet.pki import issue as pki_issue
+from ovsnet.pki import store as pki_store
 from ovsnet.tunnels import port_name
 from tests.lab.agent_harness import etcd_in_switch
 from tests.lab.etcd_harness import AgentProcess, wait_until
@@ -44,10 +46,10 @@ def _options(host) -> dict[str, str]:
 
 
 def _set_certificate(ike, pki_dir: Path, name: str) -> Path:
-    cert, key = pki.host_paths(pki_dir, name)
+    cert, key = pki_store.host_paths(pki_dir, name)
     done = ike.ovsnet(
         "ipsec", "cert", "--cert", str(cert), "--key", str(key),
-        "--ca", str(pki.ca_cert_path(pki_dir, "ike")),
+        "--ca", str(pki_store.ca_cert_path(pki_dir, "ike")),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return cert
@@ -67,12 +69,12 @@ def _agent(etcd, lab_host, ike, workdir: Path, cert: Path) -> AgentProcess:
 def ipsec_cluster(lab_factory, tmp_path):
     lab = lab_factory(3, docker=False)
     ours, foreign = tmp_path / "ours", tmp_path / "foreign"
-    pki.ensure_cas(ours)
-    pki.ensure_cas(foreign)  # the same CA subject, another key
+    pki_cas.ensure_cas(ours)
+    pki_cas.ensure_cas(foreign)  # the same CA subject, another key
     for name in ("h1", "h2"):
-        pki.ensure_host_cert(ours, name)
-    pki.ensure_host_cert(foreign, "h3")
-    pki.ensure_host_cert(ours, "h3")  # h3 also has a good one, which it does not use
+        pki_issue.ensure_host_cert(ours, name)
+    pki_issue.ensure_host_cert(foreign, "h3")
+    pki_issue.ensure_host_cert(ours, "h3")  # h3 also has a good one, which it does not use
     for host in lab.hosts:
         host.vsctl(
             "--may-exist", "add-br", "br0", "--", "set", "Bridge", "br0", "datapath_type=netdev"
@@ -169,7 +171,8 @@ def test_a_record_without_a_certificate_identity_gets_no_tunnel_and_the_reason_i
     }
     put = [
         "ip", "netns", "exec", etcd.netns, sys.executable, "-c",
-        "import sys; from ovsnet.etcd import Etcd, EtcdConfig; "
+        "import sys; from ovsnet.etcd.client import Etcd; "
+        "from ovsnet.etcd.config import EtcdConfig; "
         "c = EtcdConfig(*sys.argv[1:5]); Etcd(c).put(sys.argv[5], sys.argv[6])",
         *etcd.cli_args("h2")[1::2], KEYS.host("h2"), json.dumps(record),
     ]  # fmt: skip

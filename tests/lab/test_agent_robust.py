@@ -30,7 +30,8 @@ from ovsnet.cluster.dataplane import DataplaneConfig, OvsDataplane
 from ovsnet.cluster.keys import ClusterKeys
 from ovsnet.cluster.records import HostRecord
 from ovsnet.errors import OvsnetError
-from ovsnet.etcd import Etcd, EtcdDenied, WatchEnded
+from ovsnet.etcd.client import Etcd
+from ovsnet.etcd.errors import EtcdDenied, WatchEnded
 from tests.lab.agent_harness import (
     NetnsContainer,
     add_docker_bridge,

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from ovsnet import docker as ovsnet_docker
-from ovsnet import pki
 from ovsnet.errors import NotReady
+from ovsnet.pki import cas as pki_cas
+from ovsnet.pki import issue as pki_issue
 from tests.lab.dockerd_harness import running_dockerd, throwaway_netns
 
 pytestmark = pytest.mark.lab
@@ -29,10 +30,10 @@ pytestmark = pytest.mark.lab
 def certs(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("pki")
     ours, theirs = base / "ours", base / "theirs"
-    pki.ensure_cas(ours)
-    pki.ensure_cas(theirs)
-    server, client = pki.ensure_docker_certs(ours, "dockerhost", ["127.0.0.1"], ["localhost"])
-    _, foreign_client = pki.ensure_docker_certs(theirs, "dockerhost", ["127.0.0.1"])
+    pki_cas.ensure_cas(ours)
+    pki_cas.ensure_cas(theirs)
+    server, client = pki_issue.ensure_docker_certs(ours, "dockerhost", ["127.0.0.1"], ["localhost"])
+    _, foreign_client = pki_issue.ensure_docker_certs(theirs, "dockerhost", ["127.0.0.1"])
     # A client holding a certificate of another CA, but trusting the right server CA.
     impostor = base / "impostor"
     impostor.mkdir()
@@ -53,8 +54,8 @@ def certs(tmp_path_factory) -> dict[str, Path]:
     }
     # Certificates of our own PKI for other purposes, offered as Docker API clients (each
     # folder trusts the right server CA, so only the client certificate is wrong).
-    ike = pki.ensure_host_cert(ours, "dockerhost", ["127.0.0.1"])
-    etcd = pki.ensure_leaf(ours, pki.leaf_request(ours, "etcd-client", "dockerhost"))
+    ike = pki_issue.ensure_host_cert(ours, "dockerhost", ["127.0.0.1"])
+    etcd = pki_issue.ensure_leaf(ours, pki_issue.leaf_request(ours, "etcd-client", "dockerhost"))
     for name, issued in (("ike", ike), ("etcd-client", etcd), ("docker-server", server)):
         folder = base / f"as-{name}"
         folder.mkdir()

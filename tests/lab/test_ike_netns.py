@@ -21,7 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from ovsnet import ipsec, pki
+from ovsnet.ipsec import keys as ipsec_keys
+from ovsnet.pki import cas as pki_cas
+from ovsnet.pki import issue as pki_issue
+from ovsnet.pki import lifecycle as pki_lifecycle
+from ovsnet.pki import store as pki_store
 from ovsnet.tunnels import port_name
 from tests.lab.ipsec_harness import describe, ike_host
 
@@ -29,7 +33,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 PSK = "Hq4Nc8Vx1Lm5Rt9Bz3Kd7Wp2Ys6Gf0Ja"
 OTHER_PSK = "Hq4Nc8Vx1Lm5Rt9Bz3Kd7Wp2Ys6Gf0Jb"
-CLEAN_KEYS = ("certificate", "private_key", "ca_cert", "ipsec_skb_mark", ipsec.PSK_FILE_KEY)
+CLEAN_KEYS = ("certificate", "private_key", "ca_cert", "ipsec_skb_mark", ipsec_keys.PSK_FILE_KEY)
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +45,18 @@ def lab(lab_factory_module):
 def pkis(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("ike-pki")
     ours, foreign = base / "ours", base / "foreign"
-    pki.ensure_cas(ours)
-    pki.ensure_cas(foreign)  # same subject "O=ovsnet, OU=ike, CN=ovsnet ike CA", other key
+    pki_cas.ensure_cas(ours)
+    pki_cas.ensure_cas(foreign)  # same subject "O=ovsnet, OU=ike, CN=ovsnet ike CA", other key
     for name in ("h1", "h2"):
-        pki.ensure_host_cert(ours, name)
-    pki.ensure_host_cert(foreign, "h2")
+        pki_issue.ensure_host_cert(ours, name)
+    pki_issue.ensure_host_cert(foreign, "h2")
     # h2's Docker server certificate from our PKI: RSA, CN and SAN "h2", like an IKE one.
-    pki.ensure_leaf(ours, pki.leaf_request(ours, "docker-server", "h2", key_type="rsa"))
+    pki_issue.ensure_leaf(ours, pki_issue.leaf_request(ours, "docker-server", "h2", key_type="rsa"))
     # Same CAs as ours; there h2 got a new certificate that was then revoked.
     revoked = base / "revoked"
     shutil.copytree(ours, revoked)
-    pki.renew(revoked, "ike", "h2")
-    pki.revoke(revoked, "ike", "h2")
+    pki_lifecycle.renew(revoked, "ike", "h2")
+    pki_lifecycle.revoke(revoked, "ike", "h2")
     return {"ours": ours, "foreign": foreign, "revoked": revoked}
 
 
@@ -84,7 +88,7 @@ def add_ipsec_tunnel(ike, peer, *options: str) -> str:
 
 
 def set_certificate(ike, pki_dir: Path, name: str, *extra: str):
-    cert, key = pki.host_paths(pki_dir, name)
+    cert, key = pki_store.host_paths(pki_dir, name)
     done = ike.ovsnet(
         "ipsec",
         "cert",
@@ -93,7 +97,7 @@ def set_certificate(ike, pki_dir: Path, name: str, *extra: str):
         "--key",
         str(key),
         "--ca",
-        str(pki.ca_cert_path(pki_dir, "ike")),
+        str(pki_store.ca_cert_path(pki_dir, "ike")),
         *extra,
     )
     assert done.returncode == 0, done.stderr
@@ -161,7 +165,7 @@ def test_ike_refused_with_a_certificate_from_another_ca_ike_only(hosts, pkis):
 
 
 def install_crl(ike, pki_dir: Path) -> None:
-    done = ike.ovsnet("--json", "ipsec", "crl", str(pki.crl_path(pki_dir, "ike")))
+    done = ike.ovsnet("--json", "ipsec", "crl", str(pki_store.crl_path(pki_dir, "ike")))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["changed"]
 
@@ -195,7 +199,7 @@ def test_ike_refused_when_a_peer_presents_its_docker_server_certificate_ike_only
     (_, ike1), (_, ike2) = hosts
     set_certificate(ike1, pkis["ours"], "h1")
     set_certificate(ike2, pkis["ours"], "h2")
-    server = pki.docker_dirs(pkis["ours"], "h2")[0]
+    server = pki_store.docker_dirs(pkis["ours"], "h2")[0]
     ike1, ike2, conn = start_pair(hosts, server / "cert.pem", server / "key.pem")
     assert "ovsnet docker-server CA" in (
         ike2.run(["openssl", "x509", "-noout", "-issuer", "-in", str(server / "cert.pem")]).stdout

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ovsnet import pki
+from ovsnet.pki import cas as pki_cas
+from ovsnet.pki import issue as pki_issue
+from ovsnet.pki import store as pki_store
 
 pytestmark = pytest.mark.lab
 
@@ -26,8 +28,8 @@ def host(lab_factory_module):
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("ipsec-pki") / "pki"
-    pki.ensure_cas(directory)
-    pki.ensure_host_cert(directory, "h1", ["198.51.100.11"])
+    pki_cas.ensure_cas(directory)
+    pki_issue.ensure_host_cert(directory, "h1", ["198.51.100.11"])
     return directory
 
 
@@ -48,18 +50,18 @@ def other_config(host) -> dict[str, str]:
 
 
 def cert_args(ca: Path, host_name: str = "h1") -> list[str]:
-    cert, key = pki.host_paths(ca, host_name)
-    return ["--cert", str(cert), "--key", str(key), "--ca", str(pki.ca_cert_path(ca, "ike"))]
+    cert, key = pki_store.host_paths(ca, host_name)
+    return ["--cert", str(cert), "--key", str(key), "--ca", str(pki_store.ca_cert_path(ca, "ike"))]
 
 
 def test_ipsec_cert_sets_the_three_documented_keys_once(clean, ca):
     done = clean.ovsnet("ipsec", "cert", *cert_args(ca), "--no-strongswan-cacerts")
     assert done.returncode == 0, done.stderr
     config = other_config(clean)
-    cert, key = pki.host_paths(ca, "h1")
+    cert, key = pki_store.host_paths(ca, "h1")
     assert config["certificate"] == str(cert)
     assert config["private_key"] == str(key)
-    assert config["ca_cert"] == str(pki.ca_cert_path(ca, "ike"))
+    assert config["ca_cert"] == str(pki_store.ca_cert_path(ca, "ike"))
     again = clean.ovsnet("--json", "ipsec", "cert", *cert_args(ca), "--no-strongswan-cacerts")
     assert again.returncode == 0 and json.loads(again.stdout)["changed"] is False
 
@@ -69,14 +71,16 @@ def test_ipsec_cert_copies_the_ca_where_strongswan_loads_it(clean, ca, tmp_path)
     cacerts.mkdir()
     done = clean.ovsnet("ipsec", "cert", *cert_args(ca), "--strongswan-cacerts", str(cacerts))
     assert done.returncode == 0, done.stderr
-    assert (cacerts / "ovsnet-ca.pem").read_bytes() == (pki.ca_cert_path(ca, "ike")).read_bytes()
+    assert (cacerts / "ovsnet-ca.pem").read_bytes() == (
+        pki_store.ca_cert_path(ca, "ike")
+    ).read_bytes()
 
 
 def test_ipsec_cert_refuses_a_foreign_certificate_and_changes_nothing(clean, ca, tmp_path):
     other = tmp_path / "other"
-    pki.ensure_cas(other)
-    foreign_cert, foreign_key = pki.host_paths(other, "h1")
-    pki.ensure_host_cert(other, "h1")
+    pki_cas.ensure_cas(other)
+    foreign_cert, foreign_key = pki_store.host_paths(other, "h1")
+    pki_issue.ensure_host_cert(other, "h1")
     before = other_config(clean)
     done = clean.ovsnet(
         "ipsec",
@@ -86,7 +90,7 @@ def test_ipsec_cert_refuses_a_foreign_certificate_and_changes_nothing(clean, ca,
         "--key",
         str(foreign_key),
         "--ca",
-        str(pki.ca_cert_path(ca, "ike")),
+        str(pki_store.ca_cert_path(ca, "ike")),
         "--no-strongswan-cacerts",
     )
     assert done.returncode == 2

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ovsnet import pki
+from ovsnet.pki import cas as pki_cas
+from ovsnet.pki import issue as pki_issue
+from ovsnet.pki import store as pki_store
 from ovsnet.tunnels import port_name
 
 pytestmark = pytest.mark.lab
@@ -126,9 +128,9 @@ def test_bad_psk_files_are_refused_without_change(clean, tmp_path, content, mode
 def test_certificate_tunnel_sets_remote_name_and_methods_do_not_mix(clean, tmp_path, psk_file):
     host = clean
     directory = tmp_path / "pki"
-    pki.ensure_cas(directory)
-    pki.ensure_host_cert(directory, "h1", [host.underlay_ip])
-    cert, key = pki.host_paths(directory, "h1")
+    pki_cas.ensure_cas(directory)
+    pki_issue.ensure_host_cert(directory, "h1", [host.underlay_ip])
+    cert, key = pki_store.host_paths(directory, "h1")
     host.ovsnet(
         "ipsec",
         "cert",
@@ -137,7 +139,7 @@ def test_certificate_tunnel_sets_remote_name_and_methods_do_not_mix(clean, tmp_p
         "--key",
         str(key),
         "--ca",
-        str(pki.ca_cert_path(directory, "ike")),
+        str(pki_store.ca_cert_path(directory, "ike")),
         "--no-strongswan-cacerts",
         check=True,
     )
@@ -186,10 +188,10 @@ def test_status_explains_ipsec_state_and_a_certificate_about_to_expire(clean, tm
     """No ovs-monitor-ipsec runs on this host: status must say so per peer, not claim 'yes'."""
     host = clean
     directory = tmp_path / "pki"
-    pki.ensure_cas(directory)
-    pki.ensure_host_cert(directory, "h1", options=pki.IssueOptions(days=10))
-    cert, key = pki.host_paths(directory, "h1")
-    ca = pki.ca_cert_path(directory, "ike")
+    pki_cas.ensure_cas(directory)
+    pki_issue.ensure_host_cert(directory, "h1", options=pki_issue.IssueOptions(days=10))
+    cert, key = pki_store.host_paths(directory, "h1")
+    ca = pki_store.ca_cert_path(directory, "ike")
     host.ovsnet(
         "ipsec",
         "cert",

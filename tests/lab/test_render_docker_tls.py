@@ -28,10 +28,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ovsnet import pki
 from ovsnet.cli import main
 from ovsnet.lab import dockerd
 from ovsnet.lab.proc import LabError
+from ovsnet.pki import store as pki_store
 from tests.lab.rendered_dockerd import restart_dockerd_as_rendered
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -51,11 +51,11 @@ def certs(tmp_path_factory) -> dict[str, Path]:
         assert main(["pki", "init", "--dir", str(directory)]) == 0
     assert main(["pki", "issue-docker", "dock-1", "--ip", "127.0.0.1", "--dir", str(ours)]) == 0
     assert main(["pki", "issue-docker", "dock-1", "--ip", "127.0.0.1", "--dir", str(theirs)]) == 0
-    server, client = pki.docker_dirs(ours, "dock-1")
+    server, client = pki_store.docker_dirs(ours, "dock-1")
     # A client holding a certificate of another CA, but trusting the right server CA.
     impostor = base / "impostor"
     impostor.mkdir()
-    _, foreign_client = pki.docker_dirs(theirs, "dock-1")
+    _, foreign_client = pki_store.docker_dirs(theirs, "dock-1")
     shutil.copy(client / "ca.pem", impostor / "ca.pem")
     for name in ("cert.pem", "key.pem"):
         shutil.copy(foreign_client / name, impostor / name)

@@ -43,7 +43,7 @@ def record(name: str, ip: str, subnet: str, tunnel_type: str = "gre") -> HostRec
 
 
 @dataclass
-class FakeItem:  # the shape of ovsnet.etcd.Item that ClaimView reads
+class FakeItem:  # the shape of ovsnet.etcd.items.Item that ClaimView reads
     value: bytes
     mod_revision: int = 1
 

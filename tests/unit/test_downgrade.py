@@ -7,8 +7,8 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from ovsnet import ipsec
 from ovsnet.errors import InvalidInput
+from ovsnet.ipsec import checks as ipsec_checks
 from ovsnet.model import ObservedBridge, ObservedPort, TunnelSpec
 from ovsnet.plan import plan_peers
 from ovsnet.services.peers import transitions
@@ -35,7 +35,7 @@ def spec(ip=PEER, kind="gre", **options) -> TunnelSpec:
 def check(existing: TunnelSpec, wanted: TunnelSpec, allow=False, exact=False) -> None:
     bridge = initialised_bridge([existing])
     plan = plan_peers(bridge, [wanted], exact=exact)
-    ipsec.check_no_downgrade(transitions(plan, bridge), allow)
+    ipsec_checks.check_no_downgrade(transitions(plan, bridge), allow)
 
 
 @pytest.mark.parametrize("exact", [False, True], ids=["peer add", "peer sync"])
@@ -77,7 +77,7 @@ def test_removing_an_ipsec_peer_is_not_a_downgrade():
     bridge = initialised_bridge([spec(psk=PSK), spec("198.51.100.3", psk=PSK)])
     plan = plan_peers(bridge, [spec("198.51.100.3", psk=PSK)], exact=True)
     assert plan.removed == [PEER]
-    ipsec.check_no_downgrade(transitions(plan, bridge), allow=False)
+    ipsec_checks.check_no_downgrade(transitions(plan, bridge), allow=False)
 
 
 def test_new_plaintext_peers_next_to_ipsec_ones_are_not_downgrades():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from ovsnet import ipsec
+from ovsnet.ipsec import keys as ipsec_keys
+from ovsnet.ipsec import observed as ipsec_observed
 from ovsnet.model import TunnelSpec
 from ovsnet.ovsdb import Changes
 from ovsnet.plaintext_guard import (
@@ -19,15 +20,15 @@ from ovsnet.plaintext_guard import (
 from ovsnet.services.guard import GuardChange, host_after
 
 A, B, C = (IPv4Address(f"198.51.100.{n}") for n in (2, 3, 4))
-DROP = {ipsec.SKB_MARK_KEY: "0/1"}
+DROP = {ipsec_keys.SKB_MARK_KEY: "0/1"}
 
 
 def tunnel(port, type_, **options):
-    return ipsec.ObservedTunnel(port, type_, options)
+    return ipsec_observed.ObservedTunnel(port, type_, options)
 
 
 def host(*tunnels, other_config=DROP):
-    return ipsec.ObservedHost("3.1.0", dict(other_config), tuple(tunnels))
+    return ipsec_observed.ObservedHost("3.1.0", dict(other_config), tuple(tunnels))
 
 
 def test_only_ipsec_tunnels_of_a_fail_closed_host_are_guarded():
@@ -42,7 +43,7 @@ def test_only_ipsec_tunnels_of_a_fail_closed_host_are_guarded():
 
 def test_legacy_ipsec_gre_geneve_default_port_and_flow_tunnels():
     observed = host(
-        tunnel("ipsec-a", ipsec.LEGACY_PORT_TYPE, remote_ip=str(A), psk="x" * 32),
+        tunnel("ipsec-a", ipsec_keys.LEGACY_PORT_TYPE, remote_ip=str(A), psk="x" * 32),
         tunnel("gnv-b", "geneve", remote_ip=str(B), psk="x" * 32),
         tunnel("flow", "gre", remote_ip="flow", psk="x" * 32),
     )
@@ -97,7 +98,7 @@ def test_host_after_changes_sees_new_tunnels_and_skb_mark():
         before, Changes(add_tunnels=[spec], remove_ports=["gre-a"], other_config=DROP)
     )
     assert desired_guard(after) == Guard(frozenset({B}))
-    unset = host_after(after, Changes(other_config={ipsec.SKB_MARK_KEY: None}))
+    unset = host_after(after, Changes(other_config={ipsec_keys.SKB_MARK_KEY: None}))
     assert desired_guard(unset) == Guard()
 
 

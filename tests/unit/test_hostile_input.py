@@ -24,7 +24,7 @@ from ovsnet.cluster.dataplane import NoDataplane
 from ovsnet.cluster.keys import ClusterKeys
 from ovsnet.cluster.records import BadRecord, HostRecord, parse_host_entry
 from ovsnet.errors import InvalidInput, OvsnetError
-from ovsnet.etcd import Item, Snapshot
+from ovsnet.etcd.items import Item, Snapshot
 from ovsnet.tunnels import parse_peer, parse_peers_text
 from ovsnet.validate import (
     check_interface_name,
@@ -294,7 +294,7 @@ def test_bad_records_are_skipped_counted_and_logged_once_while_the_rest_reconcil
 
 
 def test_changes_older_than_the_last_full_read_are_ignored():
-    from ovsnet.etcd import Change
+    from ovsnet.etcd.items import Change
 
     subject = agent()
     subject._replace_records(snapshot({"/ovsnet/hosts/h2": good("h2", 12)}, revision=20))
@@ -468,14 +468,19 @@ def test_peer_sync_names_the_bad_line_before_touching_anything(capsys, tmp_path:
 
 
 def _checks():
-    from ovsnet import ipsec, pki
+    from ovsnet.ipsec import credentials as ipsec_credentials
+    from ovsnet.pki import profile as pki_profile
     from ovsnet.render import context
 
     return [
-        ("pki host name", lambda v: pki.check_host_name(v), "node1"),
-        ("IPsec remote name", lambda v: ipsec.check_remote_name(v), "node1"),
-        ("certificate path", lambda v: ipsec.check_pem_path(v, "cert"), "/etc/ovsnet/c.pem"),
-        ("PSK", lambda v: ipsec.validate_psk(v), "x" * 40),
+        ("pki host name", lambda v: pki_profile.check_host_name(v), "node1"),
+        ("IPsec remote name", lambda v: ipsec_credentials.check_remote_name(v), "node1"),
+        (
+            "certificate path",
+            lambda v: ipsec_credentials.check_pem_path(v, "cert"),
+            "/etc/ovsnet/c.pem",
+        ),
+        ("PSK", lambda v: ipsec_credentials.validate_psk(v), "x" * 40),
         ("unit command line", lambda v: context.command_line(["ovsnet", v]), "--peers=a"),
         ("image", lambda v: context._check_image(v), "ovsnet:latest"),
         ("TLS directory", lambda v: context._check_tls_dir(v), "/etc/ovsnet/tls"),

@@ -144,3 +144,38 @@ def test_the_graph_sees_lazy_and_type_checking_imports(tmp_path):
     assert graph["ovsnet.sub.b"] == {"ovsnet.c": 3}
     assert graph["ovsnet.d"] == {"ovsnet.sub.b": 1}
     assert circles(graph) == [{"ovsnet.a", "ovsnet.sub.b", "ovsnet.c"}]
+
+
+def outside_imports_of(
+    prefixes: tuple[str, ...], allowed: str, package: Path = PACKAGE
+) -> list[str]:
+    """Modules outside `allowed` (a package) that import a library named by `prefixes`."""
+    found = []
+    for module, path in module_files(package).items():
+        if module == allowed or module.startswith(allowed + "."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            if any(name.split(".")[0] in prefixes for name in names):
+                found.append(f"{module} (line {node.lineno})")
+    return found
+
+
+def test_only_the_etcd_facade_imports_the_etcd_client():
+    assert outside_imports_of(("pyetcd", "grpc"), "ovsnet.etcd") == []
+
+
+def test_outside_imports_are_seen(tmp_path):
+    package = tmp_path / "ovsnet"
+    (package / "etcd").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "etcd" / "__init__.py").write_text("")
+    (package / "etcd" / "client.py").write_text("import pyetcd\n")
+    (package / "agent.py").write_text("def f():\n    from pyetcd.client import Endpoint\n")
+    found = outside_imports_of(("pyetcd",), "ovsnet.etcd", package)
+    assert found == ["ovsnet.agent (line 2)"]

@@ -12,8 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ovsnet import ipsec
 from ovsnet.errors import InvalidInput, NotReady
+from ovsnet.ipsec import checks as ipsec_checks
+from ovsnet.ipsec import compat as ipsec_compat
+from ovsnet.ipsec import credentials as ipsec_credentials
+from ovsnet.ipsec import keys as ipsec_keys
+from ovsnet.ipsec import observed as ipsec_observed
+from ovsnet.ipsec import plan as ipsec_plan
+from ovsnet.ipsec import tunnels_show
 
 GOOD_PSK = "k" * 16 + "Q7/+=" + "x" * 11  # 32 characters
 CERT_CONFIG = {
@@ -24,16 +30,16 @@ CERT_CONFIG = {
 PSK_ALPHABET = "".join(c for c in string.printable if c not in ' "\t\n\r\x0b\x0c')
 
 
-def host(other_config=None, tunnels=(), version="3.1.0") -> ipsec.ObservedHost:
-    return ipsec.ObservedHost(
+def host(other_config=None, tunnels=(), version="3.1.0") -> ipsec_observed.ObservedHost:
+    return ipsec_observed.ObservedHost(
         version,
         dict(other_config or {}),
-        tuple(ipsec.ObservedTunnel(name, kind, opts) for name, kind, opts in tunnels),
+        tuple(ipsec_observed.ObservedTunnel(name, kind, opts) for name, kind, opts in tunnels),
     )
 
 
-def psk_request(**kw) -> ipsec.TunnelIpsecRequest:
-    return ipsec.TunnelIpsecRequest(method="psk", psk=ipsec.Psk(GOOD_PSK), **kw)
+def psk_request(**kw) -> ipsec_plan.TunnelIpsecRequest:
+    return ipsec_plan.TunnelIpsecRequest(method="psk", psk=ipsec_credentials.Psk(GOOD_PSK), **kw)
 
 
 # --- PSKs -------------------------------------------------------------------------------------
@@ -42,25 +48,25 @@ def psk_request(**kw) -> ipsec.TunnelIpsecRequest:
 @pytest.mark.parametrize("length", [0, 1, 31])
 def test_short_psks_are_rejected(length):
     with pytest.raises(InvalidInput, match="at least 32"):
-        ipsec.validate_psk("a" * length)
+        ipsec_credentials.validate_psk("a" * length)
 
 
 def test_a_32_character_psk_is_accepted():
-    assert ipsec.validate_psk(GOOD_PSK).value == GOOD_PSK
+    assert ipsec_credentials.validate_psk(GOOD_PSK).value == GOOD_PSK
 
 
 @pytest.mark.parametrize("bad", ['"', " ", "\n", "\t", "é", "\x00"])
 def test_psks_that_would_break_ipsec_secrets_are_rejected(bad):
     # ovs-monitor-ipsec writes `%any IP : PSK "<psk>"` unescaped into ipsec.secrets.
     with pytest.raises(InvalidInput):
-        ipsec.validate_psk(GOOD_PSK + bad + "tail")
+        ipsec_credentials.validate_psk(GOOD_PSK + bad + "tail")
 
 
 @settings(max_examples=300)
 @given(st.text(min_size=1, max_size=80))
 def test_rejection_messages_never_contain_the_psk(text):
     try:
-        psk = ipsec.validate_psk(text)
+        psk = ipsec_credentials.validate_psk(text)
     except InvalidInput as exc:
         if len(text) >= 4:
             assert text not in exc.one_line()
@@ -72,12 +78,12 @@ def test_rejection_messages_never_contain_the_psk(text):
 @given(st.text(alphabet=PSK_ALPHABET, min_size=32, max_size=200))
 def test_every_long_printable_psk_survives_a_file_round_trip(text):
     for ending in ("", "\n", "\r\n"):
-        assert ipsec.psk_from_file_bytes((text + ending).encode(), "f").value == text
+        assert ipsec_credentials.psk_from_file_bytes((text + ending).encode(), "f").value == text
 
 
 def test_psk_file_with_two_lines_is_rejected():
     with pytest.raises(InvalidInput, match="more than one line"):
-        ipsec.psk_from_file_bytes(f"{GOOD_PSK}\n{GOOD_PSK}\n".encode(), "f")
+        ipsec_credentials.psk_from_file_bytes(f"{GOOD_PSK}\n{GOOD_PSK}\n".encode(), "f")
 
 
 # --- OVS versions -----------------------------------------------------------------------------
@@ -96,33 +102,33 @@ def test_psk_file_with_two_lines_is_rejected():
     ],
 )
 def test_port_type_by_ovs_version(version, tunnel, method, expected):
-    assert ipsec.port_type(version, tunnel, method) == expected
+    assert ipsec_compat.port_type(version, tunnel, method) == expected
 
 
 @pytest.mark.parametrize("version", ["2.7.0", "2.8.1", "2.9.5", "2.10.7"])
 def test_ovs_2_7_to_2_10_refuse_ipsec_with_an_explanation(version):
     with pytest.raises(NotReady) as raised:
-        ipsec.port_type(version, "gre", "psk")
+        ipsec_compat.port_type(version, "gre", "psk")
     assert "2.11" in raised.value.one_line() and version in raised.value.one_line()
 
 
 @pytest.mark.parametrize(("tunnel", "method"), [("gre", "cert"), ("vxlan", "psk")])
 def test_legacy_ovs_supports_only_psk_over_gre(tunnel, method):
     with pytest.raises(NotReady, match="ipsec_gre"):
-        ipsec.port_type("2.5.0", tunnel, method)
+        ipsec_compat.port_type("2.5.0", tunnel, method)
 
 
 @pytest.mark.parametrize("version", [None, "", "unknown", "v3"])
 def test_unreadable_ovs_version_is_not_ready(version):
     with pytest.raises(NotReady):
-        ipsec.port_type(version, "gre", "psk")
+        ipsec_compat.port_type(version, "gre", "psk")
 
 
 @given(st.integers(0, 4), st.integers(0, 30), st.integers(0, 20))
 def test_port_type_follows_the_version_thresholds(major, minor, patch):
     version = f"{major}.{minor}.{patch}"
     try:
-        kind = ipsec.port_type(version, "gre", "psk")
+        kind = ipsec_compat.port_type(version, "gre", "psk")
     except NotReady:
         assert (2, 7) <= (major, minor) < (2, 11)
     else:
@@ -133,81 +139,83 @@ def test_port_type_follows_the_version_thresholds(major, minor, patch):
 
 
 def test_psk_tunnel_gets_options_psk_and_the_host_drops_plaintext():
-    plan = ipsec.plan_tunnel_ipsec(psk_request(), host())
+    plan = ipsec_plan.plan_tunnel_ipsec(psk_request(), host())
     assert plan.port_type == "gre"
     assert dict(plan.options) == {"psk": GOOD_PSK}
     assert plan.other_config == {"ipsec_skb_mark": "0/1"}
 
 
 def test_plan_json_and_repr_hide_the_psk():
-    plan = ipsec.plan_tunnel_ipsec(psk_request(), host())
+    plan = ipsec_plan.plan_tunnel_ipsec(psk_request(), host())
     assert GOOD_PSK not in repr(plan) and GOOD_PSK not in str(plan.as_json())
     assert plan.as_json()["options"] == {"psk": "<secret>"}
 
 
 def test_a_psk_left_in_ovsdb_by_an_older_ovsnet_is_not_used_and_the_error_says_how_to_move_it():
-    request = ipsec.TunnelIpsecRequest(method="psk")
+    request = ipsec_plan.TunnelIpsecRequest(method="psk")
     with pytest.raises(InvalidInput) as raised:
-        ipsec.plan_tunnel_ipsec(request, host({ipsec.LEGACY_PSK_KEY: GOOD_PSK}))
+        ipsec_plan.plan_tunnel_ipsec(request, host({ipsec_keys.LEGACY_PSK_KEY: GOOD_PSK}))
     assert "psk set --file" in raised.value.one_line()
     assert GOOD_PSK not in raised.value.one_line()
 
 
 def test_psk_tunnel_without_any_psk_is_a_usage_error():
     with pytest.raises(InvalidInput) as raised:
-        ipsec.plan_tunnel_ipsec(ipsec.TunnelIpsecRequest(method="psk"), host())
+        ipsec_plan.plan_tunnel_ipsec(ipsec_plan.TunnelIpsecRequest(method="psk"), host())
     assert "--psk-file" in raised.value.one_line()
 
 
 def test_cert_tunnel_gets_remote_name():
-    request = ipsec.TunnelIpsecRequest(method="cert", remote_name="node2")
-    plan = ipsec.plan_tunnel_ipsec(request, host(CERT_CONFIG))
+    request = ipsec_plan.TunnelIpsecRequest(method="cert", remote_name="node2")
+    plan = ipsec_plan.plan_tunnel_ipsec(request, host(CERT_CONFIG))
     assert dict(plan.options) == {"remote_name": "node2"}
     assert plan.other_config == {"ipsec_skb_mark": "0/1"}
 
 
 def test_cert_tunnel_before_ipsec_cert_is_not_ready():
-    request = ipsec.TunnelIpsecRequest(method="cert", remote_name="node2")
+    request = ipsec_plan.TunnelIpsecRequest(method="cert", remote_name="node2")
     with pytest.raises(NotReady) as raised:
-        ipsec.plan_tunnel_ipsec(request, host())
+        ipsec_plan.plan_tunnel_ipsec(request, host())
     assert "ovsnet ipsec cert" in raised.value.one_line()
 
 
 def test_cert_tunnel_needs_a_remote_name():
     with pytest.raises(InvalidInput, match="name"):
-        ipsec.plan_tunnel_ipsec(ipsec.TunnelIpsecRequest(method="cert"), host(CERT_CONFIG))
+        ipsec_plan.plan_tunnel_ipsec(
+            ipsec_plan.TunnelIpsecRequest(method="cert"), host(CERT_CONFIG)
+        )
 
 
 @pytest.mark.parametrize("name", ["node2\n    rightid=%any", "a b", "", "node2,O=x", "-x"])
 def test_remote_names_that_would_inject_ipsec_conf_lines_are_rejected(name):
-    request = ipsec.TunnelIpsecRequest(method="cert", remote_name=name)
+    request = ipsec_plan.TunnelIpsecRequest(method="cert", remote_name=name)
     with pytest.raises(InvalidInput):
-        ipsec.plan_tunnel_ipsec(request, host(CERT_CONFIG))
+        ipsec_plan.plan_tunnel_ipsec(request, host(CERT_CONFIG))
 
 
 def test_psk_on_a_host_with_cert_tunnels_is_refused():
     existing = host(CERT_CONFIG, [("gre-c6336402", "gre", {"remote_name": "node2"})])
     with pytest.raises(InvalidInput) as raised:
-        ipsec.plan_tunnel_ipsec(psk_request(), existing)
+        ipsec_plan.plan_tunnel_ipsec(psk_request(), existing)
     assert "one method" in raised.value.one_line() and "gre-c6336402" in raised.value.one_line()
 
 
 def test_psk_on_a_host_with_certificate_settings_is_refused():
     with pytest.raises(InvalidInput, match="certificate"):
-        ipsec.plan_tunnel_ipsec(psk_request(), host(CERT_CONFIG))
+        ipsec_plan.plan_tunnel_ipsec(psk_request(), host(CERT_CONFIG))
 
 
 def test_cert_on_a_host_with_psk_tunnels_is_refused():
     existing = host(CERT_CONFIG, [("gre-c6336402", "gre", {"psk": GOOD_PSK})])
-    request = ipsec.TunnelIpsecRequest(method="cert", remote_name="node3")
+    request = ipsec_plan.TunnelIpsecRequest(method="cert", remote_name="node3")
     with pytest.raises(InvalidInput) as raised:
-        ipsec.plan_tunnel_ipsec(request, existing)
+        ipsec_plan.plan_tunnel_ipsec(request, existing)
     assert GOOD_PSK not in raised.value.one_line()
 
 
 def test_re_adding_the_same_tunnel_does_not_conflict_with_itself():
     existing = host({"ipsec_skb_mark": "0/1"}, [("gre-c6336402", "gre", {"remote_name": "node2"})])
-    plan = ipsec.plan_tunnel_ipsec(psk_request(), existing, port="gre-c6336402")
+    plan = ipsec_plan.plan_tunnel_ipsec(psk_request(), existing, port="gre-c6336402")
     assert dict(plan.options) == {"psk": GOOD_PSK}
     assert plan.other_config == {}  # skb_mark already there
 
@@ -215,27 +223,27 @@ def test_re_adding_the_same_tunnel_does_not_conflict_with_itself():
 def test_fail_closed_refused_while_plaintext_tunnels_exist():
     existing = host(tunnels=[("gre-c6336402", "gre", {"remote_ip": "198.51.100.2"})])
     with pytest.raises(InvalidInput) as raised:
-        ipsec.plan_tunnel_ipsec(psk_request(), existing)
+        ipsec_plan.plan_tunnel_ipsec(psk_request(), existing)
     assert "--allow-plaintext" in raised.value.one_line()
 
 
 def test_allow_plaintext_leaves_the_mark_alone_and_warns():
-    plan = ipsec.plan_tunnel_ipsec(psk_request(require_encryption=False), host())
+    plan = ipsec_plan.plan_tunnel_ipsec(psk_request(require_encryption=False), host())
     assert plan.other_config == {}
     assert any("plaintext" in w for w in plan.warnings)
 
 
 def test_legacy_ovs_gets_ipsec_gre_without_skb_mark():
-    plan = ipsec.plan_tunnel_ipsec(psk_request(), host(version="2.5.2"))
+    plan = ipsec_plan.plan_tunnel_ipsec(psk_request(), host(version="2.5.2"))
     assert plan.port_type == "ipsec_gre" and plan.other_config == {}
     assert plan.warnings
 
 
 def test_plaintext_tunnel_on_a_fail_closed_host_is_refused():
     with pytest.raises(InvalidInput) as raised:
-        ipsec.check_plaintext_allowed(host({"ipsec_skb_mark": "0/1"}))
+        ipsec_checks.check_plaintext_allowed(host({"ipsec_skb_mark": "0/1"}))
     assert "--ipsec" in raised.value.one_line()
-    ipsec.check_plaintext_allowed(host())
+    ipsec_checks.check_plaintext_allowed(host())
 
 
 def test_removing_the_last_ipsec_tunnel_lifts_the_drop():
@@ -243,8 +251,8 @@ def test_removing_the_last_ipsec_tunnel_lifts_the_drop():
         {"ipsec_skb_mark": "0/1"},
         [("gre-1", "gre", {"psk": GOOD_PSK}), ("gre-2", "gre", {"psk": GOOD_PSK})],
     )
-    assert ipsec.other_config_after_removal(existing, ["gre-1"]) == {}
-    assert ipsec.other_config_after_removal(existing, ["gre-1", "gre-2"]) == {
+    assert ipsec_plan.other_config_after_removal(existing, ["gre-1"]) == {}
+    assert ipsec_plan.other_config_after_removal(existing, ["gre-1", "gre-2"]) == {
         "ipsec_skb_mark": None
     }
 
@@ -253,54 +261,56 @@ def test_removing_the_last_ipsec_tunnel_lifts_the_drop():
 
 
 def test_host_certificate_sets_the_three_keys_and_only_what_changed():
-    paths = ipsec.CertificatePaths(**CERT_CONFIG)
-    assert ipsec.plan_host_certificate(paths, host()) == CERT_CONFIG
-    assert ipsec.plan_host_certificate(paths, host(CERT_CONFIG)) == {}
+    paths = ipsec_plan.CertificatePaths(**CERT_CONFIG)
+    assert ipsec_plan.plan_host_certificate(paths, host()) == CERT_CONFIG
+    assert ipsec_plan.plan_host_certificate(paths, host(CERT_CONFIG)) == {}
 
 
 def test_host_certificate_refused_while_psk_tunnels_exist():
     existing = host(tunnels=[("gre-1", "gre", {"psk": GOOD_PSK})])
     with pytest.raises(InvalidInput, match="PSK"):
-        ipsec.plan_host_certificate(ipsec.CertificatePaths(**CERT_CONFIG), existing)
+        ipsec_plan.plan_host_certificate(ipsec_plan.CertificatePaths(**CERT_CONFIG), existing)
 
 
 def test_host_certificate_paths_must_be_safe_for_ipsec_conf():
-    paths = ipsec.CertificatePaths("relative.pem", "/k.pem", "/ca.pem")
+    paths = ipsec_plan.CertificatePaths("relative.pem", "/k.pem", "/ca.pem")
     with pytest.raises(InvalidInput, match="absolute"):
-        ipsec.plan_host_certificate(paths, host())
+        ipsec_plan.plan_host_certificate(paths, host())
 
 
 def test_unset_certificate_refused_while_cert_tunnels_use_it():
     existing = host(CERT_CONFIG, [("gre-1", "gre", {"remote_name": "node2"})])
     with pytest.raises(InvalidInput):
-        ipsec.plan_host_certificate(None, existing)
-    assert ipsec.plan_host_certificate(None, host(CERT_CONFIG)) == dict.fromkeys(ipsec.CERT_KEYS)
+        ipsec_plan.plan_host_certificate(None, existing)
+    assert ipsec_plan.plan_host_certificate(None, host(CERT_CONFIG)) == dict.fromkeys(
+        ipsec_keys.CERT_KEYS
+    )
 
 
 def test_host_psk_set_stores_the_file_path_never_the_psk():
-    path, key = "/etc/ovsnet/psk", ipsec.PSK_FILE_KEY
-    assert ipsec.plan_host_psk(path, host()) == {key: path}
-    assert ipsec.plan_host_psk(path, host({key: path})) == {}
-    assert ipsec.plan_host_psk(None, host({key: path})) == {key: None}
+    path, key = "/etc/ovsnet/psk", ipsec_keys.PSK_FILE_KEY
+    assert ipsec_plan.plan_host_psk(path, host()) == {key: path}
+    assert ipsec_plan.plan_host_psk(path, host({key: path})) == {}
+    assert ipsec_plan.plan_host_psk(None, host({key: path})) == {key: None}
     # The copy an older ovsnet kept in OVSDB goes on set and on unset.
-    legacy = host({ipsec.LEGACY_PSK_KEY: GOOD_PSK})
-    assert ipsec.plan_host_psk(path, legacy) == {key: path, ipsec.LEGACY_PSK_KEY: None}
-    assert ipsec.plan_host_psk(None, legacy) == {ipsec.LEGACY_PSK_KEY: None}
+    legacy = host({ipsec_keys.LEGACY_PSK_KEY: GOOD_PSK})
+    assert ipsec_plan.plan_host_psk(path, legacy) == {key: path, ipsec_keys.LEGACY_PSK_KEY: None}
+    assert ipsec_plan.plan_host_psk(None, legacy) == {ipsec_keys.LEGACY_PSK_KEY: None}
     with pytest.raises(InvalidInput):
-        ipsec.plan_host_psk(path, host(tunnels=[("gre-1", "gre", {"remote_name": "n"})]))
+        ipsec_plan.plan_host_psk(path, host(tunnels=[("gre-1", "gre", {"remote_name": "n"})]))
 
 
 def test_plaintext_drop_refused_with_plaintext_tunnels_and_allow_removes_the_mark():
     with pytest.raises(InvalidInput):
-        ipsec.plan_plaintext_policy(False, host(tunnels=[("gre-1", "gre", {})]))
-    assert ipsec.plan_plaintext_policy(False, host()) == {"ipsec_skb_mark": "0/1"}
-    assert ipsec.plan_plaintext_policy(True, host({"ipsec_skb_mark": "0/1"})) == {
+        ipsec_plan.plan_plaintext_policy(False, host(tunnels=[("gre-1", "gre", {})]))
+    assert ipsec_plan.plan_plaintext_policy(False, host()) == {"ipsec_skb_mark": "0/1"}
+    assert ipsec_plan.plan_plaintext_policy(True, host({"ipsec_skb_mark": "0/1"})) == {
         "ipsec_skb_mark": None
     }
 
 
 def test_observed_host_repr_hides_the_stored_psk():
-    stored = host({ipsec.LEGACY_PSK_KEY: GOOD_PSK}, [("g", "gre", {"psk": GOOD_PSK})])
+    stored = host({ipsec_keys.LEGACY_PSK_KEY: GOOD_PSK}, [("g", "gre", {"psk": GOOD_PSK})])
     assert GOOD_PSK not in repr(stored)
 
 
@@ -349,7 +359,7 @@ def test_parsed_psk_tunnel_matches_and_never_holds_the_psk(monitor_script, name,
         monitor_script, name, {"remote_ip": "198.51.100.2", "psk": psk}, {"skb_mark": "0/1"}
     )
     assert psk in text  # OVS itself prints the PSK: ovsnet must never show the raw reply
-    (tunnel,) = ipsec.parse_tunnels_show(text)
+    (tunnel,) = tunnels_show.parse_tunnels_show(text)
     assert (tunnel.name, tunnel.version, tunnel.state) == (name, 1, "CONFIGURED")
     assert tunnel.config["Remote IP"] == "198.51.100.2"
     assert tunnel.config["SKB mark"] == "0/1"
@@ -366,7 +376,7 @@ def test_parsed_invalid_tunnel_keeps_the_reason(monitor_script):
         {"remote_ip": "198.51.100.2", "psk": GOOD_PSK},
         {"certificate": "/c.pem", "private_key": "/k.pem"},
     )
-    (tunnel,) = ipsec.parse_tunnels_show(text)
+    (tunnel,) = tunnels_show.parse_tunnels_show(text)
     assert tunnel.state == "INVALID"
     assert tunnel.invalid_reason.startswith("'certificate', 'private_key'")
     assert tunnel.summary().startswith("invalid: ")
@@ -390,7 +400,7 @@ def test_parsed_cert_tunnel_with_strongswan_connections(monitor_script):
         conns=conns,
         policies=policies,
     )
-    (tunnel,) = ipsec.parse_tunnels_show(text)
+    (tunnel,) = tunnels_show.parse_tunnels_show(text)
     assert tunnel.config["Remote name"] == "node2"
     assert tunnel.config["Local name"] == "node1"
     assert tunnel.policies == ("src 198.51.100.1/32 dst 198.51.100.2/32 proto gre",)
@@ -403,12 +413,12 @@ def test_ike_without_child_sa_is_reported_as_such(monitor_script):
     text = _show(
         monitor_script, "gre-1", {"remote_ip": "198.51.100.2", "psk": GOOD_PSK}, conns=conns
     )
-    (tunnel,) = ipsec.parse_tunnels_show(text)
+    (tunnel,) = tunnels_show.parse_tunnels_show(text)
     assert tunnel.summary() == "IKE up, no IPsec SA installed"
 
 
 def test_several_tunnels_and_the_empty_reply():
-    assert ipsec.parse_tunnels_show("No tunnels configured with IPsec") == []
+    assert tunnels_show.parse_tunnels_show("No tunnels configured with IPsec") == []
     text = (
         "Interface name: gre-1 v2 (CONFIGURED)\n  Remote IP:      198.51.100.2\n"
         "Kernel policies installed:\nKernel security associations installed:\n"
@@ -416,7 +426,7 @@ def test_several_tunnels_and_the_empty_reply():
         "Interface name: gre-2 v1 (INVALID: must choose a authentication method)\n"
         "  Remote IP:      198.51.100.3\n"
     )
-    first, second = ipsec.parse_tunnels_show(text)
+    first, second = tunnels_show.parse_tunnels_show(text)
     assert (first.name, first.version, first.state) == ("gre-1", 2, "CONFIGURED")
     assert second.invalid_reason == "must choose a authentication method"
 
@@ -424,17 +434,22 @@ def test_several_tunnels_and_the_empty_reply():
 def test_reset_removes_ovsnets_ipsec_settings_that_no_remaining_tunnel_needs():
     everything = {
         **CERT_CONFIG,
-        ipsec.SKB_MARK_KEY: "0/1",
-        ipsec.PSK_FILE_KEY: "/etc/ovsnet/psk",
-        ipsec.LEGACY_PSK_KEY: GOOD_PSK,
+        ipsec_keys.SKB_MARK_KEY: "0/1",
+        ipsec_keys.PSK_FILE_KEY: "/etc/ovsnet/psk",
+        ipsec_keys.LEGACY_PSK_KEY: GOOD_PSK,
         "other-tool": "x",
     }
-    assert ipsec.settings_after_reset(host(everything)) == dict.fromkeys(
-        [*ipsec.CERT_KEYS, ipsec.SKB_MARK_KEY, ipsec.PSK_FILE_KEY, ipsec.LEGACY_PSK_KEY]
+    assert ipsec_plan.settings_after_reset(host(everything)) == dict.fromkeys(
+        [
+            *ipsec_keys.CERT_KEYS,
+            ipsec_keys.SKB_MARK_KEY,
+            ipsec_keys.PSK_FILE_KEY,
+            ipsec_keys.LEGACY_PSK_KEY,
+        ]
     )
     # A certificate tunnel on a bridge reset does not touch keeps what it needs.
     kept = host(everything, [("gre-x", "gre", {"remote_ip": "198.51.100.9", "remote_name": "n"})])
-    assert ipsec.settings_after_reset(kept) == dict.fromkeys(
-        [ipsec.PSK_FILE_KEY, ipsec.LEGACY_PSK_KEY]
+    assert ipsec_plan.settings_after_reset(kept) == dict.fromkeys(
+        [ipsec_keys.PSK_FILE_KEY, ipsec_keys.LEGACY_PSK_KEY]
     )
-    assert ipsec.settings_after_reset(host()) == {}
+    assert ipsec_plan.settings_after_reset(host()) == {}

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from ovsnet import pki
 from ovsnet.cli import main
 from ovsnet.errors import InvalidInput
+from ovsnet.files import write_atomically
+from ovsnet.pki import cas as pki_cas
+from ovsnet.pki import issue as pki_issue
+from ovsnet.pki import profile as pki_profile
+from ovsnet.pki import store as pki_store
 from ovsnet.services.ipsec import check_certificate_files, read_psk_file
 
 PSK = "Zr8v0Kq2xP4mW6yT1bN9cF3hJ5lD7gS0"  # 32 characters
@@ -55,16 +59,16 @@ def test_missing_psk_file_and_directory_are_usage_errors(tmp_path):
 @pytest.fixture
 def ca_dir(tmp_path) -> Path:
     directory = tmp_path / "pki"
-    pki.ensure_cas(directory)
+    pki_cas.ensure_cas(directory)
     return directory
 
 
-def _files(issued: pki.Issued, ca_dir: Path) -> tuple[str, str, str]:
-    return str(issued.cert_path), str(issued.key_path), str(pki.ca_cert_path(ca_dir, "ike"))
+def _files(issued: pki_store.Issued, ca_dir: Path) -> tuple[str, str, str]:
+    return str(issued.cert_path), str(issued.key_path), str(pki_store.ca_cert_path(ca_dir, "ike"))
 
 
 def test_good_host_certificate_passes_with_absolute_paths_and_identity(ca_dir, monkeypatch):
-    issued = pki.ensure_host_cert(ca_dir, "node1")
+    issued = pki_issue.ensure_host_cert(ca_dir, "node1")
     monkeypatch.chdir(ca_dir)
     checked = check_certificate_files(
         "hosts/node1-cert.pem", "hosts/node1-key.pem", "ca/ike/ca-cert.pem"
@@ -76,51 +80,51 @@ def test_good_host_certificate_passes_with_absolute_paths_and_identity(ca_dir, m
 
 def test_certificate_of_another_ca_is_refused(ca_dir, tmp_path):
     other = tmp_path / "other"
-    pki.ensure_cas(other)
-    foreign = pki.ensure_host_cert(other, "node1")
+    pki_cas.ensure_cas(other)
+    foreign = pki_issue.ensure_host_cert(other, "node1")
     with pytest.raises(InvalidInput, match="not issued by the CA"):
         check_certificate_files(*_files(foreign, ca_dir))
 
 
 def test_expired_certificate_is_refused(ca_dir):
-    issued = pki.ensure_host_cert(ca_dir, "node1")
-    later = pki.utcnow() + dt.timedelta(days=900)
+    issued = pki_issue.ensure_host_cert(ca_dir, "node1")
+    later = pki_profile.utcnow() + dt.timedelta(days=900)
     with pytest.raises(InvalidInput, match="not valid now"):
         check_certificate_files(*_files(issued, ca_dir), now=later)
 
 
 def test_key_of_another_certificate_is_refused(ca_dir):
-    one = pki.ensure_host_cert(ca_dir, "node1")
-    two = pki.ensure_host_cert(ca_dir, "node2")
+    one = pki_issue.ensure_host_cert(ca_dir, "node1")
+    two = pki_issue.ensure_host_cert(ca_dir, "node2")
     with pytest.raises(InvalidInput, match="does not belong"):
         check_certificate_files(
-            str(one.cert_path), str(two.key_path), str(pki.ca_cert_path(ca_dir, "ike"))
+            str(one.cert_path), str(two.key_path), str(pki_store.ca_cert_path(ca_dir, "ike"))
         )
 
 
 def test_a_docker_server_certificate_is_refused_as_an_ike_identity(ca_dir):
     # Same host name, RSA key, its own CA given as --ca: still not an IKE certificate.
-    request = pki.leaf_request(ca_dir, "docker-server", "node1", key_type="rsa")
-    issued = pki.ensure_leaf(ca_dir, request)
-    server_ca = str(pki.ca_cert_path(ca_dir, "docker-server"))
+    request = pki_issue.leaf_request(ca_dir, "docker-server", "node1", key_type="rsa")
+    issued = pki_issue.ensure_leaf(ca_dir, request)
+    server_ca = str(pki_store.ca_cert_path(ca_dir, "docker-server"))
     with pytest.raises(InvalidInput, match="Docker API server CA, not a IPsec IKE CA"):
         check_certificate_files(str(issued.cert_path), str(issued.key_path), server_ca)
-    ike_ca = str(pki.ca_cert_path(ca_dir, "ike"))
+    ike_ca = str(pki_store.ca_cert_path(ca_dir, "ike"))
     with pytest.raises(InvalidInput, match="not issued by the CA"):
         check_certificate_files(str(issued.cert_path), str(issued.key_path), ike_ca)
 
 
 def test_a_certificate_of_an_older_all_purpose_ca_passes_with_a_warning(tmp_path):
-    old_key = pki.generate_key()
+    old_key = pki_profile.generate_key()
     old_ca = _legacy_ca(old_key)
-    host_key = pki.generate_key(rsa=True)
-    cert = pki.build_leaf(old_ca, old_key, host_key.public_key(), "node1", ["node1"])
+    host_key = pki_profile.generate_key(rsa=True)
+    cert = pki_profile.build_leaf(old_ca, old_key, host_key.public_key(), "node1", ["node1"])
     for path, data, mode in (
-        (tmp_path / "ca.pem", pki.pem_certificate(old_ca), 0o644),
-        (tmp_path / "cert.pem", pki.pem_certificate(cert), 0o644),
+        (tmp_path / "ca.pem", pki_store.pem_certificate(old_ca), 0o644),
+        (tmp_path / "cert.pem", pki_store.pem_certificate(cert), 0o644),
     ):
-        pki.write_atomically(path, data, mode)
-    pki.write_private_key(tmp_path / "key.pem", host_key)
+        write_atomically(path, data, mode)
+    pki_store.write_private_key(tmp_path / "key.pem", host_key)
     checked = check_certificate_files(
         *(str(tmp_path / n) for n in ("cert.pem", "key.pem", "ca.pem"))
     )
@@ -139,7 +143,7 @@ def _legacy_ca(key):
             x509.NameAttribute(NameOID.COMMON_NAME, "ovsnet CA"),
         ]
     )
-    now = pki.utcnow()
+    now = pki_profile.utcnow()
     return (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -154,14 +158,14 @@ def _legacy_ca(key):
 
 
 def test_world_readable_key_is_refused(ca_dir):
-    issued = pki.ensure_host_cert(ca_dir, "node1")
+    issued = pki_issue.ensure_host_cert(ca_dir, "node1")
     os.chmod(issued.key_path, 0o644)
     with pytest.raises(InvalidInput, match="open to its group or to others"):
         check_certificate_files(*_files(issued, ca_dir))
 
 
 def test_ecdsa_host_key_is_refused_for_strongswan(ca_dir):
-    issued = pki.ensure_host_cert(ca_dir, "node1", key_type="ecdsa")
+    issued = pki_issue.ensure_host_cert(ca_dir, "node1", key_type="ecdsa")
     with pytest.raises(InvalidInput) as raised:
         check_certificate_files(*_files(issued, ca_dir))
     assert "--key-type rsa" in raised.value.one_line()
@@ -177,8 +181,8 @@ def test_cli_ipsec_cert_rejects_a_foreign_certificate_before_touching_ovsdb(
     ca_dir, tmp_path, capsys
 ):
     other = tmp_path / "other"
-    pki.ensure_cas(other)
-    cert, key, _ = _files(pki.ensure_host_cert(other, "node1"), other)
+    pki_cas.ensure_cas(other)
+    cert, key, _ = _files(pki_issue.ensure_host_cert(other, "node1"), other)
     code, out, err = _cli(
         capsys,
         "ipsec",
@@ -188,7 +192,7 @@ def test_cli_ipsec_cert_rejects_a_foreign_certificate_before_touching_ovsdb(
         "--key",
         key,
         "--ca",
-        str(pki.ca_cert_path(ca_dir, "ike")),
+        str(pki_store.ca_cert_path(ca_dir, "ike")),
         "--no-strongswan-cacerts",
     )
     assert code == 2 and out == ""

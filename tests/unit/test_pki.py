@@ -18,9 +18,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ovsnet import pki
 from ovsnet.cli import main
 from ovsnet.errors import InvalidInput, NotReady
+from ovsnet.pki import cas as pki_cas
+from ovsnet.pki import contents as pki_contents
+from ovsnet.pki import issue as pki_issue
+from ovsnet.pki import profile as pki_profile
+from ovsnet.pki import store as pki_store
 
 IKE_EKU = ObjectIdentifier("1.3.6.1.5.5.8.2.2")
 IPSEC_IKE_EKU = ObjectIdentifier("1.3.6.1.5.5.7.3.17")
@@ -43,13 +47,13 @@ def _openssl_verify(ca: Path, cert: Path, *options: str) -> subprocess.Completed
 
 
 def _ike_ca(directory: Path) -> Path:
-    return pki.ca_cert_path(directory, "ike")
+    return pki_store.ca_cert_path(directory, "ike")
 
 
 @pytest.fixture
 def pki_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "pki"
-    pki.ensure_cas(directory)
+    pki_cas.ensure_cas(directory)
     return directory
 
 
@@ -58,10 +62,10 @@ def test_init_creates_one_ecdsa_ca_per_purpose_with_0600_keys_even_under_a_permi
 ):
     old = os.umask(0)
     try:
-        issued = pki.ensure_cas(tmp_path / "pki")
+        issued = pki_cas.ensure_cas(tmp_path / "pki")
     finally:
         os.umask(old)
-    assert [i.name for i in issued] == list(pki.PURPOSES)
+    assert [i.name for i in issued] == list(pki_profile.PURPOSES)
     assert _mode(tmp_path / "pki") == 0o700
     for item in issued:
         assert item.changed
@@ -77,16 +81,16 @@ def test_init_creates_one_ecdsa_ca_per_purpose_with_0600_keys_even_under_a_permi
 def test_init_twice_keeps_the_existing_cas(pki_dir):
     files = sorted((pki_dir / "ca").rglob("*.pem"))
     before = [f.read_bytes() for f in files]
-    again = pki.ensure_cas(pki_dir, pki.CaOptions(rsa=True))
+    again = pki_cas.ensure_cas(pki_dir, pki_cas.CaOptions(rsa=True))
     assert not any(i.changed for i in again)
     assert [f.read_bytes() for f in files] == before
 
 
 def test_rsa_ca_issues_rsa_3072_keys_for_hosts_and_docker(tmp_path):
     directory = tmp_path / "pki"
-    cas = pki.ensure_cas(directory, pki.CaOptions(rsa=True))
-    host = pki.ensure_host_cert(directory, "node1")
-    server, client = pki.ensure_docker_certs(directory, "node1")
+    cas = pki_cas.ensure_cas(directory, pki_cas.CaOptions(rsa=True))
+    host = pki_issue.ensure_host_cert(directory, "node1")
+    server, client = pki_issue.ensure_docker_certs(directory, "node1")
     for issued in (*cas, host, server, client):
         key = _cert(issued.cert_path).public_key()
         assert isinstance(key, rsa.RSAPublicKey)
@@ -96,27 +100,27 @@ def test_rsa_ca_issues_rsa_3072_keys_for_hosts_and_docker(tmp_path):
 
 def test_ecdsa_ca_issues_rsa_host_keys_for_strongswan_and_ecdsa_docker_keys(pki_dir):
     # ovs-monitor-ipsec hands strongSwan the host key as `: RSA <file>`.
-    host = pki.ensure_host_cert(pki_dir, "node1")
+    host = pki_issue.ensure_host_cert(pki_dir, "node1")
     assert isinstance(_cert(host.cert_path).public_key(), rsa.RSAPublicKey)
     assert b"RSA PRIVATE KEY" in host.key_path.read_bytes()
-    server, _ = pki.ensure_docker_certs(pki_dir, "node1")
+    server, _ = pki_issue.ensure_docker_certs(pki_dir, "node1")
     assert isinstance(_cert(server.cert_path).public_key(), ec.EllipticCurvePublicKey)
     result = _openssl_verify(_ike_ca(pki_dir), host.cert_path)
     assert result.returncode == 0, result.stderr
 
 
 def test_host_key_type_can_be_ecdsa_and_a_type_change_reissues(pki_dir):
-    rsa_cert = pki.ensure_host_cert(pki_dir, "node1")
-    ecdsa = pki.ensure_host_cert(pki_dir, "node1", key_type="ecdsa")
+    rsa_cert = pki_issue.ensure_host_cert(pki_dir, "node1")
+    ecdsa = pki_issue.ensure_host_cert(pki_dir, "node1", key_type="ecdsa")
     assert ecdsa.changed
     assert isinstance(_cert(ecdsa.cert_path).public_key(), ec.EllipticCurvePublicKey)
     assert ecdsa.summary.fingerprint_sha256 != rsa_cert.summary.fingerprint_sha256
     with pytest.raises(InvalidInput):
-        pki.ensure_host_cert(pki_dir, "node1", key_type="dsa")
+        pki_issue.ensure_host_cert(pki_dir, "node1", key_type="dsa")
 
 
 def test_host_certificate_has_subject_san_and_only_ike_usages(pki_dir):
-    issued = pki.ensure_host_cert(pki_dir, "node-1.example", ["198.51.100.2", "2001:db8::2"])
+    issued = pki_issue.ensure_host_cert(pki_dir, "node-1.example", ["198.51.100.2", "2001:db8::2"])
     cert = _cert(issued.cert_path)
     assert cert.version == x509.Version.v3
     assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "ovsnet"
@@ -134,21 +138,21 @@ def test_host_certificate_has_subject_san_and_only_ike_usages(pki_dir):
 
 
 def test_host_certificate_chain_verifies_with_openssl(pki_dir):
-    issued = pki.ensure_host_cert(pki_dir, "node1")
+    issued = pki_issue.ensure_host_cert(pki_dir, "node1")
     result = _openssl_verify(_ike_ca(pki_dir), issued.cert_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith(": OK")
 
 
 def test_openssl_rejects_a_host_certificate_against_a_foreign_ca(pki_dir, tmp_path):
-    pki.ensure_cas(tmp_path / "other")
-    issued = pki.ensure_host_cert(pki_dir, "node1")
+    pki_cas.ensure_cas(tmp_path / "other")
+    issued = pki_issue.ensure_host_cert(pki_dir, "node1")
     assert _openssl_verify(_ike_ca(tmp_path / "other"), issued.cert_path).returncode != 0
 
 
 def test_ovs_monitor_ipsec_extracts_the_host_name_from_the_subject(pki_dir):
     # ovs-monitor-ipsec's _get_cn_from_cert: openssl -nameopt RFC2253, then `CN=(.+?),`.
-    issued = pki.ensure_host_cert(pki_dir, "node1")
+    issued = pki_issue.ensure_host_cert(pki_dir, "node1")
     out = subprocess.run(
         [
             "openssl",
@@ -165,7 +169,7 @@ def test_ovs_monitor_ipsec_extracts_the_host_name_from_the_subject(pki_dir):
         check=True,
     ).stdout
     assert re.search(r"CN=(.+?),", out).group(1) == "node1"
-    assert pki.ike_identity(issued.summary) == "node1"
+    assert pki_profile.ike_identity(issued.summary) == "node1"
 
 
 _LABELS = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9-]{0,10}[A-Za-z0-9])?", fullmatch=True)
@@ -175,9 +179,11 @@ _HOSTS = st.lists(_LABELS, min_size=1, max_size=4).map(".".join).filter(lambda h
 @settings(max_examples=40, deadline=None)
 @given(_HOSTS)
 def test_every_generated_host_name_survives_as_cn_and_san(host):
-    summary = pki.summarize(pki.build_leaf(_CA_CERT, _CA_KEY, _CA_KEY.public_key(), host, [host]))
-    assert pki.check_host_name(host) == host
-    assert pki.ike_identity(summary) == host
+    summary = pki_profile.summarize(
+        pki_profile.build_leaf(_CA_CERT, _CA_KEY, _CA_KEY.public_key(), host, [host])
+    )
+    assert pki_profile.check_host_name(host) == host
+    assert pki_profile.ike_identity(summary) == host
     assert re.search(r"CN=(.+?),", summary.subject).group(1) == host
 
 
@@ -185,14 +191,14 @@ def test_every_generated_host_name_survives_as_cn_and_san(host):
 @given(st.text(max_size=70))
 def test_any_accepted_text_needs_no_escaping_in_rfc2253(text):
     try:
-        pki.check_host_name(text)
+        pki_profile.check_host_name(text)
     except InvalidInput:
         return
     assert re.fullmatch(r"[A-Za-z0-9.-]{1,64}", text)
 
 
-_CA_KEY = pki.generate_key()
-_CA_CERT = pki.build_ca(_CA_KEY)
+_CA_KEY = pki_profile.generate_key()
+_CA_CERT = pki_profile.build_ca(_CA_KEY)
 
 
 @pytest.mark.parametrize(
@@ -201,13 +207,13 @@ _CA_CERT = pki.build_ca(_CA_KEY)
 )
 def test_unusable_host_names_are_rejected(host):
     with pytest.raises(InvalidInput):
-        pki.check_host_name(host)
+        pki_profile.check_host_name(host)
 
 
 def test_bare_cn_certificate_is_not_an_ike_identity():
-    key = pki.generate_key()
+    key = pki_profile.generate_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "node1")])
-    now = pki.utcnow()
+    now = pki_profile.utcnow()
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -219,57 +225,61 @@ def test_bare_cn_certificate_is_not_an_ike_identity():
         .sign(_CA_KEY, hashes.SHA256())
     )
     with pytest.raises(InvalidInput, match="bare CN"):
-        pki.ike_identity(pki.summarize(cert))
+        pki_profile.ike_identity(pki_profile.summarize(cert))
 
 
 def test_issue_again_keeps_the_certificate_and_renew_replaces_it(pki_dir):
-    first = pki.ensure_host_cert(pki_dir, "node1", ["198.51.100.2"])
-    again = pki.ensure_host_cert(pki_dir, "node1", ["198.51.100.2"])
+    first = pki_issue.ensure_host_cert(pki_dir, "node1", ["198.51.100.2"])
+    again = pki_issue.ensure_host_cert(pki_dir, "node1", ["198.51.100.2"])
     assert first.changed and not again.changed
     assert again.summary.fingerprint_sha256 == first.summary.fingerprint_sha256
-    renewed = pki.ensure_host_cert(pki_dir, "node1", ["198.51.100.2"], pki.IssueOptions(renew=True))
+    renewed = pki_issue.ensure_host_cert(
+        pki_dir, "node1", ["198.51.100.2"], pki_issue.IssueOptions(renew=True)
+    )
     assert renewed.changed
     assert renewed.summary.fingerprint_sha256 != first.summary.fingerprint_sha256
 
 
 def test_issue_with_other_addresses_reissues(pki_dir):
-    first = pki.ensure_host_cert(pki_dir, "node1", ["198.51.100.2"])
-    moved = pki.ensure_host_cert(pki_dir, "node1", ["198.51.100.3"])
+    first = pki_issue.ensure_host_cert(pki_dir, "node1", ["198.51.100.2"])
+    moved = pki_issue.ensure_host_cert(pki_dir, "node1", ["198.51.100.3"])
     assert moved.changed
     assert moved.summary.ip_addresses == ("198.51.100.3",)
     assert moved.summary.fingerprint_sha256 != first.summary.fingerprint_sha256
 
 
 def test_issue_reissues_a_certificate_close_to_expiry(pki_dir):
-    short = pki.ensure_host_cert(pki_dir, "node1", options=pki.IssueOptions(days=10))
-    assert short.summary.expires_soon(pki.utcnow())
-    assert pki.ensure_host_cert(pki_dir, "node1").changed
+    short = pki_issue.ensure_host_cert(pki_dir, "node1", options=pki_issue.IssueOptions(days=10))
+    assert short.summary.expires_soon(pki_profile.utcnow())
+    assert pki_issue.ensure_host_cert(pki_dir, "node1").changed
 
 
 def test_dry_run_writes_nothing(tmp_path):
     directory = tmp_path / "pki"
-    issued = pki.ensure_cas(directory, pki.CaOptions(dry_run=True))
+    issued = pki_cas.ensure_cas(directory, pki_cas.CaOptions(dry_run=True))
     assert all(i.changed for i in issued)
     assert not directory.exists()
-    pki.ensure_cas(directory)
-    host = pki.ensure_host_cert(directory, "node1", options=pki.IssueOptions(dry_run=True))
+    pki_cas.ensure_cas(directory)
+    host = pki_issue.ensure_host_cert(
+        directory, "node1", options=pki_issue.IssueOptions(dry_run=True)
+    )
     assert host.changed and not (directory / "hosts").exists()
 
 
 def test_issue_without_a_ca_is_not_ready(tmp_path):
     with pytest.raises(NotReady) as raised:
-        pki.ensure_host_cert(tmp_path / "none", "node1")
+        pki_issue.ensure_host_cert(tmp_path / "none", "node1")
     assert "ovsnet pki init" in raised.value.one_line()
 
 
 def test_no_temporary_files_are_left_behind(pki_dir):
-    pki.ensure_host_cert(pki_dir, "node1")
-    pki.ensure_docker_certs(pki_dir, "node1", ["127.0.0.1"])
+    pki_issue.ensure_host_cert(pki_dir, "node1")
+    pki_issue.ensure_docker_certs(pki_dir, "node1", ["127.0.0.1"])
     assert not [p for p in pki_dir.rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_docker_certificates_have_server_and_client_usages_and_trust_the_other_side(pki_dir):
-    server, client = pki.ensure_docker_certs(
+    server, client = pki_issue.ensure_docker_certs(
         pki_dir, "node1", ["127.0.0.1", "198.51.100.2"], ["node1.example"]
     )
     for issued in (server, client):
@@ -279,10 +289,10 @@ def test_docker_certificates_have_server_and_client_usages_and_trust_the_other_s
         # ca.pem is the CA of the other side, never the certificate's own issuer.
         assert _openssl_verify(directory / "ca.pem", directory / "cert.pem").returncode != 0
     assert _cert(server.cert_path.parent / "ca.pem") == _cert(
-        pki.ca_cert_path(pki_dir, "docker-client")
+        pki_store.ca_cert_path(pki_dir, "docker-client")
     )
     assert _cert(client.cert_path.parent / "ca.pem") == _cert(
-        pki.ca_cert_path(pki_dir, "docker-server")
+        pki_store.ca_cert_path(pki_dir, "docker-server")
     )
     server_cert = _cert(server.cert_path)
     san = server_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -298,61 +308,61 @@ def test_docker_certificates_have_server_and_client_usages_and_trust_the_other_s
 
 
 def test_verify_chain_accepts_a_current_certificate_of_the_ca(pki_dir):
-    issued = pki.ensure_host_cert(pki_dir, "node1")
-    summary = pki.verify_chain(_cert(issued.cert_path), _cert(_ike_ca(pki_dir)))
+    issued = pki_issue.ensure_host_cert(pki_dir, "node1")
+    summary = pki_profile.verify_chain(_cert(issued.cert_path), _cert(_ike_ca(pki_dir)))
     assert summary.common_name == "node1"
 
 
 def test_verify_chain_rejects_a_certificate_from_another_ca(pki_dir, tmp_path):
     other = tmp_path / "other"
-    pki.ensure_cas(other)
-    foreign = pki.ensure_host_cert(other, "node1")
+    pki_cas.ensure_cas(other)
+    foreign = pki_issue.ensure_host_cert(other, "node1")
     with pytest.raises(InvalidInput, match="not issued by the CA"):
-        pki.verify_chain(_cert(foreign.cert_path), _cert(_ike_ca(pki_dir)))
+        pki_profile.verify_chain(_cert(foreign.cert_path), _cert(_ike_ca(pki_dir)))
 
 
 def test_verify_chain_rejects_an_expired_and_a_not_yet_valid_certificate(pki_dir):
-    ca_cert, ca_key = pki.load_ca(pki_dir, "ike")
-    key = pki.generate_key()
-    past = pki.utcnow() - dt.timedelta(days=100)
-    expired = pki.build_leaf(
+    ca_cert, ca_key = pki_store.load_ca(pki_dir, "ike")
+    key = pki_profile.generate_key()
+    past = pki_profile.utcnow() - dt.timedelta(days=100)
+    expired = pki_profile.build_leaf(
         ca_cert, ca_key, key.public_key(), "node1", ["node1"], now=past, days=30
     )
     with pytest.raises(InvalidInput, match="not valid now"):
-        pki.verify_chain(expired, ca_cert)
-    future = pki.build_leaf(
+        pki_profile.verify_chain(expired, ca_cert)
+    future = pki_profile.build_leaf(
         ca_cert,
         ca_key,
         key.public_key(),
         "node1",
         ["node1"],
-        now=pki.utcnow() + dt.timedelta(days=10),
+        now=pki_profile.utcnow() + dt.timedelta(days=10),
     )
     with pytest.raises(InvalidInput, match="not valid now"):
-        pki.verify_chain(future, ca_cert)
+        pki_profile.verify_chain(future, ca_cert)
 
 
 def test_verify_chain_rejects_a_leaf_given_as_ca(pki_dir):
-    issued = pki.ensure_host_cert(pki_dir, "node1")
+    issued = pki_issue.ensure_host_cert(pki_dir, "node1")
     leaf = _cert(issued.cert_path)
     with pytest.raises(InvalidInput, match="not a CA"):
-        pki.verify_chain(leaf, leaf)
+        pki_profile.verify_chain(leaf, leaf)
 
 
 def test_key_must_match_certificate(pki_dir):
-    issued = pki.ensure_host_cert(pki_dir, "node1")
+    issued = pki_issue.ensure_host_cert(pki_dir, "node1")
     cert = _cert(issued.cert_path)
-    pki.check_key_matches(cert, pki.load_private_key(issued.key_path.read_bytes()))
+    pki_profile.check_key_matches(cert, pki_profile.load_private_key(issued.key_path.read_bytes()))
     with pytest.raises(InvalidInput, match="does not belong"):
-        pki.check_key_matches(cert, pki.generate_key())
+        pki_profile.check_key_matches(cert, pki_profile.generate_key())
 
 
 def test_list_flags_certificates_expiring_within_30_days(pki_dir):
-    pki.ensure_host_cert(pki_dir, "soon", options=pki.IssueOptions(days=20))
-    pki.ensure_host_cert(pki_dir, "later", options=pki.IssueOptions(days=200))
-    now = pki.utcnow()
-    listed = {i.name: i for i in pki.list_certificates(pki_dir)}
-    assert set(listed) == {*pki.PURPOSES, "soon", "later"}
+    pki_issue.ensure_host_cert(pki_dir, "soon", options=pki_issue.IssueOptions(days=20))
+    pki_issue.ensure_host_cert(pki_dir, "later", options=pki_issue.IssueOptions(days=200))
+    now = pki_profile.utcnow()
+    listed = {i.name: i for i in pki_contents.list_certificates(pki_dir)}
+    assert set(listed) == {*pki_profile.PURPOSES, "soon", "later"}
     assert listed["soon"].summary.expires_soon(now)
     assert not listed["later"].summary.expires_soon(now)
     assert not listed["ike"].summary.expires_soon(now)

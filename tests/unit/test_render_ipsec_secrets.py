@@ -18,8 +18,10 @@ from urllib.parse import unquote
 import pytest
 import yaml
 
-from ovsnet import pki
 from ovsnet.cli import main
+from ovsnet.pki import cas as pki_cas
+from ovsnet.pki import issue as pki_issue
+from ovsnet.pki import store as pki_store
 from ovsnet.render.context import IPSEC_KEY_PATH, IPSEC_PSK_PATH
 from ovsnet.render.validate import check
 
@@ -114,9 +116,9 @@ def test_the_psk_is_only_in_a_0600_file_and_loaded_before_the_tunnels(
 
 def test_certificates_from_the_pki_with_each_peers_cn(capsys, tmp_path, inventory):
     base = tmp_path / "pki"
-    pki.ensure_cas(base)
+    pki_cas.ensure_cas(base)
     for host in INVENTORY["hosts"]:
-        pki.ensure_host_cert(base, host["name"])
+        pki_issue.ensure_host_cert(base, host["name"])
     target = tmp_path / "edge-1.ign"
     code, out, err = run(capsys, "--json", "render", "ignition", "--inventory", str(inventory),
                          "--host", "edge-1", "--ipsec-pki-embed", str(base),
@@ -124,7 +126,7 @@ def test_certificates_from_the_pki_with_each_peers_cn(capsys, tmp_path, inventor
     assert code == 0, err
     text = target.read_text()
     assert check("ignition", text) == []
-    key = pki.host_paths(base, "edge-1")[1].read_text()
+    key = pki_store.host_paths(base, "edge-1")[1].read_text()
     assert "PRIVATE KEY" not in out + err
     files = written_files("ignition", text)
     assert files[IPSEC_KEY_PATH] == (0o600, key)

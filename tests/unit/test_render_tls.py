@@ -18,9 +18,11 @@ from urllib.parse import unquote
 import pytest
 import yaml
 
-from ovsnet import pki
 from ovsnet.cli import main
 from ovsnet.errors import InvalidInput
+from ovsnet.pki import cas as pki_cas
+from ovsnet.pki import issue as pki_issue
+from ovsnet.pki import store as pki_store
 from ovsnet.render import KINDS, build_host_config, render, units
 from ovsnet.render.context import TlsFiles, embed_docker_tls
 from ovsnet.render.documents import docker_tls_socket
@@ -203,14 +205,14 @@ def test_ignition_and_cloud_init_checks_want_the_socket_for_tls_settings():
 @pytest.fixture(scope="module")
 def pki_dir(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("pki")
-    pki.ensure_cas(base)
+    pki_cas.ensure_cas(base)
     for host in ("core-1", "core-2", "core-3"):
-        pki.ensure_docker_certs(base, host, [f"198.51.100.{10 + int(host[-1])}"])
+        pki_issue.ensure_docker_certs(base, host, [f"198.51.100.{10 + int(host[-1])}"])
     return base
 
 
 def server_files(pki_dir: Path, host: str = "core-1") -> TlsFiles:
-    server = pki.docker_dirs(pki_dir, host)[0]
+    server = pki_store.docker_dirs(pki_dir, host)[0]
     return TlsFiles(*((server / name).read_text() for name in ("ca.pem", "cert.pem", "key.pem")))
 
 
@@ -297,7 +299,7 @@ def test_inventory_settings_and_overrides(capsys, tmp_path):
 
 def test_cli_embeds_into_a_0600_file_and_is_idempotent(capsys, tmp_path, pki_dir):
     target = tmp_path / "core-1.ign"
-    server = pki.docker_dirs(pki_dir, "core-1")[0]
+    server = pki_store.docker_dirs(pki_dir, "core-1")[0]
     argv = ["--json", "render", "ignition", "--prefix", "10.0.42", "--docker-tls",
             "--docker-tls-embed", str(server), "-o", str(target)]  # fmt: skip
     code, out, _ = run(capsys, *argv)
@@ -350,7 +352,7 @@ def test_cli_embeds_each_hosts_own_certificate_for_the_whole_fleet(capsys, tmp_p
 def test_bad_tls_input_exits_2_with_one_line_and_writes_nothing(
     capsys, tmp_path, pki_dir, argv, message
 ):
-    server, client = pki.docker_dirs(pki_dir, "core-1")
+    server, client = pki_store.docker_dirs(pki_dir, "core-1")
     out = tmp_path / "out.ign"
     values = {"{server}": server, "{client}": client, "{pki}": pki_dir, "{out}": out}
     argv = [str(values.get(arg, arg)) for arg in argv]
@@ -388,9 +390,9 @@ def test_embedding_refuses_a_folder_that_would_trust_or_serve_another_purpose(
     capsys, tmp_path, pki_dir
 ):
     # dockerd must trust only the docker-client CA and present a docker-server certificate.
-    server = pki.docker_dirs(pki_dir, "core-1")[0]
-    ike = pki.ensure_host_cert(pki_dir, "core-1")
-    ike_ca = pki.ca_cert_path(pki_dir, "ike")
+    server = pki_store.docker_dirs(pki_dir, "core-1")[0]
+    ike = pki_issue.ensure_host_cert(pki_dir, "core-1")
+    ike_ca = pki_store.ca_cert_path(pki_dir, "ike")
     cases = {
         "trusts-ike": (_folder(tmp_path, "a", ike_ca, server / "cert.pem", server / "key.pem"),
                        "not a Docker API client CA"),

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from ovsnet.errors import InvalidInput
-from ovsnet.etcd import EtcdConfig
+from ovsnet.etcd.config import EtcdConfig
 from ovsnet.secrets import file_problem, read_secret_file
 from ovsnet.services.ipsec import check_certificate_files, read_psk_file
 
@@ -48,22 +48,24 @@ def _loose(tmp_path, name: str, data: bytes) -> str:
 
 def test_every_secret_reader_refuses_a_loose_file_with_the_same_message(tmp_path):
     """PSK file, IPsec private key, etcd client key: one message shape, exit code 2."""
-    from ovsnet import pki
+    from ovsnet.pki import cas as pki_cas
+    from ovsnet.pki import issue as pki_issue
+    from ovsnet.pki import store as pki_store
 
     ca = tmp_path / "pki"
-    pki.ensure_cas(ca)
-    issued = pki.ensure_host_cert(ca, "node1")
+    pki_cas.ensure_cas(ca)
+    issued = pki_issue.ensure_host_cert(ca, "node1")
     key = _loose(tmp_path, "key.pem", issued.key_path.read_bytes())
     readers = {
         "PSK file": lambda: read_psk_file(_loose(tmp_path, "psk", PSK.encode())),
         "private key": lambda: check_certificate_files(
-            str(issued.cert_path), key, str(pki.ca_cert_path(ca, "ike"))
+            str(issued.cert_path), key, str(pki_store.ca_cert_path(ca, "ike"))
         ),
         "etcd client key": lambda: EtcdConfig(
             "https://127.0.0.1:2379",
             cert=str(issued.cert_path),
             key=key,
-            ca=str(pki.ca_cert_path(ca, "ike")),
+            ca=str(pki_store.ca_cert_path(ca, "ike")),
         ).check(),
     }
     for what, read in readers.items():

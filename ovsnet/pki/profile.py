@@ -21,6 +21,7 @@ from ovsnet.errors import InvalidInput
 if TYPE_CHECKING:  # cryptography is a heavy import: keep `ovsnet --help` fast
     from cryptography import x509
 
+
 CA_DAYS = 1825  # 5 years: rotating a CA means reissuing and redeploying its purpose's leaves
 LEAF_DAYS = 90  # short: dockerd cannot check a CRL, so expiry is its only revocation
 CRL_DAYS = 365  # the CRL's nextUpdate; `pki revoke` and `pki crl` sign a fresh one
