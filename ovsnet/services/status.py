@@ -151,13 +151,12 @@ def _add_pinning_view(status: HostStatus, db: OvsDb, bridge) -> None:
     """Warn when vswitchd lacks the source-pinning flows OVSDB's records ask for (it keeps
     flows only in memory: a restart drops them until `init` or the companion's heal)."""
     from ovsnet import antispoof, openflow
+    from ovsnet.services.flows import read_flow_state
 
     if not bridge.managed or not openflow.reachable(db.db):
         return
     try:
-        current = openflow.read_flows(db.db, bridge.name)
-        meters = openflow.read_meters(db.db, bridge.name)
-        metered = bool(bridge.tunnels) and (bool(meters) or openflow.has_meters(db.db, bridge.name))
+        current, _, metered = read_flow_state(db, bridge)
     except OvsnetError:
         return  # vswitchd not answering is reported above
     if antispoof.diff_flows(current, antispoof.plan_bridge(bridge, metered).flows):
