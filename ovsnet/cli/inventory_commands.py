@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from ovsnet.cli.options import DryRun
+
 if TYPE_CHECKING:  # loaded only when the command runs: `ovsnet --help` stays fast
     from ovsnet.inventory import AllocationReport
 
@@ -54,7 +56,7 @@ class AllocateResult:
 def allocate_command(
     ctx: typer.Context,
     path: Path = typer.Argument(..., help="The inventory (YAML), rewritten in place."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show the allocation, write nothing."),
+    dry_run: DryRun = False,
 ) -> None:
     """Give every host without a prefix a free /24 of the supernet; write the file back."""
     from ovsnet import inventory

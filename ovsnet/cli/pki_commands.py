@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ovsnet.cli.options import DryRun
 from ovsnet.cli.output import emit
 
 pki_app = typer.Typer(
@@ -120,7 +121,6 @@ class CrlReport:
 
 
 DirOption = Annotated[str | None, typer.Option("--dir", help=_DIR_HELP)]
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would be written.")]
 Renew = Annotated[bool, typer.Option("--renew", help="Issue new keys and certificates.")]
 PurposeOption = Annotated[str, typer.Option("--purpose", help=f"One of {_PURPOSES}.")]
 Ips = Annotated[list[str] | None, typer.Option("--ip", help="SAN IP address (repeatable).")]
