@@ -31,7 +31,7 @@ WORKDIR = typer.Option(
 def up(
     ctx: typer.Context,
     hosts: int = typer.Option(3, "--hosts", "-n", help="Number of hosts (1-40)."),
-    name: str = typer.Option(None, "--name", help="Lab name (env OVSNET_LAB; default ovsnet)."),
+    name: str = typer.Option("ovsnet", "--name", envvar="OVSNET_LAB", help="Lab name."),
     no_docker: bool = typer.Option(False, "--no-docker", help="Hosts without a Docker engine."),
     workdir: str = WORKDIR,
 ) -> None:
@@ -39,7 +39,6 @@ def up(
     from ovsnet.lab import Lab
     from ovsnet.lab.report import LabStatusView
 
-    name = name or os.environ.get("OVSNET_LAB") or "ovsnet"
     lab = Lab.up(hosts, docker=not no_docker, name=name, workdir=workdir)
     lab.disown()
     emit(ctx.obj, LabStatusView(lab.status(), hint=True))
