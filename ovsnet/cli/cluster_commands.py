@@ -245,17 +245,12 @@ def grant(
 ) -> None:
     """(root) Create the etcd user NAME and its role: write only its own keys and subnet
     claims, read the rest of ovsnet's prefix."""
-    from ovsnet.cluster.keys import ClusterKeys, role_name
+    from ovsnet.cluster.admin import grant_host
+    from ovsnet.cluster.keys import ClusterKeys
     from ovsnet.etcd.client import Etcd
-    from ovsnet.report import ChangeReport
 
-    keys = ClusterKeys(key_prefix)
     with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca, insecure)) as client:
-        steps = client.ensure_host_role(name, role_name(name), keys.host_permissions(name))
-    emit(
-        ctx.obj,
-        ChangeReport("cluster grant", steps, details={"host": name, "role": role_name(name)}),
-    )
+        emit(ctx.obj, grant_host(client, ClusterKeys(key_prefix), name))
 
 
 @cluster_app.command("enable-auth")

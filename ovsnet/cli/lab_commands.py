@@ -135,17 +135,10 @@ def down(ctx: typer.Context, name: str = NAME, workdir: str = WORKDIR) -> None:
 @lab_app.command("prune")
 def prune(ctx: typer.Context, workdir: str = WORKDIR) -> None:
     """Remove labs whose owning process is gone (e.g. a test run that was killed)."""
-    from ovsnet.lab import list_labs
+    from ovsnet.lab import prune_labs
     from ovsnet.lab.report import DownView
 
-    leaked = [
-        lab
-        for lab in list_labs(workdir)
-        if lab.state.owner is not None and not lab.state.owner.alive()
-    ]
-    for lab in leaked:
-        lab.down()
-    emit(ctx.obj, DownView([lab.name for lab in leaked]))
+    emit(ctx.obj, DownView(prune_labs(workdir)))
 
 
 @lab_app.command("demo")
