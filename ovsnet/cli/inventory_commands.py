@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -55,7 +55,7 @@ class AllocateResult:
 @inventory_app.command("allocate")
 def allocate_command(
     ctx: typer.Context,
-    path: Path = typer.Argument(..., help="The inventory (YAML), rewritten in place."),
+    path: Annotated[Path, typer.Argument(help="The inventory (YAML), rewritten in place.")],
     dry_run: DryRun = False,
 ) -> None:
     """Give every host without a prefix a free /24 of the supernet; write the file back."""

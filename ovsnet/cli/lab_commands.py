@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 
@@ -85,8 +86,10 @@ def _summary(lab) -> dict:
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )
 def exec_(
-    host: str = typer.Argument(..., help="Host name: h1, h2, ..."),
-    command: list[str] = typer.Argument(..., metavar="-- CMD...", help="Command to run there."),
+    host: Annotated[str, typer.Argument(help="Host name: h1, h2, ...")],
+    command: Annotated[
+        list[str], typer.Argument(metavar="-- CMD...", help="Command to run there.")
+    ],
     name: str = NAME,
     workdir: str = WORKDIR,
 ) -> None:

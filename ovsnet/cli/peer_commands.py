@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from ipaddress import IPv4Network
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -87,9 +88,9 @@ def _add(
 @peer_app.command("add")
 def add(
     ctx: typer.Context,
-    remote_ips: list[str] = typer.Argument(
-        ..., metavar="REMOTE_IP...", help="Peers' underlay IPs."
-    ),
+    remote_ips: Annotated[
+        list[str], typer.Argument(metavar="REMOTE_IP...", help="Peers' underlay IPs.")
+    ],
     ipsec: bool = IPSEC,
     psk_file: Path = PSK_FILE,
     remote_name: str = REMOTE_NAME,
@@ -117,9 +118,12 @@ def add(
 @peer_app.command("sync")
 def sync(
     ctx: typer.Context,
-    peers_file: Path = typer.Argument(
-        ..., metavar="FILE", help="One peer IP per line, optionally its subnet (# comments)."
-    ),
+    peers_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE", help="One peer IP per line, optionally its subnet (# comments)."
+        ),
+    ],
     ipsec: bool = IPSEC,
     psk_file: Path = PSK_FILE,
     require_encryption: bool = REQUIRE_ENCRYPTION,
@@ -150,7 +154,9 @@ def read_peers_file(path: Path) -> list:
 @peer_app.command("remove")
 def remove(
     ctx: typer.Context,
-    remote_ips: list[str] = typer.Argument(..., metavar="REMOTE_IP...", help="Peers to remove."),
+    remote_ips: Annotated[
+        list[str], typer.Argument(metavar="REMOTE_IP...", help="Peers to remove.")
+    ],
     bridge: Bridge = "br0",
     dry_run: DryRun = False,
 ) -> None:
