@@ -56,7 +56,7 @@ def _print_version(value: bool) -> None:
 def _global_options(
     ctx: typer.Context,
     db: str = typer.Option(
-        None, "--db", help="OVSDB to talk to (env OVSNET_DB; default " + DEFAULT_DB + ")"
+        None, "--db", envvar="OVSNET_DB", help="OVSDB to talk to (default " + DEFAULT_DB + ")"
     ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     _version: bool = typer.Option(
@@ -84,9 +84,7 @@ def _global_options(
         None, "--db-ssl-ca", envvar="OVSNET_DB_SSL_CA", help="--db ssl:...: the server's CA."
     ),
 ) -> None:
-    ctx.obj = Settings(
-        db=db or os.environ.get("OVSNET_DB") or DEFAULT_DB, json=json_output, lock_wait=lock_wait
-    )
+    ctx.obj = Settings(db=db or DEFAULT_DB, json=json_output, lock_wait=lock_wait)
     if db_ssl_key or db_ssl_cert or db_ssl_ca:
         _use_db_ssl(ctx.obj.db, db_ssl_key, db_ssl_cert, db_ssl_ca)
 

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import typer
 
-from ovsnet.cli.options import BRIDGE, DOCKER_BRIDGE, LOG_FORMAT, METRICS_LISTEN
+from ovsnet.cli.options import (
+    Bridge,
+    Datapath,
+    DockerBridge,
+    DryRun,
+    Etcd,
+    EtcdCa,
+    EtcdCert,
+    EtcdInsecure,
+    EtcdKey,
+    KeyPrefix,
+    LogFormat,
+    MetricsListen,
+    Supernet,
+)
 from ovsnet.cli.output import Settings, emit
 from ovsnet.cluster import DEFAULT_RESYNC_INTERVAL
 from ovsnet.errors import InvalidInput
@@ -17,38 +30,19 @@ cluster_app = typer.Typer(
     help="The etcd-coordinated cluster: hosts, subnets, access.", no_args_is_help=True
 )
 
-ETCD = typer.Option(
-    None,
-    "--etcd",
-    help="etcd URL, https://HOST:PORT; for an etcd cluster, each member's: repeat the option "
-    "or separate URLs with commas (env OVSNET_ETCD).",
-)
-ETCD_CERT = typer.Option(None, "--etcd-cert", help="Client certificate (env OVSNET_ETCD_CERT).")
-ETCD_KEY = typer.Option(None, "--etcd-key", help="Client key, 0600 (env OVSNET_ETCD_KEY).")
-ETCD_CA = typer.Option(None, "--etcd-ca", help="CA of etcd's certificate (env OVSNET_ETCD_CA).")
-KEY_PREFIX = typer.Option("/ovsnet/", "--key-prefix", help="Where ovsnet's keys live in etcd.")
-INSECURE = typer.Option(
-    False,
-    "--insecure",
-    envvar="OVSNET_ETCD_INSECURE",
-    help="Allow etcd without a client certificate (plain http://, or no client-cert auth): "
-    "then any host can rewrite every record.",
-)
-
 
 def etcd_config(url, cert, key, ca, insecure: bool = False):
     from ovsnet.etcd.config import EtcdConfig
 
     # Several --etcd options, each possibly a comma-separated list: one comma-separated list.
     url = ",".join(url) if url and not isinstance(url, str) else url
-    url = url or os.environ.get("OVSNET_ETCD")
     if not url:
         raise InvalidInput("no etcd URL", "pass --etcd https://HOST:PORT or set OVSNET_ETCD")
     return EtcdConfig(
         url=url,
-        cert=cert or os.environ.get("OVSNET_ETCD_CERT"),
-        key=key or os.environ.get("OVSNET_ETCD_KEY"),
-        ca=ca or os.environ.get("OVSNET_ETCD_CA"),
+        cert=cert,
+        key=key,
+        ca=ca,
         insecure=insecure,
     ).check()
 
@@ -58,25 +52,25 @@ def etcd_config(url, cert, key, ca, insecure: bool = False):
 
 def agent(
     ctx: typer.Context,
-    etcd: list[str] = ETCD,
-    etcd_cert: str = ETCD_CERT,
-    etcd_key: str = ETCD_KEY,
-    etcd_ca: str = ETCD_CA,
-    key_prefix: str = KEY_PREFIX,
-    insecure: bool = INSECURE,
+    etcd: Etcd = None,
+    etcd_cert: EtcdCert = None,
+    etcd_key: EtcdKey = None,
+    etcd_ca: EtcdCa = None,
+    key_prefix: KeyPrefix = "/ovsnet/",
+    insecure: EtcdInsecure = False,
     name: str = typer.Option(None, "--name", help="This host's name (default: hostname)."),
     underlay_ip: str = typer.Option(
         None, "--underlay-ip", help="Address peers tunnel to (default: the one facing etcd)."
     ),
-    supernet: str = typer.Option("10.0.0.0/8", "--supernet", help="The overlay supernet."),
+    supernet: Supernet = "10.0.0.0/8",
     prefix: str = typer.Option(None, "--prefix", help="Reserve this /24 (A.B.C) or fail."),
     tunnel_type: str = typer.Option("gre", "--type", help="Tunnel type: gre, vxlan, geneve."),
     ttl: int = typer.Option(
         30, "--ttl", help="Lease TTL in seconds: how long a dead host keeps its tunnels elsewhere."
     ),
-    bridge: str = BRIDGE,
-    docker_bridge: str = DOCKER_BRIDGE,
-    datapath: str = typer.Option("system", "--datapath", help="system (kernel) or netdev."),
+    bridge: Bridge = "br0",
+    docker_bridge: DockerBridge = "docker0",
+    datapath: Datapath = "system",
     underlay_mtu: int = typer.Option(None, "--underlay-mtu", help="Default: detected."),
     ipsec: bool = typer.Option(
         False,
@@ -106,8 +100,8 @@ def agent(
     no_dataplane: bool = typer.Option(
         False, "--no-dataplane", help="Claim, publish and watch only; change nothing locally."
     ),
-    metrics_listen: str = METRICS_LISTEN,
-    log_format: str = LOG_FORMAT,
+    metrics_listen: MetricsListen = None,
+    log_format: LogFormat = "text",
     resync_interval: float = typer.Option(
         DEFAULT_RESYNC_INTERVAL,
         "--resync-interval",
@@ -199,12 +193,12 @@ class ClusterTable:
 @cluster_app.command("status")
 def status(
     ctx: typer.Context,
-    etcd: list[str] = ETCD,
-    etcd_cert: str = ETCD_CERT,
-    etcd_key: str = ETCD_KEY,
-    etcd_ca: str = ETCD_CA,
-    key_prefix: str = KEY_PREFIX,
-    insecure: bool = INSECURE,
+    etcd: Etcd = None,
+    etcd_cert: EtcdCert = None,
+    etcd_key: EtcdKey = None,
+    etcd_ca: EtcdCa = None,
+    key_prefix: KeyPrefix = "/ovsnet/",
+    insecure: EtcdInsecure = False,
 ) -> None:
     """Every host: subnet, underlay address, lease TTL left, last seen (live or gone)."""
     from ovsnet.cluster.admin import cluster_status
@@ -220,13 +214,13 @@ def status(
 def release(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The dead host whose subnet and record to free."),
-    etcd: list[str] = ETCD,
-    etcd_cert: str = ETCD_CERT,
-    etcd_key: str = ETCD_KEY,
-    etcd_ca: str = ETCD_CA,
-    key_prefix: str = KEY_PREFIX,
-    insecure: bool = INSECURE,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be deleted."),
+    etcd: Etcd = None,
+    etcd_cert: EtcdCert = None,
+    etcd_key: EtcdKey = None,
+    etcd_ca: EtcdCa = None,
+    key_prefix: KeyPrefix = "/ovsnet/",
+    insecure: EtcdInsecure = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Free a host's subnet, record and last-subnet memory now, instead of waiting for its
     lease (a live agent would simply claim again)."""
@@ -242,36 +236,31 @@ def release(
 def grant(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Host name = the CN of its etcd client certificate."),
-    etcd: list[str] = ETCD,
-    etcd_cert: str = ETCD_CERT,
-    etcd_key: str = ETCD_KEY,
-    etcd_ca: str = ETCD_CA,
-    key_prefix: str = KEY_PREFIX,
-    insecure: bool = INSECURE,
+    etcd: Etcd = None,
+    etcd_cert: EtcdCert = None,
+    etcd_key: EtcdKey = None,
+    etcd_ca: EtcdCa = None,
+    key_prefix: KeyPrefix = "/ovsnet/",
+    insecure: EtcdInsecure = False,
 ) -> None:
     """(root) Create the etcd user NAME and its role: write only its own keys and subnet
     claims, read the rest of ovsnet's prefix."""
-    from ovsnet.cluster.keys import ClusterKeys, role_name
+    from ovsnet.cluster.admin import grant_host
+    from ovsnet.cluster.keys import ClusterKeys
     from ovsnet.etcd.client import Etcd
-    from ovsnet.report import ChangeReport
 
-    keys = ClusterKeys(key_prefix)
     with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca, insecure)) as client:
-        steps = client.ensure_host_role(name, role_name(name), keys.host_permissions(name))
-    emit(
-        ctx.obj,
-        ChangeReport("cluster grant", steps, details={"host": name, "role": role_name(name)}),
-    )
+        emit(ctx.obj, grant_host(client, ClusterKeys(key_prefix), name))
 
 
 @cluster_app.command("enable-auth")
 def enable_auth(
     ctx: typer.Context,
-    etcd: list[str] = ETCD,
-    etcd_cert: str = ETCD_CERT,
-    etcd_key: str = ETCD_KEY,
-    etcd_ca: str = ETCD_CA,
-    insecure: bool = INSECURE,
+    etcd: Etcd = None,
+    etcd_cert: EtcdCert = None,
+    etcd_key: EtcdKey = None,
+    etcd_ca: EtcdCa = None,
+    insecure: EtcdInsecure = False,
 ) -> None:
     """(once, before auth is on) Create etcd's root user, whose certificate CN is `root`, and
     turn etcd's authentication on. Run it with the root certificate."""

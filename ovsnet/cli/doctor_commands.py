@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from ovsnet.cli.options import Bridge
 from ovsnet.cli.output import Settings, emit
 from ovsnet.errors import OperationFailed
 
 
 def doctor(
     ctx: typer.Context,
-    bridge: str = typer.Option("br0", "--bridge", help="OVS bridge that carries the overlay."),
+    bridge: Bridge = "br0",
     docker_host: str = typer.Option(
         None, "--docker-host", envvar="OVSNET_DOCKER_HOST", help="Docker API to check."
     ),

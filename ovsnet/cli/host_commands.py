@@ -5,7 +5,14 @@ from __future__ import annotations
 import typer
 
 from ovsnet.cli.locking import changing_host
-from ovsnet.cli.options import BRIDGE, DOCKER_BRIDGE, DOCKER_BRIDGE_RECORDED
+from ovsnet.cli.options import (
+    Bridge,
+    Datapath,
+    DockerBridge,
+    DockerBridgeRecorded,
+    DryRun,
+    Supernet,
+)
 from ovsnet.cli.output import Settings, emit
 from ovsnet.errors import OperationFailed
 
@@ -14,12 +21,10 @@ def init(
     ctx: typer.Context,
     prefix: str = typer.Option(None, "--prefix", help="The host's /24 as A.B.C (10.0.42)."),
     subnet: str = typer.Option(None, "--subnet", help="The host's subnet as a CIDR."),
-    supernet: str = typer.Option("10.0.0.0/8", "--supernet", help="The overlay supernet."),
-    bridge: str = BRIDGE,
-    docker_bridge: str = DOCKER_BRIDGE,
-    datapath: str = typer.Option(
-        "system", "--datapath", envvar="OVSNET_DATAPATH", help="system (kernel) or netdev."
-    ),
+    supernet: Supernet = "10.0.0.0/8",
+    bridge: Bridge = "br0",
+    docker_bridge: DockerBridge = "docker0",
+    datapath: Datapath = "system",
     underlay_mtu: int = typer.Option(None, "--underlay-mtu", help="Default: detected."),
     ipsec: bool = typer.Option(False, "--ipsec", help="Leave room in the MTU for IPsec."),
     docker_host: str = typer.Option(
@@ -34,7 +39,7 @@ def init(
     docker_check: bool = typer.Option(
         True, "--docker-check/--no-docker-check", help="Compare Docker's bip, fixed-cidr, mtu."
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change."),
+    dry_run: DryRun = False,
 ) -> None:
     """Create the OVS bridge, move the docker bridge's address onto it and attach it."""
     from ovsnet.addressing import host_addressing
@@ -60,7 +65,7 @@ def init(
 
 def status(
     ctx: typer.Context,
-    bridge: str = BRIDGE,
+    bridge: Bridge = "br0",
     check: bool = typer.Option(
         False,
         "--check",
@@ -88,9 +93,9 @@ def status(
 
 def reset(
     ctx: typer.Context,
-    bridge: str = BRIDGE,
-    docker_bridge: str = DOCKER_BRIDGE_RECORDED,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change."),
+    bridge: Bridge = "br0",
+    docker_bridge: DockerBridgeRecorded = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Remove ovsnet's tunnels and bridge and give the address back to the docker bridge."""
     from ovsnet.netlink import Netlink

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from ovsnet.cli.options import DryRun
 
 if TYPE_CHECKING:  # loaded only when the command runs: `ovsnet --help` stays fast
     from ovsnet.inventory import AllocationReport
@@ -53,8 +55,8 @@ class AllocateResult:
 @inventory_app.command("allocate")
 def allocate_command(
     ctx: typer.Context,
-    path: Path = typer.Argument(..., help="The inventory (YAML), rewritten in place."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show the allocation, write nothing."),
+    path: Annotated[Path, typer.Argument(help="The inventory (YAML), rewritten in place.")],
+    dry_run: DryRun = False,
 ) -> None:
     """Give every host without a prefix a free /24 of the supernet; write the file back."""
     from ovsnet import inventory

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ovsnet.cli.locking import changing_host
+from ovsnet.cli.options import DryRun
 from ovsnet.cli.output import emit
 
 ipsec_app = typer.Typer(
@@ -21,8 +22,6 @@ plaintext_app = typer.Typer(
 )
 ipsec_app.add_typer(psk_app, name="psk")
 ipsec_app.add_typer(plaintext_app, name="plaintext")
-
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would change.")]
 
 
 @psk_app.command("set")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 
@@ -31,7 +32,7 @@ WORKDIR = typer.Option(
 def up(
     ctx: typer.Context,
     hosts: int = typer.Option(3, "--hosts", "-n", help="Number of hosts (1-40)."),
-    name: str = typer.Option(None, "--name", help="Lab name (env OVSNET_LAB; default ovsnet)."),
+    name: str = typer.Option("ovsnet", "--name", envvar="OVSNET_LAB", help="Lab name."),
     no_docker: bool = typer.Option(False, "--no-docker", help="Hosts without a Docker engine."),
     workdir: str = WORKDIR,
 ) -> None:
@@ -39,7 +40,6 @@ def up(
     from ovsnet.lab import Lab
     from ovsnet.lab.report import LabStatusView
 
-    name = name or os.environ.get("OVSNET_LAB") or "ovsnet"
     lab = Lab.up(hosts, docker=not no_docker, name=name, workdir=workdir)
     lab.disown()
     emit(ctx.obj, LabStatusView(lab.status(), hint=True))
@@ -86,8 +86,10 @@ def _summary(lab) -> dict:
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )
 def exec_(
-    host: str = typer.Argument(..., help="Host name: h1, h2, ..."),
-    command: list[str] = typer.Argument(..., metavar="-- CMD...", help="Command to run there."),
+    host: Annotated[str, typer.Argument(help="Host name: h1, h2, ...")],
+    command: Annotated[
+        list[str], typer.Argument(metavar="-- CMD...", help="Command to run there.")
+    ],
     name: str = NAME,
     workdir: str = WORKDIR,
 ) -> None:
@@ -136,17 +138,10 @@ def down(ctx: typer.Context, name: str = NAME, workdir: str = WORKDIR) -> None:
 @lab_app.command("prune")
 def prune(ctx: typer.Context, workdir: str = WORKDIR) -> None:
     """Remove labs whose owning process is gone (e.g. a test run that was killed)."""
-    from ovsnet.lab import list_labs
+    from ovsnet.lab import prune_labs
     from ovsnet.lab.report import DownView
 
-    leaked = [
-        lab
-        for lab in list_labs(workdir)
-        if lab.state.owner is not None and not lab.state.owner.alive()
-    ]
-    for lab in leaked:
-        lab.down()
-    emit(ctx.obj, DownView([lab.name for lab in leaked]))
+    emit(ctx.obj, DownView(prune_labs(workdir)))
 
 
 @lab_app.command("demo")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import click
 import typer
@@ -27,7 +28,9 @@ def completion_command(
 
 def man_command(
     ctx: typer.Context,
-    output: Path = typer.Option(None, "-o", "--output", help="Write here, not to stdout."),
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here, not to stdout.")
+    ] = None,
 ) -> None:
     """Print the man page (roff) of every command, e.g. `ovsnet man | man -l -`."""
     from ovsnet import __version__

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ovsnet.cli.options import Bridge
 from ovsnet.cli.output import Settings
 
 METRICS_LISTEN_HELP = "Serve Prometheus /metrics and /healthz on HOST:PORT (off by default)."
@@ -14,7 +15,7 @@ def metrics(
     listen: str = typer.Option(
         ..., "--listen", envvar="OVSNET_METRICS_LISTEN", help="HOST:PORT to serve on."
     ),
-    bridge: str = typer.Option("br0", "--bridge", help="OVS bridge that carries the overlay."),
+    bridge: Bridge = "br0",
 ) -> None:
     """Serve /metrics (read from OVSDB at each scrape) and /healthz until SIGTERM/SIGINT.
 

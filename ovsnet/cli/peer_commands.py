@@ -5,17 +5,17 @@ from __future__ import annotations
 import sys
 from ipaddress import IPv4Network
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from ovsnet.cli.locking import changing_host
-from ovsnet.cli.options import BRIDGE
+from ovsnet.cli.options import Bridge, DryRun
 from ovsnet.cli.output import Settings, emit
 from ovsnet.errors import InvalidInput
 
 peer_app = typer.Typer(help="Tunnels to other hosts.", no_args_is_help=True)
 TYPE = typer.Option("gre", "--type", help="Tunnel type: gre, vxlan or geneve.")
-DRY_RUN = typer.Option(False, "--dry-run", help="Show what would change.")
 
 
 IPSEC = typer.Option(False, "--ipsec", help="Encrypt and authenticate with IPsec.")
@@ -88,9 +88,9 @@ def _add(
 @peer_app.command("add")
 def add(
     ctx: typer.Context,
-    remote_ips: list[str] = typer.Argument(
-        ..., metavar="REMOTE_IP...", help="Peers' underlay IPs."
-    ),
+    remote_ips: Annotated[
+        list[str], typer.Argument(metavar="REMOTE_IP...", help="Peers' underlay IPs.")
+    ],
     ipsec: bool = IPSEC,
     psk_file: Path = PSK_FILE,
     remote_name: str = REMOTE_NAME,
@@ -98,9 +98,9 @@ def add(
     require_encryption: bool = REQUIRE_ENCRYPTION,
     allow_downgrade: bool = ALLOW_DOWNGRADE,
     subnet: str = SUBNET,
-    bridge: str = BRIDGE,
+    bridge: Bridge = "br0",
     tunnel_type: str = TYPE,
-    dry_run: bool = DRY_RUN,
+    dry_run: DryRun = False,
 ) -> None:
     """Add a tunnel port to each peer (all in one OVSDB transaction)."""
     choice = _ipsec_choice(ipsec, psk_file, remote_name, remote_cert, require_encryption)
@@ -118,16 +118,19 @@ def add(
 @peer_app.command("sync")
 def sync(
     ctx: typer.Context,
-    peers_file: Path = typer.Argument(
-        ..., metavar="FILE", help="One peer IP per line, optionally its subnet (# comments)."
-    ),
+    peers_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE", help="One peer IP per line, optionally its subnet (# comments)."
+        ),
+    ],
     ipsec: bool = IPSEC,
     psk_file: Path = PSK_FILE,
     require_encryption: bool = REQUIRE_ENCRYPTION,
     allow_downgrade: bool = ALLOW_DOWNGRADE,
-    bridge: str = BRIDGE,
+    bridge: Bridge = "br0",
     tunnel_type: str = TYPE,
-    dry_run: bool = DRY_RUN,
+    dry_run: DryRun = False,
 ) -> None:
     """Make the tunnels exactly the file's peers: add the missing, remove the rest."""
     choice = _ipsec_choice(ipsec, psk_file, None, None, require_encryption)
@@ -151,9 +154,11 @@ def read_peers_file(path: Path) -> list:
 @peer_app.command("remove")
 def remove(
     ctx: typer.Context,
-    remote_ips: list[str] = typer.Argument(..., metavar="REMOTE_IP...", help="Peers to remove."),
-    bridge: str = BRIDGE,
-    dry_run: bool = DRY_RUN,
+    remote_ips: Annotated[
+        list[str], typer.Argument(metavar="REMOTE_IP...", help="Peers to remove.")
+    ],
+    bridge: Bridge = "br0",
+    dry_run: DryRun = False,
 ) -> None:
     """Remove the tunnel port to each peer."""
     from ovsnet.ovsdb import OvsDb
@@ -165,7 +170,7 @@ def remove(
 
 
 @peer_app.command("list")
-def list_(ctx: typer.Context, bridge: str = BRIDGE) -> None:
+def list_(ctx: typer.Context, bridge: Bridge = "br0") -> None:
     """List peers with tunnel type, encryption and state."""
     from ovsnet.ovsdb import OvsDb
     from ovsnet.services.peers import list_peers

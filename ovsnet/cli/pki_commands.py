@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ovsnet.cli.options import DryRun
 from ovsnet.cli.output import emit
 
 pki_app = typer.Typer(
@@ -15,7 +16,7 @@ pki_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_DIR_HELP = "PKI directory (env OVSNET_PKI_DIR; default /var/lib/ovsnet/pki)."
+_DIR_HELP = "PKI directory (default /var/lib/ovsnet/pki)."
 _PURPOSES = "ike, docker-server, docker-client, etcd-server or etcd-client"
 
 
@@ -119,8 +120,7 @@ class CrlReport:
             )
 
 
-DirOption = Annotated[str | None, typer.Option("--dir", help=_DIR_HELP)]
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would be written.")]
+DirOption = Annotated[str | None, typer.Option("--dir", envvar="OVSNET_PKI_DIR", help=_DIR_HELP)]
 Renew = Annotated[bool, typer.Option("--renew", help="Issue new keys and certificates.")]
 PurposeOption = Annotated[str, typer.Option("--purpose", help=f"One of {_PURPOSES}.")]
 Ips = Annotated[list[str] | None, typer.Option("--ip", help="SAN IP address (repeatable).")]

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 import typer
 
+from ovsnet.cli.options import DryRun, SupernetOrInventory
+
 # Kept here rather than imported so `ovsnet --help` loads no rendering code; a unit test checks
 # that it matches ovsnet.render.KINDS.
 KIND_NAMES = (
@@ -21,7 +23,7 @@ def render_command(
     kind: str = typer.Argument(..., click_type=click.Choice(KIND_NAMES), show_default=False),
     prefix: str = typer.Option(None, "--prefix", help="The host's /24 as A.B.C."),
     subnet: str = typer.Option(None, "--subnet", help="The host's subnet as a CIDR."),
-    supernet: str = typer.Option(None, "--supernet", help="Overlay supernet [10.0.0.0/8]."),
+    supernet: SupernetOrInventory = None,
     underlay_mtu: int = typer.Option(None, "--underlay-mtu", help="Underlay MTU [1500]."),
     peers: list[str] = typer.Option([], "--peer", help="A peer's underlay IP (repeatable)."),
     ipsec: bool = typer.Option(False, "--ipsec", help="Encrypt the tunnels (IPsec)."),
@@ -67,7 +69,7 @@ def render_command(
     host: str = typer.Option(None, "--host", help="Render this inventory host."),
     all_hosts: bool = typer.Option(False, "--all", help="Render every inventory host (-o DIR)."),
     output: Path = typer.Option(None, "-o", "--output", help="Write here, not to stdout."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be written."),
+    dry_run: DryRun = False,
 ) -> None:
     """Render first-boot configuration for a host: user-data, Ignition, daemon.json, drop-in."""
     from ovsnet.cli.output import emit

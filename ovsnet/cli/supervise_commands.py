@@ -6,21 +6,26 @@ from pathlib import Path
 
 import typer
 
-from ovsnet.cli.options import LOG_FORMAT, METRICS_LISTEN, interface_name_option
+from ovsnet.cli.options import (
+    Datapath,
+    LogFormat,
+    MetricsListen,
+    SupervisedBridge,
+    SupervisedDockerBridge,
+    SupervisedSupernet,
+)
 from ovsnet.cli.output import Settings
 from ovsnet.errors import InvalidInput
 
 
 def supervise(
     ctx: typer.Context,
-    datapath: str = typer.Option(
-        "system", "--datapath", envvar="OVSNET_DATAPATH", help="system (kernel) or netdev."
-    ),
+    datapath: Datapath = "system",
     prefix: str = typer.Option(
         None, "--prefix", envvar="OVSNET_PREFIX", help="Run `init` for this /24 (A.B.C)."
     ),
     subnet: str = typer.Option(None, "--subnet", envvar="OVSNET_SUBNET", help="Or as a CIDR."),
-    supernet: str = typer.Option("10.0.0.0/8", "--supernet", envvar="OVSNET_SUPERNET"),
+    supernet: SupervisedSupernet = "10.0.0.0/8",
     underlay_mtu: int = typer.Option(None, "--underlay-mtu", envvar="OVSNET_UNDERLAY_MTU"),
     peers: str = typer.Option(
         None, "--peers", envvar="OVSNET_PEERS", help="Peers' underlay IPs, comma-separated."
@@ -31,12 +36,8 @@ def supervise(
         envvar="OVSNET_PEERS_FILE",
         help="A `peer sync` file (re-read when it changes): exactly these peers.",
     ),
-    bridge: str = typer.Option(
-        "br0", "--bridge", envvar="OVSNET_BRIDGE", callback=interface_name_option
-    ),
-    docker_bridge: str = typer.Option(
-        "docker0", "--docker-bridge", envvar="OVSNET_DOCKER_BRIDGE", callback=interface_name_option
-    ),
+    bridge: SupervisedBridge = "br0",
+    docker_bridge: SupervisedDockerBridge = "docker0",
     ipsec: bool = typer.Option(
         False,
         "--ipsec/--no-ipsec",
@@ -61,8 +62,8 @@ def supervise(
         envvar="OVSNET_HOOK_DIR",
         help="Executables run after OVS (re)starts.",
     ),
-    metrics_listen: str = METRICS_LISTEN,
-    log_format: str = LOG_FORMAT,
+    metrics_listen: MetricsListen = None,
+    log_format: LogFormat = "text",
 ) -> None:
     """Run OVS, join the overlay and keep it healed (the companion container's entry point).
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -86,8 +86,8 @@ def up(
 )
 def exec_(
     ctx: typer.Context,
-    vm: str = typer.Argument(..., help="VM name (vm1) or underlay address."),
-    command: list[str] = typer.Argument(..., help="Command to run in the VM (after --)."),
+    vm: Annotated[str, typer.Argument(help="VM name (vm1) or underlay address.")],
+    command: Annotated[list[str], typer.Argument(help="Command to run in the VM (after --).")],
     name: str = NAME,
 ) -> int:
     """Run a command in a VM as root; prints its output and exits with its exit code."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from ovsnet.cluster.claims import ClaimView
-from ovsnet.cluster.keys import ClusterKeys, check_name
+from ovsnet.cluster.keys import ClusterKeys, check_name, role_name
 from ovsnet.cluster.plan import subnet_conflicts, underlay_conflicts
 from ovsnet.cluster.records import BadRecord, HostRecord, claim_value, parse_host_entry
 from ovsnet.etcd.client import Etcd
@@ -101,3 +101,11 @@ def release_host(etcd: Etcd, keys: ClusterKeys, name: str, dry_run: bool = False
         dry_run=dry_run,
         details={"host": name, "subnets": [str(s) for s in freed]},
     )
+
+
+def grant_host(etcd: Etcd, keys: ClusterKeys, name: str) -> ChangeReport:
+    """Create the etcd user NAME and its role: write only its own keys and subnet claims,
+    read the rest of ovsnet's prefix."""
+    role = role_name(name)
+    steps = etcd.ensure_host_role(name, role, keys.host_permissions(name))
+    return ChangeReport("cluster grant", steps, details={"host": name, "role": role})

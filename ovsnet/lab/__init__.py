@@ -7,7 +7,15 @@ Place: docs/architecture.md, "Packages and what they own":
 the netns lab (test and demo tooling shipped as `ovsnet lab`).
 """
 
-from ovsnet.lab.lab import Lab, LabContainer, LabHost, list_labs
+from ovsnet.lab.lab import Lab, LabContainer, LabHost, list_labs, prune_labs
 from ovsnet.lab.proc import LabCommandError, LabError
 
-__all__ = ["Lab", "LabCommandError", "LabContainer", "LabError", "LabHost", "list_labs"]
+__all__ = [
+    "Lab",
+    "LabCommandError",
+    "LabContainer",
+    "LabError",
+    "LabHost",
+    "list_labs",
+    "prune_labs",
+]

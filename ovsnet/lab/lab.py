@@ -591,6 +591,18 @@ def list_labs(workdir: str | os.PathLike | None = None) -> list[Lab]:
     return [Lab(s) for s in lab_state.list_states(workdir)]
 
 
+def prune_labs(workdir: str | os.PathLike | None = None) -> list[str]:
+    """Remove the labs whose owning process is gone (e.g. a killed test run); their names."""
+    leaked = [
+        lab
+        for lab in list_labs(workdir)
+        if lab.state.owner is not None and not lab.state.owner.alive()
+    ]
+    for lab in leaked:
+        lab.down()
+    return [lab.name for lab in leaked]
+
+
 def find_leaked_netns(prefix: str = "ovl-") -> list[str]:
     """Lab namespaces that belong to no known lab (e.g. a state directory removed by hand)."""
     known = {n for lab in list_labs() for n in lab._netns_names()}

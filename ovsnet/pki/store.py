@@ -40,12 +40,13 @@ CRL = "crl.pem"
 
 
 def pki_dir(value: str | os.PathLike | None, old_default: Path = OLD_DEFAULT_PKI_DIR) -> Path:
-    """The PKI directory: the option, else OVSNET_PKI_DIR, else /var/lib/ovsnet/pki.
+    """The PKI directory: the one given (the CLI's --dir, which reads OVSNET_PKI_DIR), else
+    /var/lib/ovsnet/pki.
 
     A PKI left at the old default is not used silently (nor is a second one made next to it):
     its CA key would be mounted into the companion container.
     """
-    chosen = value or os.environ.get("OVSNET_PKI_DIR")
+    chosen = value
     if chosen:
         return Path(chosen)
     if not DEFAULT_PKI_DIR.exists() and old_default.is_dir():

@@ -117,6 +117,13 @@ def test_several_etcd_members_from_options_and_environment(monkeypatch):
     monkeypatch.delenv("OVSNET_ETCD", raising=False)
     a, b, c = (f"http://198.51.100.{i}:2379" for i in (2, 3, 4))
     assert etcd_config([a, f"{b}, {c}", a], None, None, None, True).urls == (a, b, c)
+    # The environment is read where the option is parsed (typer's envvar), as for every option.
+    import typer.main
+
+    from ovsnet.cli.app import app
+
     monkeypatch.setenv("OVSNET_ETCD", f"{c},{a}")
-    assert etcd_config([], None, None, None, True).urls == (c, a)
-    assert etcd_config(None, None, None, None, True).endpoint == ("198.51.100.4", 2379, False)
+    status = typer.main.get_command(app).commands["cluster"].commands["status"]
+    from_env = status.make_context("status", []).params["etcd"]
+    assert etcd_config(from_env, None, None, None, True).urls == (c, a)
+    assert etcd_config(from_env, None, None, None, True).endpoint == ("198.51.100.4", 2379, False)
