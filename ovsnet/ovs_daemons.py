@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 from ovsnet import jsonrpc
@@ -60,6 +61,24 @@ def unixctl(path: Path, command: str, timeout: float = TIMEOUT) -> str | None:
     return str(reply.get("result"))
 
 
+# The last `version` answer per control socket: `status` asks for the version (through the
+# OVSDB read) and whether vswitchd answers, one question is enough for both. A second old
+# answer is not reused: a long-running caller (metrics, the agent) asks afresh.
+VERSION_FRESH = 1.0  # seconds
+_versions: dict[Path, tuple[float, str | None]] = {}
+
+
+def version_reply(path: Path) -> str | None:
+    """The daemon's answer to `version` (None: it did not answer), asked at most once a second."""
+    now = time.monotonic()
+    seen = _versions.get(path)
+    if seen is not None and now - seen[0] < VERSION_FRESH:
+        return seen[1]
+    reply = unixctl(path, "version")
+    _versions[path] = (now, reply)
+    return reply
+
+
 def parse_version(reply: str | None) -> str | None:
     """`ovs-vswitchd (Open vSwitch) 3.1.0` -> `3.1.0`."""
     found = _VERSION.search(reply or "")
@@ -74,7 +93,7 @@ def running_version(db: str) -> str | None:
         return None
     for daemon in (VSWITCHD, OVSDB_SERVER):
         path = control_socket(directory, daemon)
-        version = parse_version(unixctl(path, "version")) if path else None
+        version = parse_version(version_reply(path)) if path else None
         if version:
             return version
     return None
@@ -90,4 +109,4 @@ def vswitchd_answers(db: str) -> bool | None:
     path = control_socket(directory, VSWITCHD)
     if path is None:
         return False if control_socket(directory, OVSDB_SERVER) else None
-    return unixctl(path, "version") is not None
+    return version_reply(path) is not None
