@@ -1,6 +1,7 @@
-"""What the host-lock and kill-anywhere lab tests share: a lab host without dockerd (a Linux
-bridge with Docker's address stands in for docker0), and one judgement of "this host is
-healthy" read through the system (ovs-vsctl, iproute2, nft), not through ovsnet."""
+"""What the lab tests of one host without dockerd share (host lock, kill-anywhere, guard faults,
+guard watch, downgrades, reset): a Linux bridge with Docker's address stands in for docker0,
+and one judgement of "this host is healthy" read through the system (ovs-vsctl, iproute2, nft),
+not through ovsnet."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ def fake_docker0(host) -> None:
 
 def init_argv(host) -> list[str]:
     return ["init", "--prefix", host.prefix, "--datapath", "netdev", "--no-docker-check"]
+
+
+def initialised(host):
+    """`host` with the docker0 stand-in and `ovsnet init` done (userspace datapath)."""
+    fake_docker0(host)
+    host.ovsnet(*init_argv(host), check=True)
+    return host
 
 
 def write_psk(directory: Path) -> Path:

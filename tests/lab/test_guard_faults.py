@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from ovsnet.lab import netns
+from tests.lab.crash_harness import initialised
 
 pytestmark = pytest.mark.lab
 
@@ -43,12 +44,7 @@ print(json.dumps({"ovsdb": sorted(map(str, wanted.peers)),
 @pytest.fixture(scope="module")
 def host(lab_factory_module):
     lab = lab_factory_module(hosts=1, docker=False)
-    host = lab.hosts[0]
-    mask = host.supernet.split("/")[1]
-    host.run(["ip", "link", "add", "docker0", "type", "bridge"])
-    host.run(["ip", "address", "add", f"{host.gateway}/{mask}", "dev", "docker0"])
-    host.ovsnet("init", "--prefix", host.prefix, "--datapath", "netdev", "--no-docker-check",
-                check=True)  # fmt: skip
+    host = initialised(lab.hosts[0])
     return host
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab.crash_harness import initialised
+
 pytestmark = pytest.mark.lab
 
 PSK = "Zq8Vw2Lm5Xc7Rb3Tn9Wk4Yd6Hf1Gj0Ps"
@@ -60,12 +62,7 @@ with OvsDb(sys.argv[1]) as db, Netlink() as net:
 @pytest.fixture(scope="module")
 def host(lab_factory_module):
     lab = lab_factory_module(hosts=1, docker=False)
-    host = lab.hosts[0]
-    mask = host.supernet.split("/")[1]
-    host.run(["ip", "link", "add", "docker0", "type", "bridge"])
-    host.run(["ip", "address", "add", f"{host.gateway}/{mask}", "dev", "docker0"])
-    host.ovsnet("init", "--prefix", host.prefix, "--datapath", "netdev", "--no-docker-check",
-                check=True)  # fmt: skip
+    host = initialised(lab.hosts[0])
     return host
 
 

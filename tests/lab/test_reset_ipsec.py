@@ -8,6 +8,8 @@ import os
 
 import pytest
 
+from tests.lab.crash_harness import initialised
+
 pytestmark = pytest.mark.lab
 
 PSK = "Zq8Vw2Lm5Xc7Rb3Tn9Wk4Yd6Hf1Gj0Ps"
@@ -17,12 +19,7 @@ PEER = "198.51.100.97"
 @pytest.fixture
 def host(lab_factory):
     lab = lab_factory(hosts=1, docker=False)
-    host = lab.hosts[0]
-    mask = host.supernet.split("/")[1]
-    host.run(["ip", "link", "add", "docker0", "type", "bridge"])
-    host.run(["ip", "address", "add", f"{host.gateway}/{mask}", "dev", "docker0"])
-    host.ovsnet("init", "--prefix", host.prefix, "--datapath", "netdev", "--no-docker-check",
-                check=True)  # fmt: skip
+    host = initialised(lab.hosts[0])
     yield host
     host.run(["nft", "delete", "table", "inet", "ovsnet"], check=False)
 
