@@ -176,16 +176,7 @@ def install_crl(data: bytes, crls: Path = STRONGSWAN_CRLS) -> str | None:
     from ovsnet.files import write_atomically
 
     write_atomically(crls / CRL_NAME, data, 0o644)
-    ipsec = shutil.which("ipsec")
-    if ipsec is None:
-        return "strongSwan's `ipsec` command is not installed"
-    try:
-        done = subprocess.run([ipsec, "rereadcrls"], capture_output=True, text=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        return "strongSwan did not answer `ipsec rereadcrls`"
-    if done.returncode not in (0, IPSEC_NOT_RUNNING):
-        return f"`ipsec rereadcrls` failed: {' '.join(done.stderr.split())[:200]}"
-    return None
+    return _reread("rereadcrls")
 
 
 def reread_strongswan_cacerts() -> str | None:
@@ -195,15 +186,19 @@ def reread_strongswan_cacerts() -> str | None:
     ipsec's own refresh (`ipsec update`, `rereadsecrets`) does not, so a CA copied there while
     charon runs would stay unknown and certificate authentication would fail (seen here).
     """
+    return _reread("rereadcacerts")
+
+
+def _reread(command: str) -> str | None:
+    """`ipsec <command>` (rereadcrls, rereadcacerts): None if charon reread, or is not running
+    (it loads the directory when it starts); else why not."""
     ipsec = shutil.which("ipsec")
     if ipsec is None:
         return "strongSwan's `ipsec` command is not installed"
     try:
-        done = subprocess.run([ipsec, "rereadcacerts"], capture_output=True, text=True, timeout=30)
+        done = subprocess.run([ipsec, command], capture_output=True, text=True, timeout=30)
     except subprocess.TimeoutExpired:
-        return "strongSwan did not answer `ipsec rereadcacerts`"
-    if done.returncode == IPSEC_NOT_RUNNING:
-        return None  # charon loads the directory when it starts
-    if done.returncode != 0:
-        return f"`ipsec rereadcacerts` failed: {' '.join(done.stderr.split())[:200]}"
+        return f"strongSwan did not answer `ipsec {command}`"
+    if done.returncode not in (0, IPSEC_NOT_RUNNING):
+        return f"`ipsec {command}` failed: {' '.join(done.stderr.split())[:200]}"
     return None
