@@ -44,3 +44,21 @@ def test_vm_count_out_of_range_is_refused_before_building_anything(empty_run_roo
 def test_status_with_no_lab_lists_none(empty_run_root, capsys):
     assert main(["--json", "vmlab", "status"]) == 0
     assert capsys.readouterr().out.strip() == "[]"
+
+
+def test_the_vm_tier_fails_instead_of_skipping_when_it_cannot_run(tmp_path):
+    """Without qemu and the other tools on PATH the VM tier must fail, never pass as skipped."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-m", "vm", "-p", "no:cacheprovider",
+         str(repo / "tests" / "vm" / "test_vm_smoke.py")],
+        cwd=repo, capture_output=True, text=True, timeout=120,
+        env={"PATH": str(tmp_path), "HOME": str(tmp_path), "PYTHONPATH": str(repo)},
+    )  # fmt: skip
+    assert done.returncode != 0, done.stdout
+    assert "the VM tier cannot run: missing" in done.stdout, done.stdout[-2000:]
+    assert " skipped" not in done.stdout.splitlines()[-1]
