@@ -20,11 +20,10 @@ from pathlib import Path
 import pytest
 
 from ovsnet.lab import netns
-from tests.lab.crash_harness import initialised
+from tests.lab.crash_harness import initialised, write_psk
 
 pytestmark = pytest.mark.lab
 
-PSK = "Zq8Vw2Lm5Xc7Rb3Tn9Wk4Yd6Hf1Gj0Ps"
 P1, P2, NEW = "198.51.100.91", "198.51.100.92", "198.51.100.93"
 
 _COVERAGE = """
@@ -50,11 +49,7 @@ def host(lab_factory_module):
 
 @pytest.fixture(scope="module")
 def psk_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("psk") / "psk"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, PSK.encode())
-    os.close(fd)
-    return path
+    return write_psk(tmp_path_factory.mktemp("psk"))
 
 
 @pytest.fixture

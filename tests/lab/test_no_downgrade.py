@@ -5,17 +5,15 @@ the companion's configured peers). Each refusal is one line, exit 2, OVSDB uncha
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.lab.crash_harness import initialised
+from tests.lab.crash_harness import PSK, initialised, write_psk
 
 pytestmark = pytest.mark.lab
 
-PSK = "Zq8Vw2Lm5Xc7Rb3Tn9Wk4Yd6Hf1Gj0Ps"
 PEER = "198.51.100.81"
 PORT = "gre-c6336451"
 
@@ -68,11 +66,7 @@ def host(lab_factory_module):
 
 @pytest.fixture
 def psk_file(tmp_path) -> Path:
-    path = tmp_path / "psk"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, PSK.encode())
-    os.close(fd)
-    return path
+    return write_psk(tmp_path)
 
 
 @pytest.fixture(params=["drop plaintext", "allow plaintext"])

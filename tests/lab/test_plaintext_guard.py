@@ -9,16 +9,16 @@ sees the kernel datapath's GRE: the probes below are real packets between two la
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 from pathlib import Path
 
 import pytest
 
+from tests.lab.crash_harness import PSK, write_psk
+
 pytestmark = pytest.mark.lab
 
-PSK = "Zq8Vw2Lm5Xc7Rb3Tn9Wk4Yd6Hf1Gj0Ps"
 PROBE = b"\x00\x00\x65\x58ovsnet-plaintext-probe"  # GRE header (Transparent Ethernet) + marker
 
 _SEND = """
@@ -84,11 +84,7 @@ def pair(lab_factory_module):
 
 @pytest.fixture
 def psk_file(tmp_path) -> Path:
-    path = tmp_path / "psk"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, PSK.encode())
-    os.close(fd)
-    return path
+    return write_psk(tmp_path)
 
 
 @pytest.fixture
