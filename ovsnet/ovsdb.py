@@ -559,8 +559,8 @@ def _write(api, txn, changes: Changes) -> None:
     if changes.tunnel_options:
         interfaces = {row.name: row for row in tables["Interface"].rows.values()}
         for port, options in changes.tunnel_options.items():
-            for key, value in options.items():
-                interfaces[port].setkey("options", key, value)
+            for option, setting in options.items():
+                interfaces[port].setkey("options", option, setting)
     if changes.delete_bridge:
         _delete_bridge(api, changes.delete_bridge)
     if changes.other_config:
