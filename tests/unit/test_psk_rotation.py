@@ -170,3 +170,31 @@ def test_the_three_stages_converge_and_never_show_a_key(old, new, switched):
     assert {t.options["psk"] for t in h.tunnels} == {new.value}
     assert loaded == set()
     assert h.other_config[ipsec_keys.PSK_FILE_KEY] == NEW_FILE
+
+
+# --- certificate renewal: what charon authenticates with -----------------------------------------
+
+LISTCERTS = """
+List of X.509 End Entity Certificates
+
+  subject:  "O=ovsnet, CN=h1"
+  issuer:   "O=ovsnet, OU=ike, CN=ovsnet ike CA"
+  serial:    51:e1:63:e2
+  pubkey:    RSA 3072 bits
+  subject:  "O=ovsnet, CN=h2"
+  issuer:   "O=ovsnet, OU=ike, CN=ovsnet ike CA"
+  serial:    68:e6:b5:55
+  pubkey:    RSA 3072 bits
+  subject:  "O=ovsnet, CN=h2"
+  serial:    00:84:e6:d7
+  pubkey:    RSA 3072 bits, has private key
+"""
+
+
+def test_own_certificates_are_those_charon_holds_a_private_key_for():
+    # Seen in the lab after a renewal in place and `ipsec reload`: the peer's certificate, the
+    # old own one (key gone) and the renewed one (with its key).
+    from ovsnet.strongswan import parse_own_certificate_serials
+
+    assert parse_own_certificate_serials(LISTCERTS) == {0x84E6D7}
+    assert parse_own_certificate_serials("") == set()
