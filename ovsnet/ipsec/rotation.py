@@ -8,7 +8,8 @@ tunnel's options:psk: ovsnet's extra keys own only the peer's identity (no local
 ranks below ovs-monitor-ipsec's `%any PEER` entry when charon picks the key to sign with.
 
 The fleet runs three stages, each on every host before the next stage starts anywhere:
-- accept: also accept the new key from each peer. Nothing is torn down.
+- accept: also accept the new key from each peer (and, already, the current one as an extra
+  key). Nothing is torn down.
 - switch: options:psk of every PSK tunnel becomes the new key (ovs-monitor-ipsec re-creates
   the connection: one IKE exchange per pair), and the old key is accepted from each peer
   until it switches too.
@@ -144,11 +145,22 @@ def plan_psk_rotation(
 
 def _accept(new: Psk, tunnels: list[PskTunnel], ours: list[str]) -> RotationPlan:
     waiting = [t for t in tunnels if t.psk.value != new.value]
-    wanted = {key_id(ROLE_NEXT, t.remote_ip, new): t.remote_ip for t in waiting}
-    load = tuple(AcceptedKey(i, ip, new) for i, ip in wanted.items() if i not in ours)
-    # A `next` key of an abandoned rotation (another new key) is no longer wanted.
-    unload = tuple(i for i in ours if _is_role(i, ROLE_NEXT) and i not in wanted)
-    steps = [f"accept the new PSK from {k.remote_ip} as well (in strongSwan)" for k in load]
+    # The tunnel's current key is loaded as well, so the pair keeps authenticating even if
+    # something other than `--stage switch` writes the new key to OVSDB first (an agent or
+    # companion whose PSK file was replaced): the switch then has nothing left to load.
+    wanted = [AcceptedKey(key_id(ROLE_NEXT, t.remote_ip, new), t.remote_ip, new) for t in waiting]
+    wanted += [
+        AcceptedKey(key_id(ROLE_PREVIOUS, t.remote_ip, t.psk), t.remote_ip, t.psk) for t in waiting
+    ]
+    wanted_ids = {k.key_id for k in wanted}
+    load = tuple(k for k in wanted if k.key_id not in ours)
+    # Keys of an abandoned rotation (another new key, an older current one) are not wanted.
+    unload = tuple(i for i in ours if i not in wanted_ids)
+    steps = [
+        f"accept the {'new' if _is_role(k.key_id, ROLE_NEXT) else 'current'} PSK from "
+        f"{k.remote_ip} as well (in strongSwan)"
+        for k in load
+    ]
     steps += [f"forget a PSK accepted from {_peer(i)} for an earlier rotation" for i in unload]
     return RotationPlan(STAGE_ACCEPT, load=load, unload=unload, steps=tuple(steps),
                         tunnels=len(tunnels))  # fmt: skip

@@ -151,10 +151,10 @@ def test_psk_rotation_keeps_ike_up_between_stages_and_the_guard_in_place(pair, t
     # run the stage) accepts it; the new key is merely also accepted.
     dry = rotate(ike1, "accept", new1, "--dry-run")
     assert dry["steps"] and dry["dry_run"] is True
-    assert rotate(ike1, "accept", new1)["keys_loaded"] == 1
+    assert rotate(ike1, "accept", new1)["keys_loaded"] == 2  # the new and the current key
     reestablish(ike1, port1)
     assert rotate(ike1, "accept", new1)["steps"] == []  # idempotent
-    assert rotate(ike2, "accept", new2)["keys_loaded"] == 1
+    assert rotate(ike2, "accept", new2)["keys_loaded"] == 2
 
     # switch on host 1, then host 2: each end's switch re-creates its connection; the pair
     # authenticates across the mixed keys (one end new, the other old) and again once both are

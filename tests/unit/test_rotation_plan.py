@@ -60,11 +60,19 @@ def applied(h: ipsec_observed.ObservedHost, p: rotation.RotationPlan, loaded: se
 # --- the stages -------------------------------------------------------------------------------
 
 
-def test_accept_loads_the_new_key_for_each_peer_and_touches_no_tunnel():
+def test_accept_loads_the_new_and_current_key_for_each_peer_and_touches_no_tunnel():
     p = plan("accept", host(both(OLD)))
-    assert {k.remote_ip for k in p.load} == set(PEERS.values())
-    assert all(k.psk == NEW and k.key_id.startswith("ovsnet-psk-next-") for k in p.load)
+    loaded = {(k.key_id.split("-")[2], k.remote_ip, k.psk) for k in p.load}
+    assert loaded == {(role, ip, psk) for ip in PEERS.values()
+                      for role, psk in (("next", NEW), ("previous", OLD))}  # fmt: skip
     assert not p.tunnel_psks and not p.other_config and not p.unload
+
+
+def test_after_accept_a_switch_has_no_key_left_to_load():
+    h = host(both(OLD))
+    _, loaded = applied(h, plan("accept", h), set())
+    p = plan("switch", h, loaded)
+    assert p.load == () and p.tunnel_psks == both(NEW)
 
 
 def test_accept_again_plans_nothing():
@@ -78,7 +86,8 @@ def test_accept_forgets_the_next_key_of_an_abandoned_rotation():
     _, loaded = applied(h, plan("accept", h), set())
     other = Psk("z" * 40)
     p = plan("accept", h, loaded, new=other)
-    assert set(p.unload) == loaded and len(p.load) == 2
+    next_ids = {i for i in loaded if i.startswith("ovsnet-psk-next-")}
+    assert set(p.unload) == next_ids and len(p.load) == 2  # the current keys stay loaded
 
 
 def test_switch_writes_the_new_key_and_keeps_accepting_the_old_one():
