@@ -207,3 +207,13 @@ def test_own_certificates_are_those_charon_holds_a_private_key_for():
 
     assert parse_own_certificate_serials(LISTCERTS) == {0x84E6D7}
     assert parse_own_certificate_serials("") == set()
+
+
+def test_without_charons_vici_socket_rotation_is_not_ready(tmp_path):
+    # A host without strongswan-swanctl (or with charon stopped): exit 3 with the hint.
+    from ovsnet import vici_keys
+    from ovsnet.errors import NotReady
+
+    with pytest.raises(NotReady, match="vici socket") as raised:
+        vici_keys.loaded_key_ids(str(tmp_path / "charon.vici"))
+    assert "strongswan-swanctl" in (raised.value.hint or "")
