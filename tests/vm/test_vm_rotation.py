@@ -57,12 +57,13 @@ def _ping_file(dst) -> str:
 
 
 def _start_pings(vms, overlay) -> None:
-    """In each container, one ping per other host, in the background (PIDs kept)."""
+    """In each container, one ping per other host, detached; its PID (the shell's, which
+    execs ping) in a file beside its output."""
     for src, dst in itertools.permutations(vms, 2):
         out = _ping_file(dst)
-        script = (f"nohup ping -i {INTERVAL} -c {MAX_ECHOES} -W 1 {overlay[dst.name]} > {out} "
-                  f"2>&1 & echo $! > {out}.pid")  # fmt: skip
-        src.ssh(f"docker exec {CONTAINER} sh -c '{script}'", check=True, timeout=60)
+        script = (f"echo $$ > {out}.pid; exec ping -i {INTERVAL} -c {MAX_ECHOES} -W 1 "
+                  f"{overlay[dst.name]} > {out} 2>&1")  # fmt: skip
+        src.ssh(f"docker exec -d {CONTAINER} sh -c '{script}'", check=True, timeout=60)
 
 
 def _stop_pings(vms) -> dict[tuple[str, str], str]:
