@@ -77,7 +77,10 @@ def cert(
     ] = False,
     dry_run: DryRun = False,
 ) -> None:
-    """Authenticate this host's tunnels with certificates (sets other_config:certificate...)."""
+    """Authenticate this host's tunnels with certificates (sets other_config:certificate...).
+
+    Run it again after a renewal at the same paths: strongSwan then loads the new files
+    (established SAs stay up)."""
     from ovsnet.ovsdb import OvsDb
     from ovsnet.services.ipsec import CertRequest, set_host_certificate
 

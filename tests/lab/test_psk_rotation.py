@@ -187,6 +187,10 @@ def test_psk_rotation_keeps_ike_up_between_stages_and_the_guard_in_place(pair, t
         assert rotate(ike, "finish", key)["steps"] == []
     reestablish(ike1, port1)
     reestablish(ike2, port2)
+    for ike in (ike1, ike2):  # charon logs the vici keys' ids and owners, never the keys
+        logs = ike.charon_log() + ike.monitor_log()
+        assert "ovsnet-psk-next-" in ike.charon_log(), describe(ike)
+        assert OLD_PSK not in logs and NEW_PSK not in logs
     print("PSK rotation, lab IKE interruption per switch:", figures, f"{len(sampler.samples)} "
           "guard samples, all covering the peer")  # fmt: skip
     for value in figures.values():
