@@ -101,10 +101,14 @@ class Changes:
     remove_ports: list[str] = field(default_factory=list)
     delete_bridge: str | None = None
     other_config: dict[str, str | None] = field(default_factory=dict)
+    # Options set on existing tunnel interfaces, other options kept: {port: {key: value}}
+    # (a PSK rotation changes options:psk and nothing else of the tunnel).
+    tunnel_options: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(
             self.bridge
+            or self.tunnel_options
             or self.system_ports
             or self.add_tunnels
             or self.update_tunnels
@@ -116,7 +120,10 @@ class Changes:
     @property
     def carries_secret(self) -> bool:
         """Whether writing these changes sends a PSK to OVSDB."""
-        return any("psk" in spec.options for spec in self.add_tunnels + self.update_tunnels)
+        specs = self.add_tunnels + self.update_tunnels
+        return any("psk" in spec.options for spec in specs) or any(
+            "psk" in options for options in self.tunnel_options.values()
+        )
 
 
 def _quick_idl_class():
@@ -549,6 +556,11 @@ def _write(api, txn, changes: Changes) -> None:
                 port.setkey("external_ids", PEER_SUBNET_KEY, str(spec.subnet))
     for spec in changes.add_tunnels:
         _insert_tunnel(tables, txn, bridge, spec)
+    if changes.tunnel_options:
+        interfaces = {row.name: row for row in tables["Interface"].rows.values()}
+        for port, options in changes.tunnel_options.items():
+            for option, setting in options.items():
+                interfaces[port].setkey("options", option, setting)
     if changes.delete_bridge:
         _delete_bridge(api, changes.delete_bridge)
     if changes.other_config:

@@ -202,3 +202,49 @@ def _reread(command: str) -> str | None:
     if done.returncode not in (0, IPSEC_NOT_RUNNING):
         return f"`ipsec {command}` failed: {' '.join(done.stderr.split())[:200]}"
     return None
+
+
+def parse_own_certificate_serials(listing: str) -> set[int]:
+    """Serials of the end-entity certificates charon holds a private key for, from
+    `ipsec listcerts` (pure). Certificates received from peers are listed too, without
+    "has private key"; a certificate's block ends where the next `subject:` starts."""
+    serials: set[int] = set()
+    serial: int | None = None
+    for line in listing.splitlines():
+        words = line.split()
+        if words[:1] == ["subject:"]:
+            serial = None
+        elif words[:1] == ["serial:"] and len(words) > 1:
+            try:
+                serial = int(words[1].replace(":", ""), 16)
+            except ValueError:
+                serial = None
+        elif words[:1] == ["pubkey:"] and "has private key" in line and serial is not None:
+            serials.add(serial)
+    return serials
+
+
+def own_certificate_serials() -> set[int] | None:
+    """What charon authenticates with now; None if strongSwan is not installed or not running
+    (it then loads the configured files when it starts)."""
+    ipsec = shutil.which("ipsec")
+    if ipsec is None:
+        return None
+    done = _call([ipsec, "listcerts"], "listing strongSwan's certificates")
+    if done.returncode != 0:
+        return None
+    return parse_own_certificate_serials(done.stdout)
+
+
+def reload_certificate() -> None:
+    """Make a running charon use the certificate and key files anew.
+
+    NOTE: charon loads a connection's certificate (ipsec.conf `leftcert`) when the connection
+    is added, and the key on `rereadsecrets`. A certificate renewed in place keeps its path, so
+    ovs-monitor-ipsec sees no change and charon keeps the old one until restarted. `ipsec
+    reload` re-adds every connection (`update` only changed ones): established IKE and CHILD
+    SAs stay up (seen in the lab), and the next IKE_AUTH presents the new certificate.
+    """
+    ipsec = _tool("ipsec", "strongswan")
+    _run([ipsec, "rereadsecrets"], "reloading strongSwan's private keys (`ipsec rereadsecrets`)")
+    _run([ipsec, "reload"], "reloading strongSwan's connections (`ipsec reload`)")

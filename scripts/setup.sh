@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   # the data plane and its control
   openvswitch-switch openvswitch-ipsec strongswan libstrongswan-standard-plugins
+  # charon's vici plugin (PSK rotation loads accepted-only keys through it)
+  strongswan-swanctl
   # one real Docker engine per lab host, iptables for its rules, etcd for cluster mode
   docker.io iptables nftables etcd-server etcd-client
   # lab plumbing and measurement

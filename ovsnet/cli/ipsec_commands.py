@@ -77,7 +77,10 @@ def cert(
     ] = False,
     dry_run: DryRun = False,
 ) -> None:
-    """Authenticate this host's tunnels with certificates (sets other_config:certificate...)."""
+    """Authenticate this host's tunnels with certificates (sets other_config:certificate...).
+
+    Run it again after a renewal at the same paths: strongSwan then loads the new files
+    (established SAs stay up)."""
     from ovsnet.ovsdb import OvsDb
     from ovsnet.services.ipsec import CertRequest, set_host_certificate
 
@@ -91,6 +94,37 @@ def cert(
     )
     with changing_host(ctx.obj, "ipsec cert", dry_run), OvsDb(ctx.obj.db) as db:
         emit(ctx.obj, set_host_certificate(db, request))
+
+
+@ipsec_app.command("rotate-psk")
+def rotate_psk(
+    ctx: typer.Context,
+    stage: Annotated[
+        str,
+        typer.Option(
+            "--stage",
+            help="accept (every host first), switch (every host next), finish (every host last).",
+        ),
+    ],
+    psk_file: Annotated[
+        Path, typer.Option("--psk-file", help="File holding the new PSK on one line (mode 0600).")
+    ],
+    vici_socket: Annotated[
+        str, typer.Option("--vici-socket", help="strongSwan's vici socket.")
+    ] = "/var/run/charon.vici",
+    dry_run: DryRun = False,
+) -> None:
+    """Change the PSK of this host's tunnels in use, in three fleet-wide stages.
+
+    Run each stage on every host before the next stage starts anywhere; each pair then drops
+    for one IKE exchange at each end's switch, and never sends plaintext."""
+    from ovsnet.ovsdb import OvsDb
+    from ovsnet.services.psk_rotation import RotationRequest
+    from ovsnet.services.psk_rotation import rotate_psk as run
+
+    request = RotationRequest(stage, psk_file, dry_run=dry_run, vici_socket=vici_socket)
+    with changing_host(ctx.obj, "ipsec rotate-psk", dry_run), OvsDb(ctx.obj.db) as db:
+        emit(ctx.obj, run(db, request))
 
 
 def _plaintext(ctx: typer.Context, allow: bool, dry_run: bool) -> None:

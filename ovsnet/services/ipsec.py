@@ -51,6 +51,7 @@ class CheckedCertificate:
     identity: str
     not_after: str
     warnings: tuple[str, ...] = ()
+    serial: int = 0
 
 
 def check_certificate_files(cert: str, key: str, ca: str, now=None) -> CheckedCertificate:
@@ -82,7 +83,9 @@ def check_certificate_files(cert: str, key: str, ca: str, now=None) -> CheckedCe
     warnings = list(purpose_warnings)
     if summary.expires_soon(now or pki_profile.utcnow()):
         warnings.append(f"{cert_path} expires on {summary.not_after:%Y-%m-%d}")
-    return CheckedCertificate(paths, identity, f"{summary.not_after:%Y-%m-%d}", tuple(warnings))
+    return CheckedCertificate(
+        paths, identity, f"{summary.not_after:%Y-%m-%d}", tuple(warnings), certificate.serial_number
+    )
 
 
 # --- observing and writing OVSDB ----------------------------------------------------------------
@@ -165,8 +168,26 @@ def set_host_certificate(db: OvsDb, request: CertRequest) -> ChangeReport:
         steps.append(f"copy the CA certificate to {ca_copy} and have strongSwan reread it")
         if not request.dry_run:
             warnings += _install_ca(Path(checked.paths.ca_cert), ca_copy)
+    renewed = not updates and _renewed_in_place(checked.serial)
+    if renewed:
+        steps.append("have strongSwan present the renewed certificate from the next IKE_AUTH on "
+                     "(ipsec rereadsecrets, ipsec reload: established SAs stay up)")  # fmt: skip
     details = _warnings({"identity": checked.identity, "expires": checked.not_after}, warnings)
-    return _apply(db, "ipsec cert", updates, steps, request.dry_run, details)
+    report = _apply(db, "ipsec cert", updates, steps, request.dry_run, details)
+    if renewed and not request.dry_run:
+        from ovsnet.strongswan import reload_certificate
+
+        reload_certificate()
+    return report
+
+
+def _renewed_in_place(serial: int) -> bool:
+    """The configured files hold a certificate charon does not authenticate with yet: renewed
+    at the same path, which ovs-monitor-ipsec cannot notice (it compares paths)."""
+    from ovsnet.strongswan import own_certificate_serials
+
+    loaded = own_certificate_serials()
+    return bool(loaded) and serial not in (loaded or set())
 
 
 def _strongswan_ca_copy(cacerts: Path | None, ca: Path) -> Path | None:

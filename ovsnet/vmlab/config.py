@@ -31,6 +31,7 @@ APT_PACKAGES = (
     "openvswitch-ipsec",
     "strongswan",
     "libstrongswan-standard-plugins",
+    "strongswan-swanctl",  # charon's vici plugin: `ovsnet ipsec rotate-psk`
     "docker.io",
     "iptables",
     "nftables",
