@@ -200,7 +200,7 @@ class HostCollector:
 
     def read(self) -> HostReading:
         from ovsnet.netlink import Netlink
-        from ovsnet.ovsdb import OvsDb
+        from ovsnet.ovsdb.client import OvsDb
         from ovsnet.services.status import host_status
 
         started = time.perf_counter()

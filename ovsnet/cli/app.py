@@ -91,7 +91,7 @@ def _global_options(
 
 def _use_db_ssl(db: str, key: str | None, cert: str | None, ca: str | None) -> None:
     from ovsnet.errors import InvalidInput
-    from ovsnet.ovsdb import SslFiles, use_ssl
+    from ovsnet.ovsdb.connection import SslFiles, use_ssl
     from ovsnet.secrets import check_secret_file
 
     if not db.startswith("ssl:"):

@@ -25,7 +25,7 @@ def doctor(
     """Check path MTU per tunnel, br_netfilter, Docker options, the plaintext guard, IKE and BFD
     per peer, the clock and kernel modules. Exits 1 when any check fails."""
     from ovsnet.netlink import Netlink
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.doctor import DoctorRequest, run_doctor
 
     settings: Settings = ctx.obj

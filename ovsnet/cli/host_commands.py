@@ -44,7 +44,7 @@ def init(
     """Create the OVS bridge, move the docker bridge's address onto it and attach it."""
     from ovsnet.addressing import host_addressing
     from ovsnet.netlink import Netlink
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.host import DockerCheck, InitRequest, init_host
 
     settings: Settings = ctx.obj
@@ -78,7 +78,7 @@ def status(
 ) -> None:
     """Show the bridge, subnet, gateway, MTU, docker bridge and every peer."""
     from ovsnet.netlink import Netlink
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.status import host_status
 
     settings: Settings = ctx.obj
@@ -99,7 +99,7 @@ def reset(
 ) -> None:
     """Remove ovsnet's tunnels and bridge and give the address back to the docker bridge."""
     from ovsnet.netlink import Netlink
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.host import reset_host
 
     settings: Settings = ctx.obj

@@ -69,7 +69,7 @@ def _add(
     subnets=(),
 ) -> None:
     from ovsnet.netlink import Netlink
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.peers import PeerRequest, add_peers
 
     request = PeerRequest(
@@ -161,7 +161,7 @@ def remove(
     dry_run: DryRun = False,
 ) -> None:
     """Remove the tunnel port to each peer."""
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.peers import remove_peers
 
     settings: Settings = ctx.obj
@@ -172,7 +172,7 @@ def remove(
 @peer_app.command("list")
 def list_(ctx: typer.Context, bridge: Bridge = "br0") -> None:
     """List peers with tunnel type, encryption and state."""
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.peers import list_peers
 
     settings: Settings = ctx.obj

@@ -16,7 +16,7 @@ from ovsnet import diagnosis, firewall, kernel, probe
 from ovsnet.diagnosis import Check, DoctorReport
 from ovsnet.errors import OvsnetError
 from ovsnet.netlink import Netlink
-from ovsnet.ovsdb import OvsDb
+from ovsnet.ovsdb.client import OvsDb
 from ovsnet.services.status import HostStatus, host_status
 from ovsnet.tunnels import overlay_mtu
 

@@ -17,7 +17,8 @@ from ovsnet.ipsec import compat as ipsec_compat
 from ovsnet.ipsec import credentials as ipsec_credentials
 from ovsnet.ipsec import keys as ipsec_keys
 from ovsnet.ipsec import plan as ipsec_plan
-from ovsnet.ovsdb import Changes, OvsDb
+from ovsnet.model import Changes
+from ovsnet.ovsdb.client import OvsDb
 from ovsnet.report import ChangeReport
 from ovsnet.secrets import read_secret_file
 from ovsnet.services.guard import guarded, plan_guard, restore_guard

@@ -29,7 +29,8 @@ from ovsnet.ipsec_healing import (
     record_repair,
     wake_after,
 )
-from ovsnet.ovsdb import OvsDb, Snapshot
+from ovsnet.model import Snapshot
+from ovsnet.ovsdb.client import OvsDb
 from ovsnet.plaintext_guard import Guard, desired_guard, guard_for_tunnels
 from ovsnet.repair_history import repair_history, save_history
 from ovsnet.report import ChangeReport

@@ -12,7 +12,7 @@ from ovsnet.errors import OvsnetError
 from ovsnet.model import DOCKER_BRIDGE_KEY, SUBNET_KEY, SUPERNET_KEY
 from ovsnet.netlink import Netlink
 from ovsnet.ovs_daemons import vswitchd_answers
-from ovsnet.ovsdb import OvsDb
+from ovsnet.ovsdb.client import OvsDb
 from ovsnet.services.observed import observe_snapshot
 from ovsnet.services.peers import sorted_peers
 

@@ -192,7 +192,7 @@ def test_status_rows_carry_each_peers_repairs(tmp_path):
 def test_no_repair_where_no_ipsec_tunnel_drops_plaintext():
     """guard_problem reads the IPsec view of OVSDB (services.observed): a host without IPsec
     tunnels has no guard to hide behind, so nothing may be re-negotiated."""
-    from ovsnet.ovsdb import Snapshot
+    from ovsnet.model import Snapshot
     from ovsnet.services.ipsec_heal import guard_problem
 
     problem = guard_problem(Snapshot("3.1.0", {"ipsec_skb_mark": "0x1/0x1"}, {}))
