@@ -198,7 +198,7 @@ def repair(
     policies deleted, their strongSwan connections initiated again). Touches only ovsnet's
     tunnels, and runs only behind the plaintext guard."""
     from ovsnet.ovsdb.client import OvsDb
-    from ovsnet.services.ipsec_heal import RepairRequest, repair_peers
+    from ovsnet.services.ipsec_repair import RepairRequest, repair_peers
 
     request = RepairRequest(
         peers=tuple(peers or ()),

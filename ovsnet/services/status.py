@@ -13,6 +13,7 @@ from ovsnet.model import DOCKER_BRIDGE_KEY, SUBNET_KEY, SUPERNET_KEY
 from ovsnet.netlink import Netlink
 from ovsnet.ovs_daemons import vswitchd_answers
 from ovsnet.ovsdb.client import OvsDb
+from ovsnet.repair_history import repair_history
 from ovsnet.services.observed import observe_snapshot
 from ovsnet.services.peers import sorted_peers
 
@@ -41,7 +42,6 @@ class HostStatus:
     def render(self, console) -> None:
         from rich.table import Table
 
-        from ovsnet.services.ipsec_heal import repair_lines
         from ovsnet.views import peer_table
 
         if not self.exists:
@@ -221,8 +221,6 @@ def _add_ipsec_view(status: HostStatus, other_config: dict[str, str]) -> None:
             peer["ipsec_state"] = seen[peer["port"]].summary()
         if peer["ipsec_state"] != "established":
             status.warnings.append(f"peer {peer['remote_ip']}: IPsec {peer['ipsec_state']}")
-    from ovsnet.services.ipsec_heal import add_repair_history
-
     add_repair_history(status.peers)
     stuck = seen is not None and any(
         p["ipsec"] and p["ipsec_state"] != "established" for p in status.peers
@@ -249,3 +247,37 @@ def _certificate_warnings(path: str) -> list[str]:
     if summary.expires_soon(pki_profile.utcnow()):
         return [f"the host certificate {path} expires on {summary.not_after:%Y-%m-%d}"]
     return []
+
+
+# --- the IPsec repair history in the status ----------------------------------------------------
+
+
+def add_repair_history(peers: list[dict], state_file: str | None = None) -> None:
+    """Put each IPsec peer's repairs into its status row (`ipsec_repairs`): count, last repair
+    (UTC, ISO 8601) and why. Peers never repaired get nothing."""
+    history = repair_history(state_file)
+    for peer in peers:
+        record = history.get(peer.get("remote_ip", ""))
+        if peer.get("ipsec") and record is not None and record.repairs:
+            peer["ipsec_repairs"] = {
+                "count": record.repairs,
+                "last": _utc(record.last_repair),
+                "why": record.last_reason,
+            }
+
+
+def repair_lines(peers: list[dict]) -> list[str]:
+    """One line per repaired peer, for the human status."""
+    return [
+        f"IPsec repairs of {p['remote_ip']}: {r['count']}, last {r['last']} ({r['why']})"
+        for p in peers
+        if (r := p.get("ipsec_repairs"))
+    ]
+
+
+def _utc(stamp: float | None) -> str | None:
+    from datetime import UTC, datetime
+
+    if stamp is None:
+        return None
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
