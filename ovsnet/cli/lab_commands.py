@@ -38,31 +38,31 @@ def up(
 ) -> None:
     """Build a lab and keep it until `ovsnet lab down`."""
     from ovsnet.lab import Lab
-    from ovsnet.lab.report import LabStatusView
+    from ovsnet.lab.report import LabStatusResult
 
     lab = Lab.up(hosts, docker=not no_docker, name=name, workdir=workdir)
     lab.disown()
-    emit(ctx.obj, LabStatusView(lab.status(), hint=True))
+    emit(ctx.obj, LabStatusResult(lab.status(), hint=True))
 
 
 @lab_app.command("status")
 def status(ctx: typer.Context, name: str = NAME, workdir: str = WORKDIR) -> None:
     """Hosts, addresses, sockets and whether each daemon is alive."""
     from ovsnet.lab import Lab
-    from ovsnet.lab.report import LabStatusView
+    from ovsnet.lab.report import LabStatusResult
     from ovsnet.lab.state import resolve_name
 
     lab = Lab.load(resolve_name(name, workdir), workdir)
-    emit(ctx.obj, LabStatusView(lab.status()))
+    emit(ctx.obj, LabStatusResult(lab.status()))
 
 
 @lab_app.command("list")
 def list_(ctx: typer.Context, workdir: str = WORKDIR) -> None:
     """Every lab on this machine, with its owner (a test run, or `kept` for `ovsnet lab up`)."""
     from ovsnet.lab import list_labs
-    from ovsnet.lab.report import LabListView
+    from ovsnet.lab.report import LabListResult
 
-    emit(ctx.obj, LabListView([_summary(lab) for lab in list_labs(workdir)]))
+    emit(ctx.obj, LabListResult([_summary(lab) for lab in list_labs(workdir)]))
 
 
 def _summary(lab) -> dict:
@@ -123,25 +123,25 @@ def down(ctx: typer.Context, name: str = NAME, workdir: str = WORKDIR) -> None:
     """Stop every daemon by PID, delete the namespaces and files. Idempotent."""
     from ovsnet.errors import NotReady
     from ovsnet.lab import Lab
-    from ovsnet.lab.report import DownView
+    from ovsnet.lab.report import LabDownResult
     from ovsnet.lab.state import resolve_name
 
     try:
         lab = Lab.load(resolve_name(name, workdir), workdir)
     except NotReady:
-        emit(ctx.obj, DownView([]))  # nothing up: nothing to do
+        emit(ctx.obj, LabDownResult([]))  # nothing up: nothing to do
         return
     lab.down()
-    emit(ctx.obj, DownView([lab.name]))
+    emit(ctx.obj, LabDownResult([lab.name]))
 
 
 @lab_app.command("prune")
 def prune(ctx: typer.Context, workdir: str = WORKDIR) -> None:
     """Remove labs whose owning process is gone (e.g. a test run that was killed)."""
     from ovsnet.lab import prune_labs
-    from ovsnet.lab.report import DownView
+    from ovsnet.lab.report import LabDownResult
 
-    emit(ctx.obj, DownView(prune_labs(workdir)))
+    emit(ctx.obj, LabDownResult(prune_labs(workdir)))
 
 
 @lab_app.command("demo")

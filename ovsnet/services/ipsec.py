@@ -228,7 +228,7 @@ def restore_plaintext_guard(db: OvsDb, request: RestoreRequest) -> ChangeReport:
 
 
 @dataclass
-class MonitorView:
+class IpsecShowResult:
     """`ovsnet ipsec show`: ovs-monitor-ipsec's view, PSKs removed."""
 
     tunnels: list = field(default_factory=list)
@@ -243,7 +243,7 @@ class MonitorView:
             console.print(f"{tunnel.name}: {tunnel.summary()}", markup=False)
 
 
-def show_monitor(run_dir: str | None = None) -> MonitorView:
+def show_monitor(run_dir: str | None = None) -> IpsecShowResult:
     from ovsnet.ipsec_monitor import monitor_tunnels
 
-    return MonitorView(monitor_tunnels(run_dir))
+    return IpsecShowResult(monitor_tunnels(run_dir))

@@ -54,7 +54,7 @@ def policy_from_env(**overrides) -> HealPolicy:
 
 
 @dataclass
-class HealTick:
+class HealResult:
     """One look at every peer: what was repaired, what was held back, when to look again."""
 
     repaired: list[dict] = field(default_factory=list)
@@ -74,7 +74,7 @@ class HealTick:
             console.print(f"ipsec heal: nothing to repair ({len(self.peers)} IPsec peer(s))")
 
 
-def heal_once(db: OvsDb, options: HealOptions, now: float | None = None) -> HealTick:
+def heal_once(db: OvsDb, options: HealOptions, now: float | None = None) -> HealResult:
     """Look at every ovsnet IPsec peer once and repair those due (see ovsnet.ipsec_healing)."""
     now = time.time() if now is None else now
     snapshot = db.snapshot()
@@ -82,7 +82,7 @@ def heal_once(db: OvsDb, options: HealOptions, now: float | None = None) -> Heal
     records = repair_history(options.state_file)
     observed = [p.observation() for p in peers]
     plan = plan_repairs(now, observed, records, options.policy)
-    tick = HealTick()
+    tick = HealResult()
     if plan.repairs:
         tick.held_back = guard_problem(snapshot)
         if tick.held_back:
@@ -115,7 +115,7 @@ class Healer:
         self.options = options or HealOptions(policy=policy_from_env())
         self.due_at = 0.0
 
-    def tick(self, db: OvsDb, now: float | None = None) -> HealTick | None:
+    def tick(self, db: OvsDb, now: float | None = None) -> HealResult | None:
         now = time.time() if now is None else now
         if now < self.due_at:
             return None

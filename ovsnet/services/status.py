@@ -19,7 +19,7 @@ from ovsnet.services.peers import sorted_peers
 
 
 @dataclass
-class HostStatus:
+class StatusResult:
     bridge: str
     exists: bool
     ovs_version: str | None = None
@@ -80,7 +80,7 @@ class HostStatus:
         return host_health(self) + (peer_health(self) if check_peers else [])
 
 
-def host_health(status: HostStatus) -> list[str]:
+def host_health(status: StatusResult) -> list[str]:
     """Why this host is unhealthy (empty: healthy): the bridge, its gateway address, docker0
     attached, the plaintext guard, ovs-vswitchd answering, the IKE side when IPsec peers are
     configured. What `status --check`, the container HEALTHCHECK and /healthz judge.
@@ -90,7 +90,7 @@ def host_health(status: HostStatus) -> list[str]:
     return list(status.problems)
 
 
-def peer_health(status: HostStatus) -> list[str]:
+def peer_health(status: StatusResult) -> list[str]:
     """The peers this host cannot reach (BFD down, or a port ovs-vswitchd refused), one line
     each; `status --check-peers` fails on them."""
     return [
@@ -100,10 +100,10 @@ def peer_health(status: HostStatus) -> list[str]:
     ]
 
 
-def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> HostStatus:
+def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> StatusResult:
     snapshot = db.snapshot()
     bridge = snapshot.bridges.get(bridge_name)
-    status = HostStatus(
+    status = StatusResult(
         bridge=bridge_name, exists=bridge is not None, ovs_version=snapshot.ovs_version
     )
     if bridge is None:
@@ -147,7 +147,7 @@ def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> HostStatus:
     return status
 
 
-def _add_pinning_view(status: HostStatus, db: OvsDb, bridge) -> None:
+def _add_pinning_view(status: StatusResult, db: OvsDb, bridge) -> None:
     """Warn when vswitchd lacks the source-pinning flows OVSDB's records ask for (it keeps
     flows only in memory: a restart drops them until `init` or the companion's heal)."""
     from ovsnet import antispoof, openflow
@@ -166,7 +166,7 @@ def _add_pinning_view(status: HostStatus, db: OvsDb, bridge) -> None:
         )
 
 
-def _add_guard_view(status: HostStatus, host) -> None:
+def _add_guard_view(status: StatusResult, host) -> None:
     """Is the plaintext guard in the kernel what the IPsec tunnels need (survives charon)?"""
     from ovsnet import nftables
     from ovsnet.plaintext_guard import desired_guard
@@ -199,7 +199,7 @@ def _add_guard_view(status: HostStatus, host) -> None:
         )
 
 
-def _add_ipsec_view(status: HostStatus, other_config: dict[str, str]) -> None:
+def _add_ipsec_view(status: StatusResult, other_config: dict[str, str]) -> None:
     """ovs-monitor-ipsec's view per peer, so "configured but not established" is visible."""
     from ovsnet.errors import NotReady
     from ovsnet.ipsec_monitor import monitor_tunnels
