@@ -5,8 +5,7 @@ file itself is the record. It keeps a ledger (`allocations:`) of every prefix it
 so a host removed from `hosts:` keeps its /24 reserved (and is reported) until someone deletes
 its ledger line on purpose: a stale host still running on that /24 cannot collide with a new one.
 
-Parsing, checking and allocating are pure; only `load`, `save` and `allocate_file` (the
-`inventory allocate` command's service, returning its `AllocateResult`) touch the file system.
+Parsing, checking and allocating are pure; only `load` and `save` touch the file system.
 
 Place: docs/architecture.md, "Layers": pure layer, plus `load`/`save` for the file.
 """
@@ -366,54 +365,3 @@ def save(path: Path, inventory: Inventory) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
-
-
-# --- `ovsnet inventory allocate` -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AllocateResult:
-    """What `ovsnet inventory allocate` did to one inventory file (with --dry-run: would do)."""
-
-    path: str
-    report: AllocationReport
-    written: bool
-    dry_run: bool
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "changed": self.report.changed,
-            "written": self.written,
-            "hosts": [entry.as_json() for entry in self.report.hosts],
-            "removed": [{"name": n, "prefix": p} for n, p in self.report.removed],
-        }
-
-    def render(self, console: Any) -> None:  # a rich Console, imported only to print
-        from rich.table import Table
-
-        table = Table("host", "underlay IP", "subnet", "status")
-        for entry in self.report.hosts:
-            table.add_row(entry.name, str(entry.ip), f"{entry.prefix}.0/24", entry.status)
-        console.print(table)
-        for name, prefix in self.report.removed:
-            console.print(
-                f"removed host {name} still holds {prefix}.0/24 (reserved: delete its line "
-                "under allocations to free it)"
-            )
-        if not self.report.changed:
-            console.print(f"nothing to do: {self.path} is already allocated")
-        elif self.dry_run:
-            console.print(f"dry run: {self.path} not written")
-        else:
-            console.print(f"wrote {self.path}")
-
-
-def allocate_file(path: Path, dry_run: bool = False) -> AllocateResult:
-    """`ovsnet inventory allocate`: allocate the inventory at `path` and write it back, unless
-    nothing changed or `dry_run`."""
-    report = allocate(load(path))
-    written = report.changed and not dry_run
-    if written:
-        save(path, report.inventory)
-    return AllocateResult(str(path), report, written, dry_run)

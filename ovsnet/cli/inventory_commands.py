@@ -19,10 +19,10 @@ def allocate_command(
     dry_run: DryRun = False,
 ) -> None:
     """Give every host without a prefix a free /24 of the supernet; write the file back."""
-    from ovsnet import inventory
     from ovsnet.cli.output import emit
+    from ovsnet.services.inventory import allocate_file
 
-    emit(ctx.obj, inventory.allocate_file(path, dry_run))
+    emit(ctx.obj, allocate_file(path, dry_run))
 
 
 def register(app: typer.Typer) -> None:
