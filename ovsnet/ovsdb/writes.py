@@ -42,7 +42,6 @@ def write(api, txn, changes: Changes) -> None:
                 ovs.delkey("other_config", key)
             else:
                 ovs.setkey("other_config", key, value)
-    # ovsdbapp's transaction increments next_cfg, so vswitchd reports back through cur_cfg.
 
 
 def _find(table, name: str):
