@@ -24,7 +24,7 @@ class Check:
 
 
 @dataclass
-class DoctorReport:
+class DoctorResult:
     checks: list[Check] = field(default_factory=list)
 
     @property

@@ -6,7 +6,7 @@ wheel on PyPI falls back to pure Python, which made `status` at 1,000 peers 5.7x
 list Interface` in a plain `pip install`. The stdlib's `json` is C everywhere. Socket errors
 and timeouts are raised as OSError for the caller to word.
 
-Place: docs/architecture.md, "Layers": facade layer (the wire format under ovsdb.py and
+Place: docs/architecture.md, "Layers": facade layer (the wire format under ovsdb/ and
 ovs_daemons.py).
 """
 

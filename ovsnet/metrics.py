@@ -26,7 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from ovsnet.errors import InvalidInput, OvsnetError
 
 if TYPE_CHECKING:  # the services (OVSDB, netlink) load only when a scrape reads the host
-    from ovsnet.services.status import HostStatus
+    from ovsnet.services.status import StatusResult
 
 log = logging.getLogger("ovsnet.metrics")
 
@@ -52,7 +52,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 class HostReading:
     """One read of the host: its status, or why it could not be read."""
 
-    status: HostStatus | None = None
+    status: StatusResult | None = None
     error: str | None = None
     seconds: float = 0.0
     names: dict[str, str] = field(default_factory=dict)  # remote_ip -> host name, if known
@@ -200,7 +200,7 @@ class HostCollector:
 
     def read(self) -> HostReading:
         from ovsnet.netlink import Netlink
-        from ovsnet.ovsdb import OvsDb
+        from ovsnet.ovsdb.client import OvsDb
         from ovsnet.services.status import host_status
 
         started = time.perf_counter()

@@ -1,5 +1,8 @@
 """Plain data shared by the pure planner and the adapters: what we want and what we saw.
 
+`Changes` is one OVSDB transaction the planner fills and the OVSDB facade writes; `Snapshot` is
+what one read of OVSDB saw.
+
 Place: docs/architecture.md, "Layers": pure layer (the data planners and facades share).
 """
 
@@ -142,3 +145,50 @@ class LinkState:
     mtu: int | None = None
     mac: str | None = None
     addresses: tuple[IPv4Interface, ...] = ()
+
+
+@dataclass
+class Changes:
+    """One OVSDB transaction's worth of ensure/remove operations (filled by the planner)."""
+
+    bridge: BridgeSpec | None = None
+    # The bridge tunnels are added to (when `bridge` above is not being ensured too).
+    tunnel_bridge: str | None = None
+    system_ports: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    add_tunnels: list[TunnelSpec] = field(default_factory=list)
+    update_tunnels: list[TunnelSpec] = field(default_factory=list)
+    remove_ports: list[str] = field(default_factory=list)
+    delete_bridge: str | None = None
+    other_config: dict[str, str | None] = field(default_factory=dict)
+    # Options set on existing tunnel interfaces, other options kept: {port: {key: value}}
+    # (a PSK rotation changes options:psk and nothing else of the tunnel).
+    tunnel_options: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.bridge
+            or self.tunnel_options
+            or self.system_ports
+            or self.add_tunnels
+            or self.update_tunnels
+            or self.remove_ports
+            or self.delete_bridge
+            or self.other_config
+        )
+
+    @property
+    def carries_secret(self) -> bool:
+        """Whether writing these changes sends a PSK to OVSDB."""
+        specs = self.add_tunnels + self.update_tunnels
+        return any("psk" in spec.options for spec in specs) or any(
+            "psk" in options for options in self.tunnel_options.values()
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one read of OVSDB saw."""
+
+    ovs_version: str | None
+    other_config: dict[str, str]
+    bridges: dict[str, ObservedBridge]

@@ -20,12 +20,12 @@ from ovsnet.model import (
     ROLE_KEY,
     SUBNET_KEY,
     BridgeSpec,
+    Changes,
     LinkState,
     ObservedBridge,
     ObservedPort,
     TunnelSpec,
 )
-from ovsnet.ovsdb import Changes
 
 
 class DockerBridge(Protocol):

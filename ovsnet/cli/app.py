@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Iterable, Sequence
+from typing import Annotated
 
 import typer
 import typer.core
@@ -55,34 +56,52 @@ def _print_version(value: bool) -> None:
 
 def _global_options(
     ctx: typer.Context,
-    db: str = typer.Option(
-        None, "--db", envvar="OVSNET_DB", help="OVSDB to talk to (default " + DEFAULT_DB + ")"
-    ),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
-    _version: bool = typer.Option(
-        False,
-        "--version",
-        is_eager=True,
-        expose_value=False,
-        callback=_print_version,
-        help="Print the version and exit.",
-    ),
-    lock_wait: float = typer.Option(
-        None,
-        "--lock-wait",
-        min=0,
-        help="Seconds to wait for another ovsnet process changing this host "
-        "(env OVSNET_LOCK_WAIT; default 30).",
-    ),
-    db_ssl_key: str = typer.Option(
-        None, "--db-ssl-key", envvar="OVSNET_DB_SSL_KEY", help="--db ssl:...: client key (0600)."
-    ),
-    db_ssl_cert: str = typer.Option(
-        None, "--db-ssl-cert", envvar="OVSNET_DB_SSL_CERT", help="--db ssl:...: client cert."
-    ),
-    db_ssl_ca: str = typer.Option(
-        None, "--db-ssl-ca", envvar="OVSNET_DB_SSL_CA", help="--db ssl:...: the server's CA."
-    ),
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", envvar="OVSNET_DB", help="OVSDB to talk to (default " + DEFAULT_DB + ")"
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document on stdout.")
+    ] = False,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            expose_value=False,
+            callback=_print_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+    lock_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--lock-wait",
+            min=0,
+            help="Seconds to wait for another ovsnet process changing this host "
+            "(env OVSNET_LOCK_WAIT; default 30).",
+        ),
+    ] = None,
+    db_ssl_key: Annotated[
+        str | None,
+        typer.Option(
+            "--db-ssl-key", envvar="OVSNET_DB_SSL_KEY", help="--db ssl:...: client key (0600)."
+        ),
+    ] = None,
+    db_ssl_cert: Annotated[
+        str | None,
+        typer.Option(
+            "--db-ssl-cert", envvar="OVSNET_DB_SSL_CERT", help="--db ssl:...: client cert."
+        ),
+    ] = None,
+    db_ssl_ca: Annotated[
+        str | None,
+        typer.Option(
+            "--db-ssl-ca", envvar="OVSNET_DB_SSL_CA", help="--db ssl:...: the server's CA."
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = Settings(db=db or DEFAULT_DB, json=json_output, lock_wait=lock_wait)
     if db_ssl_key or db_ssl_cert or db_ssl_ca:
@@ -91,7 +110,7 @@ def _global_options(
 
 def _use_db_ssl(db: str, key: str | None, cert: str | None, ca: str | None) -> None:
     from ovsnet.errors import InvalidInput
-    from ovsnet.ovsdb import SslFiles, use_ssl
+    from ovsnet.ovsdb.connection import SslFiles, use_ssl
     from ovsnet.secrets import check_secret_file
 
     if not db.startswith("ssl:"):

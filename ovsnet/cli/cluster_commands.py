@@ -156,7 +156,7 @@ def agent(
 
 
 @dataclass
-class ClusterTable:
+class ClusterStatusResult:
     hosts: list[dict]
     problems: list[str] = field(default_factory=list)
     bad_records: list[dict] = field(default_factory=list)
@@ -207,7 +207,7 @@ def status(
 
     with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca, insecure)) as client:
         found = cluster_status(client, ClusterKeys(key_prefix))
-    emit(ctx.obj, ClusterTable(found.hosts, found.problems, found.bad_records))
+    emit(ctx.obj, ClusterStatusResult(found.hosts, found.problems, found.bad_records))
 
 
 @cluster_app.command("release")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from ovsnet.cli.options import Bridge
@@ -12,20 +14,23 @@ from ovsnet.errors import OperationFailed
 def doctor(
     ctx: typer.Context,
     bridge: Bridge = "br0",
-    docker_host: str = typer.Option(
-        None, "--docker-host", envvar="OVSNET_DOCKER_HOST", help="Docker API to check."
-    ),
-    docker_tls: str = typer.Option(
-        None, "--docker-tls", help="Client certificate dir for a tcp:// Docker API."
-    ),
-    probe_timeout: float = typer.Option(
-        1.5, "--probe-timeout", min=0.1, help="Seconds to wait for MTU probe replies."
-    ),
+    docker_host: Annotated[
+        str | None,
+        typer.Option("--docker-host", envvar="OVSNET_DOCKER_HOST", help="Docker API to check."),
+    ] = None,
+    docker_tls: Annotated[
+        str | None,
+        typer.Option("--docker-tls", help="Client certificate dir for a tcp:// Docker API."),
+    ] = None,
+    probe_timeout: Annotated[
+        float,
+        typer.Option("--probe-timeout", min=0.1, help="Seconds to wait for MTU probe replies."),
+    ] = 1.5,
 ) -> None:
     """Check path MTU per tunnel, br_netfilter, Docker options, the plaintext guard, IKE and BFD
     per peer, the clock and kernel modules. Exits 1 when any check fails."""
     from ovsnet.netlink import Netlink
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.doctor import DoctorRequest, run_doctor
 
     settings: Settings = ctx.obj

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from ovsnet.cli.locking import changing_host
@@ -19,32 +21,48 @@ from ovsnet.errors import OperationFailed
 
 def init(
     ctx: typer.Context,
-    prefix: str = typer.Option(None, "--prefix", help="The host's /24 as A.B.C (10.0.42)."),
-    subnet: str = typer.Option(None, "--subnet", help="The host's subnet as a CIDR."),
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", help="The host's /24 as A.B.C (10.0.42).")
+    ] = None,
+    subnet: Annotated[
+        str | None, typer.Option("--subnet", help="The host's subnet as a CIDR.")
+    ] = None,
     supernet: Supernet = "10.0.0.0/8",
     bridge: Bridge = "br0",
     docker_bridge: DockerBridge = "docker0",
     datapath: Datapath = "system",
-    underlay_mtu: int = typer.Option(None, "--underlay-mtu", help="Default: detected."),
-    ipsec: bool = typer.Option(False, "--ipsec", help="Leave room in the MTU for IPsec."),
-    docker_host: str = typer.Option(
-        None,
-        "--docker-host",
-        envvar="OVSNET_DOCKER_HOST",
-        help="Docker API to check the options against (default: the local socket, if any).",
-    ),
-    docker_tls: str = typer.Option(
-        None, "--docker-tls", help="Client certificate dir for a tcp:// Docker API (mutual TLS)."
-    ),
-    docker_check: bool = typer.Option(
-        True, "--docker-check/--no-docker-check", help="Compare Docker's bip, fixed-cidr, mtu."
-    ),
+    underlay_mtu: Annotated[
+        int | None, typer.Option("--underlay-mtu", help="Default: detected.")
+    ] = None,
+    ipsec: Annotated[
+        bool, typer.Option("--ipsec", help="Leave room in the MTU for IPsec.")
+    ] = False,
+    docker_host: Annotated[
+        str | None,
+        typer.Option(
+            "--docker-host",
+            envvar="OVSNET_DOCKER_HOST",
+            help="Docker API to check the options against (default: the local socket, if any).",
+        ),
+    ] = None,
+    docker_tls: Annotated[
+        str | None,
+        typer.Option(
+            "--docker-tls", help="Client certificate dir for a tcp:// Docker API (mutual TLS)."
+        ),
+    ] = None,
+    docker_check: Annotated[
+        bool,
+        typer.Option(
+            "--docker-check/--no-docker-check", help="Compare Docker's bip, fixed-cidr, mtu."
+        ),
+    ] = True,
     dry_run: DryRun = False,
 ) -> None:
     """Create the OVS bridge, move the docker bridge's address onto it and attach it."""
     from ovsnet.addressing import host_addressing
     from ovsnet.netlink import Netlink
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.host import DockerCheck, InitRequest, init_host
 
     settings: Settings = ctx.obj
@@ -66,19 +84,23 @@ def init(
 def status(
     ctx: typer.Context,
     bridge: Bridge = "br0",
-    check: bool = typer.Option(
-        False,
-        "--check",
-        help="Exit 1 unless this host is healthy: bridge with the gateway, docker bridge "
-        "attached, plaintext guard, ovs-vswitchd, IKE daemon with IPsec peers (peers not judged).",
-    ),
-    check_peers: bool = typer.Option(
-        False, "--check-peers", help="Like --check, and also exit 1 when a peer is down."
-    ),
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Exit 1 unless this host is healthy: bridge with the gateway, docker bridge "
+            "attached, plaintext guard, ovs-vswitchd, IKE daemon with IPsec peers (peers not "
+            "judged).",
+        ),
+    ] = False,
+    check_peers: Annotated[
+        bool,
+        typer.Option("--check-peers", help="Like --check, and also exit 1 when a peer is down."),
+    ] = False,
 ) -> None:
     """Show the bridge, subnet, gateway, MTU, docker bridge and every peer."""
     from ovsnet.netlink import Netlink
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.status import host_status
 
     settings: Settings = ctx.obj
@@ -99,7 +121,7 @@ def reset(
 ) -> None:
     """Remove ovsnet's tunnels and bridge and give the address back to the docker bridge."""
     from ovsnet.netlink import Netlink
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.host import reset_host
 
     settings: Settings = ctx.obj

@@ -35,7 +35,7 @@ def psk_set(
     """Make FILE the PSK `peer add --ipsec` uses when no --psk-file is given (>= 32 characters).
 
     OVSDB keeps the file's path, not the key: keep the file there (e.g. /etc/ovsnet/psk)."""
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.ipsec import PskRequest, set_host_psk
 
     with changing_host(ctx.obj, "ipsec psk set", dry_run), OvsDb(ctx.obj.db) as db:
@@ -45,7 +45,7 @@ def psk_set(
 @psk_app.command("unset")
 def psk_unset(ctx: typer.Context, dry_run: DryRun = False) -> None:
     """Forget the host's default PSK (tunnels keep theirs)."""
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.ipsec import PskRequest, set_host_psk
 
     with changing_host(ctx.obj, "ipsec psk unset", dry_run), OvsDb(ctx.obj.db) as db:
@@ -81,7 +81,7 @@ def cert(
 
     Run it again after a renewal at the same paths: strongSwan then loads the new files
     (established SAs stay up)."""
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.ipsec import CertRequest, set_host_certificate
 
     request = CertRequest(
@@ -118,7 +118,7 @@ def rotate_psk(
 
     Run each stage on every host before the next stage starts anywhere; each pair then drops
     for one IKE exchange at each end's switch, and never sends plaintext."""
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.psk_rotation import RotationRequest
     from ovsnet.services.psk_rotation import rotate_psk as run
 
@@ -128,7 +128,7 @@ def rotate_psk(
 
 
 def _plaintext(ctx: typer.Context, allow: bool, dry_run: bool) -> None:
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.ipsec import PlaintextRequest, set_plaintext_policy
 
     holder = "ipsec plaintext " + ("allow" if allow else "drop")
@@ -152,7 +152,7 @@ def plaintext_allow(ctx: typer.Context, dry_run: DryRun = False) -> None:
 def plaintext_restore(ctx: typer.Context, dry_run: DryRun = False) -> None:
     """Put the plaintext guard back as OVSDB's IPsec tunnels need it (at boot, before
     ovs-vswitchd starts: `ovsnet render vswitchd-dropin`). Reads OVSDB only."""
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.ipsec import RestoreRequest, restore_plaintext_guard
 
     with changing_host(ctx.obj, "ipsec plaintext restore", dry_run), OvsDb(ctx.obj.db) as db:
@@ -183,7 +183,7 @@ def plaintext_watch(ctx: typer.Context) -> None:
     import signal
     import sys
 
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.guard_watch import watch
 
     logging.basicConfig(
@@ -231,8 +231,8 @@ def repair(
     """Re-negotiate IPsec with these peers from a clean kernel state (their SAs and tunnel
     policies deleted, their strongSwan connections initiated again). Touches only ovsnet's
     tunnels, and runs only behind the plaintext guard."""
-    from ovsnet.ovsdb import OvsDb
-    from ovsnet.services.ipsec_heal import RepairRequest, repair_peers
+    from ovsnet.ovsdb.client import OvsDb
+    from ovsnet.services.ipsec_repair import RepairRequest, repair_peers
 
     request = RepairRequest(
         peers=tuple(peers or ()),
@@ -284,7 +284,7 @@ def heal(
     options = HealOptions(policy_from_env(**overrides), rundir, state_file)
     if watch:
         raise typer.Exit(watch_forever(ctx.obj.db, options))
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
 
     with changing_host(ctx.obj, "ipsec heal"), OvsDb(ctx.obj.db) as db:
         emit(ctx.obj, heal_once(db, options))

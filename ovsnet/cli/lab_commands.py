@@ -20,49 +20,55 @@ lab_app = typer.Typer(
     no_args_is_help=True,
 )
 
-NAME = typer.Option(
-    None, "--name", help="Lab name (env OVSNET_LAB; default: the only lab kept by `up`)."
-)
-WORKDIR = typer.Option(
-    None, "--workdir", help="Where labs keep state (env OVSNET_LAB_DIR; default /run/ovsnet-lab)."
-)
+LabName = Annotated[
+    str | None,
+    typer.Option("--name", help="Lab name (env OVSNET_LAB; default: the only lab kept by `up`)."),
+]
+LabWorkdir = Annotated[
+    str | None,
+    typer.Option(
+        "--workdir", help="Where labs keep state (env OVSNET_LAB_DIR; default /run/ovsnet-lab)."
+    ),
+]
 
 
 @lab_app.command("up")
 def up(
     ctx: typer.Context,
-    hosts: int = typer.Option(3, "--hosts", "-n", help="Number of hosts (1-40)."),
-    name: str = typer.Option("ovsnet", "--name", envvar="OVSNET_LAB", help="Lab name."),
-    no_docker: bool = typer.Option(False, "--no-docker", help="Hosts without a Docker engine."),
-    workdir: str = WORKDIR,
+    hosts: Annotated[int, typer.Option("--hosts", "-n", help="Number of hosts (1-40).")] = 3,
+    name: Annotated[str, typer.Option("--name", envvar="OVSNET_LAB", help="Lab name.")] = "ovsnet",
+    no_docker: Annotated[
+        bool, typer.Option("--no-docker", help="Hosts without a Docker engine.")
+    ] = False,
+    workdir: LabWorkdir = None,
 ) -> None:
     """Build a lab and keep it until `ovsnet lab down`."""
     from ovsnet.lab import Lab
-    from ovsnet.lab.report import LabStatusView
+    from ovsnet.lab.report import LabStatusResult
 
     lab = Lab.up(hosts, docker=not no_docker, name=name, workdir=workdir)
     lab.disown()
-    emit(ctx.obj, LabStatusView(lab.status(), hint=True))
+    emit(ctx.obj, LabStatusResult(lab.status(), hint=True))
 
 
 @lab_app.command("status")
-def status(ctx: typer.Context, name: str = NAME, workdir: str = WORKDIR) -> None:
+def status(ctx: typer.Context, name: LabName = None, workdir: LabWorkdir = None) -> None:
     """Hosts, addresses, sockets and whether each daemon is alive."""
     from ovsnet.lab import Lab
-    from ovsnet.lab.report import LabStatusView
+    from ovsnet.lab.report import LabStatusResult
     from ovsnet.lab.state import resolve_name
 
     lab = Lab.load(resolve_name(name, workdir), workdir)
-    emit(ctx.obj, LabStatusView(lab.status()))
+    emit(ctx.obj, LabStatusResult(lab.status()))
 
 
 @lab_app.command("list")
-def list_(ctx: typer.Context, workdir: str = WORKDIR) -> None:
+def list_(ctx: typer.Context, workdir: LabWorkdir = None) -> None:
     """Every lab on this machine, with its owner (a test run, or `kept` for `ovsnet lab up`)."""
     from ovsnet.lab import list_labs
-    from ovsnet.lab.report import LabListView
+    from ovsnet.lab.report import LabListResult
 
-    emit(ctx.obj, LabListView([_summary(lab) for lab in list_labs(workdir)]))
+    emit(ctx.obj, LabListResult([_summary(lab) for lab in list_labs(workdir)]))
 
 
 def _summary(lab) -> dict:
@@ -90,8 +96,8 @@ def exec_(
     command: Annotated[
         list[str], typer.Argument(metavar="-- CMD...", help="Command to run there.")
     ],
-    name: str = NAME,
-    workdir: str = WORKDIR,
+    name: LabName = None,
+    workdir: LabWorkdir = None,
 ) -> None:
     """Run a command on a lab host, with OVSNET_DB and DOCKER_HOST set to that host's.
 
@@ -119,37 +125,37 @@ def exec_(
 
 
 @lab_app.command("down")
-def down(ctx: typer.Context, name: str = NAME, workdir: str = WORKDIR) -> None:
+def down(ctx: typer.Context, name: LabName = None, workdir: LabWorkdir = None) -> None:
     """Stop every daemon by PID, delete the namespaces and files. Idempotent."""
     from ovsnet.errors import NotReady
     from ovsnet.lab import Lab
-    from ovsnet.lab.report import DownView
+    from ovsnet.lab.report import LabDownResult
     from ovsnet.lab.state import resolve_name
 
     try:
         lab = Lab.load(resolve_name(name, workdir), workdir)
     except NotReady:
-        emit(ctx.obj, DownView([]))  # nothing up: nothing to do
+        emit(ctx.obj, LabDownResult([]))  # nothing up: nothing to do
         return
     lab.down()
-    emit(ctx.obj, DownView([lab.name]))
+    emit(ctx.obj, LabDownResult([lab.name]))
 
 
 @lab_app.command("prune")
-def prune(ctx: typer.Context, workdir: str = WORKDIR) -> None:
+def prune(ctx: typer.Context, workdir: LabWorkdir = None) -> None:
     """Remove labs whose owning process is gone (e.g. a test run that was killed)."""
     from ovsnet.lab import prune_labs
-    from ovsnet.lab.report import DownView
+    from ovsnet.lab.report import LabDownResult
 
-    emit(ctx.obj, DownView(prune_labs(workdir)))
+    emit(ctx.obj, LabDownResult(prune_labs(workdir)))
 
 
 @lab_app.command("demo")
 def demo(
     ctx: typer.Context,
-    hosts: int = typer.Option(3, "--hosts", "-n", help="Number of hosts (2-40)."),
-    name: str = typer.Option("demo", "--name", help="Lab name."),
-    keep: bool = typer.Option(False, "--keep", help="Keep the lab afterwards."),
+    hosts: Annotated[int, typer.Option("--hosts", "-n", help="Number of hosts (2-40).")] = 3,
+    name: Annotated[str, typer.Option("--name", help="Lab name.")] = "demo",
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the lab afterwards.")] = False,
 ) -> None:
     """Show ovsnet at work: a lab, init + full mesh, containers pinging across hosts.
 

@@ -13,7 +13,7 @@ SHELLS = ("bash", "zsh", "fish")
 
 
 def completion_command(
-    shell: str = typer.Argument(..., click_type=click.Choice(SHELLS), show_default=False),
+    shell: Annotated[str, typer.Argument(click_type=click.Choice(SHELLS), show_default=False)],
 ) -> None:
     """Print the shell completion script (bash: `ovsnet completion bash >
     /etc/bash_completion.d/ovsnet`; zsh: into a file named _ovsnet on $fpath; fish: into

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from ovsnet.cli.options import Bridge
@@ -12,9 +14,9 @@ METRICS_LISTEN_HELP = "Serve Prometheus /metrics and /healthz on HOST:PORT (off 
 
 def metrics(
     ctx: typer.Context,
-    listen: str = typer.Option(
-        ..., "--listen", envvar="OVSNET_METRICS_LISTEN", help="HOST:PORT to serve on."
-    ),
+    listen: Annotated[
+        str, typer.Option("--listen", envvar="OVSNET_METRICS_LISTEN", help="HOST:PORT to serve on.")
+    ],
     bridge: Bridge = "br0",
 ) -> None:
     """Serve /metrics (read from OVSDB at each scrape) and /healthz until SIGTERM/SIGINT.

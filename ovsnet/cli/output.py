@@ -23,6 +23,10 @@ json_written = False
 
 
 class Result(Protocol):
+    """What a command hands to `emit`: named `...Result` (or `ChangeReport`, the changing
+    commands' shared shape) and defined beside the code that builds it, never in a CLI module
+    (docs/decisions.md, "Command results: one suffix, beside their producer")."""
+
     def as_json(self) -> Any: ...
 
     def render(self, console) -> None: ...

@@ -15,36 +15,50 @@ from ovsnet.cli.output import Settings, emit
 from ovsnet.errors import InvalidInput
 
 peer_app = typer.Typer(help="Tunnels to other hosts.", no_args_is_help=True)
-TYPE = typer.Option("gre", "--type", help="Tunnel type: gre, vxlan or geneve.")
 
-
-IPSEC = typer.Option(False, "--ipsec", help="Encrypt and authenticate with IPsec.")
-PSK_FILE = typer.Option(
-    None, "--psk-file", help="File holding the pre-shared key (default: `ovsnet ipsec psk set`)."
-)
-REMOTE_NAME = typer.Option(
-    None, "--remote-name", help="Certificate auth: the CN of the peer's certificate."
-)
-REMOTE_CERT = typer.Option(
-    None, "--remote-cert", help="Certificate auth with a self-signed peer certificate file."
-)
-REQUIRE_ENCRYPTION = typer.Option(
-    True,
-    "--require-encryption/--allow-plaintext",
-    help="Drop tunnel traffic that IPsec did not protect (default), or allow plaintext fallback.",
-)
-
-SUBNET = typer.Option(
-    None,
-    "--subnet",
-    metavar="CIDR",
-    help="The peer's container subnet: IPv4 and ARP from its tunnel must come from it.",
-)
-ALLOW_DOWNGRADE = typer.Option(
-    False,
-    "--allow-downgrade",
-    help="Allow turning an existing IPsec tunnel into plaintext, or certificates into a PSK.",
-)
+# Options of `peer add`, most of them also of `peer sync` (only these commands take them, so
+# they live here rather than in ovsnet/cli/options.py).
+TunnelType = Annotated[str, typer.Option("--type", help="Tunnel type: gre, vxlan or geneve.")]
+Ipsec = Annotated[bool, typer.Option("--ipsec", help="Encrypt and authenticate with IPsec.")]
+PskFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--psk-file", help="File holding the pre-shared key (default: `ovsnet ipsec psk set`)."
+    ),
+]
+RemoteName = Annotated[
+    str | None,
+    typer.Option("--remote-name", help="Certificate auth: the CN of the peer's certificate."),
+]
+RemoteCert = Annotated[
+    str | None,
+    typer.Option(
+        "--remote-cert", help="Certificate auth with a self-signed peer certificate file."
+    ),
+]
+RequireEncryption = Annotated[
+    bool,
+    typer.Option(
+        "--require-encryption/--allow-plaintext",
+        help="Drop tunnel traffic that IPsec did not protect (default), or allow plaintext "
+        "fallback.",
+    ),
+]
+PeerSubnet = Annotated[
+    str | None,
+    typer.Option(
+        "--subnet",
+        metavar="CIDR",
+        help="The peer's container subnet: IPv4 and ARP from its tunnel must come from it.",
+    ),
+]
+AllowDowngrade = Annotated[
+    bool,
+    typer.Option(
+        "--allow-downgrade",
+        help="Allow turning an existing IPsec tunnel into plaintext, or certificates into a PSK.",
+    ),
+]
 
 
 def _ipsec_choice(ipsec, psk_file, remote_name, remote_cert, require_encryption):
@@ -69,7 +83,7 @@ def _add(
     subnets=(),
 ) -> None:
     from ovsnet.netlink import Netlink
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.peers import PeerRequest, add_peers
 
     request = PeerRequest(
@@ -91,15 +105,15 @@ def add(
     remote_ips: Annotated[
         list[str], typer.Argument(metavar="REMOTE_IP...", help="Peers' underlay IPs.")
     ],
-    ipsec: bool = IPSEC,
-    psk_file: Path = PSK_FILE,
-    remote_name: str = REMOTE_NAME,
-    remote_cert: str = REMOTE_CERT,
-    require_encryption: bool = REQUIRE_ENCRYPTION,
-    allow_downgrade: bool = ALLOW_DOWNGRADE,
-    subnet: str = SUBNET,
+    ipsec: Ipsec = False,
+    psk_file: PskFile = None,
+    remote_name: RemoteName = None,
+    remote_cert: RemoteCert = None,
+    require_encryption: RequireEncryption = True,
+    allow_downgrade: AllowDowngrade = False,
+    subnet: PeerSubnet = None,
     bridge: Bridge = "br0",
-    tunnel_type: str = TYPE,
+    tunnel_type: TunnelType = "gre",
     dry_run: DryRun = False,
 ) -> None:
     """Add a tunnel port to each peer (all in one OVSDB transaction)."""
@@ -124,12 +138,12 @@ def sync(
             metavar="FILE", help="One peer IP per line, optionally its subnet (# comments)."
         ),
     ],
-    ipsec: bool = IPSEC,
-    psk_file: Path = PSK_FILE,
-    require_encryption: bool = REQUIRE_ENCRYPTION,
-    allow_downgrade: bool = ALLOW_DOWNGRADE,
+    ipsec: Ipsec = False,
+    psk_file: PskFile = None,
+    require_encryption: RequireEncryption = True,
+    allow_downgrade: AllowDowngrade = False,
     bridge: Bridge = "br0",
-    tunnel_type: str = TYPE,
+    tunnel_type: TunnelType = "gre",
     dry_run: DryRun = False,
 ) -> None:
     """Make the tunnels exactly the file's peers: add the missing, remove the rest."""
@@ -161,7 +175,7 @@ def remove(
     dry_run: DryRun = False,
 ) -> None:
     """Remove the tunnel port to each peer."""
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.peers import remove_peers
 
     settings: Settings = ctx.obj
@@ -172,7 +186,7 @@ def remove(
 @peer_app.command("list")
 def list_(ctx: typer.Context, bridge: Bridge = "br0") -> None:
     """List peers with tunnel type, encryption and state."""
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.peers import list_peers
 
     settings: Settings = ctx.obj

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -18,106 +17,6 @@ pki_app = typer.Typer(
 
 _DIR_HELP = "PKI directory (default /var/lib/ovsnet/pki)."
 _PURPOSES = "ike, docker-server, docker-client, etcd-server or etcd-client"
-
-
-@dataclass
-class IssuedResult:
-    """Certificates written or kept by one command. Paths and metadata only, never key bytes."""
-
-    action: str
-    issued: list = field(default_factory=list)
-    dry_run: bool = False
-
-    def as_json(self) -> Any:
-        from ovsnet.pki.profile import utcnow
-
-        now = utcnow()
-        return {
-            "action": self.action,
-            "dry_run": self.dry_run,
-            "changed": any(i.changed for i in self.issued),
-            "certificates": [i.as_json(now) for i in self.issued],
-        }
-
-    def render(self, console) -> None:
-        for item in self.issued:
-            verb = "would write" if self.dry_run else "wrote"
-            if item.kind in ("legacy-ca", "retired-ca"):
-                verb = "would retire" if self.dry_run else "retired"
-            verb = verb if item.changed else "unchanged"
-            key = f"  key {item.key_path} (0600)" if item.kind not in ("legacy-ca",) else ""
-            console.print(
-                f"{verb}: {item.kind} {item.name}  {item.summary.subject}  cert {item.cert_path}"
-                f"{key}  expires {item.summary.not_after:%Y-%m-%d}",
-                markup=False,
-            )
-
-
-@dataclass
-class ListResult:
-    directory: str
-    issued: list
-
-    def as_json(self) -> Any:
-        from ovsnet.pki.profile import utcnow
-
-        now = utcnow()
-        return {"directory": self.directory, "certificates": [i.as_json(now) for i in self.issued]}
-
-    def render(self, console) -> None:
-        from ovsnet.pki.profile import utcnow
-
-        now = utcnow()
-        if not self.issued:
-            console.print(f"no certificates in {self.directory}")
-            return
-        for item in self.issued:
-            s = item.summary
-            if item.revoked:
-                flag = "  [red]REVOKED[/red]"
-            elif s.expired(now):
-                flag = "  [red]EXPIRED[/red]"
-            elif s.expires_soon(now):
-                flag = f"  [yellow]warning: expires in {s.days_left(now)} days[/yellow]"
-            else:
-                flag = ""
-            if item.kind == "legacy-ca":
-                flag += "  [red]all-purpose CA of an older ovsnet: `ovsnet pki migrate`[/red]"
-            console.print(f"{item.kind:<14} {item.name:<16} {s.subject}", markup=False, emoji=False)
-            console.print(f"{'':<14} expires {s.not_after:%Y-%m-%d}{flag}")
-            # emoji=False: rich would turn the ":CD:" of a fingerprint into an emoji
-            console.print(f"{'':<14} sha256 {s.fingerprint_sha256}", markup=False, emoji=False)
-
-
-@dataclass
-class CrlReport:
-    action: str
-    result: Any
-    dry_run: bool = False
-
-    def as_json(self) -> Any:
-        return {"action": self.action, "dry_run": self.dry_run, **self.result.as_json()}
-
-    def render(self, console) -> None:
-        r = self.result
-        if not r.changed:
-            console.print(f"unchanged: {r.purpose} CRL {r.path} already revokes it", markup=False)
-            return
-        verb = "would write" if self.dry_run else "wrote"
-        what = f"revoked serial {r.added}; " if r.added else ""
-        console.print(
-            f"{verb}: {what}{r.purpose} CRL {r.path} (number {r.number}, {r.revoked} revoked, "
-            f"next update {r.next_update:%Y-%m-%d})",
-            markup=False,
-        )
-        if r.purpose == "ike":
-            console.print(f"then on every host: ovsnet ipsec crl {r.path}", markup=False)
-        elif r.purpose.startswith("docker-"):
-            console.print(
-                "dockerd reads no CRL: it accepts a revoked Docker certificate until it expires "
-                "or its CA is rotated (`ovsnet pki rotate-ca`)",
-                markup=False,
-            )
 
 
 DirOption = Annotated[str | None, typer.Option("--dir", envvar="OVSNET_PKI_DIR", help=_DIR_HELP)]
@@ -150,12 +49,15 @@ def init_cmd(
 ) -> None:
     """Create one CA per purpose, each with an empty CRL (existing CAs are kept as they are)."""
     from ovsnet.pki import cas as pki_cas
+    from ovsnet.pki import results as pki_results
     from ovsnet.pki import store as pki_store
 
     options = pki_cas.CaOptions(rsa=rsa, dry_run=dry_run, days=days)
     emit(
         ctx.obj,
-        IssuedResult("init", pki_cas.ensure_cas(pki_store.pki_dir(directory), options), dry_run),
+        pki_results.IssuedResult(
+            "init", pki_cas.ensure_cas(pki_store.pki_dir(directory), options), dry_run
+        ),
     )
 
 
@@ -171,12 +73,13 @@ def migrate_cmd(
     CAs; then reissue every certificate with `pki issue` / `pki issue-docker`."""
     from ovsnet.pki import cas as pki_cas
     from ovsnet.pki import lifecycle as pki_lifecycle
+    from ovsnet.pki import results as pki_results
     from ovsnet.pki import store as pki_store
 
     options = pki_cas.CaOptions(rsa=rsa, dry_run=dry_run, days=days)
     emit(
         ctx.obj,
-        IssuedResult(
+        pki_results.IssuedResult(
             "migrate", pki_lifecycle.migrate(pki_store.pki_dir(directory), options), dry_run
         ),
     )
@@ -195,11 +98,12 @@ def rotate_ca_cmd(
     certificate of that purpose must then be reissued and the new CA file deployed."""
     from ovsnet.pki import cas as pki_cas
     from ovsnet.pki import lifecycle as pki_lifecycle
+    from ovsnet.pki import results as pki_results
     from ovsnet.pki import store as pki_store
 
     options = pki_cas.CaOptions(rsa=rsa, dry_run=dry_run, days=days)
     issued = pki_lifecycle.rotate_ca(pki_store.pki_dir(directory), purpose, options)
-    emit(ctx.obj, IssuedResult("rotate-ca", issued, dry_run))
+    emit(ctx.obj, pki_results.IssuedResult("rotate-ca", issued, dry_run))
 
 
 @pki_app.command("issue")
@@ -227,12 +131,16 @@ def issue_cmd(
 ) -> None:
     """Issue NAME's certificate for one purpose (default ike: the host's IPsec identity)."""
     from ovsnet.pki import issue as pki_issue
+    from ovsnet.pki import results as pki_results
     from ovsnet.pki import store as pki_store
 
     base = pki_store.pki_dir(directory)
     request = pki_issue.leaf_request(base, purpose, name, ips or [], dns or [], key_type)
     options = pki_issue.IssueOptions(renew=renew, dry_run=dry_run, days=_leaf_days(days))
-    emit(ctx.obj, IssuedResult("issue", [pki_issue.ensure_leaf(base, request, options)], dry_run))
+    emit(
+        ctx.obj,
+        pki_results.IssuedResult("issue", [pki_issue.ensure_leaf(base, request, options)], dry_run),
+    )
 
 
 @pki_app.command("issue-docker")
@@ -248,13 +156,14 @@ def issue_docker_cmd(
 ) -> None:
     """Issue dockerd's TLS server certificate and a client certificate for HOST."""
     from ovsnet.pki import issue as pki_issue
+    from ovsnet.pki import results as pki_results
     from ovsnet.pki import store as pki_store
 
     options = pki_issue.IssueOptions(renew=renew, dry_run=dry_run, days=_leaf_days(days))
     server, client = pki_issue.ensure_docker_certs(
         pki_store.pki_dir(directory), host, ips or [], dns or [], options
     )
-    emit(ctx.obj, IssuedResult("issue-docker", [server, client], dry_run))
+    emit(ctx.obj, pki_results.IssuedResult("issue-docker", [server, client], dry_run))
 
 
 @pki_app.command("renew")
@@ -273,11 +182,12 @@ def renew_cmd(
     expires: revoke it if its key may be compromised)."""
     from ovsnet.pki import issue as pki_issue
     from ovsnet.pki import lifecycle as pki_lifecycle
+    from ovsnet.pki import results as pki_results
     from ovsnet.pki import store as pki_store
 
     options = pki_issue.IssueOptions(dry_run=dry_run, days=_leaf_days(days), keep_key=keep_key)
     issued = pki_lifecycle.renew(pki_store.pki_dir(directory), purpose, name, options)
-    emit(ctx.obj, IssuedResult("renew", [issued], dry_run))
+    emit(ctx.obj, pki_results.IssuedResult("renew", [issued], dry_run))
 
 
 @pki_app.command("revoke")
@@ -290,10 +200,11 @@ def revoke_cmd(
 ) -> None:
     """Put NAME's certificate on its CA's CRL (ike: then `ovsnet ipsec crl` on every host)."""
     from ovsnet.pki import lifecycle as pki_lifecycle
+    from ovsnet.pki import results as pki_results
     from ovsnet.pki import store as pki_store
 
     result = pki_lifecycle.revoke(pki_store.pki_dir(directory), purpose, name, dry_run=dry_run)
-    emit(ctx.obj, CrlReport("revoke", result, dry_run))
+    emit(ctx.obj, pki_results.CrlResult("revoke", result, dry_run))
 
 
 @pki_app.command("crl")
@@ -305,28 +216,11 @@ def crl_cmd(
 ) -> None:
     """Sign the purpose's CRL anew (same entries, next update in a year)."""
     from ovsnet.pki import crl as pki_crl
+    from ovsnet.pki import results as pki_results
     from ovsnet.pki import store as pki_store
 
     result = pki_crl.refresh_crl(pki_store.pki_dir(directory), purpose, dry_run=dry_run)
-    emit(ctx.obj, CrlReport("crl", result, dry_run))
-
-
-@dataclass
-class ExportResult:
-    files: list
-    dry_run: bool = False
-
-    def as_json(self) -> Any:
-        return {
-            "dry_run": self.dry_run,
-            "changed": any(changed for _, changed in self.files),
-            "files": [{"path": str(p), "changed": c} for p, c in self.files],
-        }
-
-    def render(self, console) -> None:
-        verb = "would write" if self.dry_run else "wrote"
-        for path, changed in self.files:
-            console.print(f"{verb if changed else 'unchanged'}: {path}", markup=False)
+    emit(ctx.obj, pki_results.CrlResult("crl", result, dry_run))
 
 
 @pki_app.command("export")
@@ -344,10 +238,11 @@ def export_cmd(
     from pathlib import Path
 
     from ovsnet.pki import contents as pki_contents
+    from ovsnet.pki import results as pki_results
     from ovsnet.pki import store as pki_store
 
     files = pki_contents.export(pki_store.pki_dir(directory), purpose, name, Path(to), dry_run)
-    emit(ctx.obj, ExportResult(files, dry_run))
+    emit(ctx.obj, pki_results.ExportResult(files, dry_run))
 
 
 @pki_app.command("list")
@@ -355,10 +250,13 @@ def list_cmd(ctx: typer.Context, directory: DirOption = None) -> None:
     """List CAs and certificates: purpose, subject, expiry, SHA-256 fingerprint; flags revoked
     ones and expiry within 30 days."""
     from ovsnet.pki import contents as pki_contents
+    from ovsnet.pki import results as pki_results
     from ovsnet.pki import store as pki_store
 
     path = pki_store.pki_dir(directory)
-    emit(ctx.obj, ListResult(str(path), pki_contents.list_certificates(path)))
+    emit(
+        ctx.obj, pki_results.CertificateListResult(str(path), pki_contents.list_certificates(path))
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -21,47 +22,64 @@ from ovsnet.errors import InvalidInput
 def supervise(
     ctx: typer.Context,
     datapath: Datapath = "system",
-    prefix: str = typer.Option(
-        None, "--prefix", envvar="OVSNET_PREFIX", help="Run `init` for this /24 (A.B.C)."
-    ),
-    subnet: str = typer.Option(None, "--subnet", envvar="OVSNET_SUBNET", help="Or as a CIDR."),
+    prefix: Annotated[
+        str | None,
+        typer.Option("--prefix", envvar="OVSNET_PREFIX", help="Run `init` for this /24 (A.B.C)."),
+    ] = None,
+    subnet: Annotated[
+        str | None, typer.Option("--subnet", envvar="OVSNET_SUBNET", help="Or as a CIDR.")
+    ] = None,
     supernet: SupervisedSupernet = "10.0.0.0/8",
-    underlay_mtu: int = typer.Option(None, "--underlay-mtu", envvar="OVSNET_UNDERLAY_MTU"),
-    peers: str = typer.Option(
-        None, "--peers", envvar="OVSNET_PEERS", help="Peers' underlay IPs, comma-separated."
-    ),
-    peers_file: Path = typer.Option(
-        None,
-        "--peers-file",
-        envvar="OVSNET_PEERS_FILE",
-        help="A `peer sync` file (re-read when it changes): exactly these peers.",
-    ),
+    underlay_mtu: Annotated[
+        int | None, typer.Option("--underlay-mtu", envvar="OVSNET_UNDERLAY_MTU")
+    ] = None,
+    peers: Annotated[
+        str | None,
+        typer.Option(
+            "--peers", envvar="OVSNET_PEERS", help="Peers' underlay IPs, comma-separated."
+        ),
+    ] = None,
+    peers_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--peers-file",
+            envvar="OVSNET_PEERS_FILE",
+            help="A `peer sync` file (re-read when it changes): exactly these peers.",
+        ),
+    ] = None,
     bridge: SupervisedBridge = "br0",
     docker_bridge: SupervisedDockerBridge = "docker0",
-    ipsec: bool = typer.Option(
-        False,
-        "--ipsec/--no-ipsec",
-        envvar="OVSNET_IPSEC",
-        help="Run strongSwan and ovs-monitor-ipsec from the start (else once a peer uses IPsec).",
-    ),
-    psk_file: Path = typer.Option(
-        None,
-        "--psk-file",
-        envvar="OVSNET_PSK_FILE",
-        help="With --ipsec: the configured peers' PSK file (default: `ovsnet ipsec psk set`).",
-    ),
-    allow_downgrade: bool = typer.Option(
-        False,
-        "--allow-downgrade",
-        envvar="OVSNET_ALLOW_DOWNGRADE",
-        help="Allow rewriting existing IPsec tunnels to the configured peers as plaintext.",
-    ),
-    hook_dir: Path = typer.Option(
-        Path("/etc/ovsnet/hooks.d"),
-        "--hook-dir",
-        envvar="OVSNET_HOOK_DIR",
-        help="Executables run after OVS (re)starts.",
-    ),
+    ipsec: Annotated[
+        bool,
+        typer.Option(
+            "--ipsec/--no-ipsec",
+            envvar="OVSNET_IPSEC",
+            help="Run strongSwan and ovs-monitor-ipsec from the start (else once a peer uses "
+            "IPsec).",
+        ),
+    ] = False,
+    psk_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--psk-file",
+            envvar="OVSNET_PSK_FILE",
+            help="With --ipsec: the configured peers' PSK file (default: `ovsnet ipsec psk set`).",
+        ),
+    ] = None,
+    allow_downgrade: Annotated[
+        bool,
+        typer.Option(
+            "--allow-downgrade",
+            envvar="OVSNET_ALLOW_DOWNGRADE",
+            help="Allow rewriting existing IPsec tunnels to the configured peers as plaintext.",
+        ),
+    ] = False,
+    hook_dir: Annotated[
+        Path,
+        typer.Option(
+            "--hook-dir", envvar="OVSNET_HOOK_DIR", help="Executables run after OVS (re)starts."
+        ),
+    ] = Path("/etc/ovsnet/hooks.d"),
     metrics_listen: MetricsListen = None,
     log_format: LogFormat = "text",
 ) -> None:

@@ -33,7 +33,7 @@ from ovsnet.errors import InvalidInput, OperationFailed, OvsnetError
 
 if TYPE_CHECKING:  # loaded when first used: the companion starts OVS before it needs them
     from ovsnet.netlink import Netlink
-    from ovsnet.ovsdb import OvsDb
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.guard_watch import GuardWatcher
     from ovsnet.services.ipsec_heal import Healer
 
@@ -166,7 +166,7 @@ class Supervisor:
         OVSDB holds tunnels the guard must cover and it cannot be put in place, ovs-vswitchd
         is not started (the supervisor exits 1 and the restart policy tries again).
         """
-        from ovsnet.ovsdb import OvsDb
+        from ovsnet.ovsdb.client import OvsDb
         from ovsnet.plaintext_guard import desired_guard
         from ovsnet.services.guard import restore_guard
         from ovsnet.services.observed import observe_host
@@ -191,7 +191,7 @@ class Supervisor:
 
     def _watch_guard(self) -> None:
         """Keep the guard in place while the companion runs (a firewall reload flushes it)."""
-        from ovsnet.ovsdb import OvsDb
+        from ovsnet.ovsdb.client import OvsDb
         from ovsnet.services.guard_watch import GuardWatcher
 
         try:
@@ -293,7 +293,7 @@ class Supervisor:
     def _connections(self) -> tuple[OvsDb, Netlink]:
         """OVSDB and netlink stay connected between heals: a heal is then a few local reads."""
         from ovsnet.netlink import Netlink
-        from ovsnet.ovsdb import OvsDb
+        from ovsnet.ovsdb.client import OvsDb
 
         if self._db is None:
             self._db = OvsDb(self.paths.db)

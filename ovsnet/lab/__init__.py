@@ -7,7 +7,9 @@ Place: docs/architecture.md, "Packages and what they own":
 the netns lab (test and demo tooling shipped as `ovsnet lab`).
 """
 
-from ovsnet.lab.lab import Lab, LabContainer, LabHost, list_labs, prune_labs
+from ovsnet.lab.container import LabContainer
+from ovsnet.lab.host import LabHost
+from ovsnet.lab.lab import Lab, list_labs, prune_labs
 from ovsnet.lab.proc import LabCommandError, LabError
 
 __all__ = [

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ovsnet.lab.lab import Lab, LabContainer
+from ovsnet.lab.container import LabContainer
+from ovsnet.lab.lab import Lab
 from ovsnet.lab.report import ping_matrix
 
 MESH_READY_TIMEOUT = 20.0

@@ -1,40 +1,38 @@
-"""The lab: N emulated hosts (network namespaces) on one emulated switch.
+"""The lab: N emulated hosts (network namespaces) on one emulated switch, built and torn down.
 
-Each host has its own Open vSwitch (userspace datapath, underlay address on `br-phy`) and, by
-default, its own real dockerd configured for the host's /24 of the overlay. See
-docs/testing.md ("The netns lab") and `ovsnet lab --help`.
+Each host (`host.LabHost`) has its own Open vSwitch (userspace datapath, underlay address on
+`br-phy`) and, by default, its own real dockerd configured for the host's /24 of the overlay.
+This module owns the lab's life cycle: the checks before building (`preflight`), building the
+switch and the hosts in parallel, tearing everything down by PID, finding what was left behind,
+and the labs of other processes (`list_labs`, `prune_labs`). See docs/testing.md ("The netns
+lab") and `ovsnet lab --help`.
+
+Place: docs/architecture.md, "Packages and what they own": the netns lab (`ovsnet.lab`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from ovsnet.errors import InvalidInput, NotReady
 from ovsnet.lab import cleanup, dockerd, image, netns, ovs
 from ovsnet.lab import state as lab_state
+from ovsnet.lab.host import LabHost
 from ovsnet.lab.layout import (
     HOST_NIC,
     SWITCH_BRIDGE,
-    UNDERLAY_MTU,
-    HostLayout,
     check_host_count,
     new_lab_name,
     new_token,
 )
-from ovsnet.lab.proc import SYSTEM_PATH, LabError, cmdline, is_alive, run, stop_pids
+from ovsnet.lab.proc import SYSTEM_PATH, LabError, cmdline, stop_pids
 from ovsnet.lab.state import LabState, Owner
 
-PING_INTERVAL = "0.2"
-_LOOKUPS_RE = re.compile(r"lookups:\s*hit:(\d+)\s+missed:(\d+)\s+lost:(\d+)")
 _TOOLS = (
     "ip",
     "nsenter",
@@ -46,292 +44,6 @@ _TOOLS = (
     "ovs-appctl",
 )
 _DOCKER_TOOLS = ("dockerd", "docker", "ethtool")
-
-
-class LabContainer:
-    """A real Docker container on a lab host (busybox image, restart policy `always`)."""
-
-    def __init__(self, host: LabHost, name: str):
-        self.host = host
-        self.name = name
-        self.id = ""
-        self.pid = 0
-        self.ip = ""
-        self.mac = ""
-
-    def __repr__(self) -> str:
-        return f"<LabContainer {self.host.name}/{self.name} {self.ip}>"
-
-    def inspect(self) -> dict:
-        return dockerd.containers_json(self.host.layout, self.name)[0]
-
-    def refresh(self, timeout: float = 30.0) -> LabContainer:
-        """Wait until running, re-read PID and address, switch tx checksum offload off again.
-
-        Needed after a dockerd restart: the container comes back (restart policy) with a new
-        veth, whose offload is on again.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            info = self.inspect()
-            if info["State"].get("Running") and info["State"].get("Pid") and _ip_of(info):
-                break
-            if time.monotonic() > deadline:
-                raise LabError(
-                    f"container {self.name} on {self.host.name} is not running",
-                    f"state: {info['State'].get('Status')}",
-                )
-            time.sleep(0.1)
-        self._apply(info)
-        self.disable_tx_offload()
-        return self
-
-    def _apply(self, info: dict) -> LabContainer:
-        self.id, self.pid = info["Id"], info["State"].get("Pid", 0)
-        self.ip, self.mac = _ip_of(info), _mac_of(info)
-        return self
-
-    def _in_netns(self, argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess:
-        return run(["nsenter", "-t", str(self.pid), "-n", *argv], check=check, timeout=30)
-
-    def disable_tx_offload(self) -> None:
-        """Userspace datapath requirement: without it, TCP between containers stalls."""
-        self._in_netns(["ethtool", "-K", "eth0", "tx", "off"])
-
-    def tx_offload(self) -> bool:
-        """Whether transmit checksum offload is on (it should be off)."""
-        out = self._in_netns(["ethtool", "-k", "eth0"]).stdout
-        return "tx-checksumming: on" in out
-
-    def exec(
-        self,
-        argv: Sequence[str],
-        check: bool = False,
-        timeout: float = 60,
-        input: str | None = None,
-    ) -> subprocess.CompletedProcess:
-        flags = ["-i"] if input is not None else []
-        return self.host.docker(
-            "exec", *flags, self.name, *argv, check=check, timeout=timeout, input=input
-        )
-
-    def ping(self, ip: str, count: int = 3, timeout: float = 5.0) -> bool:
-        """True when every one of `count` echo requests is answered within `timeout` s.
-
-        ping itself exits 0 when a single reply arrives: a path that loses packets must not pass.
-        """
-        argv = [
-            "ping",
-            "-c",
-            str(count),
-            "-i",
-            PING_INTERVAL,
-            "-W",
-            str(int(max(1, timeout))),
-            str(ip),
-        ]
-        done = self.exec(argv, timeout=timeout + count + 10)
-        return done.returncode == 0 and answered(done.stdout) == count
-
-    def remove(self) -> None:
-        self.host.docker("rm", "-f", self.name, check=False)
-        self.host._forget(self)
-
-
-_PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
-
-
-def answered(ping_output: str) -> int:
-    """Echo replies counted in ping's summary line (busybox and iputils word it alike)."""
-    match = _PING_SUMMARY.search(ping_output)
-    return int(match.group(2)) if match else 0
-
-
-def _ip_of(info: dict) -> str:
-    settings = info.get("NetworkSettings") or {}
-    if settings.get("IPAddress"):
-        return settings["IPAddress"]
-    for network in (settings.get("Networks") or {}).values():
-        if network.get("IPAddress"):
-            return network["IPAddress"]
-    return ""
-
-
-def _mac_of(info: dict) -> str:
-    settings = info.get("NetworkSettings") or {}
-    if settings.get("MacAddress"):
-        return settings["MacAddress"]
-    return next((n.get("MacAddress", "") for n in (settings.get("Networks") or {}).values()), "")
-
-
-class LabHost:
-    """One emulated host: a network namespace with its own OVS and (optionally) dockerd."""
-
-    underlay_mtu = UNDERLAY_MTU
-
-    def __init__(self, lab: Lab, layout: HostLayout):
-        self.lab = lab
-        self.layout = layout
-        self._containers: list[LabContainer] = []
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"<LabHost {self.name} {self.netns} {self.underlay_ip} {self.prefix}>"
-
-    # -- facts --------------------------------------------------------------------------------
-    name = property(lambda self: self.layout.name)
-    index = property(lambda self: self.layout.index)
-    netns = property(lambda self: self.layout.netns)
-    underlay_ip = property(lambda self: self.layout.underlay_ip)
-    underlay_cidr = property(lambda self: str(self.layout.underlay))
-    prefix = property(lambda self: self.layout.prefix)
-    supernet = property(lambda self: self.layout.supernet)
-    subnet = property(lambda self: str(self.layout.addressing.subnet))
-    gateway = property(lambda self: str(self.layout.addressing.gateway))
-    overlay_mtu = property(lambda self: self.layout.overlay_mtu)
-    db = property(lambda self: self.layout.db)
-    docker_host = property(lambda self: self.layout.docker_host)
-    rundir = property(lambda self: self.layout.rundir)
-    has_docker = property(lambda self: self.lab.has_docker)
-
-    @property
-    def env(self) -> dict[str, str]:
-        """What a shell on this host sees: its own OVSDB and Docker engine."""
-        env = {"OVSNET_DB": self.db}
-        if self.has_docker:
-            env |= {"DOCKER_HOST": self.docker_host, "OVSNET_DOCKER_HOST": self.docker_host}
-        return env
-
-    # -- commands -----------------------------------------------------------------------------
-    def run(
-        self,
-        argv: Sequence[str],
-        check: bool = True,
-        timeout: float = 60,
-        input: str | None = None,
-    ) -> subprocess.CompletedProcess:
-        """Run a command inside the host's namespace (text mode, output captured)."""
-        return run(
-            netns.exec_argv(self.netns, [str(a) for a in argv]),
-            check=check,
-            timeout=timeout,
-            input=input,
-            env=self.env,
-        )
-
-    def ovsnet(
-        self, *args: str, check: bool = False, timeout: float = 120
-    ) -> subprocess.CompletedProcess:
-        """`python -m ovsnet --db <this host's db> ARGS` inside the host's namespace."""
-        return self.run(
-            [sys.executable, "-m", "ovsnet", "--db", self.db, *args], check=check, timeout=timeout
-        )
-
-    def vsctl(
-        self, *args: str, check: bool = True, timeout: float = 30
-    ) -> subprocess.CompletedProcess:
-        return run(ovs.vsctl_argv(self.layout, *args), check=check, timeout=timeout)
-
-    def appctl(
-        self, *args: str, check: bool = True, timeout: float = 30
-    ) -> subprocess.CompletedProcess:
-        return run(ovs.appctl_argv(self.layout, *args), check=check, timeout=timeout)
-
-    def docker(
-        self, *args: str, check: bool = True, timeout: float = 60, input: str | None = None
-    ) -> subprocess.CompletedProcess:
-        self._need_docker()
-        return run(
-            dockerd.docker_argv(self.layout, *args), check=check, timeout=timeout, input=input
-        )
-
-    def datapath_lookups(self) -> int:
-        """Total hit + missed + lost lookups of the userspace datapath (a storm makes it soar)."""
-        out = self.appctl("dpctl/show").stdout
-        counts = _LOOKUPS_RE.findall(out)
-        if not counts:
-            raise LabError(f"no datapath lookup counters on {self.name}: {out.strip()!r}")
-        return sum(int(n) for triple in counts for n in triple)
-
-    def pids(self) -> dict[str, int | None]:
-        found = dict(ovs.pids(self.layout))
-        if self.has_docker:
-            found["dockerd"] = self.dockerd_pid
-        return {name: pid if pid and is_alive(pid) else None for name, pid in found.items()}
-
-    # -- containers ---------------------------------------------------------------------------
-    def start_container(self, name: str | None = None) -> LabContainer:
-        """Run a busybox container (restart policy `always`), offload off, address known."""
-        with self._lock:  # picking a free name and taking it is one step
-            name = name or self._next_container_name()
-            self.docker(
-                "run",
-                "-d",
-                "--name",
-                name,
-                "--hostname",
-                name,
-                "--restart",
-                "always",
-                "--init",
-                image.IMAGE,
-                "sleep",
-                "2147483647",
-            )
-        container = LabContainer(self, name).refresh()
-        with self._lock:
-            self._containers.append(container)
-        return container
-
-    def containers(self) -> list[LabContainer]:
-        """Every container of this host's engine, freshly inspected."""
-        names = self.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
-        found = [LabContainer(self, name) for name in names]
-        return [container._apply(container.inspect()) for container in found]
-
-    def _next_container_name(self) -> str:
-        taken = set(self.docker("ps", "-a", "--format", "{{.Names}}").stdout.split())
-        number = 1
-        while f"{self.name}-c{number}" in taken:
-            number += 1
-        return f"{self.name}-c{number}"
-
-    def _forget(self, container: LabContainer) -> None:
-        with self._lock:
-            self._containers = [c for c in self._containers if c is not container]
-
-    # -- docker engine ------------------------------------------------------------------------
-    @property
-    def dockerd_pid(self) -> int | None:
-        return dockerd.current_pid(self.layout, self.lab.state.dockerd_pids.get(self.name))
-
-    def stop_docker(self) -> None:
-        """Like `systemctl stop docker`: SIGTERM to dockerd's PID, wait until it is gone."""
-        self._need_docker()
-        dockerd.stop(self.layout, self.lab.state.dockerd_pids.get(self.name))
-
-    def start_docker(self, refresh: bool = True) -> None:
-        """Start dockerd again and wait for its API; refresh the containers this object made."""
-        self._need_docker()
-        if self.dockerd_pid is not None:
-            raise InvalidInput(f"dockerd of {self.name} is already running")
-        pid = dockerd.start(self.layout, self.lab.state.dockerd_args)
-        self.lab._record_dockerd(self.name, pid)
-        dockerd.wait_ready(self.layout, pid)
-        if refresh:
-            for container in list(self._containers):
-                container.refresh()
-
-    def restart_docker(self) -> None:
-        """Like `systemctl restart docker`: docker0 gets its address back, containers restart."""
-        self.stop_docker()
-        self.start_docker()
-
-    def _need_docker(self) -> None:
-        if not self.has_docker:
-            raise InvalidInput(
-                f"lab {self.lab.name!r} runs without Docker", "start it without --no-docker"
-            )
 
 
 class Lab:
@@ -488,7 +200,7 @@ class Lab:
         ovs.add_phy_bridge(layout)
         if self.has_docker:
             pid = dockerd.start(layout, self.state.dockerd_args)
-            self._record_dockerd(host.name, pid)
+            self.record_dockerd(host.name, pid)
             dockerd.wait_ready(layout, pid)
             dockerd.import_image(layout)
 
@@ -500,7 +212,8 @@ class Lab:
         with contextlib.suppress(AttributeError):
             exc.lab = self  # type: ignore[attr-defined]  # lets a caller (a test) check that nothing was left behind
 
-    def _record_dockerd(self, host: str, pid: int) -> None:
+    def record_dockerd(self, host: str, pid: int) -> None:
+        """Remember a host's new dockerd PID (in the state file, so `down` finds it)."""
         with self._state_lock:
             self.state.dockerd_pids[host] = pid
             if self.directory.exists():

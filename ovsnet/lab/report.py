@@ -11,7 +11,7 @@ def _pid_cell(pid: int | None) -> str:
 
 
 @dataclass
-class LabStatusView:
+class LabStatusResult:
     status: dict
     hint: bool = False  # after `up`: say what to try next
 
@@ -61,7 +61,7 @@ class LabStatusView:
 
 
 @dataclass
-class LabListView:
+class LabListResult:
     labs: list[dict]
 
     def as_json(self) -> list[dict]:
@@ -90,7 +90,7 @@ class LabListView:
 
 
 @dataclass
-class DownView:
+class LabDownResult:
     labs: list[str]
 
     def as_json(self) -> dict:

@@ -61,7 +61,7 @@ def verify_crl(crl, ca_cert: x509.Certificate, what: str = "CRL") -> None:
 
 
 @dataclass(frozen=True)
-class CrlResult:
+class SignedCrl:
     purpose: str
     path: Path
     number: int
@@ -84,7 +84,7 @@ class CrlResult:
 
 def sign_crl(
     directory: Path, purpose: str, extra: tuple[int, ...], now: dt.datetime, dry_run: bool
-) -> CrlResult:
+) -> SignedCrl:
     """PURPOSE's CRL signed anew with its entries and `extra` serials, and a CRL number one
     higher (strongSwan keeps the CRL with the higher number)."""
     ca_cert, ca_key = load_ca(directory, purpose)
@@ -103,7 +103,7 @@ def sign_crl(
     if not dry_run:
         with key_store(path):
             write_atomically(path, pem_crl(crl), 0o644)
-    return CrlResult(
+    return SignedCrl(
         purpose,
         path,
         number + 1,
@@ -116,6 +116,6 @@ def sign_crl(
 
 def refresh_crl(
     directory: Path, purpose: str, dry_run: bool = False, now: dt.datetime | None = None
-) -> CrlResult:
+) -> SignedCrl:
     """Sign the CRL anew with the same entries and a fresh nextUpdate."""
     return sign_crl(directory, purpose, (), now or utcnow(), dry_run)

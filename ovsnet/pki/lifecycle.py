@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ovsnet.errors import InvalidInput
 from ovsnet.pki.cas import CaOptions, check_ca_home, ensure_cas, ensure_one_ca
-from ovsnet.pki.crl import CrlResult, crl_number, load_crl, revoked_serials, sign_crl
+from ovsnet.pki.crl import SignedCrl, crl_number, load_crl, revoked_serials, sign_crl
 from ovsnet.pki.issue import IssueOptions, ensure_leaf, key_type_of, leaf_request
 from ovsnet.pki.profile import PURPOSES, build_ca, check_days, generate_key, summarize, utcnow
 from ovsnet.pki.store import (
@@ -111,7 +111,7 @@ def renew(
 
 def revoke(
     directory: Path, purpose: str, name: str, dry_run: bool = False, now: dt.datetime | None = None
-) -> CrlResult:
+) -> SignedCrl:
     """Add NAME's current certificate of `purpose` to its CA's CRL and sign the CRL anew.
 
     The files stay; `pki issue NAME` replaces a revoked certificate. strongSwan and etcd read
@@ -135,7 +135,7 @@ def revoke(
         ) from None
     if cert.serial_number in revoked_serials(directory, purpose):
         crl = load_crl(crl_path(directory, purpose))
-        return CrlResult(
+        return SignedCrl(
             purpose,
             crl_path(directory, purpose),
             crl_number(crl),

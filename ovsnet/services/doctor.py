@@ -13,11 +13,11 @@ import os
 from dataclasses import dataclass
 
 from ovsnet import diagnosis, firewall, kernel, probe
-from ovsnet.diagnosis import Check, DoctorReport
+from ovsnet.diagnosis import Check, DoctorResult
 from ovsnet.errors import OvsnetError
 from ovsnet.netlink import Netlink
-from ovsnet.ovsdb import OvsDb
-from ovsnet.services.status import HostStatus, host_status
+from ovsnet.ovsdb.client import OvsDb
+from ovsnet.services.status import StatusResult, host_status
 from ovsnet.tunnels import overlay_mtu
 
 REFERENCE_UNDERLAY = 1500  # any value: the overhead is what we want from overlay_mtu
@@ -31,13 +31,13 @@ class DoctorRequest:
     probe_timeout: float = 1.5
 
 
-def run_doctor(db: OvsDb, net: Netlink, request: DoctorRequest) -> DoctorReport:
+def run_doctor(db: OvsDb, net: Netlink, request: DoctorRequest) -> DoctorResult:
     from ovsnet.plaintext_guard import desired_guard
     from ovsnet.services.observed import observe_host
 
     status = host_status(db, net, request.bridge)
     host = observe_host(db)
-    report = DoctorReport()
+    report = DoctorResult()
     checks = report.checks
     checks.append(_bridge_check(status))
     ipsec_peers = [p for p in status.peers if p["ipsec"]]
@@ -63,7 +63,7 @@ def run_doctor(db: OvsDb, net: Netlink, request: DoctorRequest) -> DoctorReport:
     return report
 
 
-def _bridge_check(status: HostStatus) -> Check:
+def _bridge_check(status: StatusResult) -> Check:
     others = [p for p in status.problems if "guard" not in p and "nft" not in p]
     if not status.exists:
         return Check("overlay bridge", diagnosis.FAIL, f"{status.bridge} does not exist",
@@ -83,7 +83,7 @@ def _bridge_filter(docker_bridge: str) -> diagnosis.BridgeFilter:
     )
 
 
-def _docker_check(status: HostStatus, request: DoctorRequest) -> Check:
+def _docker_check(status: StatusResult, request: DoctorRequest) -> Check:
     from ovsnet import docker
     from ovsnet.addressing import host_addressing
     from ovsnet.plan import docker_mismatches, docker_options_hint
@@ -106,7 +106,7 @@ def _docker_check(status: HostStatus, request: DoctorRequest) -> Check:
     return diagnosis.judge_docker(wrong, docker_options_hint(addressing, status.mtu), None)
 
 
-def _mtu_checks(status: HostStatus, mtu: int, timeout: float) -> list[Check]:
+def _mtu_checks(status: StatusResult, mtu: int, timeout: float) -> list[Check]:
     """One DF probe per peer at the size its tunnel puts on the underlay for a full overlay
     frame: overlay MTU (`mtu`, the bridge's) + the tunnel's overhead (type, IPsec)."""
     by_size: dict[int, list[str]] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ovsnet import antispoof, openflow
 from ovsnet.errors import NotReady
 from ovsnet.model import ObservedBridge
-from ovsnet.ovsdb import OvsDb
+from ovsnet.ovsdb.client import OvsDb
 
 
 def sync_flows(

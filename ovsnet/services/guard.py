@@ -19,7 +19,8 @@ from ovsnet.errors import OvsnetError
 from ovsnet.faults import checkpoint
 from ovsnet.ipsec import keys as ipsec_keys
 from ovsnet.ipsec import observed as ipsec_observed
-from ovsnet.ovsdb import Changes, OvsDb
+from ovsnet.model import Changes
+from ovsnet.ovsdb.client import OvsDb
 from ovsnet.plaintext_guard import Guard, GuardState, desired_guard
 from ovsnet.services.observed import observe_host
 

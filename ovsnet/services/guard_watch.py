@@ -19,7 +19,7 @@ from collections.abc import Callable
 from ovsnet import nftables
 from ovsnet.errors import OvsnetError
 from ovsnet.hostlock import host_lock
-from ovsnet.ovsdb import OvsDb
+from ovsnet.ovsdb.client import OvsDb
 from ovsnet.services.guard import heal_guard
 
 log = logging.getLogger("ovsnet.guard")

@@ -14,9 +14,9 @@ from ovsnet.addressing import HostAddressing
 from ovsnet.errors import InvalidInput, NotReady
 from ovsnet.faults import checkpoint
 from ovsnet.ipsec import plan as ipsec_plan
-from ovsnet.model import DOCKER_BRIDGE_KEY, BridgeSpec
+from ovsnet.model import DOCKER_BRIDGE_KEY, BridgeSpec, Changes
 from ovsnet.netlink import Netlink
-from ovsnet.ovsdb import Changes, OvsDb
+from ovsnet.ovsdb.client import OvsDb
 from ovsnet.plaintext_guard import Guard
 from ovsnet.plan import (
     HostPlan,

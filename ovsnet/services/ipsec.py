@@ -17,7 +17,8 @@ from ovsnet.ipsec import compat as ipsec_compat
 from ovsnet.ipsec import credentials as ipsec_credentials
 from ovsnet.ipsec import keys as ipsec_keys
 from ovsnet.ipsec import plan as ipsec_plan
-from ovsnet.ovsdb import Changes, OvsDb
+from ovsnet.model import Changes
+from ovsnet.ovsdb.client import OvsDb
 from ovsnet.report import ChangeReport
 from ovsnet.secrets import read_secret_file
 from ovsnet.services.guard import guarded, plan_guard, restore_guard
@@ -248,7 +249,7 @@ def restore_plaintext_guard(db: OvsDb, request: RestoreRequest) -> ChangeReport:
 
 
 @dataclass
-class MonitorView:
+class IpsecShowResult:
     """`ovsnet ipsec show`: ovs-monitor-ipsec's view, PSKs removed."""
 
     tunnels: list = field(default_factory=list)
@@ -263,7 +264,7 @@ class MonitorView:
             console.print(f"{tunnel.name}: {tunnel.summary()}", markup=False)
 
 
-def show_monitor(run_dir: str | None = None) -> MonitorView:
+def show_monitor(run_dir: str | None = None) -> IpsecShowResult:
     from ovsnet.ipsec_monitor import monitor_tunnels
 
-    return MonitorView(monitor_tunnels(run_dir))
+    return IpsecShowResult(monitor_tunnels(run_dir))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from ovsnet.ipsec import keys as ipsec_keys
 from ovsnet.ipsec import observed as ipsec_observed
-from ovsnet.ovsdb import OvsDb, Snapshot
+from ovsnet.model import Snapshot
+from ovsnet.ovsdb.client import OvsDb
 
 TUNNEL_PORT_TYPES = ("gre", "vxlan", "geneve", "stt", ipsec_keys.LEGACY_PORT_TYPE)
 

@@ -11,9 +11,17 @@ from pathlib import Path
 
 from ovsnet import antispoof, ipsec, nftables, strongswan
 from ovsnet.errors import InvalidInput, OvsnetError
-from ovsnet.model import SUBNET_KEY, SUPERNET_KEY, ObservedBridge, ObservedPort, TunnelSpec
+from ovsnet.model import (
+    SUBNET_KEY,
+    SUPERNET_KEY,
+    Changes,
+    ObservedBridge,
+    ObservedPort,
+    Snapshot,
+    TunnelSpec,
+)
 from ovsnet.netlink import Netlink
-from ovsnet.ovsdb import Changes, OvsDb, Snapshot
+from ovsnet.ovsdb.client import OvsDb
 from ovsnet.plaintext_guard import Guard, guard_for_tunnels
 from ovsnet.plan import PeerPlan, plan_peers
 from ovsnet.report import ChangeReport

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ovsnet import vici_keys
 from ovsnet.ipsec import rotation
-from ovsnet.ovsdb import Changes, OvsDb
+from ovsnet.model import Changes
+from ovsnet.ovsdb.client import OvsDb
 from ovsnet.report import ChangeReport
 from ovsnet.services.guard import guarded, plan_guard
 from ovsnet.services.ipsec import read_psk_file

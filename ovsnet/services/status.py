@@ -12,13 +12,14 @@ from ovsnet.errors import OvsnetError
 from ovsnet.model import DOCKER_BRIDGE_KEY, SUBNET_KEY, SUPERNET_KEY
 from ovsnet.netlink import Netlink
 from ovsnet.ovs_daemons import vswitchd_answers
-from ovsnet.ovsdb import OvsDb
+from ovsnet.ovsdb.client import OvsDb
+from ovsnet.repair_history import repair_history
 from ovsnet.services.observed import observe_snapshot
 from ovsnet.services.peers import sorted_peers
 
 
 @dataclass
-class HostStatus:
+class StatusResult:
     bridge: str
     exists: bool
     ovs_version: str | None = None
@@ -41,7 +42,6 @@ class HostStatus:
     def render(self, console) -> None:
         from rich.table import Table
 
-        from ovsnet.services.ipsec_heal import repair_lines
         from ovsnet.views import peer_table
 
         if not self.exists:
@@ -80,7 +80,7 @@ class HostStatus:
         return host_health(self) + (peer_health(self) if check_peers else [])
 
 
-def host_health(status: HostStatus) -> list[str]:
+def host_health(status: StatusResult) -> list[str]:
     """Why this host is unhealthy (empty: healthy): the bridge, its gateway address, docker0
     attached, the plaintext guard, ovs-vswitchd answering, the IKE side when IPsec peers are
     configured. What `status --check`, the container HEALTHCHECK and /healthz judge.
@@ -90,7 +90,7 @@ def host_health(status: HostStatus) -> list[str]:
     return list(status.problems)
 
 
-def peer_health(status: HostStatus) -> list[str]:
+def peer_health(status: StatusResult) -> list[str]:
     """The peers this host cannot reach (BFD down, or a port ovs-vswitchd refused), one line
     each; `status --check-peers` fails on them."""
     return [
@@ -100,10 +100,10 @@ def peer_health(status: HostStatus) -> list[str]:
     ]
 
 
-def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> HostStatus:
+def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> StatusResult:
     snapshot = db.snapshot()
     bridge = snapshot.bridges.get(bridge_name)
-    status = HostStatus(
+    status = StatusResult(
         bridge=bridge_name, exists=bridge is not None, ovs_version=snapshot.ovs_version
     )
     if bridge is None:
@@ -147,7 +147,7 @@ def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> HostStatus:
     return status
 
 
-def _add_pinning_view(status: HostStatus, db: OvsDb, bridge) -> None:
+def _add_pinning_view(status: StatusResult, db: OvsDb, bridge) -> None:
     """Warn when vswitchd lacks the source-pinning flows OVSDB's records ask for (it keeps
     flows only in memory: a restart drops them until `init` or the companion's heal)."""
     from ovsnet import antispoof, openflow
@@ -166,7 +166,7 @@ def _add_pinning_view(status: HostStatus, db: OvsDb, bridge) -> None:
         )
 
 
-def _add_guard_view(status: HostStatus, host) -> None:
+def _add_guard_view(status: StatusResult, host) -> None:
     """Is the plaintext guard in the kernel what the IPsec tunnels need (survives charon)?"""
     from ovsnet import nftables
     from ovsnet.plaintext_guard import desired_guard
@@ -199,7 +199,7 @@ def _add_guard_view(status: HostStatus, host) -> None:
         )
 
 
-def _add_ipsec_view(status: HostStatus, other_config: dict[str, str]) -> None:
+def _add_ipsec_view(status: StatusResult, other_config: dict[str, str]) -> None:
     """ovs-monitor-ipsec's view per peer, so "configured but not established" is visible."""
     from ovsnet.errors import NotReady
     from ovsnet.ipsec_monitor import monitor_tunnels
@@ -221,8 +221,6 @@ def _add_ipsec_view(status: HostStatus, other_config: dict[str, str]) -> None:
             peer["ipsec_state"] = seen[peer["port"]].summary()
         if peer["ipsec_state"] != "established":
             status.warnings.append(f"peer {peer['remote_ip']}: IPsec {peer['ipsec_state']}")
-    from ovsnet.services.ipsec_heal import add_repair_history
-
     add_repair_history(status.peers)
     stuck = seen is not None and any(
         p["ipsec"] and p["ipsec_state"] != "established" for p in status.peers
@@ -249,3 +247,37 @@ def _certificate_warnings(path: str) -> list[str]:
     if summary.expires_soon(pki_profile.utcnow()):
         return [f"the host certificate {path} expires on {summary.not_after:%Y-%m-%d}"]
     return []
+
+
+# --- the IPsec repair history in the status ----------------------------------------------------
+
+
+def add_repair_history(peers: list[dict], state_file: str | None = None) -> None:
+    """Put each IPsec peer's repairs into its status row (`ipsec_repairs`): count, last repair
+    (UTC, ISO 8601) and why. Peers never repaired get nothing."""
+    history = repair_history(state_file)
+    for peer in peers:
+        record = history.get(peer.get("remote_ip", ""))
+        if peer.get("ipsec") and record is not None and record.repairs:
+            peer["ipsec_repairs"] = {
+                "count": record.repairs,
+                "last": _utc(record.last_repair),
+                "why": record.last_reason,
+            }
+
+
+def repair_lines(peers: list[dict]) -> list[str]:
+    """One line per repaired peer, for the human status."""
+    return [
+        f"IPsec repairs of {p['remote_ip']}: {r['count']}, last {r['last']} ({r['why']})"
+        for p in peers
+        if (r := p.get("ipsec_repairs"))
+    ]
+
+
+def _utc(stamp: float | None) -> str | None:
+    from datetime import UTC, datetime
+
+    if stamp is None:
+        return None
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from ovsnet.lab.lab import answered
+from ovsnet.lab.container import answered
 from ovsnet.lab.layout import PHY_BRIDGE, SWITCH_BRIDGE
 from ovsnet.lab.proc import run
 from tests.lab.etcd_harness import EtcdServer

@@ -29,7 +29,7 @@ P1, P2, NEW = "198.51.100.91", "198.51.100.92", "198.51.100.93"
 _COVERAGE = """
 import json, sys
 from ovsnet import nftables
-from ovsnet.ovsdb import OvsDb
+from ovsnet.ovsdb.client import OvsDb
 from ovsnet.plaintext_guard import desired_guard
 from ovsnet.services.observed import observe_host
 with OvsDb(sys.argv[1]) as db:

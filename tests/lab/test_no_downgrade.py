@@ -43,7 +43,7 @@ from ovsnet.companion.daemons import OvsPaths
 from ovsnet.companion.supervisor import Supervisor
 from ovsnet.errors import OvsnetError
 from ovsnet.netlink import Netlink
-from ovsnet.ovsdb import OvsDb
+from ovsnet.ovsdb.client import OvsDb
 psk_file = sys.argv[5] if len(sys.argv) > 5 else None
 config = CompanionConfig(prefix=sys.argv[3], peers=(sys.argv[4],), ipsec=bool(psk_file),
                          psk_file=psk_file, allow_downgrade=sys.argv[2] == "allow")

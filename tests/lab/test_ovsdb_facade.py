@@ -2,7 +2,7 @@
 
 import pytest
 
-from ovsnet.ovsdb import OvsDb
+from ovsnet.ovsdb.client import OvsDb
 
 pytestmark = pytest.mark.lab
 
@@ -23,8 +23,7 @@ def test_a_refused_interface_is_reported_and_the_transaction_undone(lab_factory)
     from ipaddress import IPv4Address
 
     from ovsnet.errors import OperationFailed
-    from ovsnet.model import TunnelSpec
-    from ovsnet.ovsdb import Changes
+    from ovsnet.model import Changes, TunnelSpec
 
     lab = lab_factory(hosts=1, docker=False)
     host = lab.hosts[0]
@@ -42,7 +41,7 @@ def test_a_refused_interface_is_reported_and_the_transaction_undone(lab_factory)
 READ_WITHOUT_OVS_LIBRARY = """
 import json, sys
 from ovsnet.netlink import Netlink
-from ovsnet.ovsdb import OvsDb
+from ovsnet.ovsdb.client import OvsDb
 snapshot = OvsDb(sys.argv[1]).snapshot()
 bridge = snapshot.bridges["br-read"]
 link = Netlink().link("br-read")

@@ -85,7 +85,7 @@ def test_clock_against_the_certificate():
 
 
 def test_report_json_and_failed():
-    report = diagnosis.DoctorReport([diagnosis.Check("a", "ok", "fine"),
+    report = diagnosis.DoctorResult([diagnosis.Check("a", "ok", "fine"),
                                      diagnosis.Check("b", "fail", "broken", "fix it")])  # fmt: skip
     assert [c.check for c in report.failed] == ["b"]
     doc = report.as_json()
@@ -119,8 +119,8 @@ def test_docker_check_of_a_bridge_without_ovsnet_addressing_says_run_init():
     """A bridge ovsnet did not set up has no subnet, supernet or MTU to compare Docker with:
     the check says so instead of failing on the missing values (and never asks Docker)."""
     from ovsnet.services.doctor import DoctorRequest, _docker_check
-    from ovsnet.services.status import HostStatus
+    from ovsnet.services.status import StatusResult
 
-    check = _docker_check(HostStatus(bridge="br0", exists=True), DoctorRequest())
+    check = _docker_check(StatusResult(bridge="br0", exists=True), DoctorRequest())
     assert (check.check, check.result) == ("docker options", diagnosis.WARN), check
     assert "br0 has no ovsnet subnet" in check.detail and "ovsnet init" in check.fix

@@ -7,7 +7,7 @@ import sys
 
 from ovsnet.faults import CHECKPOINTS
 from ovsnet.ovs_daemons import parse_version
-from ovsnet.services.status import HostStatus, host_health, peer_health
+from ovsnet.services.status import StatusResult, host_health, peer_health
 
 
 def test_checkpoint_kills_only_when_named():
@@ -31,7 +31,7 @@ def test_every_checkpoint_is_named_in_the_code():
 
 
 def _status(problems=(), peers=()):
-    return HostStatus(bridge="br0", exists=True, problems=list(problems), peers=list(peers))
+    return StatusResult(bridge="br0", exists=True, problems=list(problems), peers=list(peers))
 
 
 def test_a_peer_down_does_not_make_the_host_unhealthy():

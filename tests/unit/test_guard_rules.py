@@ -6,8 +6,7 @@ from ipaddress import IPv4Address
 
 from ovsnet.ipsec import keys as ipsec_keys
 from ovsnet.ipsec import observed as ipsec_observed
-from ovsnet.model import TunnelSpec
-from ovsnet.ovsdb import Changes
+from ovsnet.model import Changes, TunnelSpec
 from ovsnet.plaintext_guard import (
     ABSENT,
     COMMENT,

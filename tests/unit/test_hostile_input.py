@@ -501,9 +501,9 @@ def test_a_trailing_newline_is_refused_everywhere(what):
 def test_cluster_status_shows_bad_records_as_plain_text():
     from rich.console import Console
 
-    from ovsnet.cli.cluster_commands import ClusterTable
+    from ovsnet.cli.cluster_commands import ClusterStatusResult
 
-    table = ClusterTable(
+    table = ClusterStatusResult(
         hosts=[],
         problems=["h1 and h2 both publish underlay 198.51.100.1"],
         bad_records=[{"key": "/ovsnet/hosts/[bold]x", "reason": "not JSON ([/] oops)"}],

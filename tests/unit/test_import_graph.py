@@ -170,6 +170,10 @@ def test_only_the_etcd_facade_imports_the_etcd_client():
     assert outside_imports_of(("pyetcd", "grpc"), "ovsnet.etcd") == []
 
 
+def test_only_the_ovsdb_facade_imports_ovsdbapp():
+    assert outside_imports_of(("ovsdbapp",), "ovsnet.ovsdb") == []
+
+
 def test_outside_imports_are_seen(tmp_path):
     package = tmp_path / "ovsnet"
     (package / "etcd").mkdir(parents=True)

@@ -178,7 +178,7 @@ def test_repair_history_round_trips_and_survives_a_damaged_file(tmp_path):
 
 def test_status_rows_carry_each_peers_repairs(tmp_path):
     from ovsnet.repair_history import save_history
-    from ovsnet.services.ipsec_heal import add_repair_history, repair_lines
+    from ovsnet.services.status import add_repair_history, repair_lines
 
     path = tmp_path / "repairs.json"
     save_history({B: RepairRecord("gre-x", repairs=2, last_repair=0.0, last_reason="why")}, path)
@@ -192,8 +192,8 @@ def test_status_rows_carry_each_peers_repairs(tmp_path):
 def test_no_repair_where_no_ipsec_tunnel_drops_plaintext():
     """guard_problem reads the IPsec view of OVSDB (services.observed): a host without IPsec
     tunnels has no guard to hide behind, so nothing may be re-negotiated."""
-    from ovsnet.ovsdb import Snapshot
-    from ovsnet.services.ipsec_heal import guard_problem
+    from ovsnet.model import Snapshot
+    from ovsnet.services.ipsec_owned_peers import guard_problem
 
     problem = guard_problem(Snapshot("3.1.0", {"ipsec_skb_mark": "0x1/0x1"}, {}))
     assert problem is not None and "no IPsec tunnel here drops plaintext" in problem

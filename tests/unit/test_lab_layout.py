@@ -180,7 +180,7 @@ def test_demo_verdict_needs_every_step_and_every_ping():
 
 
 def test_ping_counts_replies_from_the_summary_of_busybox_and_iputils():
-    from ovsnet.lab.lab import answered
+    from ovsnet.lab.container import answered
 
     busybox = "3 packets transmitted, 1 packets received, 66% packet loss\n"
     iputils = "3 packets transmitted, 3 received, 0% packet loss, time 402ms\n"

@@ -18,7 +18,7 @@ from ovsnet.cluster import telemetry
 from ovsnet.errors import InvalidInput
 from ovsnet.logs import JsonLines
 from ovsnet.metrics import BuildInfo, HostReading, MetricsServer, host_families, parse_listen
-from ovsnet.services.status import HostStatus
+from ovsnet.services.status import StatusResult
 
 
 def peer(ip: str, state: str = "up", ipsec: bool = False, **extra) -> dict:
@@ -39,8 +39,8 @@ def peer(ip: str, state: str = "up", ipsec: bool = False, **extra) -> dict:
     }
 
 
-def healthy_status(**changes) -> HostStatus:
-    status = HostStatus(
+def healthy_status(**changes) -> StatusResult:
+    status = StatusResult(
         bridge="br0",
         exists=True,
         datapath="system",

@@ -13,12 +13,12 @@ from ovsnet.model import (
     ROLE_DOCKER_BRIDGE,
     ROLE_KEY,
     BridgeSpec,
+    Changes,
     LinkState,
     ObservedBridge,
     ObservedPort,
     TunnelSpec,
 )
-from ovsnet.ovsdb import Changes
 from ovsnet.plan import plan_init, plan_peers, plan_reset
 from ovsnet.tunnels import port_name
 

@@ -15,7 +15,7 @@ from ovsnet.ipsec import keys as ipsec_keys
 from ovsnet.ipsec import observed as ipsec_observed
 from ovsnet.ipsec import rotation
 from ovsnet.ipsec.credentials import Psk
-from ovsnet.ovsdb import Changes
+from ovsnet.model import Changes
 
 OLD = Psk("o" * 20 + "Ld/+=" + "1" * 11)
 NEW = Psk("n" * 20 + "Ew/+=" + "2" * 11)
