@@ -40,6 +40,10 @@ def exec_argv(name: str, argv: list[str]) -> list[str]:
 def create(name: str, *, ipv6: bool = False) -> None:
     """A fresh namespace with loopback up; IPv6 off unless asked (keeps the underlay quiet)."""
     run(["ip", "netns", "add", name])
+    # A new namespace copies the machine's IPv4 settings: once anything on the machine turned
+    # forwarding on, dockerd in the lab found it on and left the FORWARD policy at ACCEPT,
+    # unlike on a fresh host. Every lab host starts as a fresh host does.
+    sysctl(name, "net.ipv4.ip_forward", "0")
     if not ipv6:
         for scope in ("all", "default"):
             sysctl(name, f"net.ipv6.conf.{scope}.disable_ipv6", "1")
