@@ -1,11 +1,15 @@
 """The cluster agent as the fleet grows: `python -m bench.agent_scale --sizes 10,50,1000`.
 
 1,000 agent processes do not fit on a 2-core machine, so for each fleet size N the etcd holds N
-host records of three kinds (all in one throwaway network namespace, etcd with TLS,
-client-certificate auth and per-host RBAC):
+host records of three kinds (etcd with TLS,
+client-certificate auth and per-host RBAC, all on the lab host's loopback, a fresh lab for
+each size):
 
-- one **real agent with a data plane**: `ovsnet agent --no-init` with its own ovsdb-server and
-  ovs-vswitchd (userspace datapath, bridge made beforehand): the agent measured;
+- one **real agent with a data plane**: a netns lab host (`ovsnet.lab`, one host, its own
+  ovsdb-server and ovs-vswitchd, userspace datapath, no dockerd: `docker0` is the Linux bridge
+  `dockerd --bip` would leave), `ovsnet init` done as for the control-plane bench, then
+  `ovsnet agent --no-init --prefix` of that host's /24: the agent measured, with source pinning
+  (its OpenFlow rules follow every tunnel) as on a real host;
 - `WATCHERS` real **`--no-dataplane` agents**: they claim, publish, keep their lease and watch
   like any agent, so etcd's traffic per agent and a plain agent's memory and CPU are measured
   too;
@@ -38,18 +42,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from bench.agent_bench import cpu_seconds, percentile, start_ovs
+from bench.agent_bench import cpu_seconds, percentile
 from ovsnet.cluster import DEFAULT_RESYNC_INTERVAL
 from ovsnet.cluster.agent import AgentConfig
 from ovsnet.cluster.records import HostRecord
@@ -60,7 +64,10 @@ TTL = 10  # the real agents' lease, as in bench/agent_bench.py (keepalive every 
 SIM_TTL = 3600  # simulated hosts' leases: longer than any run, so nobody refreshes them
 WATCHERS = 3
 PROBES = 20
-REAL = ("real", "198.51.100.1", "10.0.1")  # name, underlay address, --prefix
+# The idle window holds one resync (every DEFAULT_RESYNC_INTERVAL, a full read of the records
+# and a reconcile): the figure is then the true average of an idle agent.
+IDLE_S = DEFAULT_RESYNC_INTERVAL + 5
+REAL_NAME = "real"
 STARTED_AT = "2026-11-29T00:00:00+00:00"
 ETCD_BYTES = (
     "etcd_network_client_grpc_sent_bytes_total",
@@ -209,19 +216,30 @@ def _proc_status(pid: int) -> dict[str, float]:
     return found
 
 
-class ScaleRun:
-    """One fleet size: etcd, the records, the agents, the real agent's OVS; all stopped by PID
-    when the `with` ends."""
+@dataclass(frozen=True)
+class RealHost:
+    """The lab host the real agent runs on (`ovsnet init` done): where its OVSDB is, its /24
+    and its underlay address."""
 
-    def __init__(self, size: int, workdir: Path, log, watchers: int = WATCHERS):
+    db: str
+    prefix: str
+    underlay_ip: str
+    bridge: str = "br0"
+
+
+class ScaleRun:
+    """One fleet size on the real host: etcd, the records, the agents; all stopped by PID when
+    the `with` ends (the host's OVS belongs to the lab, which the outside tears down)."""
+
+    def __init__(self, size: int, workdir: Path, real: RealHost, log, watchers: int = WATCHERS):
         from tests.lab.etcd_harness import EtcdServer
 
         self.size = size
         self.workdir = workdir
+        self.host = real
         self.log = log
         self.watcher_count, self.sim_count = layout(size, watchers)
         self.etcd = EtcdServer(workdir / "etcd", metrics=True)
-        self.host = None
         self.real = None
         self.watchers: list = []
 
@@ -244,13 +262,11 @@ class ScaleRun:
         return AgentProcess(name, argv, self.workdir).start()
 
     def _start(self) -> None:
-        from ovsnet.addressing import host_addressing
         from ovsnet.cluster.agent import claim_transaction
         from ovsnet.cluster.keys import ClusterKeys
-        from ovsnet.lab.layout import HostLayout
 
         self.etcd.start()
-        names = [REAL[0], *[f"w{i}" for i in range(1, self.watcher_count + 1)]]
+        names = [REAL_NAME, *[f"w{i}" for i in range(1, self.watcher_count + 1)]]
         self.etcd.grant_direct(*names)
         keys = ClusterKeys()
         started = time.monotonic()
@@ -263,35 +279,20 @@ class ScaleRun:
         self.log(f"  {self.sim_count} simulated records in {time.monotonic() - started:.1f} s")
         for i in range(1, self.watcher_count + 1):
             self.watchers.append(
-                self._agent(f"w{i}", "--no-dataplane", "--underlay-ip", f"198.51.100.{10 + i}")
+                self._agent(f"w{i}", "--no-dataplane", "--underlay-ip", f"192.0.2.{10 + i}")
             )
         for watcher in self.watchers:
             watcher.wait_event("claimed", timeout=120)
-        netns = Path("/proc/self/ns/net").resolve().name
-        self.host = HostLayout(
-            index=1,
-            netns=netns,
-            rundir=self.workdir / "real",
-            addressing=host_addressing(subnet=f"{REAL[2]}.0/24"),
-        )
-        start_ovs(self.host, "br-real")
         self.real_started = time.time()
         self.real = self._agent(
-            REAL[0], "--no-init", "--bridge", "br-real", "--datapath", "netdev",
-            "--underlay-ip", REAL[1], "--prefix", REAL[2], db=self.host.db,
+            REAL_NAME, "--no-init", "--bridge", self.host.bridge, "--datapath", "netdev",
+            "--underlay-ip", self.host.underlay_ip, "--prefix", self.host.prefix, db=self.host.db,
         )  # fmt: skip
 
     def close(self) -> None:
-        from ovsnet.lab import ovs
-        from ovsnet.lab.proc import stop_pids
-
         for agent in [self.real, *self.watchers]:
             if agent is not None:
                 agent.stop()
-        if self.host is not None:
-            targets = {pid: str(self.host.rundir) + "/" for pid in ovs.pids(self.host).values()
-                       if pid}  # fmt: skip
-            stop_pids(targets, timeout=10)
         self.etcd.close()
 
     # -- measurements ----------------------------------------------------------------------
@@ -300,15 +301,20 @@ class ScaleRun:
         return [self.real, *self.watchers]
 
     def wait_mesh(self) -> float:
-        from ovsnet.lab import ovs
         from ovsnet.lab.proc import run
 
-        event = self.real.wait_event(
-            "peers", timeout=300, where=lambda e: e["count"] == self.size - 1
-        )
-        ports = run(ovs.vsctl_argv(self.host, "list-ports", "br-real")).stdout.split()
-        if len(ports) != self.size - 1:
-            raise RuntimeError(f"OVSDB has {len(ports)} ports on br-real, not {self.size - 1}")
+        try:
+            event = self.real.wait_event(
+                "peers", timeout=120, where=lambda e: e["count"] == self.size - 1
+            )
+        except AssertionError:
+            events = [e["event"] for e in self.real.events()]
+            raise RuntimeError(f"real agent: events {events}; log: {self.real.log_tail()}")
+        out = run(["ovs-vsctl", f"--db={self.host.db}", "--format=json", "--columns=name",
+                   "find", "Interface", "type=gre"]).stdout  # fmt: skip
+        tunnels = len(json.loads(out)["data"])
+        if tunnels != self.size - 1:
+            raise RuntimeError(f"OVSDB holds {tunnels} GRE interfaces, not {self.size - 1}")
         for watcher in self.watchers:
             watcher.wait_event("peers", timeout=120, where=lambda e: e["count"] == self.size - 1)
         return event["ts"] - self.real_started
@@ -407,11 +413,11 @@ class ScaleRun:
         return add, gone[0]["ts"] - revoked, sent
 
 
-def run_size(size: int, probes: int, idle_s: float, log) -> dict:
+def run_size(size: int, real: RealHost, probes: int, idle_s: float, log) -> dict:
     log(f"agent scale bench: {size} hosts")
     with (
         tempfile.TemporaryDirectory(prefix="ovsnet-agent-scale-") as tmp,
-        ScaleRun(size, Path(tmp), log) as fleet,
+        ScaleRun(size, Path(tmp), real, log) as fleet,
     ):
         mesh_s = fleet.wait_mesh()
         log(f"  real agent: {size - 1} tunnels {mesh_s:.1f} s after its start")
@@ -450,23 +456,27 @@ def run_size(size: int, probes: int, idle_s: float, log) -> dict:
 # -- outside: a throwaway namespace ----------------------------------------------------------
 
 
-def run(sizes=(10, 50, 1000), probes: int = PROBES, idle_s: float = 60, log=print) -> dict:
-    """Create a namespace, run every size inside it, remove it. Needs root."""
-    netns = f"ovsnet-scale-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", netns], check=True)
-    try:
-        subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
-        argv = ["ip", "netns", "exec", netns, sys.executable, "-m", "bench.agent_scale",
-                "--inside", "--sizes", ",".join(map(str, sizes)), "--probes", str(probes),
-                "--idle", str(idle_s)]  # fmt: skip
-        done = subprocess.run(
-            argv, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1]
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"agent scale bench failed inside {netns} (exit {done.returncode})")
-        return json.loads(done.stdout)
-    finally:
-        subprocess.run(["ip", "netns", "delete", netns], check=False)
+def run(sizes=(10, 50, 1000), probes: int = PROBES, idle_s: float = IDLE_S, log=print) -> dict:
+    """For each size, a fresh one-host netns lab with `ovsnet init` done; the measurement runs
+    inside that host's namespace. Needs root."""
+    from bench.host import control_host
+
+    results = {}
+    for size in sizes:
+        with control_host() as host:
+            argv = host.in_netns([
+                sys.executable, "-m", "bench.agent_scale", "--inside", "--sizes", str(size),
+                "--probes", str(probes), "--idle", str(idle_s), "--db", host.db,
+                "--prefix", host.lab_host.prefix, "--underlay-ip", host.lab_host.underlay_ip,
+            ])  # fmt: skip
+            done = subprocess.run(
+                argv, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1]
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"agent scale bench failed at {size} hosts "
+                                   f"(exit {done.returncode})")  # fmt: skip
+            results.update(json.loads(done.stdout))
+    return results
 
 
 def _load() -> list[float]:
@@ -481,9 +491,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sizes", default="10,50,1000")
     parser.add_argument("--probes", type=int, default=PROBES)
-    parser.add_argument("--idle", type=float, default=60.0, help="idle window, seconds")
+    parser.add_argument("--idle", type=float, default=IDLE_S, help="idle window, seconds")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    for option in ("--db", "--prefix", "--underlay-ip"):  # the real host, given to --inside
+        parser.add_argument(option, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sizes = tuple(sorted({int(s) for s in args.sizes.split(",") if s.strip()}))
 
@@ -491,7 +503,8 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     if args.inside:
-        print(json.dumps({str(s): run_size(s, args.probes, args.idle, log) for s in sizes}))
+        real = RealHost(args.db, args.prefix, args.underlay_ip)
+        print(json.dumps({str(s): run_size(s, real, args.probes, args.idle, log) for s in sizes}))
         return 0
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     started, load_before = time.monotonic(), _load()
