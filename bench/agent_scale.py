@@ -309,7 +309,8 @@ class ScaleRun:
             )
         except AssertionError:
             events = [e["event"] for e in self.real.events()]
-            raise RuntimeError(f"real agent: events {events}; log: {self.real.log_tail()}")
+            tail = self.real.log_tail()
+            raise RuntimeError(f"real agent: events {events}; log: {tail}") from None
         out = run(["ovs-vsctl", f"--db={self.host.db}", "--format=json", "--columns=name",
                    "find", "Interface", "type=gre"]).stdout  # fmt: skip
         tunnels = len(json.loads(out)["data"])

@@ -21,7 +21,7 @@ def sync_flows(
     in OVSDB (its ofports are current, so no second read of every port is needed)."""
     # NOTE(perf): after a change, read again (a port just added has its ofport now); a no-op
     # `peer sync` of 1,000 peers reuses its read instead (~0.1 s of parsing saved).
-    bridge = unchanged if unchanged is not None else db.bridge(bridge_name)
+    bridge = unchanged if unchanged is not None else db.bridge(bridge_name, state=False)
     if bridge is None or not bridge.managed:
         return []
     if not openflow.reachable(db.db):
@@ -33,10 +33,11 @@ def sync_flows(
             return []
         raise
     plan = antispoof.plan_bridge(bridge, meters=metered)
-    if not antispoof.diff_flows(current, plan.flows) and meters == plan.meters:
+    changes = antispoof.flow_changes(current, plan.flows)
+    if not changes and meters == plan.meters:
         return []
     if not dry_run:
-        openflow.replace_flows(db.db, bridge_name, plan, meters)
+        openflow.change_flows(db.db, bridge_name, changes, plan.meters, meters)
     steps = [f"pin sources from {port.what} to {port.subnet}"
              for port in antispoof.pinned_ports(bridge)]  # fmt: skip
     if plan.meters:

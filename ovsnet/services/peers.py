@@ -101,7 +101,7 @@ def add_peers(
     db: OvsDb, net: Netlink, request: PeerRequest, dry_run: bool = False, exact: bool = False
 ) -> ChangeReport:
     """Ensure a tunnel to each peer (with exact=True, also remove every other tunnel)."""
-    snapshot = db.snapshot()
+    snapshot = db.snapshot(state=False)  # planning needs no vswitchd counters
     bridge = require_bridge_in(snapshot, db, request.bridge)
     specs = tunnel_specs(request, bridge, own=set())
     host = observe_snapshot(snapshot)
@@ -271,7 +271,7 @@ def remove_peers(
     db: OvsDb, bridge_name: str, peers: tuple[str, ...], dry_run: bool = False
 ) -> ChangeReport:
     addresses = [parse_peer(text, set(), None) for text in peers]
-    snapshot = db.snapshot()
+    snapshot = db.snapshot(state=False)  # planning needs no vswitchd counters
     bridge = require_bridge_in(snapshot, db, bridge_name)
     plan = plan_peers(bridge, [], remove=addresses)
     guard_change = None

@@ -142,3 +142,30 @@ def test_flows_compare_whatever_order_ovs_prints_the_match_in():
     mine = "priority=220,ip,in_port=1,nw_src=10.0.2.0/24,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=meter:24577,NORMAL"  # noqa: E501
     printed = " cookie=0x6f76736e74, priority=220,ip,in_port=1,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,nw_src=10.0.2.0/24 actions=meter:24577,NORMAL"  # noqa: E501
     assert not antispoof.diff_flows(antispoof.parse_dump(printed), [mine])
+
+
+def test_flow_changes_name_only_the_flows_that_differ():
+    one = antispoof.PinnedPort(5, IPv4Network("10.0.2.0/24"), "tunnel to 192.0.2.2")
+    two = antispoof.PinnedPort(6, IPv4Network("10.0.3.0/24"), "tunnel to 192.0.2.3")
+    installed = antispoof.plan_flows([one])
+    assert not antispoof.flow_changes(installed, antispoof.plan_flows([one]))
+    grown = antispoof.flow_changes(installed, antispoof.plan_flows([one, two]))
+    assert grown.removed == [] and grown.added == sorted(antispoof.port_flows(two))
+    shrunk = antispoof.flow_changes(antispoof.plan_flows([one, two]), installed)
+    assert shrunk.added == [] and shrunk.removed == sorted(antispoof.port_flows(two))
+
+
+def test_flow_changes_ignore_the_order_ovs_prints_match_fields_in():
+    wanted = "priority=210,ip,in_port=5,nw_src=10.0.2.0/24 actions=NORMAL"
+    printed = "priority=210,ip,nw_src=10.0.2.0/24,in_port=5 actions=NORMAL"
+    assert not antispoof.flow_changes([printed], [wanted])
+
+
+def test_a_flow_whose_actions_change_is_deleted_and_added_by_its_match():
+    old = "priority=190,in_port=5,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=NORMAL"
+    new = old.replace("actions=NORMAL", "actions=meter:28534,NORMAL")
+    changes = antispoof.flow_changes([old], [new])
+    assert changes.removed == [old] and changes.added == [new]
+    # a strict delete names priority and match, never actions (ovs-ofctl refuses them)
+    match = antispoof.match_of(old)
+    assert "actions" not in match and "priority=190" in match and "in_port=5" in match
