@@ -295,6 +295,11 @@ class OvsDb:
             },
         )
 
+    def ofports(self) -> dict[str, int | None]:
+        """Every interface's ofport by name (None: vswitchd has not assigned one)."""
+        (interfaces,) = self._select(("Interface", ["name", "ofport"], []))
+        return {row["name"]: _optional(_datum(row["ofport"])) for row in interfaces}
+
     def bridge_names(self) -> list[str]:
         (bridges,) = self._select(("Bridge", ["name"], []))
         return sorted(row["name"] for row in bridges)

@@ -133,7 +133,11 @@ def add_peers(
         report.steps += guard_change.steps
     if not plan:
         report.steps += _finish_guard(host, dry_run, narrows=exact)
-    report.steps += sync_flows(db, request.bridge, dry_run, unchanged=None if plan else bridge)
+    # after a change, only the ofports are read again (the rest: this read and the change)
+    changed = (bridge, plan.changes) if plan and not dry_run else None
+    report.steps += sync_flows(
+        db, request.bridge, dry_run, unchanged=None if plan else bridge, changed=changed
+    )
     return report
 
 
@@ -289,7 +293,11 @@ def remove_peers(
         report.steps += guard_change.steps
     if not plan:
         report.steps += _finish_guard(observe_snapshot(snapshot), dry_run, narrows=True)
-    report.steps += sync_flows(db, bridge_name, dry_run, unchanged=None if plan else bridge)
+    # after a change, only the ofports are read again (the rest: this read and the change)
+    changed = (bridge, plan.changes) if plan and not dry_run else None
+    report.steps += sync_flows(
+        db, bridge_name, dry_run, unchanged=None if plan else bridge, changed=changed
+    )
     return report
 
 

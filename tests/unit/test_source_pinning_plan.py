@@ -169,3 +169,50 @@ def test_a_flow_whose_actions_change_is_deleted_and_added_by_its_match():
     # a strict delete names priority and match, never actions (ovs-ofctl refuses them)
     match = antispoof.match_of(old)
     assert "actions" not in match and "priority=190" in match and "in_port=5" in match
+
+
+def spec(peer: str, subnet: str) -> TunnelSpec:
+    from ovsnet.tunnels import port_name
+
+    address = IPv4Address(peer)
+    return TunnelSpec(address, port_name(address), subnet=IPv4Network(subnet))
+
+
+def test_the_bridge_after_a_tunnel_change_pins_what_a_fresh_read_would():
+    from dataclasses import replace
+
+    from ovsnet.plan import bridge_after
+
+    kept = replace(
+        tunnel("192.0.2.2", 2, "10.0.2.0/24"), name=spec("192.0.2.2", "10.0.2.0/24").port
+    )
+    gone = replace(
+        tunnel("192.0.2.3", 3, "10.0.3.0/24"), name=spec("192.0.2.3", "10.0.3.0/24").port
+    )
+    before = bridge(kept, gone)
+    plan = plan_peers(before, [spec("192.0.2.2", "10.0.2.0/24"), spec("192.0.2.4", "10.0.4.0/24")],
+                      exact=True)  # fmt: skip
+    assert plan.changes.remove_ports == [gone.name] and not plan.changes.update_tunnels
+    new = plan.changes.add_tunnels[0].port
+    after = bridge_after(before, plan.changes, {new: 9, kept.name: 2, "docker0": 1})
+    assert after is not None and set(after.ports) == {"docker0", kept.name, new}
+    pinned = {(p.ofport, str(p.subnet)) for p in pinned_ports(after)}
+    assert pinned == {(1, "10.0.1.0/24"), (2, "10.0.2.0/24"), (9, "10.0.4.0/24")}
+    # a port vswitchd has not numbered yet gets no rules, as after a fresh read
+    unnumbered = bridge_after(before, plan.changes, {})
+    assert {p.ofport for p in pinned_ports(unnumbered)} == {1, 2}
+
+
+def test_a_subnet_update_moves_the_pin_and_a_change_beyond_tunnels_reads_again():
+    from dataclasses import replace
+
+    from ovsnet.ovsdb import Changes
+    from ovsnet.plan import bridge_after
+
+    port = tunnel("192.0.2.2", 2, "10.0.2.0/24")
+    moved = replace(spec("192.0.2.2", "10.0.5.0/24"), port=port.name)
+    after = bridge_after(bridge(port), Changes(update_tunnels=[moved]), {port.name: 2})
+    assert {(p.ofport, str(p.subnet)) for p in pinned_ports(after)} >= {(2, "10.0.5.0/24")}
+    assert bridge_after(bridge(port), Changes(system_ports=[("x", {})]), {}) is None
+    missing = replace(moved, port="gre-none")
+    assert bridge_after(bridge(port), Changes(update_tunnels=[missing]), {}) is None
