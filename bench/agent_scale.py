@@ -279,7 +279,9 @@ class ScaleRun:
         self.log(f"  {self.sim_count} simulated records in {time.monotonic() - started:.1f} s")
         for i in range(1, self.watcher_count + 1):
             self.watchers.append(
-                self._agent(f"w{i}", "--no-dataplane", "--underlay-ip", f"192.0.2.{10 + i}")
+                # --prefix: a random claim could take the real host's /24 (10.0.1.0/24)
+                self._agent(f"w{i}", "--no-dataplane", "--underlay-ip", f"192.0.2.{10 + i}",
+                            "--prefix", f"10.250.{i}")  # fmt: skip
             )
         for watcher in self.watchers:
             watcher.wait_event("claimed", timeout=120)
