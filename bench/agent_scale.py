@@ -278,11 +278,9 @@ class ScaleRun:
                     raise RuntimeError(f"simulated host {record.name}: claim lost")
         self.log(f"  {self.sim_count} simulated records in {time.monotonic() - started:.1f} s")
         for i in range(1, self.watcher_count + 1):
-            self.watchers.append(
-                # --prefix: a random claim could take the real host's /24 (10.0.1.0/24)
-                self._agent(f"w{i}", "--no-dataplane", "--underlay-ip", f"192.0.2.{10 + i}",
-                            "--prefix", f"10.250.{i}")  # fmt: skip
-            )
+            # --prefix: a random claim could take the real host's /24 (10.0.1.0/24)
+            options = ["--underlay-ip", f"192.0.2.{10 + i}", "--prefix", f"10.250.{i}"]
+            self.watchers.append(self._agent(f"w{i}", "--no-dataplane", *options))
         for watcher in self.watchers:
             watcher.wait_event("claimed", timeout=120)
         self.real_started = time.time()
