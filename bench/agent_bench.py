@@ -97,7 +97,7 @@ class Fleet:
             for i in range(1, self.size + 1)
         ]
         with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(self._start_ovs, self.hosts))
+            list(pool.map(start_ovs, self.hosts))
         self.log(f"  {self.size} OVS instances up; starting agents")
         from tests.lab.etcd_harness import AgentProcess
 
@@ -122,39 +122,6 @@ class Fleet:
             ]
             self.agents.append(AgentProcess(name, argv, self.workdir).start())
 
-    def _start_ovs(self, host) -> None:
-        from ovsnet.lab import ovs
-        from ovsnet.lab.proc import run
-
-        host.rundir.mkdir(parents=True, exist_ok=True)
-        db_file = host.rundir / "conf.db"
-        run(["ovsdb-tool", "create", db_file, ovs.SCHEMA])
-        # Started directly (we are already inside the namespace).
-        for daemon, extra in (
-            ("ovsdb-server", [str(db_file), f"--remote=punix:{host.db_socket}"]),
-            ("ovs-vswitchd", [host.db]),
-        ):
-            run(
-                [
-                    daemon,
-                    *extra,
-                    f"--pidfile={ovs.pidfile(host, daemon)}",
-                    f"--unixctl={ovs.control_socket(host, daemon)}",
-                    f"--log-file={host.rundir / (daemon + '.log')}",
-                    "-vconsole:off",
-                    "--detach",
-                ],
-                env={"OVS_RUNDIR": str(host.rundir), "OVS_LOGDIR": str(host.rundir)},
-            )
-            if daemon == "ovsdb-server":
-                run(ovs.vsctl_argv(host, "--no-wait", "init"))
-        bridge = f"br-b{host.index}"
-        run(
-            ovs.vsctl_argv(
-                host, "add-br", bridge, "--", "set", "Bridge", bridge, "datapath_type=netdev"
-            )
-        )
-
     def close(self) -> None:
         from ovsnet.lab import ovs
         from ovsnet.lab.proc import stop_pids
@@ -173,6 +140,42 @@ class Fleet:
         for agent in self.agents:
             agent.wait_event("peers", timeout=timeout, where=lambda e: e["count"] == self.size - 1)
         return time.monotonic() - started
+
+
+def start_ovs(host, bridge: str | None = None) -> None:
+    """ovsdb-server + ovs-vswitchd of one HostLayout, started in the current namespace, and
+    its bridge (netdev datapath); stopped by the caller through ovs.pids(host)."""
+    from ovsnet.lab import ovs
+    from ovsnet.lab.proc import run
+
+    host.rundir.mkdir(parents=True, exist_ok=True)
+    db_file = host.rundir / "conf.db"
+    run(["ovsdb-tool", "create", db_file, ovs.SCHEMA])
+    # Started directly (we are already inside the namespace).
+    for daemon, extra in (
+        ("ovsdb-server", [str(db_file), f"--remote=punix:{host.db_socket}"]),
+        ("ovs-vswitchd", [host.db]),
+    ):
+        run(
+            [
+                daemon,
+                *extra,
+                f"--pidfile={ovs.pidfile(host, daemon)}",
+                f"--unixctl={ovs.control_socket(host, daemon)}",
+                f"--log-file={host.rundir / (daemon + '.log')}",
+                "-vconsole:off",
+                "--detach",
+            ],
+            env={"OVS_RUNDIR": str(host.rundir), "OVS_LOGDIR": str(host.rundir)},
+        )
+        if daemon == "ovsdb-server":
+            run(ovs.vsctl_argv(host, "--no-wait", "init"))
+    bridge = bridge or f"br-b{host.index}"
+    run(
+        ovs.vsctl_argv(
+            host, "add-br", bridge, "--", "set", "Bridge", bridge, "datapath_type=netdev"
+        )
+    )
 
 
 def measure_idle_cpu(fleet: Fleet, seconds: float) -> list[float]:

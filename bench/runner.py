@@ -61,8 +61,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--agents",
         default="",
-        help="also run the cluster-agent bench (bench/agent_bench.py) for these "
-        "fleet sizes, e.g. 10,50 (minutes: off by default)",
+        help="also run the cluster-agent scale bench (bench/agent_scale.py: N host records, "
+        "one real agent with a data plane) for these fleet sizes, e.g. 10,50,1000 "
+        "(about 3 minutes per size: off by default)",
+    )
+    parser.add_argument(
+        "--agent-fleet",
+        default="",
+        help="also run the bench of N real agents each with its own OVS (bench/agent_bench.py) "
+        "for these sizes, e.g. 10,50",
     )
     parser.add_argument(
         "--reads-only",
@@ -93,9 +100,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     try:
         args.sizes = _sizes(args.sizes)
         _sizes(args.agents or "1")
+        _sizes(args.agent_fleet or "1")
+        if args.agents and min(_sizes(args.agents)) < 2:
+            raise ValueError(args.agents)
     except ValueError:
         parser.error(
-            "--sizes and --agents take positive integers separated by commas, e.g. 100,300"
+            "--sizes, --agents and --agent-fleet take positive integers separated by commas, "
+            "e.g. 100,300 (--agents: at least 2)"
         )
     return args
 
@@ -208,11 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_data_plane:
         data, overlay_mtu = run_data(args, log, labs)
         results.update(data)
-    agents = None
+    agents = fleet = None
     if args.agents:
+        from bench import agent_scale
+
+        agents = agent_scale.run(sizes=_sizes(args.agents), log=log)
+    if args.agent_fleet:
         from bench import agent_bench
 
-        agents = agent_bench.run(sizes=_sizes(args.agents), log=log)
+        fleet = agent_bench.run(sizes=_sizes(args.agent_fleet), log=log)
     meta["load_after"] = _load()
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
     meta["labs"] = labs
@@ -220,7 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     doc = report.document(meta, results, args.sizes, overlay_mtu)
     if agents is not None:
         doc["agents"] = agents
-        doc["table"] += "\n\nCluster agents (bench/agent_bench.py)\n" + agent_bench.table(agents)
+        doc["table"] += (
+            "\n\nCluster agent by fleet size (bench/agent_scale.py)\n"
+            + agent_scale.comparison(agents)
+        )
+    if fleet is not None:
+        doc["agent_fleet"] = fleet
+        doc["table"] += "\n\nFleets of real agents (bench/agent_bench.py)\n" + agent_bench.table(
+            fleet
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     print(doc["table"])

@@ -5,7 +5,8 @@ bridge's default NORMAL flow): ovsnet puts its flows back from OVSDB's records o
 `peer` command and companion heal. ovs-ofctl ships with OVS itself, so it is always there and
 speaks the version vswitchd speaks; a flow library (os-ken) would be one more dependency for
 a handful of rules. Every ovsnet flow carries ovsnet's cookie, and a change is one OpenFlow
-bundle (delete ovsnet's flows, add the new set): atomic, and nobody else's flows are touched.
+bundle (delete the flows that differ, add the missing ones): atomic, and nobody else's flows
+are touched.
 
 Place: docs/architecture.md, "Layers": facade layer.
 """
@@ -60,18 +61,27 @@ def read_meters(db: str, bridge: str) -> list[int]:
     return [antispoof.METER_ID] if antispoof.METER_ID in ids else []
 
 
-def replace_flows(db: str, bridge: str, plan: antispoof.FlowPlan, meters: list[int]) -> None:
-    """Make ovsnet's flows exactly the plan's, in one bundle (all or nothing); meters (which a
-    bundle cannot carry) are added before the flows that use them, removed after."""
+def change_flows(
+    db: str,
+    bridge: str,
+    changes: antispoof.FlowChanges,
+    wanted_meters: list[int],
+    meters: list[int],
+) -> None:
+    """Make ovsnet's flows the wanted ones by deleting and adding only those that differ, in
+    one bundle (all or nothing): deletes first, so a flow whose actions changed is deleted and
+    added again. Meters (which a bundle cannot carry) are added before the flows that use
+    them, removed after."""
     where = target(db, bridge)
-    for meter in sorted(set(plan.meters) - set(meters)):
+    for meter in sorted(set(wanted_meters) - set(meters)):
         _run(["-O", "OpenFlow13", "add-meter", where, antispoof.meter_spec(meter)],
              "add ovsnet's broadcast meter")  # fmt: skip
-    lines = [f"delete {_COOKIE}"]
-    lines += [f"add cookie={antispoof.COOKIE:#x},{flow}" for flow in plan.flows]
-    _run(["--bundle", "add-flows", where, "-"],
-         "install ovsnet's OpenFlow rules", "\n".join(lines) + "\n")  # fmt: skip
-    for meter in sorted(set(meters) - set(plan.meters)):
+    lines = [f"delete_strict {_COOKIE},{antispoof.match_of(flow)}" for flow in changes.removed]
+    lines += [f"add cookie={antispoof.COOKIE:#x},{flow}" for flow in changes.added]
+    if lines:
+        _run(["--bundle", "add-flows", where, "-"],
+             "install ovsnet's OpenFlow rules", "\n".join(lines) + "\n")  # fmt: skip
+    for meter in sorted(set(meters) - set(wanted_meters)):
         _run(["-O", "OpenFlow13", "del-meter", where, f"meter={meter}"],
              "remove ovsnet's broadcast meter")  # fmt: skip
 

@@ -44,7 +44,7 @@ class OvsDataplane:
 
     def __init__(self, config: DataplaneConfig):
         from ovsnet.netlink import Netlink
-        from ovsnet.ovsdb import OvsDb
+        from ovsnet.ovsdb.client import OvsDb
 
         self.config = config
         self.db = OvsDb(config.db)

@@ -8,12 +8,7 @@ the workaround it needs); `datum` decodes OVSDB's JSON rows into the observed mo
 
 Nothing outside this package imports ovsdbapp (tests/unit/test_import_graph.py checks it); of
 the ovs library, only its unixctl client is used elsewhere (`ipsec_monitor.py`). Callers import
-the module that defines a name (`from ovsnet.ovsdb.client import OvsDb`); the package
-re-exports `OvsDb` only for `cluster/dataplane.py`, left to its owner this round.
+the module that defines a name (`from ovsnet.ovsdb.client import OvsDb`).
 
 Place: docs/architecture.md, "Layers": facade layer.
 """
-
-from ovsnet.ovsdb.client import OvsDb
-
-__all__ = ["OvsDb"]

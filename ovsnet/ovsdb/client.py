@@ -18,7 +18,7 @@ from ovsnet.errors import InvalidInput, NotReady, OperationFailed
 from ovsnet.faults import checkpoint
 from ovsnet.model import Changes, ObservedBridge, Snapshot
 from ovsnet.ovsdb import connection
-from ovsnet.ovsdb.connection import COLUMNS, DEFAULT_TIMEOUT, STATE_COLUMNS
+from ovsnet.ovsdb.connection import COLUMNS, DEFAULT_TIMEOUT, interface_columns
 from ovsnet.ovsdb.datum import as_list, by_uuid, datum, observed_bridge, optional
 from ovsnet.ovsdb.writes import write
 
@@ -76,24 +76,26 @@ class OvsDb:
     def other_config(self) -> dict[str, str]:
         return self._system("other_config", {})
 
-    def bridge(self, name: str) -> ObservedBridge | None:
-        """The bridge as OVSDB holds it, or None if it does not exist."""
+    def bridge(self, name: str, state: bool = True) -> ObservedBridge | None:
+        """The bridge as OVSDB holds it, or None if it does not exist. state=False: without
+        what vswitchd reports (see `connection.interface_columns`)."""
         bridges, ports, interfaces = self._select(
             ("Bridge", COLUMNS["Bridge"], [["name", "==", name]]),
             ("Port", COLUMNS["Port"], []),
-            ("Interface", COLUMNS["Interface"] + STATE_COLUMNS["Interface"], []),
+            ("Interface", interface_columns(state), []),
         )
         if not bridges:
             return None
         return observed_bridge(bridges[0], by_uuid(ports), by_uuid(interfaces))
 
-    def snapshot(self) -> Snapshot:
-        """Every bridge with its ports, the OVS version and other_config: one read."""
+    def snapshot(self, state: bool = True) -> Snapshot:
+        """Every bridge with its ports, the OVS version and other_config: one read.
+        state=False: without what vswitchd reports (see `connection.interface_columns`)."""
         system, bridges, ports, interfaces = self._select(
             ("Open_vSwitch", ["ovs_version", "other_config"], []),
             ("Bridge", COLUMNS["Bridge"], []),
             ("Port", COLUMNS["Port"], []),
-            ("Interface", COLUMNS["Interface"] + STATE_COLUMNS["Interface"], []),
+            ("Interface", interface_columns(state), []),
         )
         row = system[0] if system else {"ovs_version": ["set", []], "other_config": ["map", []]}
         ports_by_uuid, interfaces_by_uuid = by_uuid(ports), by_uuid(interfaces)
@@ -104,6 +106,11 @@ class OvsDb:
                 b["name"]: observed_bridge(b, ports_by_uuid, interfaces_by_uuid) for b in bridges
             },
         )
+
+    def ofports(self) -> dict[str, int | None]:
+        """Every interface's ofport by name (None: vswitchd has not assigned one)."""
+        (interfaces,) = self._select(("Interface", ["name", "ofport"], []))
+        return {row["name"]: optional(datum(row["ofport"])) for row in interfaces}
 
     def bridge_names(self) -> list[str]:
         (bridges,) = self._select(("Bridge", ["name"], []))
@@ -212,3 +219,4 @@ class OvsDb:
         if failed:
             details = "; ".join(f"{name}: {error}" for name, error in sorted(failed.items()))
             raise OperationFailed(f"ovs-vswitchd refused {len(failed)} interface(s): {details}")
+

@@ -68,6 +68,10 @@ def observed_bridge(row: Row, ports: dict[str, Row], interfaces: dict[str, Row])
     )
 
 
+# What a read without vswitchd's state columns decodes them as.
+_NO_STATE = {"bfd_status": ["map", []], "link_state": ["set", []], "statistics": ["map", []]}
+
+
 def observed_port(port: Row, iface: Row | None) -> ObservedPort:
     port_ids = datum(port["external_ids"])
     if iface is None:
@@ -79,9 +83,9 @@ def observed_port(port: Row, iface: Row | None) -> ObservedPort:
         external_ids={**datum(iface["external_ids"]), **port_ids},
         protected=bool(optional(datum(port["protected"]))),
         bfd=datum(iface["bfd"]),
-        bfd_status=datum(iface["bfd_status"]),
-        link_state=optional(datum(iface["link_state"])),
-        statistics=datum(iface["statistics"]),
+        bfd_status=datum(iface.get("bfd_status", _NO_STATE["bfd_status"])),
+        link_state=optional(datum(iface.get("link_state", _NO_STATE["link_state"]))),
+        statistics=datum(iface.get("statistics", _NO_STATE["statistics"])),
         error=optional(datum(iface["error"])),
         ofport=optional(datum(iface["ofport"])),
         mtu_request=optional(datum(iface["mtu_request"])),

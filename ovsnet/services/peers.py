@@ -109,7 +109,7 @@ def add_peers(
     db: OvsDb, net: Netlink, request: PeerRequest, dry_run: bool = False, exact: bool = False
 ) -> ChangeReport:
     """Ensure a tunnel to each peer (with exact=True, also remove every other tunnel)."""
-    snapshot = db.snapshot()
+    snapshot = db.snapshot(state=False)  # planning needs no vswitchd counters
     bridge = require_bridge_in(snapshot, db, request.bridge)
     specs = tunnel_specs(request, bridge, own=set())
     host = observe_snapshot(snapshot)
@@ -141,7 +141,11 @@ def add_peers(
         report.steps += guard_change.steps
     if not plan:
         report.steps += _finish_guard(host, dry_run, narrows=exact)
-    report.steps += sync_flows(db, request.bridge, dry_run, unchanged=None if plan else bridge)
+    # after a change, only the ofports are read again (the rest: this read and the change)
+    changed = (bridge, plan.changes) if plan and not dry_run else None
+    report.steps += sync_flows(
+        db, request.bridge, dry_run, unchanged=None if plan else bridge, changed=changed
+    )
     return report
 
 
@@ -279,7 +283,7 @@ def remove_peers(
     db: OvsDb, bridge_name: str, peers: tuple[str, ...], dry_run: bool = False
 ) -> ChangeReport:
     addresses = [parse_peer(text, set(), None) for text in peers]
-    snapshot = db.snapshot()
+    snapshot = db.snapshot(state=False)  # planning needs no vswitchd counters
     bridge = require_bridge_in(snapshot, db, bridge_name)
     plan = plan_peers(bridge, [], remove=addresses)
     guard_change = None
@@ -297,7 +301,11 @@ def remove_peers(
         report.steps += guard_change.steps
     if not plan:
         report.steps += _finish_guard(observe_snapshot(snapshot), dry_run, narrows=True)
-    report.steps += sync_flows(db, bridge_name, dry_run, unchanged=None if plan else bridge)
+    # after a change, only the ofports are read again (the rest: this read and the change)
+    changed = (bridge, plan.changes) if plan and not dry_run else None
+    report.steps += sync_flows(
+        db, bridge_name, dry_run, unchanged=None if plan else bridge, changed=changed
+    )
     return report
 
 

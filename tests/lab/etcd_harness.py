@@ -55,6 +55,7 @@ class EtcdServer:
         auth: bool = True,
         pki: Path | None = None,
         member: str = "ovsnet-test",
+        metrics: bool = False,
     ):
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="ovsnet-etcd-"))
         self._own_workdir = workdir is None
@@ -67,6 +68,8 @@ class EtcdServer:
         self.data = self.workdir / "data"
         self.client_port = free_port() if netns is None else 2379
         self.peer_port = free_port() if netns is None else 2380
+        # Plain-HTTP /metrics on loopback (the benchmark reads etcd's own traffic counters).
+        self.metrics_port = free_port() if metrics and netns is None else None
         self.process: subprocess.Popen | None = None
         self._log = None
         self._auth_done = False
@@ -177,6 +180,8 @@ class EtcdServer:
             "--auto-compaction-retention",
             "1h",
         ]
+        if self.metrics_port:
+            argv += ["--listen-metrics-urls", f"http://127.0.0.1:{self.metrics_port}"]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         self._log = open(self.workdir / "etcd.log", "ab")  # noqa: SIM115 - lives with etcd
@@ -242,6 +247,16 @@ class EtcdServer:
         if self.netns:
             raise RuntimeError("etcd runs in a namespace: use ovsnet() to run commands there")
         return Etcd(self.config(name))
+
+    def metrics(self) -> str:
+        """etcd's Prometheus text (needs metrics=True)."""
+        import urllib.request
+
+        if not self.metrics_port:
+            raise RuntimeError("etcd was started without metrics=True")
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.read().decode()
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None:

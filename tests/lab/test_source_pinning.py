@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from ovsnet.antispoof import BROADCAST_BURST, COOKIE, DROP_PRIORITY, METER_ID
+from ovsnet.antispoof import ALLOW_PRIORITY, BROADCAST_BURST, COOKIE, DROP_PRIORITY, METER_ID
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -208,6 +208,35 @@ def test_peer_commands_touch_only_ovsnets_flows_and_a_rerun_changes_nothing(pinn
         assert c1.ping(c2.ip) and c2.ping(c1.ip)
     finally:
         ofctl(h2, "del-flows", "cookie=0x1234/-1", check=False)
+
+
+def allowed(host, ofport: int) -> int:
+    """Packets counted by ovsnet's flow allowing IPv4 from one port (0 if it is missing)."""
+    pattern = rf"n_packets=(\d+).*priority={ALLOW_PRIORITY},ip,in_port={ofport},"
+    for line in ofctl(host, "dump-flows", OURS).stdout.splitlines():
+        if found := re.search(pattern, line):
+            return int(found.group(1))
+    return 0
+
+
+def test_another_peers_change_leaves_the_other_flows_and_their_counters(pinned):
+    """A change sends only the flows that differ: the flows of the tunnels it does not touch
+    stay installed as they were (a re-installed flow would count from zero again)."""
+    lab, (c1, c2) = pinned
+    h1, h2 = lab.hosts
+    port = ofport(h2, tunnel_port(h2, h1))
+    assert c1.ping(c2.ip)
+    deadline = time.monotonic() + 10  # the revalidators bring datapath counts to OpenFlow
+    while (counted := allowed(h2, port)) == 0 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert counted > 0
+    h2.ovsnet("peer", "add", "203.0.113.77", "--subnet", "10.0.77.0/24", check=True)
+    try:
+        assert allowed(h2, port) >= counted
+    finally:
+        h2.ovsnet("peer", "remove", "203.0.113.77", check=True)
+    assert allowed(h2, port) >= counted
+    assert c1.ping(c2.ip) and c2.ping(c1.ip)
 
 
 def test_reset_removes_the_flows_with_the_bridge(pinned):

@@ -153,7 +153,11 @@ def test_runner_arguments():
     assert args.sizes == (100, 300, 1000)
     quick = runner.parse_args(["--quick"])
     assert quick.sizes == (3, 5) and quick.no_data_plane and quick.reps == 2
-    for bad in (["--sizes", "a,b"], ["--sizes", "0"], ["--agents", "x"]):
+    agents = runner.parse_args(["--agents", "10,50,1000", "--agent-fleet", "10,50"])
+    assert (agents.agents, agents.agent_fleet) == ("10,50,1000", "10,50")
+    bad_args = (["--sizes", "a,b"], ["--sizes", "0"], ["--agents", "x"], ["--agents", "1,10"],
+                ["--agent-fleet", "0"])  # fmt: skip
+    for bad in bad_args:
         with pytest.raises(SystemExit) as exc:
             runner.parse_args(bad)
         assert exc.value.code == 2

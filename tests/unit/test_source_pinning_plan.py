@@ -142,3 +142,77 @@ def test_flows_compare_whatever_order_ovs_prints_the_match_in():
     mine = "priority=220,ip,in_port=1,nw_src=10.0.2.0/24,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=meter:24577,NORMAL"  # noqa: E501
     printed = " cookie=0x6f76736e74, priority=220,ip,in_port=1,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,nw_src=10.0.2.0/24 actions=meter:24577,NORMAL"  # noqa: E501
     assert not antispoof.diff_flows(antispoof.parse_dump(printed), [mine])
+
+
+def test_flow_changes_name_only_the_flows_that_differ():
+    one = antispoof.PinnedPort(5, IPv4Network("10.0.2.0/24"), "tunnel to 192.0.2.2")
+    two = antispoof.PinnedPort(6, IPv4Network("10.0.3.0/24"), "tunnel to 192.0.2.3")
+    installed = antispoof.plan_flows([one])
+    assert not antispoof.flow_changes(installed, antispoof.plan_flows([one]))
+    grown = antispoof.flow_changes(installed, antispoof.plan_flows([one, two]))
+    assert grown.removed == [] and grown.added == sorted(antispoof.port_flows(two))
+    shrunk = antispoof.flow_changes(antispoof.plan_flows([one, two]), installed)
+    assert shrunk.added == [] and shrunk.removed == sorted(antispoof.port_flows(two))
+
+
+def test_flow_changes_ignore_the_order_ovs_prints_match_fields_in():
+    wanted = "priority=210,ip,in_port=5,nw_src=10.0.2.0/24 actions=NORMAL"
+    printed = "priority=210,ip,nw_src=10.0.2.0/24,in_port=5 actions=NORMAL"
+    assert not antispoof.flow_changes([printed], [wanted])
+
+
+def test_a_flow_whose_actions_change_is_deleted_and_added_by_its_match():
+    old = "priority=190,in_port=5,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=NORMAL"
+    new = old.replace("actions=NORMAL", "actions=meter:28534,NORMAL")
+    changes = antispoof.flow_changes([old], [new])
+    assert changes.removed == [old] and changes.added == [new]
+    # a strict delete names priority and match, never actions (ovs-ofctl refuses them)
+    match = antispoof.match_of(old)
+    assert "actions" not in match and "priority=190" in match and "in_port=5" in match
+
+
+def spec(peer: str, subnet: str) -> TunnelSpec:
+    from ovsnet.tunnels import port_name
+
+    address = IPv4Address(peer)
+    return TunnelSpec(address, port_name(address), subnet=IPv4Network(subnet))
+
+
+def test_the_bridge_after_a_tunnel_change_pins_what_a_fresh_read_would():
+    from dataclasses import replace
+
+    from ovsnet.plan import bridge_after
+
+    kept = replace(
+        tunnel("192.0.2.2", 2, "10.0.2.0/24"), name=spec("192.0.2.2", "10.0.2.0/24").port
+    )
+    gone = replace(
+        tunnel("192.0.2.3", 3, "10.0.3.0/24"), name=spec("192.0.2.3", "10.0.3.0/24").port
+    )
+    before = bridge(kept, gone)
+    plan = plan_peers(before, [spec("192.0.2.2", "10.0.2.0/24"), spec("192.0.2.4", "10.0.4.0/24")],
+                      exact=True)  # fmt: skip
+    assert plan.changes.remove_ports == [gone.name] and not plan.changes.update_tunnels
+    new = plan.changes.add_tunnels[0].port
+    after = bridge_after(before, plan.changes, {new: 9, kept.name: 2, "docker0": 1})
+    assert after is not None and set(after.ports) == {"docker0", kept.name, new}
+    pinned = {(p.ofport, str(p.subnet)) for p in pinned_ports(after)}
+    assert pinned == {(1, "10.0.1.0/24"), (2, "10.0.2.0/24"), (9, "10.0.4.0/24")}
+    # a port vswitchd has not numbered yet gets no rules, as after a fresh read
+    unnumbered = bridge_after(before, plan.changes, {})
+    assert {p.ofport for p in pinned_ports(unnumbered)} == {1, 2}
+
+
+def test_a_subnet_update_moves_the_pin_and_a_change_beyond_tunnels_reads_again():
+    from dataclasses import replace
+
+    from ovsnet.model import Changes
+    from ovsnet.plan import bridge_after
+
+    port = tunnel("192.0.2.2", 2, "10.0.2.0/24")
+    moved = replace(spec("192.0.2.2", "10.0.5.0/24"), port=port.name)
+    after = bridge_after(bridge(port), Changes(update_tunnels=[moved]), {port.name: 2})
+    assert {(p.ofport, str(p.subnet)) for p in pinned_ports(after)} >= {(2, "10.0.5.0/24")}
+    assert bridge_after(bridge(port), Changes(system_ports=[("x", {})]), {}) is None
+    missing = replace(moved, port="gre-none")
+    assert bridge_after(bridge(port), Changes(update_tunnels=[missing]), {}) is None
