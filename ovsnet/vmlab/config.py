@@ -200,7 +200,7 @@ def kernel_cmdline(vm: VmSpec, seeded: bool = False, docker_disk: bool = False) 
 
     Unseeded: systemd-network-generator turns `ip=` into a systemd-networkd unit for eth0 and
     systemd takes the hostname from `systemd.hostname=`, so one base image serves every VM
-    unchanged. Seeded: the VM's cloud-init takes name and address from its NoCloud seed, and the
+    unchanged, and cloud-init is off. Seeded: the VM's cloud-init takes name and address from its NoCloud seed, and the
     host services the companion replaces are masked.
     """
     identity = [f"systemd.mask={unit}" for unit in COMPANION_MASKED_UNITS]
@@ -209,8 +209,10 @@ def kernel_cmdline(vm: VmSpec, seeded: bool = False, docker_disk: bool = False) 
     if not seeded:
         netmask = vm.underlay.network.netmask
         gateway = host_side_address(vm.network).ip
+        # cloud-init=disabled: without a seed, cloud-init would fall back to its None
+        # datasource (seen: ds-identify left it enabled) and replace eth0's address with DHCP.
         identity = [f"ip={vm.underlay_ip}::{gateway}:{netmask}:{vm.name}:eth0:off",
-                    f"systemd.hostname={vm.name}"]  # fmt: skip
+                    f"systemd.hostname={vm.name}", "cloud-init=disabled"]  # fmt: skip
     return " ".join(
         [
             "root=/dev/vda",

@@ -100,6 +100,7 @@ def test_a_seeded_vm_boots_with_its_seed_and_no_identity_on_the_kernel_line(tmp_
     # ... and the host services the companion replaces are masked.
     masked = {word.split("=", 1)[1] for word in cmdline if word.startswith("systemd.mask=")}
     assert masked == set(config.COMPANION_MASKED_UNITS)
+    assert "cloud-init=disabled" not in cmdline
     drives = [argv[i + 1] for i, word in enumerate(argv) if word == "-drive"]
     assert f"file={tmp_path / 'seed.img'},if=virtio,format=raw,readonly=on" in drives
     assert f"file={tmp_path / 'images.img'},if=virtio,format=raw,readonly=on" in drives
@@ -109,3 +110,5 @@ def test_an_unseeded_vm_keeps_its_kernel_line_identity():
     cmdline = config.kernel_cmdline(VmSpec(index=3, lab_id="abcdef")).split()
     assert "systemd.hostname=vm3" in cmdline
     assert not [word for word in cmdline if word.startswith("systemd.mask=")]
+    # No seed: cloud-init stays off (its fallback datasource would replace eth0's address).
+    assert "cloud-init=disabled" in cmdline
