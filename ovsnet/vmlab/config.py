@@ -200,8 +200,8 @@ def kernel_cmdline(vm: VmSpec, seeded: bool = False, docker_disk: bool = False) 
 
     Unseeded: systemd-network-generator turns `ip=` into a systemd-networkd unit for eth0 and
     systemd takes the hostname from `systemd.hostname=`, so one base image serves every VM
-    unchanged, and cloud-init is off. Seeded: the VM's cloud-init takes name and address from its NoCloud seed, and the
-    host services the companion replaces are masked.
+    unchanged, and cloud-init is off. Seeded: the VM's cloud-init takes name and address from
+    its NoCloud seed, and the host services the companion replaces are masked.
     """
     identity = [f"systemd.mask={unit}" for unit in COMPANION_MASKED_UNITS]
     if docker_disk:
