@@ -19,6 +19,7 @@ APT_PACKAGES=(
   ignition cloud-init systemd ruby
   # the real-kernel lab
   debootstrap debian-archive-keyring qemu-system-x86 qemu-utils e2fsprogs openssh-client util-linux
+  dosfstools mtools
   # Python
   python3 python3-venv python3-dev gcc python3-openvswitch
   # `make dist`'s wheel installed the way a user would (a test does it)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -72,12 +73,67 @@ def up(
     name: str = typer.Option(None, "--name", help="Lab name (default: random)."),
     memory: int = typer.Option(1024, "--memory", help="MiB of RAM per VM."),
     install: bool = typer.Option(True, "--install/--no-install", help="Install this ovsnet."),
+    inventory: Annotated[
+        Path | None,
+        typer.Option(
+            "--inventory",
+            help="Boot one VM per host of this inventory (its name and TEST-NET address), each "
+            "with only its `ovsnet render cloud-init` user-data (NoCloud seed); --vms and "
+            "--install are then ignored.",
+        ),
+    ] = None,
+    psk_embed: Annotated[
+        Path | None,
+        typer.Option(
+            "--ipsec-psk-embed",
+            help="With --inventory: embed this PSK file (render's opt-in of the same name).",
+        ),
+    ] = None,
+    pki_embed: Annotated[
+        Path | None,
+        typer.Option(
+            "--ipsec-pki-embed",
+            help="With --inventory: embed each host's certificate, "
+            "key and CA from this `ovsnet pki` folder.",
+        ),
+    ] = None,
+    image_archive: Annotated[
+        Path | None,
+        typer.Option(
+            "--image-archive",
+            help="With --inventory: the companion image archive (`make image`, docker save), "
+            "preloaded into each VM's Docker (no registry is reachable).",
+        ),
+    ] = None,
+    docker_load: Annotated[
+        bool,
+        typer.Option(
+            "--docker-load",
+            help="With --image-archive: attach the archive on a disk and render the user-data "
+            "with --image-tarball, so each VM's companion unit runs `docker load` (minutes under "
+            "emulation), instead of preloading the image into the VMs' Docker.",
+        ),
+    ] = False,
 ) -> None:
-    """Boot VMs on a private underlay and install this checkout's ovsnet in them."""
-    from ovsnet.vmlab.lab import VmLab, require_root
+    """Boot VMs on a private underlay and install this checkout's ovsnet in them, or boot an
+    inventory's hosts from their rendered user-data alone (--inventory)."""
+    from ovsnet.vmlab.lab import Seeding, VmLab, require_root
 
     require_root()
-    lab = VmLab.up(vms=vms, name=name, memory_mib=memory, install_ovsnet=install)
+    if inventory is None and (psk_embed or pki_embed or image_archive):
+        raise InvalidInput("--ipsec-psk-embed, --ipsec-pki-embed and --image-archive need "
+                           "--inventory", "add --inventory FILE")  # fmt: skip
+    seeding = None
+    if inventory is not None:
+        seeding = Seeding(
+            inventory=inventory,
+            psk_file=psk_embed,
+            pki_dir=pki_embed,
+            image_archive=image_archive,
+            preload=not docker_load,
+        )  # fmt: skip
+    lab = VmLab.up(vms=vms, name=name, memory_mib=memory, install_ovsnet=install,
+                   seeding=seeding)  # fmt: skip
     emit(ctx.obj, LabsResult([lab.status()]))
 
 

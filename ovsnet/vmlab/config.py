@@ -15,7 +15,7 @@ from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 
 # Bump when the build recipe (image.py) changes in a way that changes the image.
-IMAGE_RECIPE_VERSION = "6"
+IMAGE_RECIPE_VERSION = "8"
 DEBIAN_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
@@ -46,6 +46,8 @@ APT_PACKAGES = (
     "python3",
     "python3-venv",
     "busybox-static",
+    # Seeded labs (`vmlab up --inventory`) hand each VM its user-data through a NoCloud seed.
+    "cloud-init",
 )
 
 # Where things live inside the VM. The venv is empty in the image: ovsnet and its Python
@@ -57,6 +59,24 @@ VM_LAYER = "/opt/ovsnet/layer"
 LAYER_LABEL = "ovsnet-layer"
 VM_BUSYBOX_TAR = "/opt/ovsnet/busybox-rootfs.tar"
 BUSYBOX_DOCKER_IMAGE = "ovsnet-busybox:latest"
+# Seeded labs attach the companion image archive on a disk of this label, which the image's
+# fstab mounts here (read-only, nofail): the "volume" the lab, as the cloud, gives each host.
+IMAGES_LABEL = "ovsnet-images"
+VM_IMAGES_DIR = "/var/lib/ovsnet-images"
+# Or, preloaded: a Docker data root with the companion image already loaded (built on the host at
+# native speed: `docker load` under emulation takes minutes), mounted at /var/lib/docker when the
+# kernel line asks for it (DOCKER_DISK_WANTS); writable through a per-VM qcow2 overlay.
+DOCKER_LABEL = "ovsnet-docker"
+DOCKER_DISK_WANTS = "systemd.wants=var-lib-docker.mount"
+# Host services the companion container replaces. Seeded VMs boot with them masked, like a Docker
+# host that never had OVS or strongSwan installed (the image has them for the host-unit labs).
+COMPANION_MASKED_UNITS = (
+    "openvswitch-switch.service",
+    "ovsdb-server.service",
+    "ovs-vswitchd.service",
+    "openvswitch-ipsec.service",
+    "strongswan-starter.service",
+)
 
 # The underlay: a TEST-NET-2 /24 on a bridge inside the lab's own network namespace.
 UNDERLAY = IPv4Network("198.51.100.0/24")
@@ -127,19 +147,28 @@ def debian_mirror(sources: list[str]) -> str:
 
 @dataclass(frozen=True)
 class VmSpec:
-    """One VM of a lab: its name, underlay address and NIC MAC."""
+    """One VM of a lab: its name, underlay address and NIC MAC.
+
+    A lab from an inventory gives each VM its host's name and address (`seed.vm_specs`);
+    otherwise VMs are vm1, vm2, ... at .11, .12, ... of UNDERLAY.
+    """
 
     index: int  # 1-based
     lab_id: str
+    host_name: str | None = None
+    address: str | None = None
+    network: IPv4Network = UNDERLAY
 
     @property
     def name(self) -> str:
-        return f"vm{self.index}"
+        return self.host_name or f"vm{self.index}"
 
     @property
     def underlay(self) -> IPv4Interface:
-        address = UNDERLAY.network_address + UNDERLAY_VM_BASE + self.index
-        return IPv4Interface(f"{address}/{UNDERLAY.prefixlen}")
+        if self.address:
+            return IPv4Interface(f"{self.address}/{self.network.prefixlen}")
+        address = self.network.network_address + UNDERLAY_VM_BASE + self.index
+        return IPv4Interface(f"{address}/{self.network.prefixlen}")
 
     @property
     def underlay_ip(self) -> str:
@@ -156,18 +185,35 @@ class VmSpec:
         return f"tap{self.index}"
 
 
-def host_side_address() -> IPv4Interface:
-    return IPv4Interface(f"{UNDERLAY.network_address + UNDERLAY_HOST_INDEX}/{UNDERLAY.prefixlen}")
+def host_side_address(
+    network: IPv4Network = UNDERLAY, taken: tuple[str, ...] = ()
+) -> IPv4Interface:
+    """The lab namespace's own address on the underlay: .254, or the highest one not taken."""
+    for index in range(UNDERLAY_HOST_INDEX, 0, -1):
+        address = network.network_address + index
+        if address in network and str(address) not in taken:
+            return IPv4Interface(f"{address}/{network.prefixlen}")
+    raise ValueError(f"no free address in {network}")  # unreachable for a /24 and <= 20 VMs
 
 
-def kernel_cmdline(vm: VmSpec) -> str:
+def kernel_cmdline(vm: VmSpec, seeded: bool = False, docker_disk: bool = False) -> str:
     """Boot arguments: root disk, serial console, and the VM's identity.
 
-    systemd-network-generator turns `ip=` into a systemd-networkd unit for eth0 and systemd
-    takes the hostname from `systemd.hostname=`, so one base image serves every VM unchanged.
+    Unseeded: systemd-network-generator turns `ip=` into a systemd-networkd unit for eth0 and
+    systemd takes the hostname from `systemd.hostname=`, so one base image serves every VM
+    unchanged, and cloud-init is off. Seeded: the VM's cloud-init takes name and address from
+    its NoCloud seed, and the host services the companion replaces are masked.
     """
-    netmask = vm.underlay.network.netmask
-    gateway = host_side_address().ip
+    identity = [f"systemd.mask={unit}" for unit in COMPANION_MASKED_UNITS]
+    if docker_disk:
+        identity.append(DOCKER_DISK_WANTS)
+    if not seeded:
+        netmask = vm.underlay.network.netmask
+        gateway = host_side_address(vm.network).ip
+        # cloud-init=disabled: without a seed, cloud-init would fall back to its None
+        # datasource (seen: ds-identify left it enabled) and replace eth0's address with DHCP.
+        identity = [f"ip={vm.underlay_ip}::{gateway}:{netmask}:{vm.name}:eth0:off",
+                    f"systemd.hostname={vm.name}", "cloud-init=disabled"]  # fmt: skip
     return " ".join(
         [
             "root=/dev/vda",
@@ -175,8 +221,7 @@ def kernel_cmdline(vm: VmSpec) -> str:
             "console=ttyS0",
             "net.ifnames=0",
             "apparmor=0",  # Docker then runs without AppArmor's parser
-            f"ip={vm.underlay_ip}::{gateway}:{netmask}:{vm.name}:eth0:off",
-            f"systemd.hostname={vm.name}",
+            *identity,
             "systemd.show_status=0",
             "quiet",
         ]
@@ -192,6 +237,9 @@ class QemuPaths:
     console: Path
     monitor: Path
     layer: Path | None = None  # ovsnet + dependencies, read-only
+    seed: Path | None = None  # NoCloud seed (label cidata): user-data, meta-data, network-config
+    images: Path | None = None  # companion image archive (label IMAGES_LABEL), read-only
+    docker: Path | None = None  # preloaded Docker data root (label DOCKER_LABEL), qcow2 overlay
 
 
 def qemu_argv(vm: VmSpec, paths: QemuPaths, memory_mib: int = DEFAULT_MEMORY_MIB) -> list[str]:
@@ -206,10 +254,17 @@ def qemu_argv(vm: VmSpec, paths: QemuPaths, memory_mib: int = DEFAULT_MEMORY_MIB
         "-m", str(memory_mib),
         "-kernel", str(paths.kernel),
         "-initrd", str(paths.initrd),
-        "-append", kernel_cmdline(vm),
+        "-append", kernel_cmdline(vm, seeded=paths.seed is not None,
+                                  docker_disk=paths.docker is not None),
         "-drive", f"file={paths.disk},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
         *(["-drive", f"file={paths.layer},if=virtio,format=raw,readonly=on"]
           if paths.layer else []),
+        *(["-drive", f"file={paths.seed},if=virtio,format=raw,readonly=on"]
+          if paths.seed else []),
+        *(["-drive", f"file={paths.images},if=virtio,format=raw,readonly=on"]
+          if paths.images else []),
+        *(["-drive", f"file={paths.docker},if=virtio,format=qcow2,cache=unsafe,discard=unmap"]
+          if paths.docker else []),
         "-netdev", f"tap,id=underlay,ifname={vm.tap},script=no,downscript=no",
         "-device", f"virtio-net-pci,netdev=underlay,mac={vm.mac}",
         "-device", "virtio-rng-pci",

@@ -10,6 +10,7 @@ or remove it later; `down()` kills by PID after checking the PID still is ours.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 
 from ovsnet.errors import InvalidInput, NotReady, OperationFailed
@@ -29,7 +31,14 @@ from ovsnet.lab import netns
 from ovsnet.lab import proc as lab_proc
 from ovsnet.vmlab import config
 from ovsnet.vmlab.config import QemuPaths, VmSpec
-from ovsnet.vmlab.image import Image, build_python_layer, ensure_image
+from ovsnet.vmlab.image import (
+    Image,
+    build_images_disk,
+    build_python_layer,
+    build_seed_disk,
+    ensure_docker_disk,
+    ensure_image,
+)
 from ovsnet.vmlab.wait import wait_until
 
 Log = Callable[[str], None]
@@ -152,6 +161,23 @@ class Vm:
         return None
 
 
+@dataclass(frozen=True)
+class Seeding:
+    """A seeded lab: one VM per host of `inventory`, each booted with nothing but its host's
+    `ovsnet render cloud-init` user-data (NoCloud seed). The secrets are embedded opt-in, as
+    `render --ipsec-psk-embed / --ipsec-pki-embed` do; `image_archive` (`docker save` of the
+    companion image) rides on a disk of its own and the user-data loads it (`--image-tarball`)."""
+
+    inventory: Path
+    psk_file: Path | None = None
+    pki_dir: Path | None = None
+    image_archive: Path | None = None
+    # True: the archive is loaded into Docker before boot (a disk with a Docker data root, like
+    # a machine image with the companion baked in); the user-data then renders no tarball.
+    # False: the user-data's companion unit runs `docker load` itself (minutes under emulation).
+    preload: bool = True
+
+
 @dataclass
 class VmLab:
     """A set of VMs on one private underlay. Use `VmLab.up()`, then `down()`."""
@@ -163,6 +189,11 @@ class VmLab:
     vms: list[Vm] = field(default_factory=list)
     capture_pids: list[int] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    network: IPv4Network = config.UNDERLAY
+    host_address: IPv4Interface = field(default_factory=config.host_side_address)
+    seeded: bool = False
+    powered_on_at: float | None = None  # time.time() when the VMs' qemu started
+    docker_disk: Path | None = None  # preloaded Docker data root (each VM: a qcow2 overlay)
 
     @property
     def netns(self) -> str:
@@ -183,12 +214,26 @@ class VmLab:
         memory_mib: int = config.DEFAULT_MEMORY_MIB,
         install_ovsnet: bool = True,
         boot_timeout: float = SSH_BOOT_TIMEOUT,
+        seeding: Seeding | None = None,
+        on_underlay: Callable[[VmLab], object] | None = None,
         log: Log = _stderr_log,
     ) -> VmLab:
-        """Boot `vms` VMs and wait until each answers ssh; tear all down if anything fails."""
-        if not 1 <= vms <= 20:
-            raise InvalidInput(f"cannot run {vms} VMs", "give between 1 and 20")
+        """Boot `vms` VMs and wait until each answers ssh; tear all down if anything fails.
+
+        With `seeding`, the VMs are the inventory's hosts (`vms` and `install_ovsnet` are
+        ignored: ovsnet runs in the companion container the user-data starts). `on_underlay`
+        runs once the underlay exists, before any VM powers on (e.g. to start a capture).
+        """
         lab_id = secrets.token_hex(3)
+        specs = [VmSpec(index=i, lab_id=lab_id) for i in range(1, vms + 1)]
+        if seeding is not None:
+            from ovsnet import inventory as inv
+            from ovsnet.vmlab import seed
+
+            specs = seed.vm_specs(inv.load(seeding.inventory), lab_id)
+            install_ovsnet = False
+        elif not 1 <= vms <= 20:
+            raise InvalidInput(f"cannot run {vms} VMs", "give between 1 and 20")
         name = name or f"vmlab-{lab_id}"
         _check_name(name)
         run_dir = config.run_root() / name
@@ -198,8 +243,12 @@ class VmLab:
         image = ensure_image(log=log)
         image_ready = time.monotonic()
         run_dir.mkdir(parents=True, mode=0o700)
-        lab = cls(name=name, lab_id=lab_id, run_dir=run_dir, image=image)
-        lab.vms = [Vm(spec=VmSpec(index=i, lab_id=lab_id), lab=lab) for i in range(1, vms + 1)]
+        network = specs[0].network
+        lab = cls(name=name, lab_id=lab_id, run_dir=run_dir, image=image, network=network,
+                  host_address=config.host_side_address(network,
+                                                        tuple(s.underlay_ip for s in specs)),
+                  seeded=seeding is not None)  # fmt: skip
+        lab.vms = [Vm(spec=spec, lab=lab) for spec in specs]
         lab.timings["image_s"] = round(image_ready - started, 1)
         try:
             lab._save()
@@ -208,12 +257,21 @@ class VmLab:
                 step = time.monotonic()
                 layer = build_python_layer(image.cache, run_dir / "layer.img", log)
                 lab.timings["python_layer_s"] = round(time.monotonic() - step, 1)
+            seeds: dict[str, Path] = {}
+            images = None
+            if seeding is not None:
+                step = time.monotonic()
+                seeds, images = lab._seed_disks(seeding, log)
+                lab.timings["seed_disks_s"] = round(time.monotonic() - step, 1)
             lab._create_underlay()
+            if on_underlay is not None:
+                on_underlay(lab)
             booted = time.monotonic()
+            lab.powered_on_at = time.time()
             for vm in lab.vms:
-                lab._start_vm(vm, memory_mib, layer)
+                lab._start_vm(vm, memory_mib, layer, seeds.get(vm.name), images)
             lab._save()
-            log(f"{vms} VMs started in namespace {lab.netns}; waiting for ssh")
+            log(f"{len(lab.vms)} VMs started in namespace {lab.netns}; waiting for ssh")
             # With a layer, ready means its ovsnet is mounted too (udev may lag behind sshd).
             ready = f"mountpoint -q {config.VM_LAYER}" if layer else "true"
             lab.wait_for_ssh(deadline=booted + boot_timeout, ready_check=ready)
@@ -257,6 +315,7 @@ class VmLab:
             raise InvalidInput(f"no VM lab named {name}", "see `ovsnet vmlab status`")
         state = json.loads(state_file.read_text())
         image = Image(directory=Path(state["image"]), ssh_key=Path(state["ssh_key"]))
+        network = IPv4Network(state.get("network", str(config.UNDERLAY)))
         lab = cls(
             name=state["name"],
             lab_id=state["lab_id"],
@@ -264,10 +323,15 @@ class VmLab:
             image=image,
             capture_pids=state.get("capture_pids", []),
             timings=state.get("timings", {}),
+            network=network,
+            host_address=IPv4Interface(state.get("host_address", str(config.host_side_address()))),
+            seeded=state.get("seeded", False),
+            powered_on_at=state.get("powered_on_at"),
         )
         lab.vms = [
-            Vm(spec=VmSpec(index=v["index"], lab_id=state["lab_id"]), lab=lab, pid=v.get("pid"),
-               ssh_master_pid=v.get("ssh_master_pid"))
+            Vm(spec=VmSpec(index=v["index"], lab_id=state["lab_id"], host_name=v.get("host_name"),
+                           address=v.get("address"), network=network),
+               lab=lab, pid=v.get("pid"), ssh_master_pid=v.get("ssh_master_pid"))
             for v in state["vms"]
         ]  # fmt: skip
         return lab
@@ -372,8 +436,18 @@ class VmLab:
             "ssh_key": str(self.image.ssh_key),
             "capture_pids": self.capture_pids,
             "timings": self.timings,
+            "network": str(self.network),
+            "host_address": str(self.host_address),
+            "seeded": self.seeded,
+            "powered_on_at": self.powered_on_at,
             "vms": [
-                {"index": vm.spec.index, "pid": vm.pid, "ssh_master_pid": vm.ssh_master_pid}
+                {
+                    "index": vm.spec.index,
+                    "pid": vm.pid,
+                    "ssh_master_pid": vm.ssh_master_pid,
+                    "host_name": vm.spec.host_name,
+                    "address": vm.spec.address,
+                }
                 for vm in self.vms
             ],
         }
@@ -382,7 +456,7 @@ class VmLab:
         tmp.rename(self.run_dir / "state.json")
 
     def _create_underlay(self) -> None:
-        host = config.host_side_address()
+        host = self.host_address
         commands = [
             "link set lo up",
             "link add br0 type bridge stp_state 0 nf_call_iptables 0 nf_call_ip6tables 0"
@@ -396,7 +470,45 @@ class VmLab:
         _run(["ip", "netns", "add", self.netns])
         _run(["ip", "-netns", self.netns, "-batch", "-"], input="\n".join(commands) + "\n")
 
-    def _start_vm(self, vm: Vm, memory_mib: int, layer: Path | None) -> None:
+    def _seed_disks(self, seeding: Seeding, log: Log) -> tuple[dict[str, Path], Path | None]:
+        """Each host's `ovsnet render cloud-init` user-data on a NoCloud seed disk, and the
+        companion image: preloaded in a Docker data root (self.docker_disk), or as an archive on
+        a disk all VMs share read-only that the user-data loads (`render --image-tarball`)."""
+        from ovsnet.render.service import RenderRequest, run_render
+        from ovsnet.vmlab import seed
+
+        tarball = None
+        images = None
+        if seeding.image_archive is not None:
+            if not seeding.image_archive.is_file():
+                raise InvalidInput(f"no image archive at {seeding.image_archive}",
+                                   "make one with `make image` (docker save)")  # fmt: skip
+            if seeding.preload:
+                self.docker_disk = ensure_docker_disk(self.image.cache, seeding.image_archive, log)
+            else:
+                tarball = f"{config.VM_IMAGES_DIR}/{seeding.image_archive.name}"
+                images = build_images_disk(seeding.image_archive, self.run_dir / "images.img")
+        seeds = {}
+        for vm in self.vms:
+            user_data = self.run_dir / f"{vm.name}.user-data"
+            run_render(RenderRequest(
+                kind="cloud-init", inventory=seeding.inventory, host=vm.name,
+                image_tarball=tarball, ipsec_psk_embed=seeding.psk_file,
+                ipsec_pki_embed=seeding.pki_dir, output=user_data,
+            ))  # fmt: skip
+            files = seed.seed_files(vm.spec, user_data.read_text())
+            seeds[vm.name] = build_seed_disk(self.run_dir / f"{vm.name}.seed.img", files)
+        log(f"seeded {len(seeds)} VMs from {seeding.inventory}")
+        return seeds, images
+
+    def _start_vm(
+        self,
+        vm: Vm,
+        memory_mib: int,
+        layer: Path | None,
+        seed: Path | None = None,
+        images: Path | None = None,
+    ) -> None:
         paths = QemuPaths(
             kernel=self.image.kernel,
             initrd=self.image.initrd,
@@ -405,9 +517,15 @@ class VmLab:
             console=self.run_dir / f"{vm.name}.console.log",
             monitor=self.run_dir / f"{vm.name}.monitor",
             layer=layer,
+            seed=seed,
+            images=images,
         )
         _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
               str(self.image.rootfs), str(paths.disk)])  # fmt: skip
+        if self.docker_disk is not None:
+            paths = dataclasses.replace(paths, docker=self.run_dir / f"{vm.name}.docker.qcow2")
+            _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+                  str(self.docker_disk), str(paths.docker)])  # fmt: skip
         argv = config.qemu_argv(vm.spec, paths, memory_mib)
         _run(["nice", "-n", "10", "ip", "netns", "exec", self.netns, *argv])
         vm.pid = lab_proc.read_pidfile(paths.pidfile)

@@ -18,12 +18,15 @@ def test_image_tarball_loads_the_image_and_never_pulls():
     assert f"ExecStartPre=/usr/bin/docker load --quiet --input {TARBALL}" in text
     assert "docker run --rm --pull=never --name ovsnet" in text
     assert text.index("docker load") < text.index("ExecStart=/usr/bin/docker run")
+    # The tarball may be on a volume mounted late (nofail): the unit waits for it.
+    assert f"RequiresMountsFor={TARBALL}" in text
     assert check("cloud-init", text) == []
 
 
 def test_without_a_tarball_the_unit_pulls_as_before():
     text = render("cloud-init", build_host_config(prefix="10.0.5"))
     assert "--pull=never" not in text and "docker load" not in text
+    assert "RequiresMountsFor" not in text
     assert "ghcr.io/ovsnet/ovsnet:" in text
 
 

@@ -24,24 +24,39 @@ MEASUREMENTS: dict[str, object] = {}
 def _missing_requirements() -> str | None:
     if os.geteuid() != 0:
         return "the VM lab needs root"
-    tools = ("qemu-system-x86_64", "qemu-img", "debootstrap", "mkfs.ext4", "tcpdump", "ssh")
+    tools = ("qemu-system-x86_64", "qemu-img", "debootstrap", "mkfs.ext4", "tcpdump", "ssh",
+             "mkfs.vfat", "mcopy")  # fmt: skip
     missing = [tool for tool in tools if not shutil.which(tool)]
     if missing:
         return f"missing {' '.join(missing)} (run bash scripts/setup.sh)"
     return None
 
 
+def pytest_collection_modifyitems(items):
+    """Modules that boot a lab of their own (BOOTS_ITS_OWN_LAB) run first, and tear it down
+    before the shared session lab boots: only one lab's VMs run at a time on 2 cores."""
+    slots = [i for i, item in enumerate(items) if item.get_closest_marker("vm")]
+    vm_items = sorted((items[i] for i in slots),
+                      key=lambda item: not getattr(item.module, "BOOTS_ITS_OWN_LAB", False))
+    for slot, item in zip(slots, vm_items, strict=True):
+        items[slot] = item
+
+
 @pytest.fixture(scope="session")
-def vmlab():
+def vm_tier_ready() -> None:
+    reason = _missing_requirements()
+    if reason:
+        # Fail, never skip: a VM tier that cannot run under `make test` must not pass as green.
+        pytest.fail(f"the VM tier cannot run: {reason}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def vmlab(vm_tier_ready):
     """Three booted VMs with this checkout's ovsnet installed; removed at the end.
 
     Session scope: booting costs about a minute of two CPUs, so all VM test modules share one
     boot. Tests must leave the VMs usable for the next test (clean up their containers).
     """
-    reason = _missing_requirements()
-    if reason:
-        # Fail, never skip: a VM tier that cannot run under `make test` must not pass as green.
-        pytest.fail(f"the VM tier cannot run: {reason}", pytrace=False)
     from ovsnet.vmlab import VmLab
     from ovsnet.vmlab.image import ensure_image
 

@@ -43,3 +43,11 @@ def test_memory_per_vm_stays_below_the_tcg_default(vmlab, measurements):
     measurements["vm_rss_mib_after_smoke"] = [round(r or 0) for r in rss]
     # 1 GiB guest RAM + a 256 MiB translation buffer; qemu's default buffer alone is 1 GiB.
     assert all(r is not None and r < 1600 for r in rss), rss
+
+
+def test_without_a_seed_cloud_init_disables_itself(vmlab):
+    """The image has cloud-init for the seeded labs; with no `cidata` disk, ds-identify finds no
+    datasource and cloud-init does nothing on these VMs (they boot as before it was added)."""
+    for vm in vmlab.vms:
+        status = vm.ssh("cloud-init status", timeout=120).stdout
+        assert "status: disabled" in status, (vm.name, status)
