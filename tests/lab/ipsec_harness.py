@@ -48,6 +48,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ovsnet.ipsec import keys as ipsec_keys
+
 OVS_MONITOR_IPSEC = "/usr/share/openvswitch/scripts/ovs-monitor-ipsec"
 IPSEC_D_SUBDIRS = ("aacerts", "acerts", "cacerts", "certs", "crls", "ocspcerts", "private", "reqs")
 
@@ -325,3 +327,27 @@ def describe(host: IkeHost) -> str:
         f"--- {host.name}: charon.log (tail)\n{log_tail}\n"
         f"--- {host.name}: ovs-monitor-ipsec.log (tail)\n{monitor_tail}"
     )
+
+
+# What the IKE tests set in other_config; removed after each test so the next starts clean.
+IKE_OTHER_CONFIG_KEYS = (
+    "certificate", "private_key", "ca_cert", "ipsec_skb_mark", ipsec_keys.PSK_FILE_KEY,
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def ike_pair(lab) -> Iterator[tuple[tuple, tuple]]:
+    """The lab's first two hosts with a netdev br0 and their IKE daemons, as ((host, ike),
+    (host, ike)); br0 and the IKE settings of other_config are removed afterwards."""
+    for host in lab.hosts[:2]:
+        host.vsctl(
+            "--may-exist", "add-br", "br0", "--", "set", "Bridge", "br0", "datapath_type=netdev"
+        )
+    try:
+        with ike_host(lab.hosts[0]) as one, ike_host(lab.hosts[1]) as two:
+            yield (lab.hosts[0], one), (lab.hosts[1], two)
+    finally:
+        for host in lab.hosts[:2]:
+            host.vsctl("--if-exists", "del-br", "br0")
+            for key in IKE_OTHER_CONFIG_KEYS:
+                host.vsctl("remove", "Open_vSwitch", ".", "other_config", key, check=False)

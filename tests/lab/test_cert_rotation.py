@@ -26,7 +26,7 @@ from ovsnet.pki import cas as pki_cas
 from ovsnet.pki import issue as pki_issue
 from ovsnet.pki import lifecycle as pki_lifecycle
 from ovsnet.pki import store as pki_store
-from tests.lab.ipsec_harness import describe, ike_host
+from tests.lab.ipsec_harness import describe, ike_pair
 from tests.lab.test_ike_netns import add_ipsec_tunnel, install_crl
 from tests.lab.test_psk_rotation import bring_up, current_conn, reestablish
 
@@ -42,18 +42,11 @@ def lab(lab_factory_module):
 
 @pytest.fixture
 def hosts(lab):
-    for host in lab.hosts:
-        host.vsctl(
-            "--may-exist", "add-br", "br0", "--", "set", "Bridge", "br0", "datapath_type=netdev"
-        )
     try:
-        with ike_host(lab.hosts[0]) as one, ike_host(lab.hosts[1]) as two:
-            yield (lab.hosts[0], one), (lab.hosts[1], two)
+        with ike_pair(lab) as pair:
+            yield pair
     finally:
-        for host in lab.hosts:
-            host.vsctl("--if-exists", "del-br", "br0")
-            for key in ("certificate", "private_key", "ca_cert", "ipsec_skb_mark"):
-                host.vsctl("remove", "Open_vSwitch", ".", "other_config", key, check=False)
+        for host in lab.hosts:  # what `ipsec cert` adds beside OVSDB: the plaintext guard
             host.run(["nft", "delete", "table", "inet", "ovsnet"], check=False)
 
 

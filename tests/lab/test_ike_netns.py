@@ -21,19 +21,17 @@ from pathlib import Path
 
 import pytest
 
-from ovsnet.ipsec import keys as ipsec_keys
 from ovsnet.pki import cas as pki_cas
 from ovsnet.pki import issue as pki_issue
 from ovsnet.pki import lifecycle as pki_lifecycle
 from ovsnet.pki import store as pki_store
 from ovsnet.tunnels import port_name
-from tests.lab.ipsec_harness import describe, ike_host
+from tests.lab.ipsec_harness import describe, ike_pair
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 PSK = "Hq4Nc8Vx1Lm5Rt9Bz3Kd7Wp2Ys6Gf0Ja"
 OTHER_PSK = "Hq4Nc8Vx1Lm5Rt9Bz3Kd7Wp2Ys6Gf0Jb"
-CLEAN_KEYS = ("certificate", "private_key", "ca_cert", "ipsec_skb_mark", ipsec_keys.PSK_FILE_KEY)
 
 
 @pytest.fixture(scope="module")
@@ -63,18 +61,8 @@ def pkis(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture
 def hosts(lab):
     """Both hosts with a netdev br0, and their IKE daemons; OVSDB cleaned afterwards."""
-    for host in lab.hosts:
-        host.vsctl(
-            "--may-exist", "add-br", "br0", "--", "set", "Bridge", "br0", "datapath_type=netdev"
-        )
-    try:
-        with ike_host(lab.hosts[0]) as one, ike_host(lab.hosts[1]) as two:
-            yield (lab.hosts[0], one), (lab.hosts[1], two)
-    finally:
-        for host in lab.hosts:
-            host.vsctl("--if-exists", "del-br", "br0")
-            for key in CLEAN_KEYS:
-                host.vsctl("remove", "Open_vSwitch", ".", "other_config", key)
+    with ike_pair(lab) as pair:
+        yield pair
 
 
 def add_ipsec_tunnel(ike, peer, *options: str) -> str:
