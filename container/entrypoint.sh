@@ -1,13 +1,14 @@
 #!/bin/sh
-# The companion container's entrypoint: load the kernel modules this host's datapath needs (when
-# the host lets us: /lib/modules is mounted read-only), then hand over to `ovsnet supervise`,
-# which starts the OVS daemons and stays in the foreground. Configuration: container/README.md.
+# The companion container's entrypoint: check the kernel modules this host's datapath needs are
+# there, loading them if the container may (run with CAP_SYS_MODULE; the rendered unit does not
+# grant it and loads them on the host first), then hand over to `ovsnet supervise`, which starts
+# the OVS daemons and stays in the foreground. Configuration: container/README.md.
 set -eu
 
 load_module() {
   [ -d "/sys/module/$1" ] && return 0
   modprobe "$1" 2>/dev/null && return 0
-  echo "ovsnet-entrypoint: kernel module $1 is not available${2:+ ($2)}" >&2
+  echo "ovsnet-entrypoint: kernel module $1 is not loaded${2:+ ($2)}: load it on the host (modprobe $1)" >&2
 }
 
 truthy() {

@@ -24,6 +24,17 @@ TUNNEL_TYPE = "gre"
 # The companion container and the paths it shares with the host (image built from container/).
 COMPANION_NAME = "ovsnet"
 OVS_DB_VOLUME = "ovsnet-openvswitch"
+# What the companion is granted instead of --privileged: every other capability is dropped.
+# Each reason names what inside the container needs it (docs/security.md, "The companion").
+COMPANION_CAPABILITIES = {
+    "NET_ADMIN": "netlink: OVS datapath and links, strongSwan's xfrm SAs, nftables guard",
+    "NET_RAW": "packet sockets: gratuitous ARP for the moved gateway; strongSwan's connmark",
+    "NET_BIND_SERVICE": "strongSwan binds IKE's UDP port 500 (and 4500)",
+}
+# Kernel modules the data plane needs. Without CAP_SYS_MODULE the container cannot load them:
+# the companion unit loads them on the host before it starts the container.
+DATAPATH_MODULES = ("openvswitch", "ip_gre")  # the kernel datapath and its GRE tunnels
+IPSEC_MODULES = ("esp4", "xfrm_user")  # ESP transport mode, configured over xfrm netlink
 # Keys, certificates and PSK files for IPsec are provisioned out of band by default (user-data
 # is shown to anyone with read access to the instance); --ipsec-psk-embed / --ipsec-pki-embed
 # put them in user-data instead, at these paths (the companion mounts the folder read-only).
@@ -259,10 +270,16 @@ class HostConfig:
             ]
         return [self.init_args(), secret.setup_args(), *peers]
 
+    def host_modules(self) -> list[str]:
+        """The kernel modules the companion unit loads on the host before the container."""
+        return [*DATAPATH_MODULES, *(IPSEC_MODULES if self.ipsec else ())]
+
     def companion_run(self) -> list[str]:
-        """`docker run` of the companion container: OVS and ovsnet, privileged, host network."""
+        """`docker run` of the companion container: OVS and ovsnet on the host network, with
+        only the capabilities of COMPANION_CAPABILITIES."""
         mounts = [
-            # the host's kernel modules, for the OVS start scripts inside (openvswitch; ESP)
+            # read-only: `ovsnet doctor` tells built-in modules from missing ones (the container
+            # cannot load modules; the unit loads them on the host)
             "/lib/modules:/lib/modules:ro",
             # OVSDB survives container upgrades in a named volume
             f"{OVS_DB_VOLUME}:/var/lib/openvswitch",
@@ -272,11 +289,12 @@ class HostConfig:
         if self.ipsec:
             mounts.append(f"{IPSEC_CONFIG_DIR}:{IPSEC_CONFIG_DIR}:ro")
         volume_args = [arg for mount in mounts for arg in ("--volume", mount)]
+        capabilities = ["--cap-drop=ALL", *(f"--cap-add={cap}" for cap in COMPANION_CAPABILITIES)]
         # An image loaded from a tarball has no registry to pull from: never try.
         pull = ["--pull=never"] if self.image_tarball else []
         return [
             DOCKER, "run", "--rm", *pull, "--name", COMPANION_NAME,
-            "--net=host", "--privileged", *volume_args, self.image,
+            "--net=host", *capabilities, *volume_args, self.image,
         ]  # fmt: skip
 
     def companion_exec(self, args: list[str]) -> list[str]:

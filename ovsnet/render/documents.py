@@ -10,6 +10,7 @@ from ovsnet.errors import InvalidInput
 from ovsnet.render.context import (
     AGENT_ENV_FILE,
     AGENT_UNIT,
+    COMPANION_CAPABILITIES,
     COMPANION_NAME,
     COMPANION_UNIT,
     DOCKER,
@@ -88,7 +89,7 @@ def _exec_start(argv: list[str]) -> str:
     command_line(argv)  # refuses unsafe tokens
     lines = [argv[0]]
     for index, token in enumerate(argv[1:], start=1):
-        starts_group = token == "--volume" or index == len(argv) - 1
+        starts_group = token in ("--volume", "--cap-drop=ALL") or index == len(argv) - 1
         if starts_group:
             lines.append(token)
         else:
@@ -104,6 +105,8 @@ def _unit_context(config: HostConfig) -> dict:
         "companion_name": COMPANION_NAME,
         "companion_unit": COMPANION_UNIT,
         "companion_run": _exec_start(config.companion_run()),
+        "capabilities": COMPANION_CAPABILITIES,
+        "host_modules": config.host_modules(),
         "image_tarball": config.image_tarball,
         "ovsnet_commands": [
             command_line(config.companion_exec(args)) for args in config.ovsnet_commands()

@@ -26,17 +26,13 @@ CACHE_DIR = Path(os.environ.get("OVSNET_CACHE_DIR", "/var/cache/ovsnet"))
 IMAGE = DEFAULT_IMAGE
 BUILD_TIMEOUT = 1800  # a cold build (debootstrap) under a loaded machine
 
-# `--privileged` asks runc for every capability, and this machine's bounding set lacks
-# CAP_SYS_RESOURCE, so runc refuses it. The lab grants everything else a privileged container
-# gets that OVS needs: all other capabilities, /dev/net/tun (userspace datapath taps), no
-# seccomp/AppArmor confinement.
-LAB_PRIVILEGED = [
-    "--cap-add=ALL",
-    "--cap-drop=SYS_RESOURCE",
-    "--device=/dev/net/tun",
-    "--security-opt=seccomp=unconfined",
-    "--security-opt=apparmor=unconfined",
-]
+# What the lab adds to the rendered `docker run`, and nothing else: the rendered capabilities,
+# Docker's default seccomp profile and device set are what the lab runs with, so the lab proves
+# they are enough for OVS, strongSwan, the nftables guard and the supervisor. A real host
+# needs none of this:
+# - /dev/net/tun: this kernel has no openvswitch module, so the lab runs the userspace datapath,
+#   whose internal ports are tap devices (the kernel datapath makes them over netlink).
+LAB_ONLY = ["--device=/dev/net/tun"]
 
 
 @dataclass(frozen=True)
@@ -131,17 +127,15 @@ def lab_run_argv(host, config: HostConfig, env: dict[str, str], hooks: Path) -> 
     - the lab host's Docker engine;
     - `--rm` -> `--detach --restart=always`: systemd's Restart=always (PartOf=docker.service)
       brings the rendered companion back after a Docker restart; there is no systemd here;
-    - `--privileged` -> LAB_PRIVILEGED (see there);
+    - LAB_ONLY added (see there);
     - /run/openvswitch -> a directory of the lab host (all lab hosts share one mount namespace);
     - the datapath and configuration as environment, the underlay hook as a mount.
     """
     argv = config.companion_run()
     assert argv[:3] == ["/usr/bin/docker", "run", "--rm"] and argv[-1] == config.image
-    options = []
+    options = [*LAB_ONLY]
     for option in argv[3:-1]:
-        if option == "--privileged":
-            options += LAB_PRIVILEGED
-        elif option == "/run/openvswitch:/run/openvswitch":
+        if option == "/run/openvswitch:/run/openvswitch":
             options.append(f"{host.rundir / 'companion-run'}:/run/openvswitch")
         else:
             options.append(option)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -410,6 +411,49 @@ def test_bad_configuration_exits_2_with_one_line(fleet):
         "ovsnet: error: prefix '10.0.999' is malformed; give the first three "
         "octets of the host's /24, e.g. --prefix 10.0.42"
     ], lines
+
+
+# -- IKE between two companions, with nothing but the rendered capabilities --------------------
+
+PSK = "Cp7Tn2Wq9Lx4Hd8Rk3Vb6Ms1Zf5Gy0Ej"  # a test value, on no command line (stdin, then a file)
+
+
+def psk_connection(host) -> str | None:
+    """The strongSwan connection ovs-monitor-ipsec made for the tunnel, once it has the PSK."""
+    out = in_companion(host, "ipsec", "statusall", check=False).stdout
+    section = out.split("Connections:", 1)[-1].split("Routed Connections:", 1)[0]
+    for line in section.splitlines():
+        match = re.match(r"^\s*(gre-[^:\s]+):\s.*pre-shared key", line)
+        if match:
+            return match[1]
+    return None
+
+
+def test_companions_negotiate_ike_with_only_the_rendered_capabilities(fleet):
+    """strongSwan inside the companion as rendered (NET_ADMIN, NET_RAW, NET_BIND_SERVICE and no
+    other capability): it listens on UDP 500 and 4500, installs its xfrm policies, and the two
+    companions complete IKE with a PSK. The CHILD_SA needs the kernel's ESP, which this kernel
+    lacks (the VM tier has it). Last of the fleet tests: the tunnels are IPsec-only afterwards,
+    so the overlay stays down until the module's lab is torn down."""
+    for host in (fleet.h1, fleet.h2):
+        host.docker("exec", "-i", COMPANION_NAME, "sh", "-c",
+                    "umask 077; cat > /run/ike-test.psk", input=PSK + "\n")  # fmt: skip
+        in_companion(host, "ovsnet", "ipsec", "psk", "set", "--file", "/run/ike-test.psk")
+        peer = fleet.peer_of(host).underlay_ip
+        in_companion(host, "ovsnet", "peer", "remove", peer)  # plain GRE does not become IPsec
+        in_companion(host, "ovsnet", "peer", "add", peer, "--ipsec")
+    for host in (fleet.h1, fleet.h2):
+        # the supervisor starts strongSwan at its next heal (at most its 30 s re-check)
+        wait_until(lambda host=host: psk_connection(host), 60, f"{host.name}: IKE connection")
+        listening = host.run(["ss", "-Hnlu", "( sport = :500 or sport = :4500 )"]).stdout
+        assert len(listening.splitlines()) >= 2, listening
+        peer = fleet.peer_of(host).underlay_ip
+        assert peer in host.run(["ip", "xfrm", "policy"]).stdout  # charon's trap policies
+    conn = psk_connection(fleet.h1)
+    up = in_companion(fleet.h1, "ipsec", "up", conn, check=False, timeout=60)
+    assert f"established between {fleet.h1.underlay_ip}" in up.stdout, up.stdout
+    status = in_companion(fleet.h2, "ipsec", "status").stdout
+    assert "ESTABLISHED" in status, status
 
 
 # -- the netlink watch, on a real kernel --------------------------------------------------------

@@ -47,7 +47,7 @@ def test_rendered_unit_loads_the_tarball_and_runs_without_pulling(lab_factory, t
     loaded = host.docker(*load[1:])
     assert loaded.returncode == 0
     assert host.docker("image", "inspect", LOCAL, check=False).returncode == 0
-    # The unit's own options (privileged, host paths) need a real host; the pull policy and the
+    # The unit's own options (capabilities, host paths) need a real host; the pull policy and the
     # image are what matter here.
     ran = host.docker("run", "--rm", "--pull=never", LOCAL, "echo", "from-tarball")
     assert ran.stdout.strip() == "from-tarball"

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from ovsnet.render.context import COMPANION_CAPABILITIES
 from ovsnet.vmlab import guest
 
 pytestmark = pytest.mark.vm
@@ -187,7 +188,12 @@ def test_cloud_init_ran_the_user_data_offline_and_the_companion_runs_as_rendered
         assert units.stdout.split() == ["active"] * 3, (vm.name, units.stdout)
         inspect = json.loads(vm.ssh("docker inspect ovsnet", check=True).stdout)[0]
         assert inspect["HostConfig"]["NetworkMode"] == "host"
-        assert inspect["HostConfig"]["Privileged"] is True  # as rendered (docs/decisions.md)
+        # Not privileged: the rendered capabilities and no other (docs/security.md).
+        host_config = inspect["HostConfig"]
+        assert host_config["Privileged"] is False
+        assert [c.removeprefix("CAP_") for c in host_config["CapDrop"]] == ["ALL"]
+        added = {c.removeprefix("CAP_") for c in host_config["CapAdd"]}
+        assert added == set(COMPANION_CAPABILITIES), (vm.name, host_config["CapAdd"])
         # The kernel datapath, not the netdev one the netns lab uses.
         datapath = vm.ssh("docker exec ovsnet ovs-vsctl get bridge br0 datapath_type").stdout
         assert datapath.strip() in ('""', "system"), (vm.name, datapath)
