@@ -29,6 +29,6 @@ profile is pure, in `ovsnet.pki.profile`.
 """
 
 # For the cluster dataplane, which reads a certificate through these two names.
-from ovsnet.pki.profile import load_certificate, summarize
+from ovsnet.pki.reading import load_certificate, summarize
 
 __all__ = ["load_certificate", "summarize"]

@@ -18,12 +18,8 @@ from typing import TYPE_CHECKING
 
 from ovsnet.errors import InvalidInput, NotReady, OperationFailed
 from ovsnet.files import write_atomically
-from ovsnet.pki.profile import (
-    CertSummary,
-    check_purpose_name,
-    load_certificate,
-    load_private_key,
-)
+from ovsnet.pki.profile import check_purpose_name
+from ovsnet.pki.reading import CertSummary, load_certificate, load_private_key
 
 if TYPE_CHECKING:  # cryptography is a heavy import: keep `ovsnet --help` fast
     from cryptography import x509
