@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # cryptography is a heavy import: keep `ovsnet --help` fast
 
 
 DEFAULT_PKI_DIR = Path("/var/lib/ovsnet/pki")
-# The companion container mounts this directory (render.context.IPSEC_CONFIG_DIR) when IPsec
+# The companion container mounts this directory (render.host_layout.IPSEC_CONFIG_DIR) when IPsec
 # is on: no CA key may be made under it. Older versions' default PKI directory was inside.
 COMPANION_MOUNT = Path("/etc/ovsnet")
 OLD_DEFAULT_PKI_DIR = COMPANION_MOUNT / "pki"

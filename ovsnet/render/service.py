@@ -9,16 +9,15 @@ from ovsnet.errors import InvalidInput, OperationFailed
 from ovsnet.render.context import (
     DEFAULT_IMAGE,
     DEFAULT_UNDERLAY_MTU,
-    DOCKER_TLS_FILES,
     HostConfig,
-    IpsecSecret,
-    TlsFiles,
     build_host_config,
     embed_docker_tls,
     embed_ipsec_secret,
 )
 from ovsnet.render.documents import EMBEDDING_KINDS, IPSEC_EMBEDDING_KINDS, KINDS, render
 from ovsnet.render.fleet import Overrides, file_name, host_config, render_examples, render_fleet
+from ovsnet.render.host_layout import DOCKER_TLS_FILES
+from ovsnet.render.host_secrets import IpsecSecret, TlsFiles
 
 
 @dataclass(frozen=True)

@@ -440,7 +440,7 @@ def test_export_writes_what_a_host_needs_and_no_ca_key(pki_dir, tmp_path, capsys
 
 
 def test_the_default_pki_is_outside_what_the_companion_mounts():
-    from ovsnet.render.context import IPSEC_CONFIG_DIR
+    from ovsnet.render.host_layout import IPSEC_CONFIG_DIR
 
     assert Path(IPSEC_CONFIG_DIR) == pki_store.COMPANION_MOUNT
     assert not pki_store.DEFAULT_PKI_DIR.is_relative_to(IPSEC_CONFIG_DIR)
