@@ -18,7 +18,7 @@ UNIT_SUFFIXES = (".service", ".socket", ".timer", ".target", ".path", ".mount", 
 COREOS_FILE_KEYS = ("path", "content", "permissions", "owner", "encoding")
 
 
-def write_files_problems(files) -> list[str]:
+def write_files_problems(files: object) -> list[str]:
     """write_files as coreos-cloudinit reads it: absolute path, text, octal permissions."""
     if files is None:
         return []
@@ -41,7 +41,7 @@ def write_files_problems(files) -> list[str]:
     return problems
 
 
-def unit_problems(index: int, unit) -> list[str]:
+def unit_problems(index: int, unit: object) -> list[str]:
     where = f"coreos.units[{index}]"
     if not isinstance(unit, dict):
         return [f"{where} is not a mapping"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 from ipaddress import IPv4Interface, IPv4Network
+from typing import Any
 
 TLS_OPTIONS = ("tlsverify", "tlscacert", "tlscert", "tlskey")
 
@@ -40,7 +41,7 @@ def dropin_tls_problems(text: str) -> list[str]:
     return _tls_problems(options, f"the drop-in's {tcp[0]}")
 
 
-def _tls_problems(options: dict, what: str) -> list[str]:
+def _tls_problems(options: dict[str, Any], what: str) -> list[str]:
     """Mutual TLS needs --tlsverify (plain --tls does not check clients) and all three files."""
     problems = []
     if options.get("tlsverify") is not True:
@@ -52,7 +53,7 @@ def _tls_problems(options: dict, what: str) -> list[str]:
     return problems
 
 
-def docker_value_problems(options: dict) -> list[str]:
+def docker_value_problems(options: dict[str, Any]) -> list[str]:
     problems = []
     if "hosts" in options:
         # docker.service passes -H fd:// on Debian, Ubuntu, Fedora and Flatcar alike.
