@@ -5,21 +5,38 @@ CLI) can reach a lab or remove it later.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 from ovsnet.errors import InvalidInput
 from ovsnet.vmlab import config
 from ovsnet.vmlab.config import VmSpec
 from ovsnet.vmlab.image import Image
-from ovsnet.vmlab.vm import Vm
-
-if TYPE_CHECKING:
-    from ovsnet.vmlab.lab import VmLab
+from ovsnet.vmlab.vm import LabOfVm, Vm
 
 
-def save(lab: VmLab) -> None:
+class SavedLab(LabOfVm, Protocol):
+    """What the state file records of a lab (`lab.VmLab`). A protocol, so this module does not
+    import the lab that imports it."""
+
+    name: str
+    lab_id: str
+    image: Image
+    vms: list[Vm]
+    capture_pids: list[int]
+    timings: dict[str, float]
+    network: IPv4Network
+    host_address: IPv4Interface
+    seeded: bool
+    powered_on_at: float | None
+
+
+Lab = TypeVar("Lab", bound=SavedLab)
+
+
+def save(lab: SavedLab) -> None:
     state = {
         "name": lab.name,
         "lab_id": lab.lab_id,
@@ -47,7 +64,7 @@ def save(lab: VmLab) -> None:
     tmp.rename(lab.run_dir / "state.json")
 
 
-def load(lab_class: type[VmLab], name: str) -> VmLab:
+def load(lab_class: Callable[..., Lab], name: str) -> Lab:
     """A lab started earlier (by this or another process), from its state file."""
     check_name(name)
     state_file = config.run_root() / name / "state.json"

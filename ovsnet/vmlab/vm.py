@@ -11,18 +11,34 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ovsnet.errors import OperationFailed
 from ovsnet.lab import proc as lab_proc
 from ovsnet.vmlab.config import VmSpec
 from ovsnet.vmlab.wait import wait_until
 
-if TYPE_CHECKING:
-    from ovsnet.vmlab.lab import VmLab
-
-
 SSH_BOOT_TIMEOUT = 600.0  # TCG boot of 3 VMs on 2 busy cores: normally 45-90 s
+
+
+class LabOfVm(Protocol):
+    """What a VM needs of its lab (`lab.VmLab`): where the lab's files are, its namespace and
+    ssh key, its ssh connections and its state file. A protocol, so this module does not import
+    the lab that imports it."""
+
+    run_dir: Path
+
+    @property
+    def netns(self) -> str: ...
+
+    @property
+    def ssh_key(self) -> Path: ...
+
+    def _start_ssh_master(self, vm: Vm, wait: bool = True) -> None: ...
+
+    def _stop_ssh_master(self, vm: Vm) -> None: ...
+
+    def _save(self) -> None: ...
 
 
 @dataclass
@@ -30,7 +46,7 @@ class Vm:
     """One VM of a lab, reached over ssh from inside the lab's namespace."""
 
     spec: VmSpec
-    lab: VmLab = field(repr=False)
+    lab: LabOfVm = field(repr=False)
     pid: int | None = None
     ssh_master_pid: int | None = None
 
