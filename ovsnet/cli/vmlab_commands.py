@@ -17,7 +17,10 @@ vmlab_app = typer.Typer(
     no_args_is_help=True,
 )
 
-NAME = typer.Option(None, "--name", help="Lab name (default: the only lab running).")
+# `exec` and `sync` pick the lab the same way (`status` and `down` have their own wording).
+LabName = Annotated[
+    str | None, typer.Option("--name", help="Lab name (default: the only lab running).")
+]
 
 
 @dataclass
@@ -69,10 +72,12 @@ def image(ctx: typer.Context) -> None:
 @vmlab_app.command("up")
 def up(
     ctx: typer.Context,
-    vms: int = typer.Option(3, "--vms", help="How many VMs to boot."),
-    name: str = typer.Option(None, "--name", help="Lab name (default: random)."),
-    memory: int = typer.Option(1024, "--memory", help="MiB of RAM per VM."),
-    install: bool = typer.Option(True, "--install/--no-install", help="Install this ovsnet."),
+    vms: Annotated[int, typer.Option("--vms", help="How many VMs to boot.")] = 3,
+    name: Annotated[str | None, typer.Option("--name", help="Lab name (default: random).")] = None,
+    memory: Annotated[int, typer.Option("--memory", help="MiB of RAM per VM.")] = 1024,
+    install: Annotated[
+        bool, typer.Option("--install/--no-install", help="Install this ovsnet.")
+    ] = True,
     inventory: Annotated[
         Path | None,
         typer.Option(
@@ -144,7 +149,7 @@ def exec_(
     ctx: typer.Context,
     vm: Annotated[str, typer.Argument(help="VM name (vm1) or underlay address.")],
     command: Annotated[list[str], typer.Argument(help="Command to run in the VM (after --).")],
-    name: str = NAME,
+    name: LabName = None,
 ) -> int:
     """Run a command in a VM as root; prints its output and exits with its exit code."""
     lab = _lab(name)
@@ -155,7 +160,7 @@ def exec_(
 
 
 @vmlab_app.command("sync")
-def sync(ctx: typer.Context, name: str = NAME) -> None:
+def sync(ctx: typer.Context, name: LabName = None) -> None:
     """Copy this checkout's ovsnet package into the running VMs (for developers)."""
     lab = _lab(name)
     lab.sync_ovsnet()
@@ -163,7 +168,7 @@ def sync(ctx: typer.Context, name: str = NAME) -> None:
 
 
 @vmlab_app.command("status")
-def status(ctx: typer.Context, name: str = typer.Option(None, "--name")) -> None:
+def status(ctx: typer.Context, name: Annotated[str | None, typer.Option("--name")] = None) -> None:
     """Show the running labs: VMs, PIDs, ssh reachability, memory."""
     from ovsnet.vmlab.lab import VmLab
 
@@ -174,8 +179,10 @@ def status(ctx: typer.Context, name: str = typer.Option(None, "--name")) -> None
 @vmlab_app.command("down")
 def down(
     ctx: typer.Context,
-    name: str = typer.Argument(None, help="Lab name (default: the only lab running)."),
-    all_labs: bool = typer.Option(False, "--all", help="Remove every VM lab."),
+    name: Annotated[
+        str | None, typer.Argument(help="Lab name (default: the only lab running).")
+    ] = None,
+    all_labs: Annotated[bool, typer.Option("--all", help="Remove every VM lab.")] = False,
 ) -> None:
     """Stop the VMs and remove the lab's namespace, taps and disks."""
     from ovsnet.vmlab.lab import VmLab

@@ -157,7 +157,7 @@ def _underlay_ip(text: str | None, etcd: EtcdConfig) -> IPv4Address:
 def _ipsec_identity(path: str | None) -> tuple[str | None, str | None]:
     if path is None:
         return None, None
-    from ovsnet.pki.profile import load_certificate, summarize
+    from ovsnet.pki.reading import load_certificate, summarize
 
     try:
         with open(path, "rb") as handle:

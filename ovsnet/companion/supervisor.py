@@ -6,6 +6,7 @@ One event loop, no busy polling: it sleeps in select() on
 - the signal wake-up fd (SIGTERM from `docker stop`: stop the daemons, exit 0),
 - `nft monitor` (a firewall reload removed the plaintext guard: put it back at once),
 and wakes every RECHECK seconds for a cheap re-check (and to retry a heal that failed).
+What one heal does is in `healing.py`; starting and stopping the daemons in `daemons.py`.
 """
 
 from __future__ import annotations
@@ -17,23 +18,13 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
-from ovsnet import arp
 from ovsnet.companion import daemons
-from ovsnet.companion.config import (
-    Backoff,
-    CompanionConfig,
-    RestartBudget,
-    gateway_to_restore,
-    heal_request,
-    parse_peers_file,
-    recorded_addressing,
-)
+from ovsnet.companion.config import Backoff, CompanionConfig, RestartBudget
 from ovsnet.companion.daemons import OvsPaths, Watched
+from ovsnet.companion.healing import HostHealer
 from ovsnet.errors import InvalidInput, OperationFailed, OvsnetError
 
 if TYPE_CHECKING:  # loaded when first used: the companion starts OVS before it needs them
-    from ovsnet.netlink import Netlink
-    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.guard_watch import GuardWatcher
     from ovsnet.services.ipsec_heal import Healer
 
@@ -61,13 +52,9 @@ class Supervisor:
         self.backoff = Backoff()
         self.heal_at: float | None = 0.0  # heal as soon as the loop starts
         self.recheck_at = 0.0
-        self.configured = False  # the configured init + peers ran successfully
-        self.peers_file_stamp: float | None = None
         self.ipsec_on = False
         self.stopping = False
-        self._heal_started = 0.0
-        self._db: OvsDb | None = None
-        self._net: Netlink | None = None
+        self.healing = HostHealer(config, self.paths)  # also holds OVSDB and netlink open
         self._healer: Healer | None = None  # IPsec peers left not established
         self._guard_watcher: GuardWatcher | None = None
         self._selector = selectors.DefaultSelector()
@@ -98,7 +85,7 @@ class Supervisor:
         finally:
             if self._guard_watcher is not None:
                 self._guard_watcher.close()
-            self._disconnect()
+            self.healing.disconnect()
             self._stop_all()
             signal.set_wakeup_fd(old_fd)
             for sig, handler in handlers.items():
@@ -226,7 +213,7 @@ class Supervisor:
             raise Exit(1)
         log.warning("%s %s: restarting it", name, reason)
         if name == "ovsdb-server":
-            self._disconnect()
+            self.healing.disconnect()
             self._watch(daemons.start_ovsdb(self.paths))
         else:
             self._restore_guard()  # fail closed here too
@@ -263,17 +250,17 @@ class Supervisor:
     def _heal(self) -> None:
         """Make the host match the configuration (first time) or what OVSDB records."""
         self.heal_at = None
-        self._heal_started = time.monotonic()
+        self.healing.heal_started = time.monotonic()
         try:
             with self._host_lock("heal"):
-                self._heal_once()
+                self._ensure_ipsec(self.healing.heal_once())
         except InvalidInput as exc:
-            if not self.configured and self.config.configured:
+            if not self.healing.configured and self.config.configured:
                 log.error("configuration: %s", exc.one_line())
                 raise Exit(2) from None
             self._retry(exc)
         except OvsnetError as exc:
-            self._disconnect()  # start the next try from a fresh connection
+            self.healing.disconnect()  # start the next try from a fresh connection
             self._retry(exc)
         else:
             self.backoff.reset()
@@ -290,89 +277,6 @@ class Supervisor:
         log.warning("not healed yet (retrying in %.1f s): %s", delay, exc.one_line())
         self._schedule_heal(time.monotonic() + delay)
 
-    def _connections(self) -> tuple[OvsDb, Netlink]:
-        """OVSDB and netlink stay connected between heals: a heal is then a few local reads."""
-        from ovsnet.netlink import Netlink
-        from ovsnet.ovsdb.client import OvsDb
-
-        if self._db is None:
-            self._db = OvsDb(self.paths.db)
-        if self._net is None:
-            self._net = Netlink()
-        return self._db, self._net
-
-    def _disconnect(self) -> None:
-        for connection in (self._db, self._net):
-            if connection is not None:
-                connection.close()
-        self._db = self._net = None
-
-    def _heal_once(self) -> None:
-        from ovsnet.services.host import init_host
-
-        db, net = self._connections()
-        bridge = db.bridge(self.config.bridge)
-        if bridge is not None:
-            self._restore_gateway(net, bridge)
-        if self.config.configured and not self.configured:
-            self._log_report(init_host(db, net, self.config.init_request()))
-            self._add_configured_peers(db, net)
-            self.configured = True
-            bridge = db.bridge(self.config.bridge)
-        else:
-            request = heal_request(bridge) if bridge is not None else None
-            if request is not None:
-                self._log_report(init_host(db, net, request))
-            if self.config.peers_file and self._peers_file_changed():
-                self._add_configured_peers(db, net)
-        in_use = bridge is not None and any(p.ipsec for p in bridge.tunnels.values())
-        self._ensure_ipsec(in_use)
-
-    def _restore_gateway(self, net, bridge) -> None:
-        addressing = recorded_addressing(bridge)
-        if addressing is None:
-            return
-        request = heal_request(bridge)
-        if request is None:  # not a bridge ovsnet made: nothing of ours to heal
-            return
-        docker_bridge = request.docker_bridge
-        address = gateway_to_restore(addressing, net.link(docker_bridge), net.link(bridge.name))
-        if address is not None:
-            net.add_address(bridge.name, address)
-            arp.announce(bridge.name, address.ip)
-            log.info(
-                "healed: put the gateway %s back on %s (recreated by ovs-vswitchd)",
-                address,
-                bridge.name,
-            )
-
-    def _add_configured_peers(self, db, net) -> None:
-        from ovsnet.services.peers import add_peers
-
-        exact = self.config.peers_file is not None
-        peers = self._read_peers_file() if exact else list(self.config.peers)
-        if not peers and not exact:
-            return
-        request = self.config.peer_request(tuple(peers))
-        self._log_report(add_peers(db, net, request, exact=exact))
-
-    def _read_peers_file(self) -> list[str]:
-        path = self.config.peers_file
-        assert path is not None  # called only when a peers file is configured
-        try:
-            self.peers_file_stamp = path.stat().st_mtime
-            return parse_peers_file(path.read_bytes(), str(path))
-        except OSError as exc:
-            raise InvalidInput(f"cannot read peers file {path}: {exc.strerror}") from None
-
-    def _peers_file_changed(self) -> bool:
-        if self.config.peers_file is None:
-            return False
-        try:
-            return self.config.peers_file.stat().st_mtime != self.peers_file_stamp
-        except OSError:
-            return False
-
     def _ensure_ipsec(self, in_use: bool) -> None:
         """Run strongSwan and ovs-monitor-ipsec once IPsec is configured or in use."""
         if self.ipsec_on or not (self.config.ipsec or in_use):
@@ -388,14 +292,9 @@ class Supervisor:
 
     def _heal_ipsec(self) -> None:
         """Repair IPsec peers that stay not established, one at a time (logs each repair)."""
-        if not self.ipsec_on or self._db is None:
+        if not self.ipsec_on or self.healing.db is None:
             return
         from ovsnet.services.ipsec_heal import healer_for
 
         self._healer = self._healer or healer_for(str(self.paths.rundir))
-        self._healer.tick(self._db)
-
-    def _log_report(self, report) -> None:
-        if report.steps:
-            took = time.monotonic() - self._heal_started
-            log.info("%s (%.2f s): %s", report.command, took, "; ".join(report.steps))
+        self._healer.tick(self.healing.db)

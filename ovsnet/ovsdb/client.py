@@ -219,4 +219,3 @@ class OvsDb:
         if failed:
             details = "; ".join(f"{name}: {error}" for name, error in sorted(failed.items()))
             raise OperationFailed(f"ovs-vswitchd refused {len(failed)} interface(s): {details}")
-

@@ -4,8 +4,9 @@ Purposes (`PURPOSES`): `ike` (IPsec host identities, strongSwan), `docker-server
 `docker-client` (the Docker API with --tlsverify), `etcd-server` and `etcd-client` (cluster mode).
 Each purpose has its own self-signed CA and each consumer trusts exactly one of them: strongSwan
 the IKE CA, dockerd the docker-client CA, a Docker client the docker-server CA, etcd the
-etcd-client CA, an etcd client the etcd-server CA. What a certificate says (profiles, checks) is
-pure and lives in `profile`; the other modules keep certificates, keys and CRLs on disk:
+etcd-client CA, an etcd client the etcd-server CA. What a certificate says is pure: `profile`
+(purposes, key usages, lifetimes), `builders`, `reading` and `checks`; the other modules keep
+certificates, keys and CRLs on disk:
 `store` (the directory, reading and writing), `cas`, `crl`, `issue` (leaf certificates),
 `lifecycle` (migrate, rotate a CA, renew), `contents` (list, export). Private keys are written
 0600 from their first byte, atomically, and never printed or returned as text; every OS error
@@ -25,10 +26,10 @@ certificates; `pki export` copies what one host needs (never a CA key):
 In each folder ca.pem is the CA its holder must trust: the other side's purpose CA.
 
 Place: docs/architecture.md, "Layers": facade layer (the key store on disk); the X.509
-profile is pure, in `ovsnet.pki.profile`.
+profile is pure, in `profile`, `builders`, `reading` and `checks`.
 """
 
 # For the cluster dataplane, which reads a certificate through these two names.
-from ovsnet.pki.profile import load_certificate, summarize
+from ovsnet.pki.reading import load_certificate, summarize
 
 __all__ = ["load_certificate", "summarize"]

@@ -12,16 +12,9 @@ from pathlib import Path
 
 from ovsnet.errors import InvalidInput, OperationFailed
 from ovsnet.files import write_atomically
-from ovsnet.pki.profile import (
-    CA_DAYS,
-    PURPOSES,
-    build_ca,
-    build_crl,
-    check_days,
-    generate_key,
-    summarize,
-    utcnow,
-)
+from ovsnet.pki.builders import build_ca, build_crl, generate_key
+from ovsnet.pki.profile import CA_DAYS, PURPOSES, check_days, utcnow
+from ovsnet.pki.reading import summarize
 from ovsnet.pki.store import (
     CA_CERT,
     CA_KEY,

@@ -12,11 +12,8 @@ from ovsnet.errors import InvalidInput
 from ovsnet.files import write_atomically
 from ovsnet.pki.crl import revoked_serials
 from ovsnet.pki.issue import leaf_request
-from ovsnet.pki.profile import (
-    PURPOSE,
-    PURPOSES,
-    summarize,
-)
+from ovsnet.pki.profile import PURPOSE, PURPOSES
+from ovsnet.pki.reading import summarize
 from ovsnet.pki.store import (
     CA_CERT,
     CA_KEY,

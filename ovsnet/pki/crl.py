@@ -13,11 +13,9 @@ from typing import TYPE_CHECKING
 
 from ovsnet.errors import InvalidInput
 from ovsnet.files import write_atomically
-from ovsnet.pki.profile import (
-    build_crl,
-    serial_hex,
-    utcnow,
-)
+from ovsnet.pki.builders import build_crl
+from ovsnet.pki.profile import utcnow
+from ovsnet.pki.reading import serial_hex
 from ovsnet.pki.store import crl_path, key_store, load_ca, pem_crl
 
 if TYPE_CHECKING:  # cryptography is a heavy import: keep `ovsnet --help` fast

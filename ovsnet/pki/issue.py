@@ -13,25 +13,20 @@ from pathlib import Path
 
 from ovsnet.errors import InvalidInput
 from ovsnet.files import write_atomically
+from ovsnet.pki.builders import build_leaf, generate_key, key_like
+from ovsnet.pki.checks import check_purpose, verify_chain
 from ovsnet.pki.crl import revoked_serials
 from ovsnet.pki.profile import (
     DOCKER_CLIENT_CN,
     LEAF_DAYS,
     PURPOSE,
-    CertSummary,
-    build_leaf,
     check_days,
     check_host_name,
-    check_purpose,
     check_purpose_name,
-    generate_key,
-    key_like,
-    load_private_key,
     parse_ips,
-    summarize,
     utcnow,
-    verify_chain,
 )
+from ovsnet.pki.reading import CertSummary, load_private_key, summarize
 from ovsnet.pki.store import (
     Issued,
     host_paths,

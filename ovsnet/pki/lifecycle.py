@@ -11,10 +11,12 @@ import os
 from pathlib import Path
 
 from ovsnet.errors import InvalidInput
+from ovsnet.pki.builders import build_ca, generate_key
 from ovsnet.pki.cas import CaOptions, check_ca_home, ensure_cas, ensure_one_ca
 from ovsnet.pki.crl import SignedCrl, crl_number, load_crl, revoked_serials, sign_crl
 from ovsnet.pki.issue import IssueOptions, ensure_leaf, key_type_of, leaf_request
-from ovsnet.pki.profile import PURPOSES, build_ca, check_days, generate_key, summarize, utcnow
+from ovsnet.pki.profile import PURPOSES, check_days, utcnow
+from ovsnet.pki.reading import summarize
 from ovsnet.pki.store import (
     CA_CERT,
     CA_KEY,

@@ -18,19 +18,15 @@ from typing import TYPE_CHECKING
 
 from ovsnet.errors import InvalidInput, NotReady, OperationFailed
 from ovsnet.files import write_atomically
-from ovsnet.pki.profile import (
-    CertSummary,
-    check_purpose_name,
-    load_certificate,
-    load_private_key,
-)
+from ovsnet.pki.profile import check_purpose_name
+from ovsnet.pki.reading import CertSummary, load_certificate, load_private_key
 
 if TYPE_CHECKING:  # cryptography is a heavy import: keep `ovsnet --help` fast
     from cryptography import x509
 
 
 DEFAULT_PKI_DIR = Path("/var/lib/ovsnet/pki")
-# The companion container mounts this directory (render.context.IPSEC_CONFIG_DIR) when IPsec
+# The companion container mounts this directory (render.host_layout.IPSEC_CONFIG_DIR) when IPsec
 # is on: no CA key may be made under it. Older versions' default PKI directory was inside.
 COMPANION_MOUNT = Path("/etc/ovsnet")
 OLD_DEFAULT_PKI_DIR = COMPANION_MOUNT / "pki"

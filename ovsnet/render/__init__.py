@@ -1,7 +1,8 @@
 """First-boot configuration: CoreOS cloud-config, Ignition, cloud-init, daemon.json, drop-in.
 
-`context` derives what a host needs (pure), `documents` renders it through the jinja2 templates
-in ovsnet/templates, `validate` checks rendered files with the real tools.
+`context` derives what a host needs (pure, with `host_layout`, `host_secrets` and `safe_text`),
+`documents` renders it through the jinja2 templates in ovsnet/templates, `validate` checks
+rendered files with the real tools (and `docker_settings`, `coreos_schema` what no tool checks).
 
 Place: docs/architecture.md, "Packages and what they own":
 first-boot rendering (pure contexts, templates, validators).

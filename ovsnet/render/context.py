@@ -7,170 +7,28 @@ hand cannot disagree.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
-from pathlib import PurePosixPath
 
 from ovsnet import __version__
 from ovsnet.addressing import DEFAULT_SUPERNET, HOST_PREFIXLEN, HostAddressing, host_addressing
 from ovsnet.errors import InvalidInput
+from ovsnet.render.host_layout import (
+    COMPANION_CAPABILITIES,
+    COMPANION_NAME,
+    DATAPATH_MODULES,
+    DOCKER,
+    IPSEC_CONFIG_DIR,
+    IPSEC_MODULES,
+    OVS_DB_VOLUME,
+)
+from ovsnet.render.host_secrets import DockerTls, IpsecSecret, TlsFiles
+from ovsnet.render.safe_text import check_host_path, check_image, check_tls_dir, command_line
 from ovsnet.tunnels import overlay_mtu, parse_peer
 
 DEFAULT_IMAGE = f"ghcr.io/ovsnet/ovsnet:{__version__}"
 DEFAULT_UNDERLAY_MTU = 1500
 TUNNEL_TYPE = "gre"
-
-# The companion container and the paths it shares with the host (image built from container/).
-COMPANION_NAME = "ovsnet"
-OVS_DB_VOLUME = "ovsnet-openvswitch"
-# What the companion is granted instead of --privileged: every other capability is dropped.
-# Each reason names what inside the container needs it (docs/security.md, "The companion").
-COMPANION_CAPABILITIES = {
-    "NET_ADMIN": "netlink: OVS datapath and links, strongSwan's xfrm SAs, nftables guard",
-    "NET_RAW": "packet sockets: gratuitous ARP for the moved gateway; strongSwan's connmark",
-    "NET_BIND_SERVICE": "strongSwan binds IKE's UDP port 500 (and 4500)",
-}
-# Kernel modules the data plane needs. Without CAP_SYS_MODULE the container cannot load them:
-# the companion unit loads them on the host before it starts the container.
-DATAPATH_MODULES = ("openvswitch", "ip_gre")  # the kernel datapath and its GRE tunnels
-IPSEC_MODULES = ("esp4", "xfrm_user")  # ESP transport mode, configured over xfrm netlink
-# Keys, certificates and PSK files for IPsec are provisioned out of band by default (user-data
-# is shown to anyone with read access to the instance); --ipsec-psk-embed / --ipsec-pki-embed
-# put them in user-data instead, at these paths (the companion mounts the folder read-only).
-IPSEC_CONFIG_DIR = "/etc/ovsnet"
-IPSEC_PSK_PATH = f"{IPSEC_CONFIG_DIR}/ipsec.psk"
-IPSEC_CERT_PATH = f"{IPSEC_CONFIG_DIR}/ipsec-cert.pem"
-IPSEC_KEY_PATH = f"{IPSEC_CONFIG_DIR}/ipsec-key.pem"
-IPSEC_CA_PATH = f"{IPSEC_CONFIG_DIR}/ipsec-ca.pem"
-
-# Host binaries the units call. Both exist at these paths on Flatcar, Fedora CoreOS, Debian and
-# Ubuntu (merged /usr), and `systemd-analyze verify` checks that they exist.
-DOCKER = "/usr/bin/docker"
-MODPROBE = "/usr/sbin/modprobe"
-
-DOCKER_DROPIN_NAME = "50-ovsnet-bridge.conf"
-VSWITCHD_UNIT = "ovs-vswitchd.service"  # Debian's and Ubuntu's openvswitch-switch
-VSWITCHD_DROPIN_NAME = "50-ovsnet-guard.conf"
-COMPANION_UNIT = "ovsnet.service"
-INIT_UNIT = "ovsnet-init.service"
-AGENT_UNIT = "ovsnet-agent.service"
-# OVSNET_ETCD, OVSNET_ETCD_CERT, OVSNET_ETCD_KEY, OVSNET_ETCD_CA for the agent: paths and a URL,
-# kept out of the rendered unit so one rendering serves every etcd setup.
-AGENT_ENV_FILE = "/etc/ovsnet/agent.env"
-HEAL_UNIT = "ovsnet-ipsec-heal.service"
-GUARD_WATCH_UNIT = "ovsnet-guard-watch.service"
-# Where `pip install ovsnet` as root (and the lab VMs' image) put the command.
-OVSNET = "/usr/local/bin/ovsnet"
-
-# Docker's remote API over mutual TLS (--docker-tls). The port is Docker's registered TLS port.
-DOCKER_TLS_LISTEN = "0.0.0.0:2376"
-DEFAULT_DOCKER_TLS_DIR = "/etc/docker/tls"
-# The names `ovsnet pki issue-docker` writes in docker/HOST/server/: copy that folder as is.
-DOCKER_TLS_FILES = {"tlscacert": "ca.pem", "tlscert": "cert.pem", "tlskey": "key.pem"}
-DOCKER_TLS_SOCKET_UNIT = "ovsnet-docker-tls.socket"
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """dockerd's CA, server certificate and key as PEM text, for the opt-in to embed them."""
-
-    ca: str = field(repr=False)
-    cert: str = field(repr=False)
-    key: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class EmbeddedFile:
-    path: str
-    mode: int
-    contents: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class IpsecSecret:
-    """One host's IPsec secret carried in its user-data (the opt-in; default: out of band).
-
-    Either a PSK (the fleet's, one line) or this host's certificate, key and the CA, with the
-    CN of every peer's certificate (certificate tunnels name the peer they expect).
-    """
-
-    psk: str | None = field(default=None, repr=False)
-    cert: str | None = field(default=None, repr=False)
-    key: str | None = field(default=None, repr=False)
-    ca: str | None = field(default=None, repr=False)
-    peer_names: tuple[tuple[str, str], ...] = ()  # (peer address, certificate CN)
-
-    def embedded_files(self) -> list[EmbeddedFile]:
-        """The files to write on the host: key and PSK readable by root only."""
-        if self.psk is not None:
-            return [EmbeddedFile(IPSEC_PSK_PATH, 0o600, self.psk + "\n")]
-        # read_ipsec_pki, the only other maker, fills all three from the PKI directory
-        assert self.ca is not None and self.cert is not None and self.key is not None, (
-            "an IPsec secret without a PSK carries a certificate, its key and the CA"
-        )
-        return [
-            EmbeddedFile(IPSEC_CA_PATH, 0o644, self.ca),
-            EmbeddedFile(IPSEC_CERT_PATH, 0o644, self.cert),
-            EmbeddedFile(IPSEC_KEY_PATH, 0o600, self.key),
-        ]
-
-    def setup_args(self) -> list[str]:
-        """The `ovsnet ipsec ...` command that loads the embedded files (paths only)."""
-        if self.psk is not None:
-            return ["ipsec", "psk", "set", "--file", IPSEC_PSK_PATH]
-        return [
-            "ipsec", "cert", "--cert", IPSEC_CERT_PATH, "--key", IPSEC_KEY_PATH,
-            "--ca", IPSEC_CA_PATH,
-        ]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class DockerTls:
-    """dockerd's API on TCP with --tlsverify: where it listens, where its certificates are.
-
-    By default the certificates are provisioned out of band (they are secrets, and user-data is
-    readable by anyone who can read the instance's metadata); dockerd refuses to start until
-    they exist. `embedded` is the opt-in to carry them in Ignition or cloud-init user-data.
-    """
-
-    directory: str = DEFAULT_DOCKER_TLS_DIR
-    listen: str = DOCKER_TLS_LISTEN
-    embedded: TlsFiles | None = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        return f"tcp://{self.listen}"
-
-    @property
-    def files(self) -> dict[str, str]:
-        """dockerd's option name -> the file's path on the host."""
-        return {option: f"{self.directory}/{name}" for option, name in DOCKER_TLS_FILES.items()}
-
-    @property
-    def daemon_options(self) -> dict[str, str | bool]:
-        """The daemon.json keys: TLS only, never "hosts" (see documents.docker_tls_socket)."""
-        return {"tlsverify": True, **self.files}
-
-    def embedded_files(self) -> list[EmbeddedFile]:
-        """The files to write on the host when embedding: the key readable by root only."""
-        if self.embedded is None:
-            return []
-        paths = self.files
-        return [
-            EmbeddedFile(paths["tlscacert"], 0o644, self.embedded.ca),
-            EmbeddedFile(paths["tlscert"], 0o644, self.embedded.cert),
-            EmbeddedFile(paths["tlskey"], 0o600, self.embedded.key),
-        ]
-
-    @property
-    def flags(self) -> list[str]:
-        """dockerd flags: the TCP listener and its TLS settings, for $DOCKER_OPTS."""
-        return [
-            f"--host={self.url}",
-            "--tlsverify",
-            *(f"--{option}={path}" for option, path in self.files.items()),
-        ]
 
 
 @dataclass(frozen=True)
@@ -331,29 +189,13 @@ def build_host_config(
         underlay_mtu=underlay_mtu,
         peers=tuple(parsed),
         ipsec=ipsec,
-        image=_check_image(image),
+        image=check_image(image),
         name=name,
         docker_tls=_docker_tls(docker_tls, docker_tls_dir),
-        image_tarball=_check_host_path(image_tarball, "image tarball") if image_tarball else None,
+        image_tarball=check_host_path(image_tarball, "image tarball") if image_tarball else None,
     )
     config.mtu  # noqa: B018 -- raises InvalidInput now if the underlay MTU is too small
     return config
-
-
-_SAFE_TOKEN = re.compile(r"^[A-Za-z0-9._:/@=+,-]+$")
-_SAFE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
-
-
-def command_line(argv: list[str]) -> str:
-    """A command line for an Exec*= setting or a shell script.
-
-    Every token ovsnet renders is an address, a number, a path or an image reference; refuse
-    anything else rather than quote it (systemd treats `%` and `$` specially, shells more).
-    """
-    for token in argv:
-        if not _SAFE_TOKEN.fullmatch(token):
-            raise InvalidInput(f"{token!r} cannot be used in a rendered command line")
-    return " ".join(argv)
 
 
 def embed_docker_tls(config: HostConfig, files: TlsFiles) -> HostConfig:
@@ -390,34 +232,4 @@ def _docker_tls(enabled: bool, directory: str | None) -> DockerTls | None:
         return None
     if directory is None:
         return DockerTls()
-    return DockerTls(directory=_check_tls_dir(directory))
-
-
-def _check_tls_dir(directory: str) -> str:
-    return _check_host_path(directory, "Docker TLS folder", "a folder like /etc/docker/tls")
-
-
-def _check_host_path(given: str, what: str, example: str = "/var/lib/ovsnet/image.tar.gz") -> str:
-    path = PurePosixPath(given.strip())
-    text = str(path)
-    if (
-        not path.is_absolute()
-        or text == "/"
-        or ".." in path.parts
-        or not _SAFE_PATH.fullmatch(text)
-    ):
-        raise InvalidInput(
-            f"{what} {given!r} is not an absolute path on the host",
-            f"give {example} (letters, digits, . _ - / only)",
-        )
-    return text
-
-
-def _check_image(image: str) -> str:
-    image = image.strip()
-    if not _SAFE_TOKEN.fullmatch(image) or image.startswith("-"):
-        raise InvalidInput(
-            f"image {image!r} is not a container image reference",
-            "give a reference like ghcr.io/ovsnet/ovsnet:0.1.0",
-        )
-    return image
+    return DockerTls(directory=check_tls_dir(directory))

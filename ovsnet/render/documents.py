@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from ovsnet import __version__
 from ovsnet.errors import InvalidInput
-from ovsnet.render.context import (
+from ovsnet.render.context import HostConfig
+from ovsnet.render.host_layout import (
     AGENT_ENV_FILE,
     AGENT_UNIT,
     COMPANION_CAPABILITIES,
@@ -22,9 +23,8 @@ from ovsnet.render.context import (
     MODPROBE,
     OVSNET,
     VSWITCHD_DROPIN_NAME,
-    HostConfig,
-    command_line,
 )
+from ovsnet.render.safe_text import command_line
 from ovsnet.render.templating import render_template
 
 IGNITION_VERSION = "3.3.0"  # Flatcar >= 3185 and Fedora CoreOS accept it; ignition 2.14 validates

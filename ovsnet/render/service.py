@@ -9,16 +9,15 @@ from ovsnet.errors import InvalidInput, OperationFailed
 from ovsnet.render.context import (
     DEFAULT_IMAGE,
     DEFAULT_UNDERLAY_MTU,
-    DOCKER_TLS_FILES,
     HostConfig,
-    IpsecSecret,
-    TlsFiles,
     build_host_config,
     embed_docker_tls,
     embed_ipsec_secret,
 )
 from ovsnet.render.documents import EMBEDDING_KINDS, IPSEC_EMBEDDING_KINDS, KINDS, render
 from ovsnet.render.fleet import Overrides, file_name, host_config, render_examples, render_fleet
+from ovsnet.render.host_layout import DOCKER_TLS_FILES
+from ovsnet.render.host_secrets import IpsecSecret, TlsFiles
 
 
 @dataclass(frozen=True)
@@ -233,7 +232,9 @@ def _server_folder(base: Path, host: str | None, fleet: bool) -> Path:
 def read_server_tls(folder: Path) -> TlsFiles:
     """A dockerd server certificate folder, checked: purposes (server certificate, client CA),
     key pair, validity."""
+    from ovsnet.pki import checks as pki_checks
     from ovsnet.pki import profile as pki_profile
+    from ovsnet.pki import reading as pki_reading
 
     names = DOCKER_TLS_FILES.values()
     missing = [name for name in names if not (folder / name).is_file()]
@@ -246,17 +247,17 @@ def read_server_tls(folder: Path) -> TlsFiles:
         ca, cert, key = ((folder / name).read_bytes() for name in names)
     except OSError as exc:
         raise InvalidInput(f"cannot read {folder}: {exc.strerror}") from None
-    certificate = pki_profile.load_certificate(cert, f"{folder}/cert.pem")
-    pki_profile.check_key_matches(
-        certificate, pki_profile.load_private_key(key, f"{folder}/key.pem")
+    certificate = pki_reading.load_certificate(cert, f"{folder}/cert.pem")
+    pki_checks.check_key_matches(
+        certificate, pki_reading.load_private_key(key, f"{folder}/key.pem")
     )
     # ca.pem is whom dockerd lets in (the docker-client CA), not the server certificate's
     # issuer: check each for its purpose, so no IKE or all-purpose CA ends up trusted.
-    pki_profile.check_purpose(certificate, "docker-server", f"{folder}/cert.pem")
-    pki_profile.check_purpose(
-        pki_profile.load_certificate(ca, f"{folder}/ca.pem"), "docker-client", f"{folder}/ca.pem"
+    pki_checks.check_purpose(certificate, "docker-server", f"{folder}/cert.pem")
+    pki_checks.check_purpose(
+        pki_reading.load_certificate(ca, f"{folder}/ca.pem"), "docker-client", f"{folder}/ca.pem"
     )
-    summary = pki_profile.summarize(certificate)
+    summary = pki_reading.summarize(certificate)
     if summary.expired(pki_profile.utcnow()):
         raise InvalidInput(
             f"{folder}/cert.pem is not valid now (until {summary.not_after:%Y-%m-%d})",

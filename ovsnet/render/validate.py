@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shlex
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 from urllib.parse import unquote
 
 import yaml
 
-from ovsnet.render.context import (
+from ovsnet.render.coreos_schema import unit_problems, write_files_problems
+from ovsnet.render.docker_settings import (
+    docker_value_problems,
+    dropin_tls_problems,
+    tls_listener_problems,
+)
+from ovsnet.render.documents import DAEMON_JSON_PATH, DOCKER_DROPIN_NAME
+from ovsnet.render.host_layout import (
     AGENT_UNIT,
     GUARD_WATCH_UNIT,
     HEAL_UNIT,
@@ -29,16 +33,8 @@ from ovsnet.render.context import (
     VSWITCHD_DROPIN_NAME,
     VSWITCHD_UNIT,
 )
-from ovsnet.render.documents import DAEMON_JSON_PATH, DOCKER_DROPIN_NAME
 
 SYSTEMD_UNIT_DIR = "/etc/systemd/system/"
-# coreos-cloudinit's schema for coreos.units (config/unit.go of coreos-cloudinit).
-COREOS_UNIT_KEYS = {"name", "runtime", "enable", "content", "command", "mask", "drop-ins"}
-COREOS_UNIT_COMMANDS = {
-    "start", "stop", "restart", "reload", "try-restart", "reload-or-restart",
-    "reload-or-try-restart",
-}  # fmt: skip
-UNIT_SUFFIXES = (".service", ".socket", ".timer", ".target", ".path", ".mount", ".slice")
 TOOL_TIMEOUT = 60
 
 
@@ -90,7 +86,7 @@ def check_units(
 
 
 def check_docker_dropin(text: str) -> list[str]:
-    return _dropin_tls_problems(text) + check_units(
+    return dropin_tls_problems(text) + check_units(
         {}, {"docker.service": {DOCKER_DROPIN_NAME: text}}
     )
 
@@ -116,32 +112,6 @@ def check_vswitchd_dropin(text: str) -> list[str]:
     return check_units({}, {VSWITCHD_UNIT: {VSWITCHD_DROPIN_NAME: text}})
 
 
-def _docker_opts(text: str) -> list[str]:
-    """The flags a drop-in's `Environment="DOCKER_OPTS=..."` gives dockerd (split like systemd)."""
-    flags: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("Environment="):
-            for assignment in shlex.split(line.removeprefix("Environment=")):
-                name, _, value = assignment.partition("=")
-                if name == "DOCKER_OPTS":
-                    flags += value.split()
-    return flags
-
-
-def _dropin_tls_problems(text: str) -> list[str]:
-    """A TCP listener on dockerd's command line must come with --tlsverify and its files."""
-    flags = _docker_opts(text)
-    tcp = [f for f in flags if f.startswith(("--host=tcp://", "-H=tcp://", "tcp://"))]
-    if not tcp:
-        return []
-    options = {
-        name: value or True
-        for name, _, value in (f.removeprefix("--").partition("=") for f in flags)
-        if name in TLS_OPTIONS
-    }
-    return _tls_problems(options, f"the drop-in's {tcp[0]}")
-
-
 # --- Docker ----------------------------------------------------------------------------------
 
 _DOCKERD_ACCEPTED = "needs to be started with root"
@@ -160,7 +130,7 @@ def check_daemon_json(text: str) -> list[str]:
         return [f"daemon.json is not JSON: {exc}"]
     if not isinstance(options, dict):
         return ["daemon.json is not a JSON object"]
-    problems = _check_docker_values(options)
+    problems = docker_value_problems(options)
     with _scratch() as root:
         root.chmod(0o755)
         path = root / "daemon.json"
@@ -179,61 +149,6 @@ def _as_nobody() -> list[str]:
     if os.geteuid() != 0:
         return []  # already unprivileged
     return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-
-
-TLS_OPTIONS = ("tlsverify", "tlscacert", "tlscert", "tlskey")
-
-
-def _tls_problems(options: dict, what: str) -> list[str]:
-    """Mutual TLS needs --tlsverify (plain --tls does not check clients) and all three files."""
-    problems = []
-    if options.get("tlsverify") is not True:
-        problems.append(f"{what} without tlsverify: anyone who reaches the port is root")
-    for name in TLS_OPTIONS[1:]:
-        value = options.get(name)
-        if not isinstance(value, str) or not value.startswith("/"):
-            problems.append(f"{what} needs {name} as an absolute path, not {value!r}")
-    return problems
-
-
-def _check_docker_values(options: dict) -> list[str]:
-    problems = []
-    if "hosts" in options:
-        # docker.service passes -H fd:// on Debian, Ubuntu, Fedora and Flatcar alike.
-        problems.append(
-            'daemon.json sets "hosts": dockerd refuses to start next to docker.service\'s -H fd://'
-        )
-    if any(name in options for name in (*TLS_OPTIONS, "tls")):
-        problems += _tls_problems(options, "daemon.json's TLS")
-    try:
-        bip = IPv4Interface(options["bip"])
-        fixed = IPv4Network(options["fixed-cidr"])
-        if not fixed.subnet_of(bip.network) or bip.ip not in fixed:
-            problems.append(f"fixed-cidr {fixed} does not hold bip {bip} inside its network")
-    except (KeyError, ValueError, TypeError) as exc:
-        problems.append(f"bip/fixed-cidr missing or malformed: {exc!r}")
-    mtu = options.get("mtu")
-    if not isinstance(mtu, int) or not 576 <= mtu <= 9000:
-        problems.append(f"mtu {mtu!r} is not an MTU between 576 and 9000")
-    return problems
-
-
-def _tls_listener_problems(daemon_json: str, units: dict[str, str]) -> list[str]:
-    """daemon.json's TLS settings are useless without a socket unit that hands dockerd a port."""
-    try:
-        tls = json.loads(daemon_json).get("tlsverify")
-    except (ValueError, AttributeError):
-        return []  # check_daemon_json reports it
-    sockets = [
-        text
-        for name, text in units.items()
-        if name.endswith(".socket")
-        and "Service=docker.service" in text.splitlines()
-        and any(line.startswith("ListenStream=") for line in text.splitlines())
-    ]
-    if tls and not sockets:
-        return ["daemon.json enables TLS but no socket unit gives docker.service a TCP port"]
-    return []
 
 
 # --- Ignition --------------------------------------------------------------------------------
@@ -261,7 +176,7 @@ def check_ignition(text: str) -> list[str]:
     for entry in config.get("storage", {}).get("files", []):
         if entry["path"] == DAEMON_JSON_PATH:
             text = _data_url_text(entry["contents"]["source"])
-            problems += check_daemon_json(text) + _tls_listener_problems(text, units)
+            problems += check_daemon_json(text) + tls_listener_problems(text, units)
     return problems
 
 
@@ -295,7 +210,7 @@ def check_cloud_init(text: str) -> list[str]:
     problems = check_units(units)
     if DAEMON_JSON_PATH in files:
         text = files[DAEMON_JSON_PATH]
-        problems += check_daemon_json(text) + _tls_listener_problems(text, units)
+        problems += check_daemon_json(text) + tls_listener_problems(text, units)
     return problems
 
 
@@ -310,11 +225,11 @@ def check_coreos_cloud_config(text: str) -> list[str]:
     units = (config.get("coreos") or {}).get("units") if isinstance(config, dict) else None
     if not isinstance(units, list) or not units:
         return ["coreos.units is missing or not a list"]
-    problems: list[str] = _coreos_write_files_problems(config.get("write_files"))
+    problems: list[str] = write_files_problems(config.get("write_files"))
     contents: dict[str, str] = {}
     dropins: dict[str, dict[str, str]] = {}
     for index, unit in enumerate(units):
-        problems += _coreos_unit_problems(index, unit)
+        problems += unit_problems(index, unit)
         if problems:
             continue
         if "content" in unit:
@@ -324,64 +239,8 @@ def check_coreos_cloud_config(text: str) -> list[str]:
     if problems:
         return problems
     for text in dropins.get("docker.service", {}).values():
-        problems += _dropin_tls_problems(text)
+        problems += dropin_tls_problems(text)
     return problems + check_units(contents, dropins)
-
-
-COREOS_FILE_KEYS = ("path", "content", "permissions", "owner", "encoding")
-
-
-def _coreos_write_files_problems(files) -> list[str]:
-    """write_files as coreos-cloudinit reads it: absolute path, text, octal permissions."""
-    if files is None:
-        return []
-    if not isinstance(files, list):
-        return ["write_files is not a list"]
-    problems = []
-    for index, entry in enumerate(files):
-        where = f"write_files[{index}]"
-        if not isinstance(entry, dict):
-            problems.append(f"{where} is not a mapping")
-            continue
-        unknown = [key for key in entry if key not in COREOS_FILE_KEYS]
-        problems += [f"{where}: unknown key {key!r}" for key in unknown]
-        if not str(entry.get("path", "")).startswith("/"):
-            problems.append(f"{where}: path must be absolute")
-        if not isinstance(entry.get("content"), str):
-            problems.append(f"{where}: content must be text")
-        if not re.fullmatch(r"0[0-7]{3}", str(entry.get("permissions", ""))):
-            problems.append(f"{where}: permissions must be a quoted octal mode like '0600'")
-    return problems
-
-
-def _coreos_unit_problems(index: int, unit) -> list[str]:
-    where = f"coreos.units[{index}]"
-    if not isinstance(unit, dict):
-        return [f"{where} is not a mapping"]
-    problems = [f"{where}: unknown key {key!r}" for key in unit if key not in COREOS_UNIT_KEYS]
-    name = unit.get("name")
-    if not isinstance(name, str) or not name.endswith(UNIT_SUFFIXES):
-        problems.append(f"{where}: name {name!r} is not a unit name")
-    if "command" in unit and unit["command"] not in COREOS_UNIT_COMMANDS:
-        problems.append(f"{where}: command {unit['command']!r} is not one of coreos-cloudinit's")
-    for flag in ("enable", "runtime", "mask"):
-        if flag in unit and not isinstance(unit[flag], bool):
-            problems.append(f"{where}: {flag} must be true or false")
-    if "content" in unit and not isinstance(unit["content"], str):
-        problems.append(f"{where}: content must be text")
-    if unit.get("enable") and "[Install]" not in unit.get("content", ""):
-        problems.append(f"{where}: enable needs an [Install] section in content")
-    if not any(key in unit for key in ("content", "drop-ins", "command", "mask")):
-        problems.append(f"{where}: says nothing to do (no content, drop-ins, command or mask)")
-    for dropin in unit.get("drop-ins") or []:
-        if not (
-            isinstance(dropin, dict)
-            and set(dropin) == {"name", "content"}
-            and str(dropin["name"]).endswith(".conf")
-            and isinstance(dropin["content"], str)
-        ):
-            problems.append(f"{where}: drop-in {dropin!r} needs exactly a .conf name and content")
-    return problems
 
 
 CHECKS = {

@@ -125,14 +125,15 @@ def _mtu_checks(status: StatusResult, mtu: int, timeout: float) -> list[Check]:
 
 def _clock_checks(certificate: str | None) -> list[Check]:
     from ovsnet.pki import profile as pki_profile
+    from ovsnet.pki import reading as pki_reading
 
     checks = [diagnosis.judge_clock_sync(kernel.clock_synchronised())]
     if not certificate:
         return checks
     try:
         with open(certificate, "rb") as handle:
-            summary = pki_profile.summarize(
-                pki_profile.load_certificate(handle.read(), certificate)
+            summary = pki_reading.summarize(
+                pki_reading.load_certificate(handle.read(), certificate)
             )
     except (OSError, ValueError, OvsnetError) as exc:
         checks.append(Check("clock vs certificate", diagnosis.WARN,

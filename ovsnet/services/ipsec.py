@@ -57,21 +57,23 @@ class CheckedCertificate:
 
 def check_certificate_files(cert: str, key: str, ca: str, now=None) -> CheckedCertificate:
     """Refuse what would fail later in IKE: foreign CA, expired, wrong key, unusable subject."""
+    from ovsnet.pki import checks as pki_checks
     from ovsnet.pki import issue as pki_issue
     from ovsnet.pki import profile as pki_profile
+    from ovsnet.pki import reading as pki_reading
 
     cert_path, key_path, ca_path = (Path(p).absolute() for p in (cert, key, ca))
     for what, path in (("certificate", cert_path), ("CA certificate", ca_path)):
         if not path.is_file():
             raise InvalidInput(f"{what} {path} does not exist", "give the file's path")
-    certificate = pki_profile.load_certificate(cert_path.read_bytes(), str(cert_path))
-    ca_cert = pki_profile.load_certificate(ca_path.read_bytes(), str(ca_path))
-    summary = pki_profile.verify_chain(certificate, ca_cert, now)
-    identity = pki_profile.ike_identity(summary)
-    purpose_warnings = pki_profile.check_ike_trust(certificate, ca_cert)
+    certificate = pki_reading.load_certificate(cert_path.read_bytes(), str(cert_path))
+    ca_cert = pki_reading.load_certificate(ca_path.read_bytes(), str(ca_path))
+    summary = pki_checks.verify_chain(certificate, ca_cert, now)
+    identity = pki_checks.ike_identity(summary)
+    purpose_warnings = pki_checks.check_ike_trust(certificate, ca_cert)
     key_data = read_secret_file(key_path, "private key")
-    private_key = pki_profile.load_private_key(key_data, str(key_path))
-    pki_profile.check_key_matches(certificate, private_key)
+    private_key = pki_reading.load_private_key(key_data, str(key_path))
+    pki_checks.check_key_matches(certificate, private_key)
     if pki_issue.key_type_of(certificate.public_key()) != "rsa":
         # ovs-monitor-ipsec writes `: RSA <key>` into ipsec.secrets; strongSwan then fails to
         # load any other key type and every IKE authentication fails.

@@ -34,8 +34,9 @@ def _read(path: Path, what: str) -> bytes:
 
 def install_ike_crl(request: CrlRequest) -> ChangeReport:
     from ovsnet import strongswan
+    from ovsnet.pki import checks as pki_checks
     from ovsnet.pki import crl as pki_crl
-    from ovsnet.pki import profile as pki_profile
+    from ovsnet.pki import reading as pki_reading
     from ovsnet.pki import store as pki_store
     from ovsnet.services.ipsec import STRONGSWAN_CA_NAME
 
@@ -45,8 +46,8 @@ def install_ike_crl(request: CrlRequest) -> ChangeReport:
         raise NotReady(
             f"no ovsnet CA in {request.cacerts}", "run `ovsnet ipsec cert` first, or give --ca"
         )
-    ca = pki_profile.load_certificate(_read(ca_path, "the CA"), str(ca_path))
-    pki_profile.check_purpose(ca, "ike", f"the CA {ca_path}")
+    ca = pki_reading.load_certificate(_read(ca_path, "the CA"), str(ca_path))
+    pki_checks.check_purpose(ca, "ike", f"the CA {ca_path}")
     try:
         from cryptography import x509
 

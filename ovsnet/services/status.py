@@ -238,10 +238,11 @@ def _add_ipsec_view(status: StatusResult, other_config: dict[str, str]) -> None:
 
 def _certificate_warnings(path: str) -> list[str]:
     from ovsnet.pki import profile as pki_profile
+    from ovsnet.pki import reading as pki_reading
 
     try:
         with open(path, "rb") as handle:
-            summary = pki_profile.summarize(pki_profile.load_certificate(handle.read(), path))
+            summary = pki_reading.summarize(pki_reading.load_certificate(handle.read(), path))
     except (OSError, ValueError, OvsnetError) as exc:
         return [f"cannot read the host certificate {path}: {exc}"]
     if summary.expires_soon(pki_profile.utcnow()):

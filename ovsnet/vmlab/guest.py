@@ -15,7 +15,7 @@ from ovsnet.vmlab import config
 from ovsnet.vmlab.wait import wait_until
 
 if TYPE_CHECKING:
-    from ovsnet.vmlab.lab import Vm
+    from ovsnet.vmlab.vm import Vm
 
 
 def start_docker(vm: Vm, daemon_options: dict | None = None) -> None:

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import secrets
-import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv4Network
@@ -29,136 +26,13 @@ from pathlib import Path
 from ovsnet.errors import InvalidInput, NotReady, OperationFailed
 from ovsnet.lab import netns
 from ovsnet.lab import proc as lab_proc
-from ovsnet.vmlab import config
+from ovsnet.vmlab import config, lab_state
 from ovsnet.vmlab.config import QemuPaths, VmSpec
-from ovsnet.vmlab.image import (
-    Image,
-    build_images_disk,
-    build_python_layer,
-    build_seed_disk,
-    ensure_docker_disk,
-    ensure_image,
-)
-from ovsnet.vmlab.wait import wait_until
-
-Log = Callable[[str], None]
-SSH_BOOT_TIMEOUT = 600.0  # TCG boot of 3 VMs on 2 busy cores: normally 45-90 s
-
-
-def _stderr_log(message: str) -> None:
-    print(f"vmlab: {message}", file=sys.stderr, flush=True)
-
-
-@dataclass
-class Vm:
-    """One VM of a lab, reached over ssh from inside the lab's namespace."""
-
-    spec: VmSpec
-    lab: VmLab = field(repr=False)
-    pid: int | None = None
-    ssh_master_pid: int | None = None
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def underlay_ip(self) -> str:
-        return self.spec.underlay_ip
-
-    @property
-    def control_path(self) -> Path:
-        return self.lab.run_dir / f"ssh-{self.name}.sock"
-
-    def ssh_argv(self, command: str, master: bool = False) -> list[str]:
-        options = [
-            "-i", str(self.lab.ssh_key),
-            "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "LogLevel=ERROR",
-            "-o", "ConnectTimeout=5",
-            "-o", "ServerAliveInterval=10",
-            "-o", f"ControlPath={self.control_path}",
-            "-o", "ControlMaster=" + ("yes" if master else "no"),
-        ]  # fmt: skip
-        tail = ["-N"] if master else [command]
-        return ["ip", "netns", "exec", self.lab.netns, "ssh", *options,
-                f"root@{self.underlay_ip}", *tail]  # fmt: skip
-
-    def ssh(
-        self,
-        command: str | Sequence[str],
-        *,
-        check: bool = False,
-        timeout: float = 300,
-        input: str | bytes | None = None,
-    ) -> subprocess.CompletedProcess:
-        """Run a shell command in the VM as root. A list is quoted for the remote shell."""
-        text = command if isinstance(command, str) else shlex.join(command)
-        binary = isinstance(input, bytes)
-        proc = subprocess.run(
-            self.ssh_argv(text),
-            input=input,
-            capture_output=True,
-            text=not binary,
-            timeout=timeout,
-        )
-        if check and proc.returncode != 0:
-            stderr = proc.stderr.decode(errors="replace") if binary else proc.stderr
-            raise OperationFailed(
-                f"{self.name}: `{text}` failed (exit {proc.returncode}): {stderr.strip()[-800:]}"
-            )
-        return proc
-
-    def put(self, local: Path, remote: str) -> None:
-        """Copy a host file into the VM (over the ssh connection, no scp/sftp needed)."""
-        self.ssh(f"cat > {shlex.quote(remote)}", input=local.read_bytes(), check=True)
-
-    def reachable(self, ready_check: str = "true") -> bool:
-        try:
-            return self.ssh(ready_check, timeout=15).returncode == 0
-        except subprocess.TimeoutExpired:
-            return False
-
-    def boot_id(self) -> str | None:
-        """The kernel's random boot id: changes with every boot (None if unreachable)."""
-        try:
-            proc = self.ssh("cat /proc/sys/kernel/random/boot_id", timeout=15)
-        except subprocess.TimeoutExpired:
-            return None
-        return proc.stdout.strip() if proc.returncode == 0 else None
-
-    def reboot(self, timeout: float = SSH_BOOT_TIMEOUT) -> float:
-        """Reboot the guest (qemu keeps running) and wait until it answers again; seconds."""
-        before = self.boot_id()
-        started = time.monotonic()
-        self.lab._stop_ssh_master(self)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.ssh("systemctl reboot", timeout=30)
-        wait_until(lambda: self.boot_id() not in (None, before), timeout,
-                   f"{self.name} to come back after a reboot", interval=2)  # fmt: skip
-        self.lab._start_ssh_master(self)
-        self.lab._save()
-        return time.monotonic() - started
-
-    def running(self) -> bool:
-        return self.pid is not None and lab_proc.is_ours(self.pid, str(self.lab.run_dir))
-
-    def console_tail(self, lines: int = 20) -> str:
-        path = self.lab.run_dir / f"{self.name}.console.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-    def rss_mib(self) -> float | None:
-        """Resident memory of this VM's qemu process."""
-        if not self.running():
-            return None
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return None
+from ovsnet.vmlab.disks import build_images_disk, build_seed_disk, ensure_docker_disk
+from ovsnet.vmlab.host_run import Log, stderr_log
+from ovsnet.vmlab.image import Image, ensure_image
+from ovsnet.vmlab.python_layer import build_python_layer
+from ovsnet.vmlab.vm import SSH_BOOT_TIMEOUT, Vm
 
 
 @dataclass(frozen=True)
@@ -216,7 +90,7 @@ class VmLab:
         boot_timeout: float = SSH_BOOT_TIMEOUT,
         seeding: Seeding | None = None,
         on_underlay: Callable[[VmLab], object] | None = None,
-        log: Log = _stderr_log,
+        log: Log = stderr_log,
     ) -> VmLab:
         """Boot `vms` VMs and wait until each answers ssh; tear all down if anything fails.
 
@@ -235,7 +109,7 @@ class VmLab:
         elif not 1 <= vms <= 20:
             raise InvalidInput(f"cannot run {vms} VMs", "give between 1 and 20")
         name = name or f"vmlab-{lab_id}"
-        _check_name(name)
+        lab_state.check_name(name)
         run_dir = config.run_root() / name
         if run_dir.exists():
             raise InvalidInput(f"a VM lab named {name} exists", f"run `ovsnet vmlab down {name}`")
@@ -309,39 +183,11 @@ class VmLab:
     @classmethod
     def load(cls, name: str) -> VmLab:
         """A lab started earlier (by this or another process), from its state file."""
-        _check_name(name)
-        state_file = config.run_root() / name / "state.json"
-        if not state_file.exists():
-            raise InvalidInput(f"no VM lab named {name}", "see `ovsnet vmlab status`")
-        state = json.loads(state_file.read_text())
-        image = Image(directory=Path(state["image"]), ssh_key=Path(state["ssh_key"]))
-        network = IPv4Network(state.get("network", str(config.UNDERLAY)))
-        lab = cls(
-            name=state["name"],
-            lab_id=state["lab_id"],
-            run_dir=state_file.parent,
-            image=image,
-            capture_pids=state.get("capture_pids", []),
-            timings=state.get("timings", {}),
-            network=network,
-            host_address=IPv4Interface(state.get("host_address", str(config.host_side_address()))),
-            seeded=state.get("seeded", False),
-            powered_on_at=state.get("powered_on_at"),
-        )
-        lab.vms = [
-            Vm(spec=VmSpec(index=v["index"], lab_id=state["lab_id"], host_name=v.get("host_name"),
-                           address=v.get("address"), network=network),
-               lab=lab, pid=v.get("pid"), ssh_master_pid=v.get("ssh_master_pid"))
-            for v in state["vms"]
-        ]  # fmt: skip
-        return lab
+        return lab_state.load(cls, name)
 
     @staticmethod
     def names() -> list[str]:
-        root = config.run_root()
-        if not root.is_dir():
-            return []
-        return sorted(p.parent.name for p in root.glob("*/state.json"))
+        return lab_state.names()
 
     # ----- use ----------------------------------------------------------------------------
 
@@ -372,7 +218,7 @@ class VmLab:
         import io
         import tarfile
 
-        from ovsnet.vmlab.image import project_root
+        from ovsnet.vmlab.python_layer import project_root
 
         package = project_root() / "ovsnet"
         buffer = io.BytesIO()
@@ -429,31 +275,7 @@ class VmLab:
     # ----- internals ----------------------------------------------------------------------
 
     def _save(self) -> None:
-        state = {
-            "name": self.name,
-            "lab_id": self.lab_id,
-            "image": str(self.image.directory),
-            "ssh_key": str(self.image.ssh_key),
-            "capture_pids": self.capture_pids,
-            "timings": self.timings,
-            "network": str(self.network),
-            "host_address": str(self.host_address),
-            "seeded": self.seeded,
-            "powered_on_at": self.powered_on_at,
-            "vms": [
-                {
-                    "index": vm.spec.index,
-                    "pid": vm.pid,
-                    "ssh_master_pid": vm.ssh_master_pid,
-                    "host_name": vm.spec.host_name,
-                    "address": vm.spec.address,
-                }
-                for vm in self.vms
-            ],
-        }
-        tmp = self.run_dir / "state.json.tmp"
-        tmp.write_text(json.dumps(state, indent=2) + "\n")
-        tmp.rename(self.run_dir / "state.json")
+        lab_state.save(self)
 
     def _create_underlay(self) -> None:
         host = self.host_address
@@ -561,11 +383,6 @@ class VmLab:
             lab_proc.stop_pids({vm.ssh_master_pid: str(vm.control_path)}, timeout=10)
             vm.ssh_master_pid = None
         vm.control_path.unlink(missing_ok=True)
-
-
-def _check_name(name: str) -> None:
-    if not name.replace("-", "").isalnum() or len(name) > 40:
-        raise InvalidInput(f"bad lab name {name!r}", "use letters, digits and dashes")
 
 
 def _run(argv: list[str], input: str | None = None) -> None:

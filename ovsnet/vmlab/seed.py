@@ -4,7 +4,7 @@ The lab plays the cloud: one VM per inventory host, at the host's underlay addre
 its host's rendered user-data through a NoCloud seed (a small disk labelled `cidata` holding
 user-data, meta-data and network-config). meta-data names the host; network-config gives it its
 static underlay address, as a cloud's metadata service would. The disks themselves are made in
-image.py (mkfs.vfat, mcopy); everything here is text in, text out (tests/unit/test_vmlab_seed.py).
+disks.py (mkfs.vfat, mcopy); everything here is text in, text out (tests/unit/test_vmlab_seed.py).
 """
 
 from __future__ import annotations

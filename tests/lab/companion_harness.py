@@ -19,7 +19,8 @@ from pathlib import Path
 from ovsnet.lab import dockerd, ovs
 from ovsnet.lab.proc import stop_pids
 from ovsnet.render import DEFAULT_IMAGE
-from ovsnet.render.context import COMPANION_NAME, OVS_DB_VOLUME, HostConfig
+from ovsnet.render.context import HostConfig
+from ovsnet.render.host_layout import COMPANION_NAME, OVS_DB_VOLUME
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("OVSNET_CACHE_DIR", "/var/cache/ovsnet"))

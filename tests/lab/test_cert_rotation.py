@@ -87,9 +87,7 @@ def mesh(hosts, pki: Path, tmp_path: Path) -> tuple[str, str]:
     return port1, port2
 
 
-def test_a_certificate_renewed_in_place_is_presented_without_dropping_the_sa(
-    hosts, pki, tmp_path
-):
+def test_a_certificate_renewed_in_place_is_presented_without_dropping_the_sa(hosts, pki, tmp_path):
     (_, ike1), (_, ike2) = hosts
     port1, _ = mesh(hosts, pki, tmp_path)
     conn, _ = current_conn(ike1, port1)

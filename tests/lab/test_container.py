@@ -22,7 +22,7 @@ import time
 import pytest
 
 from ovsnet.render import build_host_config
-from ovsnet.render.context import COMPANION_NAME
+from ovsnet.render.host_layout import COMPANION_NAME
 from tests.lab.companion_harness import (
     IMAGE,
     companion_state,

@@ -52,8 +52,15 @@ def assert_healthy(host, peer) -> dict[str, dict]:
     code, checks = doctor(host)
     failed = {name: c for name, c in checks.items() if c["result"] == "fail"}
     assert code == 0 and not failed, failed
-    for name in ("overlay bridge", "kernel modules", "br_netfilter", "docker options",
-                 "plaintext guard", f"BFD {peer.underlay_ip}", f"path MTU {peer.underlay_ip}"):
+    for name in (
+        "overlay bridge",
+        "kernel modules",
+        "br_netfilter",
+        "docker options",
+        "plaintext guard",
+        f"BFD {peer.underlay_ip}",
+        f"path MTU {peer.underlay_ip}",
+    ):
         assert checks[name]["result"] == "ok", checks[name]  # fmt: skip
     return checks
 

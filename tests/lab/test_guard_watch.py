@@ -56,17 +56,23 @@ paths = daemons.OvsPaths(rundir=Path(sys.argv[1].removeprefix("unix:")).parent)
 sup = supervisor.Supervisor(CompanionConfig(hook_dir=Path("/nonexistent")), paths)
 """
 
-_START = _FAKE_DAEMONS + """
+_START = (
+    _FAKE_DAEMONS
+    + """
 try:
     sup._start_ovs()
 except OvsnetError as exc:
     print("refused:", exc.one_line())
 print("order:", ",".join(started))
 """
+)
 
-_RUN = _FAKE_DAEMONS + """
+_RUN = (
+    _FAKE_DAEMONS
+    + """
 sys.exit(sup.run())
 """
+)
 
 
 @pytest.fixture(scope="module")

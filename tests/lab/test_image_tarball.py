@@ -11,8 +11,8 @@ import pytest
 
 from ovsnet.lab import image
 from ovsnet.render import build_host_config
-from ovsnet.render.context import DOCKER
 from ovsnet.render.documents import units
+from ovsnet.render.host_layout import DOCKER
 
 pytestmark = pytest.mark.lab
 

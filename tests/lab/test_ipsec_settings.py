@@ -131,7 +131,7 @@ def test_psk_set_stores_the_file_path_not_a_second_copy_of_the_psk(clean, tmp_pa
     assert PSK not in dump, "the PSK is kept only on the tunnels (options:psk), as OVS needs"
     clean.vsctl("add-br", "brx", "--", "set", "Bridge", "brx", "datapath_type=netdev")
     added = clean.ovsnet("peer", "add", "198.51.100.77", "--ipsec", "--bridge", "brx",
-                         "--allow-plaintext")  # the host's PSK file; fmt: skip
+                         "--allow-plaintext")  # the host's PSK file  # fmt: skip
     assert added.returncode == 0, added.stderr
     tunnels = clean.vsctl("--format=json", "--columns=options", "list", "Interface").stdout
     assert tunnels.count(PSK) == 1

@@ -50,7 +50,7 @@ config = CompanionConfig(prefix=sys.argv[3], peers=(sys.argv[4],), ipsec=bool(ps
 supervisor = Supervisor(config, OvsPaths())
 with OvsDb(sys.argv[1]) as db, Netlink() as net:
     try:
-        supervisor._add_configured_peers(db, net)
+        supervisor.healing.add_configured_peers(db, net)
     except OvsnetError as exc:
         print(exc.one_line(), file=sys.stderr)
         sys.exit(exc.exit_code)

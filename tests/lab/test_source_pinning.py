@@ -51,7 +51,7 @@ for _ in range(count):
 def ofctl(host, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """ovs-ofctl [-O VERSION] COMMAND <host's br0> ARGS."""
     version = list(args[:2]) if args[0] == "-O" else []
-    command, *rest = args[len(version):]
+    command, *rest = args[len(version) :]
     target = f"unix:{host.rundir}/br0.mgmt"
     return subprocess.run(["ovs-ofctl", "--no-names", *version, command, target, *rest],
                           capture_output=True, text=True, check=check, timeout=30)  # fmt: skip

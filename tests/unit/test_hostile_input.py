@@ -470,7 +470,7 @@ def test_peer_sync_names_the_bad_line_before_touching_anything(capsys, tmp_path:
 def _checks():
     from ovsnet.ipsec import credentials as ipsec_credentials
     from ovsnet.pki import profile as pki_profile
-    from ovsnet.render import context
+    from ovsnet.render import safe_text
 
     return [
         ("pki host name", lambda v: pki_profile.check_host_name(v), "node1"),
@@ -481,9 +481,9 @@ def _checks():
             "/etc/ovsnet/c.pem",
         ),
         ("PSK", lambda v: ipsec_credentials.validate_psk(v), "x" * 40),
-        ("unit command line", lambda v: context.command_line(["ovsnet", v]), "--peers=a"),
-        ("image", lambda v: context._check_image(v), "ovsnet:latest"),
-        ("TLS directory", lambda v: context._check_tls_dir(v), "/etc/ovsnet/tls"),
+        ("unit command line", lambda v: safe_text.command_line(["ovsnet", v]), "--peers=a"),
+        ("image", lambda v: safe_text.check_image(v), "ovsnet:latest"),
+        ("TLS directory", lambda v: safe_text.check_tls_dir(v), "/etc/ovsnet/tls"),
     ]
 
 

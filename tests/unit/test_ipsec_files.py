@@ -12,6 +12,7 @@ import pytest
 from ovsnet.cli import main
 from ovsnet.errors import InvalidInput
 from ovsnet.files import write_atomically
+from ovsnet.pki import builders as pki_builders
 from ovsnet.pki import cas as pki_cas
 from ovsnet.pki import issue as pki_issue
 from ovsnet.pki import profile as pki_profile
@@ -115,10 +116,10 @@ def test_a_docker_server_certificate_is_refused_as_an_ike_identity(ca_dir):
 
 
 def test_a_certificate_of_an_older_all_purpose_ca_passes_with_a_warning(tmp_path):
-    old_key = pki_profile.generate_key()
+    old_key = pki_builders.generate_key()
     old_ca = _legacy_ca(old_key)
-    host_key = pki_profile.generate_key(rsa=True)
-    cert = pki_profile.build_leaf(old_ca, old_key, host_key.public_key(), "node1", ["node1"])
+    host_key = pki_builders.generate_key(rsa=True)
+    cert = pki_builders.build_leaf(old_ca, old_key, host_key.public_key(), "node1", ["node1"])
     for path, data, mode in (
         (tmp_path / "ca.pem", pki_store.pem_certificate(old_ca), 0o644),
         (tmp_path / "cert.pem", pki_store.pem_certificate(cert), 0o644),

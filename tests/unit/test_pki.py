@@ -20,10 +20,13 @@ from hypothesis import strategies as st
 
 from ovsnet.cli import main
 from ovsnet.errors import InvalidInput, NotReady
+from ovsnet.pki import builders as pki_builders
 from ovsnet.pki import cas as pki_cas
+from ovsnet.pki import checks as pki_checks
 from ovsnet.pki import contents as pki_contents
 from ovsnet.pki import issue as pki_issue
 from ovsnet.pki import profile as pki_profile
+from ovsnet.pki import reading as pki_reading
 from ovsnet.pki import store as pki_store
 
 IKE_EKU = ObjectIdentifier("1.3.6.1.5.5.8.2.2")
@@ -169,7 +172,7 @@ def test_ovs_monitor_ipsec_extracts_the_host_name_from_the_subject(pki_dir):
         check=True,
     ).stdout
     assert re.search(r"CN=(.+?),", out).group(1) == "node1"
-    assert pki_profile.ike_identity(issued.summary) == "node1"
+    assert pki_checks.ike_identity(issued.summary) == "node1"
 
 
 _LABELS = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9-]{0,10}[A-Za-z0-9])?", fullmatch=True)
@@ -179,11 +182,11 @@ _HOSTS = st.lists(_LABELS, min_size=1, max_size=4).map(".".join).filter(lambda h
 @settings(max_examples=40, deadline=None)
 @given(_HOSTS)
 def test_every_generated_host_name_survives_as_cn_and_san(host):
-    summary = pki_profile.summarize(
-        pki_profile.build_leaf(_CA_CERT, _CA_KEY, _CA_KEY.public_key(), host, [host])
+    summary = pki_reading.summarize(
+        pki_builders.build_leaf(_CA_CERT, _CA_KEY, _CA_KEY.public_key(), host, [host])
     )
     assert pki_profile.check_host_name(host) == host
-    assert pki_profile.ike_identity(summary) == host
+    assert pki_checks.ike_identity(summary) == host
     assert re.search(r"CN=(.+?),", summary.subject).group(1) == host
 
 
@@ -197,8 +200,8 @@ def test_any_accepted_text_needs_no_escaping_in_rfc2253(text):
     assert re.fullmatch(r"[A-Za-z0-9.-]{1,64}", text)
 
 
-_CA_KEY = pki_profile.generate_key()
-_CA_CERT = pki_profile.build_ca(_CA_KEY)
+_CA_KEY = pki_builders.generate_key()
+_CA_CERT = pki_builders.build_ca(_CA_KEY)
 
 
 @pytest.mark.parametrize(
@@ -211,7 +214,7 @@ def test_unusable_host_names_are_rejected(host):
 
 
 def test_bare_cn_certificate_is_not_an_ike_identity():
-    key = pki_profile.generate_key()
+    key = pki_builders.generate_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "node1")])
     now = pki_profile.utcnow()
     cert = (
@@ -225,7 +228,7 @@ def test_bare_cn_certificate_is_not_an_ike_identity():
         .sign(_CA_KEY, hashes.SHA256())
     )
     with pytest.raises(InvalidInput, match="bare CN"):
-        pki_profile.ike_identity(pki_profile.summarize(cert))
+        pki_checks.ike_identity(pki_reading.summarize(cert))
 
 
 def test_issue_again_keeps_the_certificate_and_renew_replaces_it(pki_dir):
@@ -309,7 +312,7 @@ def test_docker_certificates_have_server_and_client_usages_and_trust_the_other_s
 
 def test_verify_chain_accepts_a_current_certificate_of_the_ca(pki_dir):
     issued = pki_issue.ensure_host_cert(pki_dir, "node1")
-    summary = pki_profile.verify_chain(_cert(issued.cert_path), _cert(_ike_ca(pki_dir)))
+    summary = pki_checks.verify_chain(_cert(issued.cert_path), _cert(_ike_ca(pki_dir)))
     assert summary.common_name == "node1"
 
 
@@ -318,19 +321,19 @@ def test_verify_chain_rejects_a_certificate_from_another_ca(pki_dir, tmp_path):
     pki_cas.ensure_cas(other)
     foreign = pki_issue.ensure_host_cert(other, "node1")
     with pytest.raises(InvalidInput, match="not issued by the CA"):
-        pki_profile.verify_chain(_cert(foreign.cert_path), _cert(_ike_ca(pki_dir)))
+        pki_checks.verify_chain(_cert(foreign.cert_path), _cert(_ike_ca(pki_dir)))
 
 
 def test_verify_chain_rejects_an_expired_and_a_not_yet_valid_certificate(pki_dir):
     ca_cert, ca_key = pki_store.load_ca(pki_dir, "ike")
-    key = pki_profile.generate_key()
+    key = pki_builders.generate_key()
     past = pki_profile.utcnow() - dt.timedelta(days=100)
-    expired = pki_profile.build_leaf(
+    expired = pki_builders.build_leaf(
         ca_cert, ca_key, key.public_key(), "node1", ["node1"], now=past, days=30
     )
     with pytest.raises(InvalidInput, match="not valid now"):
-        pki_profile.verify_chain(expired, ca_cert)
-    future = pki_profile.build_leaf(
+        pki_checks.verify_chain(expired, ca_cert)
+    future = pki_builders.build_leaf(
         ca_cert,
         ca_key,
         key.public_key(),
@@ -339,22 +342,22 @@ def test_verify_chain_rejects_an_expired_and_a_not_yet_valid_certificate(pki_dir
         now=pki_profile.utcnow() + dt.timedelta(days=10),
     )
     with pytest.raises(InvalidInput, match="not valid now"):
-        pki_profile.verify_chain(future, ca_cert)
+        pki_checks.verify_chain(future, ca_cert)
 
 
 def test_verify_chain_rejects_a_leaf_given_as_ca(pki_dir):
     issued = pki_issue.ensure_host_cert(pki_dir, "node1")
     leaf = _cert(issued.cert_path)
     with pytest.raises(InvalidInput, match="not a CA"):
-        pki_profile.verify_chain(leaf, leaf)
+        pki_checks.verify_chain(leaf, leaf)
 
 
 def test_key_must_match_certificate(pki_dir):
     issued = pki_issue.ensure_host_cert(pki_dir, "node1")
     cert = _cert(issued.cert_path)
-    pki_profile.check_key_matches(cert, pki_profile.load_private_key(issued.key_path.read_bytes()))
+    pki_checks.check_key_matches(cert, pki_reading.load_private_key(issued.key_path.read_bytes()))
     with pytest.raises(InvalidInput, match="does not belong"):
-        pki_profile.check_key_matches(cert, pki_profile.generate_key())
+        pki_checks.check_key_matches(cert, pki_builders.generate_key())
 
 
 def test_list_flags_certificates_expiring_within_30_days(pki_dir):

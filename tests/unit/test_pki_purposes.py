@@ -22,12 +22,15 @@ from cryptography import x509
 
 from ovsnet.cli import main
 from ovsnet.errors import InvalidInput
+from ovsnet.pki import builders as pki_builders
 from ovsnet.pki import cas as pki_cas
+from ovsnet.pki import checks as pki_checks
 from ovsnet.pki import contents as pki_contents
 from ovsnet.pki import crl as pki_crl
 from ovsnet.pki import issue as pki_issue
 from ovsnet.pki import lifecycle as pki_lifecycle
 from ovsnet.pki import profile as pki_profile
+from ovsnet.pki import reading as pki_reading
 from ovsnet.pki import store as pki_store
 from ovsnet.services.ipsec_crl import CrlRequest, install_ike_crl
 
@@ -54,7 +57,7 @@ def _cert(path: Path) -> x509.Certificate:
 
 
 def _ekus(cert: x509.Certificate) -> set[str]:
-    return set(pki_profile.leaf_ekus(cert) or ())
+    return set(pki_reading.leaf_ekus(cert) or ())
 
 
 def _verify(ca: Path, cert: Path, *options: str) -> bool:
@@ -105,7 +108,7 @@ def test_each_leaf_has_only_its_purposes_usages_and_lives_90_days(fleet, purpose
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     assert dt.timedelta(days=89) < lifetime <= dt.timedelta(days=91)
     assert cert.issuer == _cert(pki_store.ca_cert_path(directory, purpose)).subject
-    pki_profile.check_purpose(cert, purpose)
+    pki_checks.check_purpose(cert, purpose)
 
 
 def test_ike_leaves_have_neither_server_nor_client_auth(fleet):
@@ -171,7 +174,7 @@ def test_no_ca_key_lies_outside_the_ca_folders(fleet):
 def test_check_purpose_names_what_a_certificate_is(fleet):
     _, certs = fleet
     with pytest.raises(InvalidInput, match="Docker API server certificate, not a IPsec IKE"):
-        pki_profile.check_purpose(_cert(certs["docker-server"]), "ike")
+        pki_checks.check_purpose(_cert(certs["docker-server"]), "ike")
 
 
 # --- revocation -----------------------------------------------------------------------------
@@ -232,8 +235,8 @@ def test_cli_revoke_of_an_unknown_name_is_exit_2_one_line(pki_dir, capsys):
 
 
 def test_serials_print_as_whole_bytes_like_openssl_and_go():
-    assert pki_profile.serial_hex(0x7FD4) == "7fd4"
-    assert pki_profile.serial_hex(0x7FD4B) == "07fd4b"
+    assert pki_reading.serial_hex(0x7FD4) == "7fd4"
+    assert pki_reading.serial_hex(0x7FD4B) == "07fd4b"
 
 
 def test_crl_refresh_keeps_entries_and_moves_next_update(pki_dir):
@@ -315,7 +318,7 @@ def _legacy_pki(directory: Path) -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import NameOID
 
-    key = pki_profile.generate_key()
+    key = pki_builders.generate_key()
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ovsnet"),
@@ -338,8 +341,8 @@ def _legacy_pki(directory: Path) -> None:
     pki_store.write_private_key(directory / pki_store.CA_KEY, key)
     pki_store.write_certificate(directory / pki_store.CA_CERT, ca)
     (directory / "hosts").mkdir(mode=0o700)
-    leaf_key = pki_profile.generate_key()
-    leaf = pki_profile.build_leaf(ca, key, leaf_key.public_key(), "h1", ["h1"])
+    leaf_key = pki_builders.generate_key()
+    leaf = pki_builders.build_leaf(ca, key, leaf_key.public_key(), "h1", ["h1"])
     cert, key_path = pki_store.host_paths(directory, "h1")
     pki_store.write_private_key(key_path, leaf_key)
     pki_store.write_certificate(cert, leaf)
@@ -369,7 +372,7 @@ def test_migrate_retires_the_old_ca_and_issue_replaces_the_old_certificates(tmp_
     assert stat.S_IMODE((directory / "legacy-ca").stat().st_mode) == 0o700
     issued = pki_issue.ensure_host_cert(directory, "h1")
     assert issued.changed and issued.cert_path.read_bytes() != old_leaf
-    pki_profile.check_purpose(_cert(issued.cert_path), "ike")
+    pki_checks.check_purpose(_cert(issued.cert_path), "ike")
     assert main(["pki", "migrate", "--dir", str(directory)]) == 0  # nothing left: init
     assert capsys.readouterr().out.count("unchanged") == 5
 
@@ -378,7 +381,7 @@ def test_a_legacy_certificate_has_no_purpose(tmp_path):
     _legacy_pki(tmp_path / "pki")
     cert = _cert(pki_store.host_paths(tmp_path / "pki", "h1")[0])
     with pytest.raises(InvalidInput, match="older ovsnet"):
-        pki_profile.check_purpose(cert, "ike")
+        pki_checks.check_purpose(cert, "ike")
 
 
 # --- the key store's errors -----------------------------------------------------------------
@@ -437,7 +440,7 @@ def test_export_writes_what_a_host_needs_and_no_ca_key(pki_dir, tmp_path, capsys
 
 
 def test_the_default_pki_is_outside_what_the_companion_mounts():
-    from ovsnet.render.context import IPSEC_CONFIG_DIR
+    from ovsnet.render.host_layout import IPSEC_CONFIG_DIR
 
     assert Path(IPSEC_CONFIG_DIR) == pki_store.COMPANION_MOUNT
     assert not pki_store.DEFAULT_PKI_DIR.is_relative_to(IPSEC_CONFIG_DIR)

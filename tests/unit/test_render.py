@@ -16,8 +16,8 @@ from ovsnet.addressing import host_addressing
 from ovsnet.cli.render_commands import KIND_NAMES
 from ovsnet.errors import InvalidInput
 from ovsnet.render import DEFAULT_IMAGE, KINDS, build_host_config, render, units
-from ovsnet.render.context import command_line
 from ovsnet.render.documents import docker_dropin, guard_watch_unit, vswitchd_dropin
+from ovsnet.render.safe_text import command_line
 from ovsnet.tunnels import overlay_mtu
 
 PEERS = ["198.51.100.12", "198.51.100.13"]

@@ -22,7 +22,7 @@ from ovsnet.cli import main
 from ovsnet.pki import cas as pki_cas
 from ovsnet.pki import issue as pki_issue
 from ovsnet.pki import store as pki_store
-from ovsnet.render.context import IPSEC_KEY_PATH, IPSEC_PSK_PATH
+from ovsnet.render.host_layout import IPSEC_KEY_PATH, IPSEC_PSK_PATH
 from ovsnet.render.validate import check
 
 PSK = "ExampleOnlyPsk-3f9c1e7a5b2d8064cafe"  # an obviously fake key, >= 32 characters
@@ -176,7 +176,8 @@ def test_a_world_readable_psk_file_is_refused(capsys, tmp_path, psk_file):
 
 def test_the_secret_is_not_in_the_configs_repr(psk_file):
     from ovsnet.render import build_host_config
-    from ovsnet.render.context import IpsecSecret, embed_ipsec_secret
+    from ovsnet.render.context import embed_ipsec_secret
+    from ovsnet.render.host_secrets import IpsecSecret
 
     config = embed_ipsec_secret(build_host_config(prefix="10.0.42", ipsec=True),
                                 IpsecSecret(psk=PSK))  # fmt: skip

@@ -24,8 +24,9 @@ from ovsnet.pki import cas as pki_cas
 from ovsnet.pki import issue as pki_issue
 from ovsnet.pki import store as pki_store
 from ovsnet.render import KINDS, build_host_config, render, units
-from ovsnet.render.context import TlsFiles, embed_docker_tls
+from ovsnet.render.context import embed_docker_tls
 from ovsnet.render.documents import docker_tls_socket
+from ovsnet.render.host_secrets import TlsFiles
 from ovsnet.render.validate import check, check_cloud_init, check_daemon_json, check_ignition
 
 PEERS = ["198.51.100.12", "198.51.100.13"]

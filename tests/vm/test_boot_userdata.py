@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ovsnet.render.context import COMPANION_CAPABILITIES
+from ovsnet.render.host_layout import COMPANION_CAPABILITIES
 from ovsnet.vmlab import guest
 
 pytestmark = pytest.mark.vm
