@@ -11,7 +11,6 @@ from ovsnet import antispoof, openflow
 from ovsnet.errors import NotReady
 from ovsnet.model import Changes, ObservedBridge
 from ovsnet.ovsdb.client import OvsDb
-from ovsnet.plan import bridge_after
 
 
 def sync_flows(
@@ -30,6 +29,8 @@ def sync_flows(
     # `peer sync` of 1,000 peers reuses its read (~0.1 s of parsing saved).
     bridge = unchanged
     if bridge is None and changed is not None:
+        from ovsnet.plan import bridge_after  # a change planned it already: loaded then
+
         bridge = bridge_after(*changed, db.ofports())
     if bridge is None:
         bridge = db.bridge(bridge_name, state=False)

@@ -16,7 +16,6 @@ from ovsnet.model import (
     SUPERNET_KEY,
     Changes,
     ObservedBridge,
-    ObservedPort,
     Snapshot,
     TunnelSpec,
 )
@@ -29,6 +28,7 @@ from ovsnet.services.flows import sync_flows
 from ovsnet.services.guard import GuardChange, guarded, plan_guard, reconcile_steps
 from ovsnet.services.host import missing_bridge, require_bridge
 from ovsnet.services.observed import observe_snapshot
+from ovsnet.services.peer_rows import sorted_peers
 from ovsnet.tunnels import TUNNEL_TYPES, parse_peer, port_name
 
 
@@ -307,32 +307,6 @@ def remove_peers(
         db, bridge_name, dry_run, unchanged=None if plan else bridge, changed=changed
     )
     return report
-
-
-def peer_row(port: ObservedPort) -> dict:
-    stats = port.statistics
-    return {
-        "remote_ip": port.peer,
-        "port": port.name,
-        "type": port.type,
-        "ipsec": port.ipsec,
-        "subnet": port.peer_subnet,
-        # A tunnel without a recorded peer subnet carries any source address, as before.
-        "sources_pinned": port.peer_subnet is not None,
-        "state": port.state(),
-        "link_state": port.link_state,
-        "bfd_state": port.bfd_status.get("state"),
-        "rx_packets": stats.get("rx_packets", 0),
-        "tx_packets": stats.get("tx_packets", 0),
-        "rx_bytes": stats.get("rx_bytes", 0),
-        "tx_bytes": stats.get("tx_bytes", 0),
-        "error": port.error,
-    }
-
-
-def sorted_peers(bridge: ObservedBridge) -> list[dict]:
-    ports = sorted(bridge.tunnels.values(), key=lambda p: IPv4Address(p.peer))
-    return [peer_row(port) for port in ports]
 
 
 @dataclass

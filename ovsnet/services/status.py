@@ -13,9 +13,8 @@ from ovsnet.model import DOCKER_BRIDGE_KEY, SUBNET_KEY, SUPERNET_KEY
 from ovsnet.netlink import Netlink
 from ovsnet.ovs_daemons import vswitchd_answers
 from ovsnet.ovsdb.client import OvsDb
-from ovsnet.repair_history import repair_history
 from ovsnet.services.observed import observe_snapshot
-from ovsnet.services.peers import sorted_peers
+from ovsnet.services.peer_rows import sorted_peers
 
 
 @dataclass
@@ -168,12 +167,13 @@ def _add_pinning_view(status: StatusResult, db: OvsDb, bridge) -> None:
 
 def _add_guard_view(status: StatusResult, host) -> None:
     """Is the plaintext guard in the kernel what the IPsec tunnels need (survives charon)?"""
-    from ovsnet import nftables
     from ovsnet.plaintext_guard import desired_guard
 
     wanted = desired_guard(host)
     if not wanted and not any(tunnel.method for tunnel in host.tunnels):
         return  # a plaintext mesh: nothing to guard, no nft process to start
+    from ovsnet import nftables
+
     try:
         current = nftables.read_guard()
     except OvsnetError as exc:
@@ -255,6 +255,8 @@ def _certificate_warnings(path: str) -> list[str]:
 def add_repair_history(peers: list[dict], state_file: str | None = None) -> None:
     """Put each IPsec peer's repairs into its status row (`ipsec_repairs`): count, last repair
     (UTC, ISO 8601) and why. Peers never repaired get nothing."""
+    from ovsnet.repair_history import repair_history
+
     history = repair_history(state_file)
     for peer in peers:
         record = history.get(peer.get("remote_ip", ""))
