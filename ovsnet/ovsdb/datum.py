@@ -35,7 +35,7 @@ def datum(value: Any) -> Any:
     return value
 
 
-def _map(pairs: list) -> dict:
+def _map(pairs: list[Any]) -> dict[Any, Any]:
     """["map", pairs]'s pairs as a dict.
 
     NOTE(perf): the maps ovsnet reads (statistics, options, external_ids, bfd, bfd_status) hold

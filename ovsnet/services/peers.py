@@ -24,7 +24,7 @@ from ovsnet.ovsdb.client import OvsDb
 from ovsnet.plaintext_guard import Guard, guard_for_tunnels
 from ovsnet.plan import PeerPlan, plan_peers
 from ovsnet.report import ChangeReport
-from ovsnet.services.flows import sync_flows
+from ovsnet.services.flows import start_flow_read, sync_flows
 from ovsnet.services.guard import GuardChange, guarded, plan_guard, reconcile_steps
 from ovsnet.services.host import missing_bridge, require_bridge
 from ovsnet.services.observed import observe_snapshot
@@ -133,19 +133,25 @@ def add_peers(
     if plan and not dry_run:
         with guarded(guard_change, db):
             db.apply(plan.changes, undo=_undo(plan, bridge, host))
-    report = _report("peer sync" if exact else "peer add", plan, dry_run)
-    report.steps += _forget_removed(plan, bridge, host, guard_change, dry_run)
-    if other_config:
-        report.steps.append("host IPsec settings: " + ", ".join(sorted(other_config)))
-    if guard_change:
-        report.steps += guard_change.steps
-    if not plan:
-        report.steps += _finish_guard(host, dry_run, narrows=exact)
-    # after a change, only the ofports are read again (the rest: this read and the change)
-    changed = (bridge, plan.changes) if plan and not dry_run else None
-    report.steps += sync_flows(
-        db, request.bridge, dry_run, unchanged=None if plan else bridge, changed=changed
-    )
+    # NOTE(perf): with nothing to change in OVSDB, ovs-ofctl reads the flows now, while the
+    # report is built and nft reads the guard (~0.02 s of a no-op sync's wall time).
+    reading = None if plan else start_flow_read(db, bridge)
+    try:
+        report = _report("peer sync" if exact else "peer add", plan, dry_run)
+        report.steps += _forget_removed(plan, bridge, host, guard_change, dry_run)
+        if other_config:
+            report.steps.append("host IPsec settings: " + ", ".join(sorted(other_config)))
+        if guard_change:
+            report.steps += guard_change.steps
+        if not plan:
+            report.steps += _finish_guard(host, dry_run, narrows=exact)
+        # after a change, only the ofports are read again (the rest: this read and the change)
+        changed = (bridge, plan.changes) if plan and not dry_run else None
+        report.steps += sync_flows(db, request.bridge, dry_run, unchanged=None if plan else bridge,
+                                   changed=changed, reading=reading)  # fmt: skip
+    finally:
+        if reading is not None:
+            reading.close()
     return report
 
 

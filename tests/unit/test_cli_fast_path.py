@@ -195,3 +195,21 @@ def test_any_command_line_taken_is_run_as_typer_runs_it_fake_bodies(recorded, ca
         return
     typer_way, fast_way = _both_ways(argv, recorded, capsys)
     assert typer_way == fast_way
+
+
+# -- the flow read started early (openflow.FlowRead) -----------------------------------------
+
+
+def test_a_flow_read_without_ovs_ofctl_fails_when_taken_as_read_flows_does(monkeypatch):
+    from ovsnet.errors import NotReady
+    from ovsnet.openflow import FlowRead, read_flows
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    reading = FlowRead("unix:/run/x/db.sock", "br0")  # starting never raises
+    with pytest.raises(NotReady) as early:
+        reading.flows()
+    with pytest.raises(NotReady) as plain:
+        read_flows("unix:/run/x/db.sock", "br0")
+    assert str(early.value) == str(plain.value)
+    assert "ovs-ofctl not found" in str(early.value)
+    reading.close()  # nothing started: nothing to end
