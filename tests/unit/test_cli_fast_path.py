@@ -186,7 +186,8 @@ command_lines = st.builds(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(command_lines)
 def test_any_command_line_taken_is_run_as_typer_runs_it_fake_bodies(recorded, capsys, argv):
     """Property: whenever the fast path takes a command line, typer would have called the same

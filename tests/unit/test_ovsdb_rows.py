@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ovsnet.model import ObservedBridge
@@ -71,6 +71,7 @@ _maps = st.lists(st.tuples(st.one_of(st.text(max_size=5), st.integers(), _uuid),
 _sets = st.lists(_elements, max_size=6).map(lambda items: ["set", items])
 
 
+@settings(deadline=None)
 @given(st.one_of(_maps, _sets, _elements))
 def test_datum_decodes_every_map_and_set_as_the_general_rule(value):
     assert datum(value) == _reference_datum(value)
