@@ -77,7 +77,7 @@ def read_flow_state(
     ovsnet's meter proves the meter exists (OpenFlow deletes a meter's flows with the meter)
     and that the datapath has meters, so the meter is looked up only when no flow uses it.
     """
-    current = reading.flows() if reading else openflow.read_flows(db.db, bridge.name)
+    current = reading.flows() if reading is not None else openflow.read_flows(db.db, bridge.name)
     if not bridge.tunnels:
         return current, [], False
     if any(f"meter:{antispoof.METER_ID}," in flow for flow in current):
