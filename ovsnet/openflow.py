@@ -40,9 +40,46 @@ def target(db: str, bridge: str) -> str:
 def read_flows(db: str, bridge: str) -> list[str]:
     """ovsnet's flows now on the bridge (cookie stripped, as antispoof.plan_flows writes them).
     OpenFlow 1.5, so that meter actions show (1.0 cannot express them)."""
-    done = _run(["-O", "OpenFlow15", "--no-stats", "--no-names", "dump-flows",
-                 target(db, bridge), _COOKIE], "read ovsnet's OpenFlow rules")  # fmt: skip
-    return antispoof.parse_dump(done.stdout)
+    with FlowRead(db, bridge) as reading:
+        return reading.flows()
+
+
+_READ_FLOWS = "read ovsnet's OpenFlow rules"
+
+
+class FlowRead:
+    """read_flows, started now and taken later: ovs-ofctl and vswitchd answer while the caller
+    does other work (NOTE(perf): `status` reads OVSDB and the kernel meanwhile, a no-op
+    `peer sync` the plaintext guard). Errors come from flows(), as from read_flows. Use as a
+    context manager: leaving it ends an ovs-ofctl whose answer was not taken."""
+
+    def __init__(self, db: str, bridge: str):
+        self._error: NotReady | None = None
+        self._process: subprocess.Popen | None = None
+        try:
+            dump = ["dump-flows", target(db, bridge), _COOKIE]
+            self._process = _start(["-O", "OpenFlow15", "--no-stats", "--no-names", *dump],
+                                   _READ_FLOWS)  # fmt: skip
+        except NotReady as exc:
+            self._error = exc
+
+    def flows(self) -> list[str]:
+        if self._process is None:
+            raise self._error or NotReady(f"cannot {_READ_FLOWS}: taken already")
+        process, self._process = self._process, None
+        return antispoof.parse_dump(_finish(process, _READ_FLOWS).stdout)
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.communicate()
+            self._process = None
+
+    def __enter__(self) -> FlowRead:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def has_meters(db: str, bridge: str) -> bool:
@@ -88,24 +125,40 @@ def change_flows(
 
 def _run(args: list[str], what: str, script: str | None = None) -> subprocess.CompletedProcess:
     """Run ovs-ofctl; a missing binary, a hang or a refusal become ovsnet's errors."""
+    return _finish(_start(args, what, script is not None), what, script)
+
+
+def _start(args: list[str], what: str, with_input: bool = False) -> subprocess.Popen:
     ofctl = shutil.which("ovs-ofctl")
     if ofctl is None:
         raise NotReady(f"cannot {what}: ovs-ofctl not found", _INSTALL_HINT)
     try:
-        argv = [ofctl, f"--timeout={OFCTL_TIMEOUT}", *args]
-        done = subprocess.run(
-            argv, input=script, capture_output=True, text=True, timeout=OFCTL_TIMEOUT + 5
+        return subprocess.Popen(
+            [ofctl, f"--timeout={OFCTL_TIMEOUT}", *args],
+            stdin=subprocess.PIPE if with_input else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-    except subprocess.TimeoutExpired:
-        raise OperationFailed(f"cannot {what}: ovs-ofctl did not finish in time") from None
     except PermissionError:
         raise NotReady(f"cannot {what}: no permission to run ovs-ofctl", "run as root") from None
-    if done.returncode != 0:
+
+
+def _finish(
+    process: subprocess.Popen, what: str, script: str | None = None
+) -> subprocess.CompletedProcess:
+    try:
+        stdout, stderr = process.communicate(script, timeout=OFCTL_TIMEOUT + 5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise OperationFailed(f"cannot {what}: ovs-ofctl did not finish in time") from None
+    if process.returncode != 0:
         raise NotReady(
-            f"cannot {what}: {_first_line(done.stderr)}",
+            f"cannot {what}: {_first_line(stderr)}",
             "is ovs-vswitchd running? (ovsnet status)",
         )
-    return done
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def _first_line(text: str) -> str:

@@ -72,12 +72,21 @@ def check_interface_name(name: str, what: str = "interface name") -> str:
     return name
 
 
+# SPECIAL_SPACE as (network address, netmask) integers: special_space runs twice per peer of
+# a `peer sync` file, and `address in network` costs ~1 us each (NOTE(perf): ~5 ms of a
+# 1,000-peer sync).
+_SPECIAL_MASKS = tuple(
+    (int(network.network_address), int(network.netmask), kind) for network, kind in SPECIAL_SPACE
+)
+
+
 def special_space(address: IPv4Address) -> str | None:
     """Which special-purpose block the address is in ('loopback', ...), or None."""
     if address == BROADCAST:
         return "broadcast"
-    for network, kind in SPECIAL_SPACE:
-        if address in network:
+    value = int(address)
+    for network, netmask, kind in _SPECIAL_MASKS:
+        if value & netmask == network:
             return kind
     return None
 

@@ -9,15 +9,13 @@ import json
 import os
 import sys
 
-import click
-
 from ovsnet.errors import OvsnetError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ovsnet` command. Returns (and exits with) the exit code."""
     from ovsnet.cli import output
-    from ovsnet.cli.app import app_for
+    from ovsnet.cli.fast import recognise
 
     output.json_written = False  # main() may run more than once in a process (tests)
 
@@ -28,6 +26,32 @@ def main(argv: list[str] | None = None) -> int:
 
         completion_init()
     args = sys.argv[1:] if argv is None else argv
+    fast = recognise(args, os.environ)
+    code = _run_fast(args, fast) if fast is not None else _run_typer(args)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _run_fast(args: list[str], command) -> int:
+    """A status or peer sync command line, without typer and click (ovsnet.cli.fast)."""
+    from ovsnet.cli.hot_commands import run_fast
+
+    try:
+        run_fast(command)
+    except OvsnetError as exc:
+        return _fail(args, exc.exit_code, exc.message, exc.hint)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)  # as click does on ^C: end the line the terminal was on
+        return _fail(args, 1, "aborted")
+    return 0
+
+
+def _run_typer(args: list[str]) -> int:
+    import click
+
+    from ovsnet.cli.app import app_for
+
     try:
         result = app_for(args)(args=args, prog_name="ovsnet", standalone_mode=False)
         code = result if isinstance(result, int) else 0
@@ -43,8 +67,6 @@ def main(argv: list[str] | None = None) -> int:
         code = _fail(args, exc.exit_code, exc.format_message())
     except click.exceptions.Abort:
         code = _fail(args, 1, "aborted")
-    if argv is None:
-        sys.exit(code)
     return code
 
 

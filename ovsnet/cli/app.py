@@ -11,14 +11,13 @@ import typer
 import typer.core
 
 from ovsnet import __version__
+from ovsnet.cli.fast import DEFAULT_DB
 from ovsnet.cli.output import Settings
 
 # NOTE: typer escapes every "[default: ...]" for rich whenever rich is importable, even with
 # rich_markup_mode=None, so plain click help printed a literal "\\[default: ...]". Telling its
 # help formatter that rich is absent turns that off (rich stays in use for our own output).
 typer.core.HAS_RICH = False
-
-DEFAULT_DB = "unix:/var/run/openvswitch/db.sock"
 
 # Each command group lives in its own module; keep this table the only shared edit point.
 # The first word of a command line -> the module that registers that command.

@@ -16,7 +16,6 @@ from ovsnet.cli.options import (
     Supernet,
 )
 from ovsnet.cli.output import Settings, emit
-from ovsnet.errors import OperationFailed
 
 
 def init(
@@ -99,18 +98,9 @@ def status(
     ] = False,
 ) -> None:
     """Show the bridge, subnet, gateway, MTU, docker bridge and every peer."""
-    from ovsnet.netlink import Netlink
-    from ovsnet.ovsdb.client import OvsDb
-    from ovsnet.services.status import host_status
+    from ovsnet.cli.hot_commands import show_status
 
-    settings: Settings = ctx.obj
-    with OvsDb(settings.db) as db, Netlink() as net:
-        result = host_status(db, net, bridge)
-    emit(settings, result)
-    if check or check_peers:
-        problems = result.health_problems(check_peers=check_peers)
-        if problems:
-            raise OperationFailed("unhealthy: " + "; ".join(problems))
+    show_status(ctx.obj, bridge, check, check_peers)
 
 
 def reset(

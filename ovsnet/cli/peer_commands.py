@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ovsnet.cli.hot_commands import add_peers, sync_peers
 from ovsnet.cli.locking import changing_host
 from ovsnet.cli.options import Bridge, DryRun
 from ovsnet.cli.output import Settings, emit
@@ -71,34 +71,6 @@ def _ipsec_choice(ipsec, psk_file, remote_name, remote_cert, require_encryption)
     return IpsecChoice(psk_file, remote_name, remote_cert, require_encryption)
 
 
-def _add(
-    settings: Settings,
-    peers,
-    bridge,
-    tunnel_type,
-    dry_run,
-    exact=False,
-    ipsec=None,
-    allow_downgrade=False,
-    subnets=(),
-) -> None:
-    from ovsnet.netlink import Netlink
-    from ovsnet.ovsdb.client import OvsDb
-    from ovsnet.services.peers import PeerRequest, add_peers
-
-    request = PeerRequest(
-        bridge=bridge,
-        peers=tuple(peers),
-        tunnel_type=tunnel_type,
-        ipsec=ipsec,
-        allow_downgrade=allow_downgrade,
-        subnets=tuple(subnets),
-    )
-    holder = "peer sync" if exact else "peer add"
-    with changing_host(settings, holder, dry_run), OvsDb(settings.db) as db, Netlink() as net:
-        emit(settings, add_peers(db, net, request, dry_run=dry_run, exact=exact))
-
-
 @peer_app.command("add")
 def add(
     ctx: typer.Context,
@@ -125,8 +97,8 @@ def add(
         if len(remote_ips) != 1:
             raise InvalidInput("--subnet names one peer's subnet", "add such peers one per call")
         subnets = (parse_subnet(subnet),)
-    _add(ctx.obj, remote_ips, bridge, tunnel_type, dry_run, ipsec=choice,
-         allow_downgrade=allow_downgrade, subnets=subnets)  # fmt: skip
+    add_peers(ctx.obj, remote_ips, bridge, tunnel_type, dry_run, ipsec=choice,
+              allow_downgrade=allow_downgrade, subnets=subnets)  # fmt: skip
 
 
 @peer_app.command("sync")
@@ -148,21 +120,7 @@ def sync(
 ) -> None:
     """Make the tunnels exactly the file's peers: add the missing, remove the rest."""
     choice = _ipsec_choice(ipsec, psk_file, None, None, require_encryption)
-    lines = read_peers_file(peers_file)
-    _add(ctx.obj, [str(ip) for ip, _ in lines], bridge, tunnel_type, dry_run, exact=True,
-         ipsec=choice, allow_downgrade=allow_downgrade,
-         subnets=[subnet for _, subnet in lines])  # fmt: skip
-
-
-def read_peers_file(path: Path) -> list:
-    """(peer address, its subnet or None) per line of a `peer sync` file."""
-    from ovsnet.tunnels import parse_peer_lines
-
-    try:
-        data = path.read_bytes() if str(path) != "-" else sys.stdin.buffer.read()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read peers file {path}: {exc.strerror}") from None
-    return parse_peer_lines(data, str(path))
+    sync_peers(ctx.obj, peers_file, bridge, tunnel_type, dry_run, choice, allow_downgrade)
 
 
 @peer_app.command("remove")

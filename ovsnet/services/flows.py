@@ -11,7 +11,6 @@ from ovsnet import antispoof, openflow
 from ovsnet.errors import NotReady
 from ovsnet.model import Changes, ObservedBridge
 from ovsnet.ovsdb.client import OvsDb
-from ovsnet.plan import bridge_after
 
 
 def sync_flows(
@@ -20,16 +19,20 @@ def sync_flows(
     dry_run: bool = False,
     unchanged: ObservedBridge | None = None,
     changed: tuple[ObservedBridge, Changes] | None = None,
+    reading: openflow.FlowRead | None = None,
 ) -> list[str]:
     """Install the flows the bridge needs now, if they differ; the steps taken (or, in a dry
     run, that would be). `unchanged`: the bridge as just read, when the command changed nothing
     in OVSDB (its ofports are current, so no second read of every port is needed). `changed`:
-    the bridge as read before a tunnel change, and that change (only the ofports are read)."""
+    the bridge as read before a tunnel change, and that change (only the ofports are read).
+    `reading`: the flows' read, started by start_flow_read on `unchanged` (only then)."""
     # NOTE(perf): after a change, a port just added has its ofport now: read the ofports only
     # (bridge_after), or the whole bridge when the change did more than tunnels; a no-op
     # `peer sync` of 1,000 peers reuses its read (~0.1 s of parsing saved).
     bridge = unchanged
     if bridge is None and changed is not None:
+        from ovsnet.plan import bridge_after  # a change planned it already: loaded then
+
         bridge = bridge_after(*changed, db.ofports())
     if bridge is None:
         bridge = db.bridge(bridge_name, state=False)
@@ -38,7 +41,7 @@ def sync_flows(
     if not openflow.reachable(db.db):
         return ["sources not pinned: vswitchd's OpenFlow socket is not local (--db tcp:/ssl:)"]
     try:
-        current, meters, metered = read_flow_state(db, bridge)
+        current, meters, metered = read_flow_state(db, bridge, reading)
     except NotReady:
         if dry_run:  # a dry run may look at an OVSDB without vswitchd: say nothing of flows
             return []
@@ -56,14 +59,25 @@ def sync_flows(
     return steps or ["remove ovsnet's source-pinning flows"]
 
 
-def read_flow_state(db: OvsDb, bridge: ObservedBridge) -> tuple[list[str], list[int], bool]:
+def start_flow_read(db: OvsDb, bridge: ObservedBridge) -> openflow.FlowRead | None:
+    """The read of ovsnet's flows on `bridge`, started now (None when sync_flows and status
+    would not read them: a bridge ovsnet does not manage, or vswitchd not local)."""
+    if not bridge.managed or not openflow.reachable(db.db):
+        return None
+    return openflow.FlowRead(db.db, bridge.name)
+
+
+def read_flow_state(
+    db: OvsDb, bridge: ObservedBridge, reading: openflow.FlowRead | None = None
+) -> tuple[list[str], list[int], bool]:
     """ovsnet's flows on the bridge, its meter ([] or [id]) and whether the datapath meters.
+    `reading`: those flows' read, already started (start_flow_read).
 
     NOTE(perf): one ovs-ofctl process in the usual case (~0.03 s each). A flow that uses
     ovsnet's meter proves the meter exists (OpenFlow deletes a meter's flows with the meter)
     and that the datapath has meters, so the meter is looked up only when no flow uses it.
     """
-    current = openflow.read_flows(db.db, bridge.name)
+    current = reading.flows() if reading is not None else openflow.read_flows(db.db, bridge.name)
     if not bridge.tunnels:
         return current, [], False
     if any(f"meter:{antispoof.METER_ID}," in flow for flow in current):

@@ -16,7 +16,6 @@ from ovsnet.model import (
     SUPERNET_KEY,
     Changes,
     ObservedBridge,
-    ObservedPort,
     Snapshot,
     TunnelSpec,
 )
@@ -25,10 +24,11 @@ from ovsnet.ovsdb.client import OvsDb
 from ovsnet.plaintext_guard import Guard, guard_for_tunnels
 from ovsnet.plan import PeerPlan, plan_peers
 from ovsnet.report import ChangeReport
-from ovsnet.services.flows import sync_flows
+from ovsnet.services.flows import start_flow_read, sync_flows
 from ovsnet.services.guard import GuardChange, guarded, plan_guard, reconcile_steps
 from ovsnet.services.host import missing_bridge, require_bridge
 from ovsnet.services.observed import observe_snapshot
+from ovsnet.services.peer_rows import sorted_peers
 from ovsnet.tunnels import TUNNEL_TYPES, parse_peer, port_name
 
 
@@ -133,19 +133,25 @@ def add_peers(
     if plan and not dry_run:
         with guarded(guard_change, db):
             db.apply(plan.changes, undo=_undo(plan, bridge, host))
-    report = _report("peer sync" if exact else "peer add", plan, dry_run)
-    report.steps += _forget_removed(plan, bridge, host, guard_change, dry_run)
-    if other_config:
-        report.steps.append("host IPsec settings: " + ", ".join(sorted(other_config)))
-    if guard_change:
-        report.steps += guard_change.steps
-    if not plan:
-        report.steps += _finish_guard(host, dry_run, narrows=exact)
-    # after a change, only the ofports are read again (the rest: this read and the change)
-    changed = (bridge, plan.changes) if plan and not dry_run else None
-    report.steps += sync_flows(
-        db, request.bridge, dry_run, unchanged=None if plan else bridge, changed=changed
-    )
+    # NOTE(perf): with nothing to change in OVSDB, ovs-ofctl reads the flows now, while the
+    # report is built and nft reads the guard (~0.02 s of a no-op sync's wall time).
+    reading = None if plan else start_flow_read(db, bridge)
+    try:
+        report = _report("peer sync" if exact else "peer add", plan, dry_run)
+        report.steps += _forget_removed(plan, bridge, host, guard_change, dry_run)
+        if other_config:
+            report.steps.append("host IPsec settings: " + ", ".join(sorted(other_config)))
+        if guard_change:
+            report.steps += guard_change.steps
+        if not plan:
+            report.steps += _finish_guard(host, dry_run, narrows=exact)
+        # after a change, only the ofports are read again (the rest: this read and the change)
+        changed = (bridge, plan.changes) if plan and not dry_run else None
+        report.steps += sync_flows(db, request.bridge, dry_run, unchanged=None if plan else bridge,
+                                   changed=changed, reading=reading)  # fmt: skip
+    finally:
+        if reading is not None:
+            reading.close()
     return report
 
 
@@ -307,32 +313,6 @@ def remove_peers(
         db, bridge_name, dry_run, unchanged=None if plan else bridge, changed=changed
     )
     return report
-
-
-def peer_row(port: ObservedPort) -> dict:
-    stats = port.statistics
-    return {
-        "remote_ip": port.peer,
-        "port": port.name,
-        "type": port.type,
-        "ipsec": port.ipsec,
-        "subnet": port.peer_subnet,
-        # A tunnel without a recorded peer subnet carries any source address, as before.
-        "sources_pinned": port.peer_subnet is not None,
-        "state": port.state(),
-        "link_state": port.link_state,
-        "bfd_state": port.bfd_status.get("state"),
-        "rx_packets": stats.get("rx_packets", 0),
-        "tx_packets": stats.get("tx_packets", 0),
-        "rx_bytes": stats.get("rx_bytes", 0),
-        "tx_bytes": stats.get("tx_bytes", 0),
-        "error": port.error,
-    }
-
-
-def sorted_peers(bridge: ObservedBridge) -> list[dict]:
-    ports = sorted(bridge.tunnels.values(), key=lambda p: IPv4Address(p.peer))
-    return [peer_row(port) for port in ports]
 
 
 @dataclass

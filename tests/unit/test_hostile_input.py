@@ -535,3 +535,13 @@ def test_fuzz_the_companions_peer_files(data):
     from ovsnet.companion.config import parse_peers_file
 
     ovsnet_error_only(parse_peers_file, data, "f")
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+def test_special_space_is_the_first_block_holding_the_address(value):
+    from ovsnet.validate import BROADCAST, SPECIAL_SPACE, special_space
+
+    address = IPv4Address(value)
+    blocks = [kind for network, kind in SPECIAL_SPACE if address in network]
+    expected = "broadcast" if address == BROADCAST else (blocks[0] if blocks else None)
+    assert special_space(address) == expected

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ovsnet.model import ObservedBridge
 from ovsnet.ovsdb.connection import COLUMNS, STATE_COLUMNS, interface_columns
-from ovsnet.ovsdb.datum import observed_port
+from ovsnet.ovsdb.datum import datum, observed_port
+from ovsnet.services.peer_rows import sorted_peers
 
 PORT = {"name": "gre-1", "external_ids": ["map", [["ovsnet-peer", "192.0.2.2"]]],
         "protected": True}  # fmt: skip
@@ -39,3 +44,45 @@ def test_ports_read_without_state_columns_have_the_same_configuration():
                   "ofport", "mtu_request", "peer"):  # fmt: skip
         assert getattr(planned, field) == getattr(full, field), field
     assert planned.peer == "192.0.2.2" and planned.ofport == 7
+
+
+# -- datum: the C fast path for maps and sets of atoms decodes as the general rule does --------
+
+
+def _reference_datum(value):
+    """The general rule, one element at a time (what datum did before its fast path)."""
+    if type(value) is list and len(value) == 2:
+        kind, body = value
+        if kind == "map":
+            return {_reference_datum(k): _reference_datum(v) for k, v in body}
+        if kind == "set":
+            return [_reference_datum(v) for v in body]
+        if kind in ("uuid", "named-uuid"):
+            return body
+    return value
+
+
+_uuid = st.uuids().map(lambda u: ["uuid", str(u)])
+_atoms = st.one_of(st.text(max_size=5), st.integers(), st.booleans(), st.floats(allow_nan=False))
+_elements = st.one_of(_atoms, _uuid)
+_maps = st.lists(st.tuples(st.one_of(st.text(max_size=5), st.integers(), _uuid), _elements),
+                 max_size=6, unique_by=lambda kv: str(kv[0])).map(
+                     lambda kvs: ["map", [[k, v] for k, v in kvs]])  # fmt: skip
+_sets = st.lists(_elements, max_size=6).map(lambda items: ["set", items])
+
+
+@settings(deadline=None)
+@given(st.one_of(_maps, _sets, _elements))
+def test_datum_decodes_every_map_and_set_as_the_general_rule(value):
+    assert datum(value) == _reference_datum(value)
+
+
+def test_peers_are_listed_in_numeric_address_order():
+    ports = {
+        name: observed_port(PORT | {"name": name, "external_ids": ["map", [["ovsnet-peer", ip]]]},
+                            IFACE)  # fmt: skip
+        for name, ip in (("a", "192.0.2.10"), ("b", "192.0.2.9"), ("c", "10.0.0.200"))
+    }
+    bridge = ObservedBridge("br0", "system", {}, ports)
+    assert [row["remote_ip"] for row in sorted_peers(bridge)] == [
+        "10.0.0.200", "192.0.2.9", "192.0.2.10"]  # fmt: skip
