@@ -56,7 +56,7 @@ from pathlib import Path
 
 from bench.agent_bench import cpu_seconds, percentile
 from ovsnet.cluster import DEFAULT_RESYNC_INTERVAL
-from ovsnet.cluster.agent import AgentConfig
+from ovsnet.cluster.agent_config import AgentConfig
 from ovsnet.cluster.records import HostRecord
 
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "agent_scale.json"
@@ -262,7 +262,7 @@ class ScaleRun:
         return AgentProcess(name, argv, self.workdir).start()
 
     def _start(self) -> None:
-        from ovsnet.cluster.agent import claim_transaction
+        from ovsnet.cluster.agent_config import claim_transaction
         from ovsnet.cluster.keys import ClusterKeys
 
         self.etcd.start()
@@ -384,7 +384,7 @@ class ScaleRun:
     def _probe(self, etcd, record: HostRecord):
         """Publish one new host, then let it die. ((seconds to the real agent's tunnel, its
         two reconcile times, the watchers' seconds), seconds to removal, bytes etcd sent)."""
-        from ovsnet.cluster.agent import claim_transaction
+        from ovsnet.cluster.agent_config import claim_transaction
         from ovsnet.cluster.keys import ClusterKeys
 
         keys = ClusterKeys()

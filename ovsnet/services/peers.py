@@ -110,6 +110,37 @@ def add_peers(
 ) -> ChangeReport:
     """Ensure a tunnel to each peer (with exact=True, also remove every other tunnel)."""
     snapshot = db.snapshot(state=False)  # planning needs no vswitchd counters
+    change = change_peers(db, net, request, snapshot, dry_run, exact)
+    plan, bridge, report = change.plan, change.bridge, change.report
+    # after a change, only the ofports are read again (the rest: this read and the change)
+    changed = (bridge, plan.changes) if plan and not dry_run else None
+    report.steps += sync_flows(
+        db, request.bridge, dry_run, unchanged=None if plan else bridge, changed=changed
+    )
+    return report
+
+
+@dataclass(frozen=True)
+class PeerChange:
+    """What `change_peers` did: its report so far (the flows not yet synced), the bridge it
+    planned from and its plan (the OVSDB change, applied unless a dry run)."""
+
+    report: ChangeReport
+    bridge: ObservedBridge
+    plan: PeerPlan
+
+
+def change_peers(
+    db: OvsDb,
+    net: Netlink,
+    request: PeerRequest,
+    snapshot: Snapshot,
+    dry_run: bool = False,
+    exact: bool = False,
+) -> PeerChange:
+    """`add_peers` without its flow sync, planned from `snapshot`: OVSDB as just read, or as a
+    caller that keeps it knows it (the cluster agent's cache, ovsnet.cluster.applied). Every
+    check, the guard and the IPsec clean-up are the same whichever it is."""
     bridge = require_bridge_in(snapshot, db, request.bridge)
     specs = tunnel_specs(request, bridge, own=set())
     host = observe_snapshot(snapshot)
@@ -141,12 +172,7 @@ def add_peers(
         report.steps += guard_change.steps
     if not plan:
         report.steps += _finish_guard(host, dry_run, narrows=exact)
-    # after a change, only the ofports are read again (the rest: this read and the change)
-    changed = (bridge, plan.changes) if plan and not dry_run else None
-    report.steps += sync_flows(
-        db, request.bridge, dry_run, unchanged=None if plan else bridge, changed=changed
-    )
-    return report
+    return PeerChange(report, bridge, plan)
 
 
 def _forget_removed(
