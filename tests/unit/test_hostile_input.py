@@ -502,7 +502,7 @@ def test_a_trailing_newline_is_refused_everywhere(what):
 def test_cluster_status_shows_bad_records_as_plain_text():
     from rich.console import Console
 
-    from ovsnet.cli.cluster_commands import ClusterStatusResult
+    from ovsnet.cluster.admin import ClusterStatusResult
 
     table = ClusterStatusResult(
         hosts=[],
