@@ -76,7 +76,7 @@ class OvsDataplane:
     def init(self, subnet: IPv4Network) -> dict:
         from ovsnet.services.host import InitRequest, init_host
 
-        self.peer_sync.forget()  # init may change the bridge
+        self.peer_sync.forget("init")  # init may change the bridge
         addressing = host_addressing(subnet=str(subnet), supernet=str(self.config.supernet))
         if not self.config.init:
             mtu = overlay_mtu(

@@ -47,16 +47,19 @@ class CachedPeerSync:
         self._heard_foreign = False
         self._window: list[RowChange] | None = None  # what OVSDB reported during a change
         self._watching = False
+        self._forgotten: str | None = None  # why forget() dropped the copy, until the next sync
 
-    def forget(self) -> None:
+    def forget(self, why: str = "resync") -> None:
         """Read everything again at the next sync (the periodic resync, after an init)."""
         self.applied = None
+        self._forgotten = why
 
     def stale(self) -> str | None:
         """Why the next sync would read everything (None: it would use the copy)."""
         with self._lock:
             heard = self._heard_foreign
-        return stale_reason(self.applied, heard, vswitchd_instance(self.db.db))
+        reason = stale_reason(self.applied, heard, vswitchd_instance(self.db.db))
+        return self._forgotten if self.applied is None and self._forgotten else reason
 
     def sync(self, request: PeerRequest) -> dict:
         """Make the tunnels `request.peers` exactly; the steps, and what the plan came from
@@ -69,6 +72,9 @@ class CachedPeerSync:
             reason = stale_reason(self.applied, self._heard_foreign, vswitchd)
             self._heard_foreign = False
             self._window = []
+        if self.applied is None and self._forgotten:
+            reason = self._forgotten
+        self._forgotten = None
         copy, self.applied = self.applied, None  # kept again only if all goes well
         try:
             snapshot = copy.snapshot if reason is None and copy else self.db.snapshot(state=False)

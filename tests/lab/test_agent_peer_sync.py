@@ -80,6 +80,10 @@ def test_changes_use_the_copy_and_leave_ovsdb_and_flows_as_a_full_read_would(hos
     assert tunnels(host) == {"203.0.113.1", "203.0.113.3"}
     assert flows_match_ovsdb(host, dataplane)
     assert dataplane.stale() is None
+    dataplane.forget()  # the periodic resync
+    assert dataplane.stale() == "resync"
+    assert sync(dataplane, "203.0.113.1", "203.0.113.3") == "resync"
+    assert sync(dataplane, "203.0.113.1", "203.0.113.3") == "cache"
 
 
 def test_a_tunnel_removed_by_another_writer_is_noticed_and_put_back(host, dataplane):
