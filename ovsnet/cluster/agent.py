@@ -9,7 +9,10 @@ else claim again, preferring the subnet in use), read the host records, watch fr
 revision, reconcile. When etcd goes away, or the watch ends for any reason (an error, a cancel
 by etcd, a compaction, a stream that simply stops), the session ends and the agent retries with
 backoff: every new session starts with a full read. A periodic full read within the session
-(`resync_interval`) is the backstop for a watch that stays open but delivers nothing.
+(`resync_interval`) is the backstop for a watch that stays open but delivers nothing; it also
+has the data plane read the host's state again and apply (what others changed there heals).
+At each keepalive the data plane is asked whether its copy of what it applied may be wrong (a
+flag and a stat, no I/O to OVSDB), and applies from a new read if so.
 
 The host records as read and watched are `host_view`; what the agent is, `agent_config`; the
 data plane it changes, `dataplane` (with its copy of what it applied, `peer_sync`).
