@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,7 +57,7 @@ from pathlib import Path
 
 from bench.agent_bench import cpu_seconds, percentile
 from ovsnet.cluster import DEFAULT_RESYNC_INTERVAL
-from ovsnet.cluster.agent import AgentConfig
+from ovsnet.cluster.agent_config import AgentConfig
 from ovsnet.cluster.records import HostRecord
 
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "agent_scale.json"
@@ -262,7 +263,7 @@ class ScaleRun:
         return AgentProcess(name, argv, self.workdir).start()
 
     def _start(self) -> None:
-        from ovsnet.cluster.agent import claim_transaction
+        from ovsnet.cluster.agent_config import claim_transaction
         from ovsnet.cluster.keys import ClusterKeys
 
         self.etcd.start()
@@ -384,7 +385,7 @@ class ScaleRun:
     def _probe(self, etcd, record: HostRecord):
         """Publish one new host, then let it die. ((seconds to the real agent's tunnel, its
         two reconcile times, the watchers' seconds), seconds to removal, bytes etcd sent)."""
-        from ovsnet.cluster.agent import claim_transaction
+        from ovsnet.cluster.agent_config import claim_transaction
         from ovsnet.cluster.keys import ClusterKeys
 
         keys = ClusterKeys()
@@ -427,11 +428,17 @@ def run_size(size: int, real: RealHost, probes: int, idle_s: float, log) -> dict
         read = fleet.full_read_bytes()
         measured = fleet.probes(probes)
         agents = 1 + fleet.watcher_count
+        # What each apply of the real agent was planned from: "cache" (its copy of what it
+        # applied), else why it read OVSDB and dumped the flows (start-up, resync, ...).
+        reads = Counter(
+            e.get("read", "-") for e in fleet.real.events() if e["event"].startswith("peers")
+        )
         result = {
             "hosts": size,
             "real_agents": agents,
             "simulated_records": fleet.sim_count,
             "mesh_s": round(mesh_s, 2),
+            "dataplane_reads": dict(sorted(reads.items())),
             "real": idle.pop("real"),
             "watchers": idle.pop("watchers"),
             **{k: v for k, v in measured.items() if k != "sent_bytes_per_change"},

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated
 
 import typer
 
@@ -58,61 +57,94 @@ def agent(
     etcd_ca: EtcdCa = None,
     key_prefix: KeyPrefix = "/ovsnet/",
     insecure: EtcdInsecure = False,
-    name: str = typer.Option(None, "--name", help="This host's name (default: hostname)."),
-    underlay_ip: str = typer.Option(
-        None, "--underlay-ip", help="Address peers tunnel to (default: the one facing etcd)."
-    ),
+    name: Annotated[
+        str | None, typer.Option("--name", help="This host's name (default: hostname).")
+    ] = None,
+    underlay_ip: Annotated[
+        str | None,
+        typer.Option(
+            "--underlay-ip", help="Address peers tunnel to (default: the one facing etcd)."
+        ),
+    ] = None,
     supernet: Supernet = "10.0.0.0/8",
-    prefix: str = typer.Option(None, "--prefix", help="Reserve this /24 (A.B.C) or fail."),
-    tunnel_type: str = typer.Option("gre", "--type", help="Tunnel type: gre, vxlan, geneve."),
-    ttl: int = typer.Option(
-        30, "--ttl", help="Lease TTL in seconds: how long a dead host keeps its tunnels elsewhere."
-    ),
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", help="Reserve this /24 (A.B.C) or fail.")
+    ] = None,
+    tunnel_type: Annotated[
+        str, typer.Option("--type", help="Tunnel type: gre, vxlan, geneve.")
+    ] = "gre",
+    ttl: Annotated[
+        int,
+        typer.Option(
+            "--ttl",
+            help="Lease TTL in seconds: how long a dead host keeps its tunnels elsewhere.",
+        ),
+    ] = 30,
     bridge: Bridge = "br0",
     docker_bridge: DockerBridge = "docker0",
     datapath: Datapath = "system",
-    underlay_mtu: int = typer.Option(None, "--underlay-mtu", help="Default: detected."),
-    ipsec: bool = typer.Option(
-        False,
-        "--ipsec",
-        help="Encrypt every tunnel with IPsec: a pre-shared key, or certificates with "
-        "--ipsec-cert (peers without the same IPsec method are left out: they could not "
-        "talk to this host).",
-    ),
-    psk_file: str = typer.Option(
-        None,
-        "--ipsec-psk-file",
-        help="The PSK file (0600; default: `ovsnet ipsec psk set`'s). It never leaves this host.",
-    ),
-    ipsec_cert: str = typer.Option(
-        None,
-        "--ipsec-cert",
-        help="With --ipsec: authenticate with certificates. This host's IKE certificate, the "
-        "one set with `ovsnet ipsec cert`: its CN and fingerprint are published, and each "
-        "peer's tunnel names the CN the peer published (never a key).",
-    ),
-    allow_downgrade: bool = typer.Option(
-        False,
-        "--allow-downgrade",
-        help="Allow rewriting IPsec tunnels as plaintext (e.g. started without --ipsec).",
-    ),
-    no_init: bool = typer.Option(False, "--no-init", help="Do not run init; tunnels only."),
-    no_dataplane: bool = typer.Option(
-        False, "--no-dataplane", help="Claim, publish and watch only; change nothing locally."
-    ),
+    underlay_mtu: Annotated[
+        int | None, typer.Option("--underlay-mtu", help="Default: detected.")
+    ] = None,
+    ipsec: Annotated[
+        bool,
+        typer.Option(
+            "--ipsec",
+            help="Encrypt every tunnel with IPsec: a pre-shared key, or certificates with "
+            "--ipsec-cert (peers without the same IPsec method are left out: they could not "
+            "talk to this host).",
+        ),
+    ] = False,
+    psk_file: Annotated[
+        str | None,
+        typer.Option(
+            "--ipsec-psk-file",
+            help="The PSK file (0600; default: `ovsnet ipsec psk set`'s). It never leaves this "
+            "host.",
+        ),
+    ] = None,
+    ipsec_cert: Annotated[
+        str | None,
+        typer.Option(
+            "--ipsec-cert",
+            help="With --ipsec: authenticate with certificates. This host's IKE certificate, "
+            "the one set with `ovsnet ipsec cert`: its CN and fingerprint are published, and "
+            "each peer's tunnel names the CN the peer published (never a key).",
+        ),
+    ] = None,
+    allow_downgrade: Annotated[
+        bool,
+        typer.Option(
+            "--allow-downgrade",
+            help="Allow rewriting IPsec tunnels as plaintext (e.g. started without --ipsec).",
+        ),
+    ] = False,
+    no_init: Annotated[
+        bool, typer.Option("--no-init", help="Do not run init; tunnels only.")
+    ] = False,
+    no_dataplane: Annotated[
+        bool,
+        typer.Option(
+            "--no-dataplane", help="Claim, publish and watch only; change nothing locally."
+        ),
+    ] = False,
     metrics_listen: MetricsListen = None,
     log_format: LogFormat = "text",
-    resync_interval: float = typer.Option(
-        DEFAULT_RESYNC_INTERVAL,
-        "--resync-interval",
-        help="Seconds between full reads of etcd, the backstop for a watch that went quiet.",
-    ),
-    on_etcd_loss: str = typer.Option(
-        "keep",
-        "--on-etcd-loss",
-        help="When etcd is unreachable for longer than the TTL: keep the tunnels as they are "
-        "(default), or drop them all (peers have dropped this host by then).",
-    ),
+    resync_interval: Annotated[
+        float,
+        typer.Option(
+            "--resync-interval",
+            help="Seconds between full reads of etcd, the backstop for a watch that went quiet.",
+        ),
+    ] = DEFAULT_RESYNC_INTERVAL,
+    on_etcd_loss: Annotated[
+        str,
+        typer.Option(
+            "--on-etcd-loss",
+            help="When etcd is unreachable for longer than the TTL: keep the tunnels as they "
+            "are (default), or drop them all (peers have dropped this host by then).",
+        ),
+    ] = "keep",
 ) -> None:
     """Lease a /24, publish this host in etcd and keep a tunnel to every live peer.
 
@@ -155,41 +187,6 @@ def agent(
 # -- cluster ---------------------------------------------------------------------------------
 
 
-@dataclass
-class ClusterStatusResult:
-    hosts: list[dict]
-    problems: list[str] = field(default_factory=list)
-    bad_records: list[dict] = field(default_factory=list)
-
-    def as_json(self) -> Any:
-        return {"hosts": self.hosts, "problems": self.problems, "bad_records": self.bad_records}
-
-    def render(self, console) -> None:
-        from rich.markup import escape
-        from rich.table import Table
-
-        table = Table(box=None, pad_edge=False)
-        for column in ("host", "state", "subnet", "underlay", "type", "ttl left", "last seen"):
-            table.add_column(column)
-        for h in self.hosts:
-            table.add_row(
-                h["name"],
-                h["state"],
-                h["subnet"] or "-",
-                h["underlay_ip"] or "-",
-                h["tunnel_type"] or "-",
-                f"{h['ttl_left']} s" if h["ttl_left"] is not None else "-",
-                f"{h['last_seen_s_ago']} s ago" if h["last_seen_s_ago"] is not None else "-",
-            )
-        console.print(table)
-        for problem in self.problems:
-            console.print(f"[yellow]warning:[/yellow] {escape(problem)}")
-        if self.bad_records:
-            console.print(f"bad records ({len(self.bad_records)}, left out by every agent):")
-            for bad in self.bad_records:
-                console.print(f"  {escape(bad['key'])}: {escape(bad['reason'])}")
-
-
 @cluster_app.command("status")
 def status(
     ctx: typer.Context,
@@ -206,14 +203,13 @@ def status(
     from ovsnet.etcd.client import Etcd
 
     with Etcd(etcd_config(etcd, etcd_cert, etcd_key, etcd_ca, insecure)) as client:
-        found = cluster_status(client, ClusterKeys(key_prefix))
-    emit(ctx.obj, ClusterStatusResult(found.hosts, found.problems, found.bad_records))
+        emit(ctx.obj, cluster_status(client, ClusterKeys(key_prefix)))
 
 
 @cluster_app.command("release")
 def release(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The dead host whose subnet and record to free."),
+    name: Annotated[str, typer.Argument(help="The dead host whose subnet and record to free.")],
     etcd: Etcd = None,
     etcd_cert: EtcdCert = None,
     etcd_key: EtcdKey = None,
@@ -235,7 +231,7 @@ def release(
 @cluster_app.command("grant")
 def grant(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Host name = the CN of its etcd client certificate."),
+    name: Annotated[str, typer.Argument(help="Host name = the CN of its etcd client certificate.")],
     etcd: Etcd = None,
     etcd_cert: EtcdCert = None,
     etcd_key: EtcdKey = None,

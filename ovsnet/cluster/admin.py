@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import Any
 
 from ovsnet.cluster.claims import ClaimView
 from ovsnet.cluster.keys import ClusterKeys, check_name, role_name
@@ -15,13 +16,43 @@ from ovsnet.validate import printable
 
 
 @dataclass(frozen=True)
-class ClusterStatus:
+class ClusterStatusResult:
+    """`ovsnet cluster status`: every host's row, what looks wrong, the values left out."""
+
     hosts: list[dict]
-    problems: list[str]
-    bad_records: list[dict]  # {"key", "reason"}: values every agent leaves out
+    problems: list[str] = field(default_factory=list)
+    bad_records: list[dict] = field(default_factory=list)  # {"key", "reason"}: left out
+
+    def as_json(self) -> Any:
+        return {"hosts": self.hosts, "problems": self.problems, "bad_records": self.bad_records}
+
+    def render(self, console) -> None:
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        for column in ("host", "state", "subnet", "underlay", "type", "ttl left", "last seen"):
+            table.add_column(column)
+        for h in self.hosts:
+            table.add_row(
+                h["name"],
+                h["state"],
+                h["subnet"] or "-",
+                h["underlay_ip"] or "-",
+                h["tunnel_type"] or "-",
+                f"{h['ttl_left']} s" if h["ttl_left"] is not None else "-",
+                f"{h['last_seen_s_ago']} s ago" if h["last_seen_s_ago"] is not None else "-",
+            )
+        console.print(table)
+        for problem in self.problems:
+            console.print(f"[yellow]warning:[/yellow] {escape(problem)}")
+        if self.bad_records:
+            console.print(f"bad records ({len(self.bad_records)}, left out by every agent):")
+            for bad in self.bad_records:
+                console.print(f"  {escape(bad['key'])}: {escape(bad['reason'])}")
 
 
-def cluster_status(etcd: Etcd, keys: ClusterKeys) -> ClusterStatus:
+def cluster_status(etcd: Etcd, keys: ClusterKeys) -> ClusterStatusResult:
     snaps = etcd.read_many(keys.hosts, keys.subnets, keys.last_subnets)
     view = ClaimView.parse(keys, snaps[keys.subnets].items, snaps[keys.last_subnets].items)
     records, leases, bad = {}, {}, []
@@ -46,7 +77,7 @@ def cluster_status(etcd: Etcd, keys: ClusterKeys) -> ClusterStatus:
     rows.sort(key=lambda r: (r["state"] != "live", IPv4Address(r["subnet_start"])))
     for row in rows:
         del row["subnet_start"]
-    return ClusterStatus(rows, problems, bad)
+    return ClusterStatusResult(rows, problems, bad)
 
 
 def _live_row(etcd: Etcd, record: HostRecord, lease: int) -> dict:

@@ -9,10 +9,13 @@ else claim again, preferring the subnet in use), read the host records, watch fr
 revision, reconcile. When etcd goes away, or the watch ends for any reason (an error, a cancel
 by etcd, a compaction, a stream that simply stops), the session ends and the agent retries with
 backoff: every new session starts with a full read. A periodic full read within the session
-(`resync_interval`) is the backstop for a watch that stays open but delivers nothing.
+(`resync_interval`) is the backstop for a watch that stays open but delivers nothing; it also
+has the data plane read the host's state again and apply (what others changed there heals).
+At each keepalive the data plane is asked whether its copy of what it applied may be wrong (a
+flag and a stat, no I/O to OVSDB), and applies from a new read if so.
 
-Records are checked field by field when read; a bad one is left out, reported once per key and
-reason (`bad-record`), and never stops the reconcile of the others.
+The host records as read and watched are `host_view`; what the agent is, `agent_config`; the
+data plane it changes, `dataplane` (with its copy of what it applied, `peer_sync`).
 
 While etcd is unreachable the data plane is kept as it is (`on_etcd_loss="keep"`, the default:
 an etcd outage must not take the mesh down). Once the lease TTL has passed the agent says that
@@ -27,82 +30,24 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
-from ipaddress import IPv4Address, IPv4Network
-from typing import Protocol
+from ipaddress import IPv4Network
 
-from ovsnet.cluster import DEFAULT_RESYNC_INTERVAL, telemetry
+from ovsnet.cluster import telemetry
+from ovsnet.cluster.agent_config import AgentConfig, claim_transaction
 from ovsnet.cluster.claims import ClaimView, displaced, plan_claim
-from ovsnet.cluster.keys import ClusterKeys
-from ovsnet.cluster.plan import (
-    backoff,
-    backoff_cap,
-    desired_peers,
-    keepalive_interval,
-)
-from ovsnet.cluster.records import (
-    BadRecord,
-    HostRecord,
-    claim_value,
-    memory_value,
-    parse_host_entry,
-)
+from ovsnet.cluster.host_view import HostView
+from ovsnet.cluster.plan import backoff, backoff_cap, keepalive_interval
+from ovsnet.cluster.reconcile import Dataplane, Reconciler
+from ovsnet.cluster.records import HostRecord, claim_value
 from ovsnet.errors import InvalidInput, OperationFailed, OvsnetError
-from ovsnet.etcd.client import Etcd, SubnetClaim
+from ovsnet.etcd.client import Etcd
 from ovsnet.etcd.errors import EtcdDenied
 from ovsnet.etcd.items import Change, Snapshot
-from ovsnet.validate import printable
 
 log = logging.getLogger("ovsnet.agent")
 MAX_CLAIM_ATTEMPTS = 64
-ON_ETCD_LOSS = ("keep", "drop")
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    name: str
-    underlay_ip: IPv4Address
-    supernet: IPv4Network
-    keys: ClusterKeys = field(default_factory=ClusterKeys)
-    explicit_subnet: IPv4Network | None = None
-    tunnel_type: str = "gre"
-    ttl: int = 30
-    ipsec_method: str | None = None
-    ipsec_cn: str | None = None
-    ipsec_fingerprint: str | None = None
-    resync_interval: float = DEFAULT_RESYNC_INTERVAL
-    on_etcd_loss: str = "keep"
-
-    def record(self, subnet: IPv4Network, started_at: str) -> HostRecord:
-        return HostRecord(
-            name=self.name,
-            underlay_ip=self.underlay_ip,
-            subnet=subnet,
-            tunnel_type=self.tunnel_type,
-            ipsec_method=self.ipsec_method,
-            ipsec_cn=self.ipsec_cn,
-            ipsec_fingerprint=self.ipsec_fingerprint,
-            started_at=started_at,
-        )
-
-
-class Dataplane(Protocol):
-    """What the agent changes on the host (OVS, addresses); see ovsnet.cluster.dataplane."""
-
-    def current_subnet(self) -> IPv4Network | None: ...
-
-    def init(self, subnet: IPv4Network) -> dict: ...
-
-    def apply_peers(
-        self,
-        peers: tuple[str, ...],
-        names: tuple[tuple[str, str], ...] = (),
-        subnets: Mapping[str, IPv4Network] | None = None,
-    ) -> dict: ...
-
-    def local_addresses(self) -> set[IPv4Address]: ...
 
 
 class _SessionEnded(Exception):
@@ -130,18 +75,26 @@ class Agent:
         self.subnet: IPv4Network | None = None
         # What ended run() in its thread, for the main thread to report (ovsnet agent's runner).
         self.failure: BaseException | None = None
-        self.records: dict[str, HostRecord] = {}
-        self.bad: dict[str, str] = {}  # key -> why its value was left out
-        self.read_revision = 0  # the revision of the last full read
-        self.applied: tuple[str, ...] | None = None
-        self._skipped: tuple[str, ...] = ()
-        self._applied_names: tuple[tuple[str, str], ...] = ()
+        self.view = HostView(config.keys, self._event)
+        self.reconciler = Reconciler(config, dataplane, self._event)
         self._queue: queue.Queue = queue.Queue()
         self._watch_generation = 0  # queue items of an older watch are ignored
         self._cancel_watch: Callable[[], None] = lambda: None
-        self._initialised: IPv4Network | None = None  # the subnet init last succeeded for
         self._last_contact = time.monotonic()  # the last time etcd answered
         self._loss_reported = False
+
+    @property
+    def records(self) -> dict[str, HostRecord]:
+        return self.view.records
+
+    @property
+    def bad(self) -> dict[str, str]:
+        return self.view.bad
+
+    @property
+    def applied(self) -> tuple[str, ...] | None:
+        """The peers the data plane last took (None: none yet)."""
+        return self.reconciler.applied
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -182,11 +135,10 @@ class Agent:
         tunnels = len(self.applied or ())
         if self.config.on_etcd_loss == "drop" and tunnels:
             try:
-                self.dataplane.apply_peers(())
+                self.reconciler.drop_all()
             except OvsnetError as exc:
                 self._event("apply-failed", level=logging.ERROR, reason=exc.one_line())
                 return
-            self.applied = ()
             action = "removed every tunnel (--on-etcd-loss drop)"
         else:
             action = f"keeping the {tunnels} tunnels as they are (--on-etcd-loss keep)"
@@ -268,18 +220,25 @@ class Agent:
             changes = self._wait(max(0.0, deadline - time.monotonic()))
             if self.stop_event.is_set():
                 return
+            # Why the data plane is applied again though the peers may be the same: its copy
+            # of what it applied may be wrong (checked at each keepalive: a stat and a flag),
+            # or the periodic resync (reads the host's state again, heals what others changed).
+            check: str | None = None
             if time.monotonic() >= next_keepalive:
                 self._keepalive(etcd)
                 next_keepalive = time.monotonic() + interval
-            resync = time.monotonic() >= next_resync
-            if resync:
+                check = self.dataplane.stale()
+            if time.monotonic() >= next_resync:
                 self._resync(etcd)
+                self.dataplane.forget()
+                check = "resync"
                 next_resync = time.monotonic() + self.config.resync_interval
-            if changes is None and not resync and not (retry_at and time.monotonic() >= retry_at):
+            if changes is None and not check and not (retry_at and time.monotonic() >= retry_at):
                 continue
             if changes and self._apply_changes(changes):
                 self._claim(etcd)  # our own record vanished (released, or lease lost)
-            retry_at = None if self._reconcile() else time.monotonic() + interval
+            healthy = self._reconcile(force=check is not None)
+            retry_at = None if healthy else time.monotonic() + interval
 
     def _wait(self, timeout: float) -> list[Change] | None:
         """The next batch, merged with every batch already queued (one reconcile for all)."""
@@ -371,129 +330,21 @@ class Agent:
     # -- host records and reconcile ---------------------------------------------------------
 
     def _replace_records(self, snapshot: Snapshot) -> None:
-        self.records = {}
-        for key in [key for key in self.bad if key not in snapshot.items]:
-            del self.bad[key]
-        for key, item in snapshot.items.items():
-            self._store(key, item.value)
-        self.read_revision = snapshot.revision
-
-    def _store(self, key: str, value: bytes | None) -> None:
-        keys = self.config.keys
-        name = keys.name_of(key) if key.startswith(keys.hosts) else None
-        if value is None:
-            self._forget(name)
-            self.bad.pop(key, None)
-            return
-        try:
-            record = parse_host_entry(keys, key, value)
-        except BadRecord as exc:
-            self._forget(name)
-            self._bad_record(key, str(exc))
-            return
-        if self.bad.pop(key, None) is not None:
-            self._event("bad-record-fixed", key=printable(key), bad_records=len(self.bad))
-        self.records[record.name] = record  # parse_host_entry checked it is the key's name
-        telemetry.record_seen(str(record.underlay_ip))
-
-    def _forget(self, name: str | None) -> None:
-        """Drop host `name`'s record; None (the key names no host): no record was kept."""
-        if name is not None:
-            self.records.pop(name, None)
-
-    def _bad_record(self, key: str, reason: str) -> None:
-        """Leave the value out; log it once per key and reason, not on every read."""
-        if self.bad.get(key) == reason:
-            return
-        self.bad[key] = reason
-        self._event(
-            "bad-record",
-            level=logging.WARNING,
-            key=printable(key),
-            reason=printable(reason),
-            bad_records=len(self.bad),
-        )
+        self.view.replace(snapshot)
 
     def _apply_changes(self, changes: list[Change]) -> bool:
         """Fold the changes into the view; True when our own record disappeared."""
-        for change in changes:
-            # A change the last full read already includes: never apply old news over it.
-            if change.mod_revision <= self.read_revision:
-                continue
-            self._store(change.key, change.value)
+        self.view.apply(changes)
         return self._own_record_missing()
 
     def _own_record_missing(self) -> bool:
         own = self.records.get(self.config.name)
         return own is None or own.subnet != self.subnet
 
-    def _ensure_dataplane(self) -> bool:
-        """`init` for the claimed subnet (once, and again whenever the subnet changes)."""
-        if self._initialised == self.subnet:
-            return True
-        assert self.subnet is not None  # the dataplane follows a claim
-        try:
-            details = self.dataplane.init(self.subnet)
-        except OvsnetError as exc:
-            # Typically Docker still runs with another --bip: the hint says what it needs.
-            self._event(
-                "init-failed", level=logging.ERROR, subnet=str(self.subnet), reason=exc.one_line()
-            )
-            return False
-        self._initialised = self.subnet
-        self._event("initialised", subnet=str(self.subnet), **details)
-        return True
-
     @telemetry.timed
-    def _reconcile(self) -> bool:
-        """Init if needed, then make the tunnels exactly the live peers; False if the data
-        plane refused (the caller retries later)."""
-        reconcile_started = time.monotonic()
-        if not self._ensure_dataplane():
-            return False
-        plan = desired_peers(
-            self.records,
-            self.config.name,
-            self.config.underlay_ip,
-            self.config.tunnel_type,
-            self.config.ipsec_method,
-            self.config.supernet,
-            self._local_addresses(),
-        )
-        if plan.skipped != self._skipped:
-            self._skipped = plan.skipped
-            for line in plan.skipped:
-                self._event("peer-skipped", level=logging.WARNING, problem=line)
-        if plan.peers == self.applied and plan.names == self._applied_names:
-            return True
-        before = set(self.applied or ())
-        started = time.monotonic()
-        try:
-            subnets = {str(r.underlay_ip): r.subnet for r in self.records.values()}
-            # names: certificate IPsec, each tunnel names its peer's certificate (else empty)
-            self.dataplane.apply_peers(plan.peers, plan.names, subnets)
-        except OvsnetError as exc:
-            self._event("apply-failed", level=logging.ERROR, reason=exc.one_line())
-            return False
-        self.applied = plan.peers
-        self._applied_names = plan.names
-        self._event(
-            "peers",
-            count=len(plan.peers),
-            apply_ms=round(1000 * (time.monotonic() - started), 1),
-            # the whole reconcile: planning from every record, then the apply above
-            reconcile_ms=round(1000 * (time.monotonic() - reconcile_started), 1),
-            added=sorted(set(plan.peers) - before, key=IPv4Address),
-            removed=sorted(before - set(plan.peers), key=IPv4Address),
-        )
-        return True
-
-    def _local_addresses(self) -> set[IPv4Address]:
-        try:
-            return self.dataplane.local_addresses()
-        except OvsnetError as exc:
-            self._event("local-addresses-failed", level=logging.WARNING, reason=exc.one_line())
-            return set()
+    def _reconcile(self, force: bool = False) -> bool:
+        assert self.subnet is not None  # the data plane follows a claim
+        return self.reconciler.reconcile(self.subnet, self.records, force)
 
     # -- reporting --------------------------------------------------------------------------
 
@@ -508,24 +359,6 @@ class Agent:
         )
         telemetry.observe(event)
         self.emit(event)
-
-
-def claim_transaction(
-    keys: ClusterKeys, record: HostRecord, lease: int, expected_revision: int | None = None
-) -> SubnetClaim:
-    """What an agent writes to claim `record.subnet` and publish `record`, in one transaction:
-    the claim and the record bound to the lease, the host's last subnet outside it (so a
-    restart prefers the same /24). The benchmark writes simulated hosts with this too."""
-    return SubnetClaim(
-        subnet_key=keys.subnet(record.subnet),
-        claim_value=claim_value(record.name),
-        lease=lease,
-        expected_revision=expected_revision,
-        puts=(
-            (keys.host(record.name), record.to_json(), True),
-            (keys.last_subnet(record.name), memory_value(record.subnet), False),
-        ),
-    )
 
 
 def _one_line(exc: BaseException) -> str:

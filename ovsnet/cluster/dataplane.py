@@ -38,17 +38,20 @@ class DataplaneConfig:
 class OvsDataplane:
     """The real thing: `ovsnet init` for the claimed subnet, `peer sync` for the live peers.
 
-    Keeps one OVSDB connection open for the agent's lifetime (the IDL then holds a live copy of
-    the bridge, so a reconcile costs one transaction, not a reconnect and a full read).
+    Keeps one OVSDB connection open for the agent's lifetime (a reconcile costs one
+    transaction, not a reconnect), and a copy of what it last applied (ovsnet.cluster.peer_sync:
+    a change is planned from it, not from a read of every port and flow).
     """
 
     def __init__(self, config: DataplaneConfig):
+        from ovsnet.cluster.peer_sync import CachedPeerSync
         from ovsnet.netlink import Netlink
         from ovsnet.ovsdb.client import OvsDb
 
         self.config = config
         self.db = OvsDb(config.db)
         self.net = Netlink()
+        self.peer_sync = CachedPeerSync(self.db, self.net)
 
     def close(self) -> None:
         self.db.close()
@@ -62,9 +65,18 @@ class OvsDataplane:
         except ValueError:
             return None
 
+    def forget(self) -> None:
+        """Read the bridge and the flows again at the next apply (the periodic resync)."""
+        self.peer_sync.forget()
+
+    def stale(self) -> str | None:
+        """Why the copy of what was applied may be wrong (None: nothing says so)."""
+        return self.peer_sync.stale()
+
     def init(self, subnet: IPv4Network) -> dict:
         from ovsnet.services.host import InitRequest, init_host
 
+        self.peer_sync.forget("init")  # init may change the bridge
         addressing = host_addressing(subnet=str(subnet), supernet=str(self.config.supernet))
         if not self.config.init:
             mtu = overlay_mtu(
@@ -94,7 +106,7 @@ class OvsDataplane:
         IPsec) and pinned to its peer's subnet, where known."""
         from pathlib import Path
 
-        from ovsnet.services.peers import IpsecChoice, PeerRequest, add_peers
+        from ovsnet.services.peers import IpsecChoice, PeerRequest
 
         choice = None
         if self.config.ipsec and self.config.ipsec_cert_fingerprint:
@@ -112,8 +124,7 @@ class OvsDataplane:
             subnets=tuple((subnets or {}).get(peer) for peer in peers),
         )
         with host_lock(self.config.db, holder="ovsnet agent peer sync"):
-            report = add_peers(self.db, self.net, request, exact=True)
-        return {"steps": report.steps}
+            return self.peer_sync.sync(request)
 
     def check_own_certificate(self) -> None:
         """The record will say which certificate this host presents in IKE: refuse to start
@@ -161,6 +172,12 @@ class NoDataplane:
 
     def close(self) -> None:
         pass
+
+    def forget(self) -> None:
+        pass
+
+    def stale(self) -> str | None:
+        return None
 
     def current_subnet(self) -> IPv4Network | None:
         return self.subnet

@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from ovsnet.addressing import parse_network, parse_prefix, parse_supernet
 from ovsnet.cluster import DEFAULT_RESYNC_INTERVAL
-from ovsnet.cluster.agent import ON_ETCD_LOSS
+from ovsnet.cluster.agent_config import ON_ETCD_LOSS
 from ovsnet.cluster.keys import ClusterKeys, check_name
 from ovsnet.cluster.subnets import check_supernet, usable
 from ovsnet.errors import InvalidInput
@@ -54,7 +54,7 @@ class AgentOptions:
 
 def agent_config(options: AgentOptions):
     """Check every option before anything connects (bad input: exit 2, nothing changed)."""
-    from ovsnet.cluster.agent import AgentConfig
+    from ovsnet.cluster.agent_config import AgentConfig
 
     supernet = check_supernet(parse_supernet(options.supernet))
     explicit = None

@@ -157,3 +157,8 @@ def add_phy_bridge(host: HostLayout) -> None:
 
 def pids(host: HostLayout) -> dict[str, int | None]:
     return {daemon: read_pidfile(pidfile(host, daemon)) for daemon in DAEMONS}
+
+
+def start_vswitchd(host: HostLayout) -> None:
+    """Start ovs-vswitchd again (after a test stopped it): a new process, flows gone."""
+    _start(host, "ovs-vswitchd", [host.db])

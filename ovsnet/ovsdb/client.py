@@ -17,7 +17,7 @@ from collections.abc import Callable
 from ovsnet.errors import InvalidInput, NotReady, OperationFailed
 from ovsnet.faults import checkpoint
 from ovsnet.model import Changes, ObservedBridge, Snapshot
-from ovsnet.ovsdb import connection
+from ovsnet.ovsdb import connection, watch
 from ovsnet.ovsdb.connection import COLUMNS, DEFAULT_TIMEOUT, interface_columns
 from ovsnet.ovsdb.datum import as_list, by_uuid, datum, observed_bridge, optional
 from ovsnet.ovsdb.writes import write
@@ -38,6 +38,11 @@ class OvsDb:
         if self._api is None:
             self._api = connection.connect(self.db, self.timeout)
         return self._api
+
+    def watch(self, listener: watch.Listener) -> None:
+        """Hand `listener` every change the server reports from now on (connects if needed;
+        ovsnet.ovsdb.watch). For a caller that keeps what it wrote, to learn of other writers."""
+        self.api.idl.listeners.append(listener)
 
     def close(self) -> None:
         if self._api is not None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ovsnet import jsonrpc
 from ovsnet.errors import InvalidInput, NotReady, OperationFailed
+from ovsnet.ovsdb import watch
 
 # Only the columns ovsnet writes or checks after a write: the IDL turns every monitored cell of
 # every row into Python objects, so monitoring whole tables makes a 1,000-peer bridge slow.
@@ -113,10 +114,15 @@ def _quick_idl_class():
     from ovsdbapp.backend.ovs_idl import connection
 
     class QuickIdl(connection.OvsdbIdl):
+        listeners: list = []  # replaced per connection (connect): see ovsnet.ovsdb.watch
+
         # ovsdbapp sleeps after every row update to let other green threads run; a CLI has
         # none, and at 1,000 ports those sleeps were a third of `status`'s run time.
         def cooperative_yield(self):
             pass
+
+        def notify(self, event, row, updates=None):
+            watch.tell(self.listeners, event, row, updates)
 
     return QuickIdl
 
@@ -132,6 +138,7 @@ def connect(db: str, timeout: float):
     for table, columns in COLUMNS.items():
         helper.register_columns(table, columns)
     idl = _quick_idl_class()(db, helper)
+    idl.listeners = []
     # NOTE: ovsdbapp keeps the first connection in a class attribute, so a second
     # OvsDb in the same process would silently talk to the first database. A class
     # of its own per instance keeps each connection where it belongs.

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from ovsnet import antispoof, ipsec, nftables, strongswan
+from ovsnet import antispoof, ipsec, nftables, openflow, strongswan
 from ovsnet.errors import InvalidInput, OvsnetError
 from ovsnet.model import (
     SUBNET_KEY,
@@ -110,6 +110,44 @@ def add_peers(
 ) -> ChangeReport:
     """Ensure a tunnel to each peer (with exact=True, also remove every other tunnel)."""
     snapshot = db.snapshot(state=False)  # planning needs no vswitchd counters
+    change = change_peers(db, net, request, snapshot, dry_run, exact, read_flows=True)
+    plan, bridge, report = change.plan, change.bridge, change.report
+    try:
+        # after a change, only the ofports are read again (the rest: this read and the change)
+        changed = (bridge, plan.changes) if plan and not dry_run else None
+        report.steps += sync_flows(db, request.bridge, dry_run, unchanged=None if plan else bridge,
+                                   changed=changed, reading=change.flow_read)  # fmt: skip
+    finally:
+        if change.flow_read is not None:
+            change.flow_read.close()
+    return report
+
+
+@dataclass(frozen=True)
+class PeerChange:
+    """What `change_peers` did: its report so far (the flows not yet synced), the bridge it
+    planned from and its plan (the OVSDB change, applied unless a dry run)."""
+
+    report: ChangeReport
+    bridge: ObservedBridge
+    plan: PeerPlan
+    # ovs-ofctl's read of the flows, started early when asked and nothing changed (or None);
+    # the caller takes it (sync_flows) and closes it
+    flow_read: openflow.FlowRead | None = None
+
+
+def change_peers(
+    db: OvsDb,
+    net: Netlink,
+    request: PeerRequest,
+    snapshot: Snapshot,
+    dry_run: bool = False,
+    exact: bool = False,
+    read_flows: bool = False,
+) -> PeerChange:
+    """`add_peers` without its flow sync, planned from `snapshot`: OVSDB as just read, or as a
+    caller that keeps it knows it (the cluster agent's cache, ovsnet.cluster.applied). Every
+    check, the guard and the IPsec clean-up are the same whichever it is."""
     bridge = require_bridge_in(snapshot, db, request.bridge)
     specs = tunnel_specs(request, bridge, own=set())
     host = observe_snapshot(snapshot)
@@ -135,7 +173,7 @@ def add_peers(
             db.apply(plan.changes, undo=_undo(plan, bridge, host))
     # NOTE(perf): with nothing to change in OVSDB, ovs-ofctl reads the flows now, while the
     # report is built and nft reads the guard (~0.02 s of a no-op sync's wall time).
-    reading = None if plan else start_flow_read(db, bridge)
+    flow_read = start_flow_read(db, bridge) if read_flows and not plan else None
     try:
         report = _report("peer sync" if exact else "peer add", plan, dry_run)
         report.steps += _forget_removed(plan, bridge, host, guard_change, dry_run)
@@ -145,14 +183,11 @@ def add_peers(
             report.steps += guard_change.steps
         if not plan:
             report.steps += _finish_guard(host, dry_run, narrows=exact)
-        # after a change, only the ofports are read again (the rest: this read and the change)
-        changed = (bridge, plan.changes) if plan and not dry_run else None
-        report.steps += sync_flows(db, request.bridge, dry_run, unchanged=None if plan else bridge,
-                                   changed=changed, reading=reading)  # fmt: skip
-    finally:
-        if reading is not None:
-            reading.close()
-    return report
+    except BaseException:
+        if flow_read is not None:
+            flow_read.close()
+        raise
+    return PeerChange(report, bridge, plan, flow_read)
 
 
 def _forget_removed(

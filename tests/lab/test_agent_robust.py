@@ -25,7 +25,8 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from ovsnet.cluster.agent import Agent, AgentConfig
+from ovsnet.cluster.agent import Agent
+from ovsnet.cluster.agent_config import AgentConfig
 from ovsnet.cluster.dataplane import DataplaneConfig, OvsDataplane
 from ovsnet.cluster.keys import ClusterKeys
 from ovsnet.cluster.records import HostRecord

@@ -20,7 +20,7 @@ from bench.agent_scale import (
     probe_host,
     simulated_host,
 )
-from ovsnet.cluster.agent import AgentConfig, claim_transaction
+from ovsnet.cluster.agent_config import AgentConfig, claim_transaction
 from ovsnet.cluster.keys import ClusterKeys
 from ovsnet.cluster.plan import desired_peers, subnet_conflicts, underlay_conflicts
 from ovsnet.cluster.records import claim_value, memory_value, parse_host_entry

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from ovsnet import inventory as inv
 from ovsnet.addressing import host_addressing, parse_network, parse_prefix, parse_supernet
 from ovsnet.cli import main
-from ovsnet.cluster.agent import Agent, AgentConfig
+from ovsnet.cluster.agent import Agent
+from ovsnet.cluster.agent_config import AgentConfig
 from ovsnet.cluster.dataplane import NoDataplane
 from ovsnet.cluster.keys import ClusterKeys
 from ovsnet.cluster.records import BadRecord, HostRecord, parse_host_entry
@@ -243,7 +244,7 @@ def agent() -> Agent:
     config = AgentConfig(name="h1", underlay_ip=IPv4Address("198.51.100.11"), supernet=SUPERNET)
     agent = Agent(config, connect=lambda: None, dataplane=NoDataplane(SUPERNET))
     agent.subnet = IPv4Network("10.0.1.0/24")
-    agent._initialised = agent.subnet
+    agent.reconciler.initialised = agent.subnet
     return agent
 
 
@@ -501,7 +502,7 @@ def test_a_trailing_newline_is_refused_everywhere(what):
 def test_cluster_status_shows_bad_records_as_plain_text():
     from rich.console import Console
 
-    from ovsnet.cli.cluster_commands import ClusterStatusResult
+    from ovsnet.cluster.admin import ClusterStatusResult
 
     table = ClusterStatusResult(
         hosts=[],

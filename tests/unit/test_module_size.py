@@ -15,9 +15,7 @@ BUDGET = 400  # lines
 PACKAGE = Path(__file__).resolve().parents[2] / "ovsnet"
 
 # Module (relative to the repository) -> its size when it was let through; it may shrink, not grow.
-EXCEPTIONS = {
-    "ovsnet/cluster/agent.py": 534,  # being split along its jobs
-}
+EXCEPTIONS: dict[str, int] = {}
 
 
 def _sizes() -> dict[str, int]:
