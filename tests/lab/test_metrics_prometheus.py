@@ -88,7 +88,8 @@ def mesh(lab_factory_module, tmp_path_factory):
         host.run(["ip", "link", "add", "docker0", "type", "bridge"])
         host.run(["ip", "address", "add", f"{host.gateway}/{mask}", "dev", "docker0"])
         host.run(["ip", "link", "set", "docker0", "up"])
-        # TCP from the host's own stack through the userspace datapath needs this (DESIGN.md 6).
+        # TCP from the host's own stack through the userspace datapath needs this (docs/facts.md,
+        # "Userspace datapath").
         host.run(["ethtool", "-K", PHY_BRIDGE, "tx", "off"])
         host.ovsnet("init", "--prefix", host.prefix, "--datapath", "netdev",
                     "--no-docker-check", check=True)  # fmt: skip
