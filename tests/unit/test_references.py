@@ -37,6 +37,5 @@ def test_no_reference_leaves_the_repository():
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda path: path.parent.name)
 def test_every_package_names_its_place_in_the_architecture(package):
     assert "docs/architecture.md" in package.read_text(), (
-        f"{package.relative_to(REPO)}: its docstring should name its place in "
-        "docs/architecture.md"
+        f"{package.relative_to(REPO)}: its docstring should name its place in docs/architecture.md"
     )
