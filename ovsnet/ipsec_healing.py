@@ -5,8 +5,12 @@ established" (seen on most VM runs with strongSwan 5.9 + ovs-monitor-ipsec 3.1).
 watches ovs-monitor-ipsec's per-tunnel view and repairs one peer at a time: a peer down for
 longer than the grace period is repaired, and a peer that stays down after repairs is repaired
 again after a delay that doubles each time (first_backoff .. max_backoff). A peer seen
-established again starts afresh. Everything here works on wall-clock seconds passed in by the
-caller, so the same records work across processes (the state file under /run/ovsnet).
+established again starts afresh. One stuck state is repaired without waiting for the grace: an
+IKE SA with the peer under ovs-monitor-ipsec's catch-all shunt connection (`misrouted`), which is
+what a responder makes of a peer that initiated before the responder had loaded the tunnel's
+own connection (certificates; docs/decisions.md). Nothing ever re-negotiates that on its own.
+Everything here works on wall-clock seconds passed in by the caller, so the same records work
+across processes (the state file under /run/ovsnet).
 
 Place: docs/architecture.md, "Layers": pure layer.
 """
@@ -30,6 +34,9 @@ class HealPolicy:
     # NOTE: a kernel without ESP (the netns lab) can never install a CHILD_SA; there an IKE SA
     # alone is what "established" can mean. Real hosts need both.
     require_child_sa: bool = True
+    # While a peer is down, look again this often (a misrouted peer is repaired when seen, and
+    # would otherwise wait until the next peer became due).
+    recheck_down: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,9 @@ class PeerObservation:
     state: str  # MonitorTunnel.summary(), or why the monitor has no view of it
     ike_established: bool = False
     child_installed: bool = False
+    # An IKE SA with this peer is up under ovs-monitor-ipsec's shunt connection instead of the
+    # tunnel's own: a wrong state, not a negotiation in progress.
+    misrouted: bool = False
 
     def healthy(self, policy: HealPolicy) -> bool:
         if policy.require_child_sa:
@@ -98,11 +108,14 @@ def backoff_delay(streak: int, policy: HealPolicy) -> float:
     return min(policy.first_backoff * 2.0 ** min(streak - 1, 32), policy.max_backoff)
 
 
-def next_repair_at(record: RepairRecord, policy: HealPolicy) -> float | None:
-    """When this peer may be repaired next; None while it is established."""
+def next_repair_at(
+    record: RepairRecord, policy: HealPolicy, misrouted: bool = False
+) -> float | None:
+    """When this peer may be repaired next; None while it is established. A misrouted peer
+    skips the grace (not its backoff: a repair that did not help is not repeated at once)."""
     if record.down_since is None:
         return None
-    due = record.down_since + policy.grace
+    due = record.down_since + (0.0 if misrouted else policy.grace)
     if record.last_repair is not None and record.streak:
         due = max(due, record.last_repair + backoff_delay(record.streak, policy))
     return due
@@ -128,9 +141,11 @@ def plan_repairs(
             continue
         down_since = now if record.down_since is None else record.down_since
         record = replace(record, down_since=down_since)
-        due = next_repair_at(record, policy)
+        due = next_repair_at(record, policy, peer.misrouted)
         if may_repair and due is not None and now >= due:
             reason = f"{peer.state} for {now - down_since:.0f} s"
+            if peer.misrouted:
+                reason += ", its IKE SA under ovs-monitor-ipsec's shunt connection"
             repairs.append(Repair(peer.peer, peer.port, reason))
             record = record_repair(record, reason, now)
         kept[peer.peer] = record
@@ -153,6 +168,9 @@ def record_repair(record: RepairRecord, reason: str, now: float | None = None) -
 
 
 def wake_after(now: float, records: Mapping[str, RepairRecord], policy: HealPolicy) -> float:
-    """Seconds until the next peer becomes due (policy.grace when none is down)."""
+    """Seconds until the next look: the next due peer, at most policy.recheck_down while any
+    peer is down (it may turn out misrouted), policy.grace when none is down."""
     due = [at for r in records.values() if (at := next_repair_at(r, policy)) is not None]
-    return max(0.0, min(due) - now) if due else policy.grace
+    if not due:
+        return policy.grace
+    return max(0.0, min(min(due) - now, policy.recheck_down))

@@ -12,6 +12,7 @@ Place: docs/architecture.md, "Layers": facade layer.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable
@@ -158,6 +159,40 @@ def repair_peer(target: PeerConnections) -> None:
     for conn in target.connections:
         _run([ipsec, "route", conn], f"routing the strongSwan connection {conn}")
         _run([ipsec, "stroke", "up-nb", conn], f"initiating the strongSwan connection {conn}")
+
+
+# ovs-monitor-ipsec's catch-all connections (`prevent_unencrypted_gre`, `..._vxlan`, ...): drop
+# shunts for tunnel traffic without an SA. strongSwan also takes them as responder configs.
+SHUNT_PREFIX = "prevent_unencrypted_"
+_IKE_SA = re.compile(
+    r"^\s*(?P<conn>[^\s\[{]+)\[\d+\]: ESTABLISHED\b.*?"
+    r"(?P<local>[0-9.]+)\[[^\]]*\]\.\.\.(?P<remote>[0-9.]+)\["
+)
+
+
+def parse_shunt_ike_peers(statusall: str) -> set[str]:
+    """Remote addresses with an IKE SA established under one of ovs-monitor-ipsec's shunt
+    connections, from `ipsec statusall` (pure).
+
+    A responder that has not loaded a tunnel's connection yet when its peer initiates matches
+    the shunt connection instead (`selected peer config 'prevent_unencrypted_gre'`), answers
+    without transport mode, and both sides keep that SA: nothing re-negotiates it.
+    """
+    peers = set()
+    for line in statusall.splitlines():
+        match = _IKE_SA.match(line)
+        if match and match["conn"].startswith(SHUNT_PREFIX):
+            peers.add(match["remote"])
+    return peers
+
+
+def shunt_ike_peers() -> set[str]:
+    """parse_shunt_ike_peers of the running charon; empty when strongSwan is not running."""
+    ipsec = shutil.which("ipsec")
+    if ipsec is None:
+        return set()
+    done = _call([ipsec, "statusall"], "reading strongSwan's SAs (`ipsec statusall`)")
+    return parse_shunt_ike_peers(done.stdout) if done.returncode == 0 else set()
 
 
 # NOTE: strongSwan reads CRLs from this directory at start and on `ipsec rereadcrls`; of two

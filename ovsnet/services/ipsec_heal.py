@@ -18,6 +18,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from ovsnet import strongswan
 from ovsnet.errors import NotReady, OvsnetError
 from ovsnet.ipsec_healing import HealPolicy, plan_repairs, record_repair, wake_after
 from ovsnet.ovsdb.client import OvsDb
@@ -81,6 +82,10 @@ def heal_once(db: OvsDb, options: HealOptions, now: float | None = None) -> Heal
     peers = repairable(owned_peers(snapshot, read_monitor(options.run_dir)))
     records = repair_history(options.state_file)
     observed = [p.observation() for p in peers]
+    if any(not p.healthy(options.policy) for p in observed):
+        # Only then: one `ipsec statusall` tells which of them are stuck under a shunt.
+        shunted = strongswan.shunt_ike_peers()
+        observed = [p.observation(misrouted=str(p.peer) in shunted) for p in peers]
     plan = plan_repairs(now, observed, records, options.policy)
     tick = HealResult()
     if plan.repairs:

@@ -45,7 +45,7 @@ class OwnedPeer:
         assert self.monitor is not None, f"{self.port}: not seen by ovs-monitor-ipsec"
         return self.monitor
 
-    def observation(self) -> PeerObservation:
+    def observation(self, misrouted: bool = False) -> PeerObservation:
         seen = self.seen
         return PeerObservation(
             peer=str(self.peer),
@@ -53,6 +53,7 @@ class OwnedPeer:
             state=seen.summary(),
             ike_established=seen.ike_established,
             child_installed=seen.child_installed,
+            misrouted=misrouted,
         )
 
     def connections(self) -> strongswan.PeerConnections:

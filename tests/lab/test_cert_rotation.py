@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import time
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from ovsnet.pki import issue as pki_issue
 from ovsnet.pki import lifecycle as pki_lifecycle
 from ovsnet.pki import store as pki_store
 from tests.lab.ipsec_harness import describe, ike_pair
-from tests.lab.test_ike_netns import add_ipsec_tunnel, install_crl
+from tests.lab.test_ike_netns import add_ipsec_tunnel, install_crl, port_name
 from tests.lab.test_psk_rotation import bring_up, current_conn, reestablish
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -158,3 +159,43 @@ def test_ike_ca_rotation_procedure_keeps_every_step_authenticated(hosts, pki, tm
         assert listed.count('subject:  "O=ovsnet, OU=ike, CN=ovsnet ike CA"') == 1, listed
     reestablish(ike1, port1)
     reestablish(ike2, port2)
+
+
+def test_a_responder_that_took_the_shunt_connection_is_repaired_at_once_ike_only(
+    hosts, pki, tmp_path
+):
+    """The race of a fleet switching to certificates at once (docs/decisions.md): h2 initiates
+    before h1 has its tunnel to h2, so h1 as responder matches ovs-monitor-ipsec's catch-all
+    `prevent_unencrypted_gre`; once h1 adds the tunnel, its own connection stays routed beside
+    that IKE SA and nothing re-negotiates. The healer repairs it when it sees it, not after its
+    grace (600 s here)."""
+    import sys
+
+    (lab1, ike1), (lab2, ike2) = hosts
+    deploy(ike1, pki, "h1", tmp_path / "h1")
+    deploy(ike2, pki, "h2", tmp_path / "h2")
+    # h1 already has a tunnel to a third host (so ovs-monitor-ipsec has loaded its connections,
+    # the shunts among them), not yet the one to h2.
+    other = ike1.ovsnet("peer", "add", "--ipsec", "--remote-name", "h3", "198.51.100.99")
+    assert other.returncode == 0, other.stderr
+    ike1.wait_for_connection(port_name(IPv4Address("198.51.100.99")), "public key")
+    port2 = add_ipsec_tunnel(ike2, lab1, "--remote-name", "h1")
+    ike2.wait_for_connection(port2, "public key")
+    conn2, _ = current_conn(ike2, port2)
+    ike2.up(conn2, timeout=15)
+    shunted = [sa for sa in ike1.ike_sas() if sa.startswith("prevent_unencrypted_gre[")]
+    assert any("ESTABLISHED" in sa for sa in shunted), describe(ike1)
+    port1 = add_ipsec_tunnel(ike1, lab2, "--remote-name", "h2")
+    ike1.wait_for_connection(port1, "public key")
+    heal = ike1.run(["env", f"OVS_RUNDIR={ike1.workdir / 'lab'}", sys.executable, "-m", "ovsnet",
+                     "--db", ike1.db, "--json", "ipsec", "heal", "--ike-only", "--grace", "600"],
+                    timeout=120)  # fmt: skip
+    assert heal.returncode == 0, heal.stderr
+    tick = json.loads(heal.stdout)
+    assert [r["peer"] for r in tick["repaired"]] == [lab2.underlay_ip], (tick, describe(ike1))
+    assert "shunt connection" in tick["repaired"][0]["reason"] and not tick["repaired"][0]["error"]
+    conn1, _ = current_conn(ike1, port1)
+    deadline = time.monotonic() + 30
+    while not ike1.established(conn1):
+        assert time.monotonic() < deadline, describe(ike1)
+        time.sleep(0.3)

@@ -99,10 +99,57 @@ def test_a_manual_repair_counts_so_the_healer_waits_its_backoff():
     assert plan_repairs(65, [down(B)], manual, POLICY).repairs
 
 
-def test_wake_after_is_the_next_due_peer():
+def test_wake_after_is_the_next_due_peer_or_the_recheck_while_a_peer_is_down():
     records = plan_repairs(0, [down(B), up(A)], {}, POLICY).records
-    assert wake_after(10, records, POLICY) == 50
+    assert wake_after(10, records, POLICY) == POLICY.recheck_down  # 10 s, before B is due at 60
+    assert wake_after(55, records, POLICY) == 5
     assert wake_after(10, {}, POLICY) == POLICY.grace
+
+
+def misrouted(peer: str) -> PeerObservation:
+    return PeerObservation(peer, "gre-x", "configured but not established", misrouted=True)
+
+
+def test_a_peer_under_the_shunt_connection_is_repaired_when_seen_not_after_the_grace():
+    plan = plan_repairs(1000, [up(A), misrouted(B)], {}, POLICY)
+    assert [r.peer for r in plan.repairs] == [B]
+    assert "shunt connection" in plan.repairs[0].reason
+    # Its backoff still holds: a repair that did not help is not repeated at once.
+    assert plan_repairs(1030, [misrouted(B)], plan.records, POLICY).repairs == ()
+    assert plan_repairs(1060, [misrouted(B)], plan.records, POLICY).repairs
+
+
+# `ipsec statusall` of the responder in the stuck state seen in the VM lab (docs/decisions.md):
+# its own connection routed, the peer's IKE SA under ovs-monitor-ipsec's catch-all.
+STATUSALL = """\
+Connections:
+prevent_unencrypted_gre:  %any...%any  IKEv1/2
+prevent_unencrypted_gre:   local:  uses public key authentication
+gre-c633640d-1:  198.51.100.11...198.51.100.13  IKEv2
+gre-c633640d-1:   local:  [CN=vm1] uses public key authentication
+Shunted Connections:
+prevent_unencrypted_gre:  dynamic[gre] === dynamic[gre] DROP
+Routed Connections:
+gre-c633640d-1{2}:  ROUTED, TRANSPORT, reqid 2
+gre-c633640d-1{2}:   198.51.100.11/32[gre] === 198.51.100.13/32[gre]
+Security Associations (2 up, 0 connecting):
+prevent_unencrypted_gre[11]: ESTABLISHED 23 seconds ago, 198.51.100.11[vm1]...198.51.100.13[vm3]
+prevent_unencrypted_gre[11]: IKEv2 SPIs: 4a1b7c2d9e0f1a2b_i 9c8d7e6f5a4b3c2d_r*
+prevent_unencrypted_gre{10}:  INSTALLED, TUNNEL, reqid 1, ESP SPIs: c1a2b3c4_i c5d6e7f8_o
+gre-c633640c-1[5]: ESTABLISHED 40 seconds ago, 198.51.100.11[CN=vm1]...198.51.100.12[CN=vm2]
+gre-c633640c-1{6}:  INSTALLED, TRANSPORT, reqid 3, ESP SPIs: c0000001_i c0000002_o
+"""
+
+
+def test_the_shunt_ike_peers_are_read_from_statusall():
+    from ovsnet.strongswan import parse_shunt_ike_peers
+
+    assert parse_shunt_ike_peers(STATUSALL) == {"198.51.100.13"}
+    assert (
+        parse_shunt_ike_peers(STATUSALL.replace("prevent_unencrypted_gre[11]", "gre-x-1[11]"))
+        == set()
+    )
+    assert parse_shunt_ike_peers("") == set()
 
 
 observation = st.builds(
