@@ -97,9 +97,18 @@ def _read_pid(path: Path) -> int | None:
 
 
 def _run(argv: list[str], what: str, timeout: float = 60) -> None:
-    done = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-    )
+    """Run one OVS/strongSwan start or stop command; a failure or a hang is OperationFailed.
+
+    A hang must not escape as TimeoutExpired: the supervisor survives OperationFailed and
+    retries (e.g. `ovs-ctl start-ovs-ipsec` past 60 s in a VM on a loaded machine), while an
+    uncaught exception restarts the container, OVS and every IKE SA with it.
+    """
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        raise OperationFailed(f"could not {what}: no answer within {timeout:.0f} s") from None
     if done.returncode != 0:
         detail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
         raise OperationFailed(f"could not {what} (exit {done.returncode}): {detail}")

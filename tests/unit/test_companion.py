@@ -168,3 +168,13 @@ def test_dockerfile_builds_from_a_base_argument_defaulting_to_debian_12():
     lines = [line for line in dockerfile.read_text().splitlines() if line and line[0] != "#"]
     assert lines[0] == "ARG BASE=debian:12"
     assert lines[1].startswith("FROM ${BASE}")
+
+
+def test_a_daemon_command_that_hangs_is_an_operation_failed_not_a_crash():
+    """The supervisor survives OperationFailed; a TimeoutExpired killed it (and the container
+    restarted OVS and strongSwan) when `ovs-ctl start-ovs-ipsec` took over 60 s in a VM."""
+    from ovsnet.companion.daemons import _run
+    from ovsnet.errors import OperationFailed
+
+    with pytest.raises(OperationFailed, match="start ovs-monitor-ipsec: no answer within 0 s"):
+        _run(["sleep", "5"], "start ovs-monitor-ipsec", timeout=0.2)
