@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from ovsnet.cli.output import emit
 from ovsnet.errors import InvalidInput
+from ovsnet.vmlab.results import ImageResult, LabsResult, RemovedResult
 
 vmlab_app = typer.Typer(
     help="Real-kernel lab: Debian 12 VMs under qemu (kernel OVS datapath, GRE, IPsec, Docker).",
@@ -21,43 +21,6 @@ vmlab_app = typer.Typer(
 LabName = Annotated[
     str | None, typer.Option("--name", help="Lab name (default: the only lab running).")
 ]
-
-
-@dataclass
-class LabsResult:
-    labs: list[dict[str, Any]]
-
-    def as_json(self) -> Any:
-        return self.labs
-
-    def render(self, console) -> None:
-        from rich.table import Table
-
-        if not self.labs:
-            console.print("no VM lab running")
-            return
-        for lab in self.labs:
-            table = Table(title=f"{lab['name']} (netns {lab['netns']})")
-            for column in ("vm", "underlay", "pid", "running", "ssh", "rss MiB"):
-                table.add_column(column)
-            for vm in lab["vms"]:
-                table.add_row(vm["name"], vm["underlay_ip"], str(vm["pid"]), str(vm["running"]),
-                              str(vm["ssh"]), str(vm["rss_mib"]))  # fmt: skip
-            console.print(table)
-            if lab.get("timings"):
-                console.print(f"timings: {lab['timings']}")
-
-
-@dataclass
-class ImageResult:
-    meta: dict[str, Any]
-
-    def as_json(self) -> Any:
-        return self.meta
-
-    def render(self, console) -> None:
-        console.print(f"image {self.meta['key']} at {self.meta['directory']}")
-        console.print(f"built in {self.meta['build_seconds']} s, {self.meta['used_bytes']} bytes")
 
 
 @vmlab_app.command("image")
@@ -190,18 +153,7 @@ def down(
     names = VmLab.names() if all_labs else [_lab(name).name]
     for each in names:
         VmLab.load(each).down()
-    emit(ctx.obj, _Removed(names))
-
-
-@dataclass
-class _Removed:
-    names: list[str]
-
-    def as_json(self) -> Any:
-        return {"removed": self.names}
-
-    def render(self, console) -> None:
-        console.print("removed " + (", ".join(self.names) or "nothing"))
+    emit(ctx.obj, RemovedResult(names))
 
 
 def _lab(name: str | None):
