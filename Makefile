@@ -18,9 +18,10 @@ test: setup
 unit: setup
 	$(PY) -m pytest -q -m "not lab and not vm"
 
-# ruff, then mypy (strict on the pure modules, mypy's defaults elsewhere: pyproject.toml).
+# ruff (lint and format), then mypy (strict on the pure modules, mypy's defaults elsewhere: pyproject.toml).
 lint: setup
 	$(VENV)/bin/ruff check ovsnet tests bench
+	$(VENV)/bin/ruff format --check ovsnet tests bench
 	$(VENV)/bin/mypy
 
 bench: setup

@@ -49,8 +49,7 @@ def _map(pairs: list[Any]) -> dict[Any, Any]:
     if decoded is not None and list not in map(type, decoded.values()):
         return decoded
     return {
-        (datum(k) if type(k) is list else k): (datum(v) if type(v) is list else v)
-        for k, v in pairs
+        (datum(k) if type(k) is list else k): (datum(v) if type(v) is list else v) for k, v in pairs
     }
 
 

@@ -14,7 +14,6 @@ BUDGET = 400  # lines
 PACKAGE = Path(__file__).resolve().parents[2] / "ovsnet"
 
 
-
 def _sizes() -> dict[str, int]:
     root = PACKAGE.parent
     return {

@@ -79,8 +79,9 @@ def test_datum_decodes_every_map_and_set_as_the_general_rule(value):
 
 def test_peers_are_listed_in_numeric_address_order():
     ports = {
-        name: observed_port(PORT | {"name": name, "external_ids": ["map", [["ovsnet-peer", ip]]]},
-                            IFACE)  # fmt: skip
+        name: observed_port(
+            PORT | {"name": name, "external_ids": ["map", [["ovsnet-peer", ip]]]}, IFACE
+        )  # fmt: skip
         for name, ip in (("a", "192.0.2.10"), ("b", "192.0.2.9"), ("c", "10.0.0.200"))
     }
     bridge = ObservedBridge("br0", "system", {}, ports)

@@ -36,8 +36,10 @@ def pytest_collection_modifyitems(items):
     """Modules that boot a lab of their own (BOOTS_ITS_OWN_LAB) run first, and tear it down
     before the shared session lab boots: only one lab's VMs run at a time on 2 cores."""
     slots = [i for i, item in enumerate(items) if item.get_closest_marker("vm")]
-    vm_items = sorted((items[i] for i in slots),
-                      key=lambda item: not getattr(item.module, "BOOTS_ITS_OWN_LAB", False))
+    vm_items = sorted(
+        (items[i] for i in slots),
+        key=lambda item: not getattr(item.module, "BOOTS_ITS_OWN_LAB", False),
+    )
     for slot, item in zip(slots, vm_items, strict=True):
         items[slot] = item
 
