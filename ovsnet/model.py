@@ -24,6 +24,10 @@ ROLE_DOCKER_BRIDGE = "docker-bridge"
 
 IPSEC_OPTION_KEYS = ("psk", "remote_name", "remote_cert")
 
+# The bridges every command, unit and agent uses unless told otherwise (--bridge, --docker-bridge).
+DEFAULT_BRIDGE = "br0"
+DEFAULT_DOCKER_BRIDGE = "docker0"
+
 
 @dataclass(frozen=True)
 class BridgeSpec:

@@ -24,6 +24,7 @@ from ovsnet.cli.options import (
 from ovsnet.cli.output import Settings, emit
 from ovsnet.cluster import DEFAULT_RESYNC_INTERVAL
 from ovsnet.errors import InvalidInput
+from ovsnet.model import DEFAULT_BRIDGE, DEFAULT_DOCKER_BRIDGE
 
 cluster_app = typer.Typer(
     help="The etcd-coordinated cluster: hosts, subnets, access.", no_args_is_help=True
@@ -80,8 +81,8 @@ def agent(
             help="Lease TTL in seconds: how long a dead host keeps its tunnels elsewhere.",
         ),
     ] = 30,
-    bridge: Bridge = "br0",
-    docker_bridge: DockerBridge = "docker0",
+    bridge: Bridge = DEFAULT_BRIDGE,
+    docker_bridge: DockerBridge = DEFAULT_DOCKER_BRIDGE,
     datapath: Datapath = "system",
     underlay_mtu: Annotated[
         int | None, typer.Option("--underlay-mtu", help="Default: detected.")

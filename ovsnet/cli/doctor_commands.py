@@ -9,11 +9,12 @@ import typer
 from ovsnet.cli.options import Bridge
 from ovsnet.cli.output import Settings, emit
 from ovsnet.errors import OperationFailed
+from ovsnet.model import DEFAULT_BRIDGE
 
 
 def doctor(
     ctx: typer.Context,
-    bridge: Bridge = "br0",
+    bridge: Bridge = DEFAULT_BRIDGE,
     docker_host: Annotated[
         str | None,
         typer.Option("--docker-host", envvar="OVSNET_DOCKER_HOST", help="Docker API to check."),

@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ovsnet.model import DEFAULT_BRIDGE
+
 DEFAULT_DB = "unix:/var/run/openvswitch/db.sock"  # --db's default (ovsnet.cli.app uses it)
-DEFAULT_BRIDGE = "br0"
 # Environment the global options read that the fast path does not handle: typer does.
 _TYPER_ONLY_ENV = (
     "_OVSNET_COMPLETE",

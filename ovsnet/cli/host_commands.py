@@ -16,6 +16,7 @@ from ovsnet.cli.options import (
     Supernet,
 )
 from ovsnet.cli.output import Settings, emit
+from ovsnet.model import DEFAULT_BRIDGE, DEFAULT_DOCKER_BRIDGE
 
 
 def init(
@@ -27,8 +28,8 @@ def init(
         str | None, typer.Option("--subnet", help="The host's subnet as a CIDR.")
     ] = None,
     supernet: Supernet = "10.0.0.0/8",
-    bridge: Bridge = "br0",
-    docker_bridge: DockerBridge = "docker0",
+    bridge: Bridge = DEFAULT_BRIDGE,
+    docker_bridge: DockerBridge = DEFAULT_DOCKER_BRIDGE,
     datapath: Datapath = "system",
     underlay_mtu: Annotated[
         int | None, typer.Option("--underlay-mtu", help="Default: detected.")
@@ -82,7 +83,7 @@ def init(
 
 def status(
     ctx: typer.Context,
-    bridge: Bridge = "br0",
+    bridge: Bridge = DEFAULT_BRIDGE,
     check: Annotated[
         bool,
         typer.Option(
@@ -105,7 +106,7 @@ def status(
 
 def reset(
     ctx: typer.Context,
-    bridge: Bridge = "br0",
+    bridge: Bridge = DEFAULT_BRIDGE,
     docker_bridge: DockerBridgeRecorded = None,
     dry_run: DryRun = False,
 ) -> None:

@@ -8,6 +8,7 @@ import typer
 
 from ovsnet.cli.options import Bridge
 from ovsnet.cli.output import Settings
+from ovsnet.model import DEFAULT_BRIDGE
 
 METRICS_LISTEN_HELP = "Serve Prometheus /metrics and /healthz on HOST:PORT (off by default)."
 
@@ -17,7 +18,7 @@ def metrics(
     listen: Annotated[
         str, typer.Option("--listen", envvar="OVSNET_METRICS_LISTEN", help="HOST:PORT to serve on.")
     ],
-    bridge: Bridge = "br0",
+    bridge: Bridge = DEFAULT_BRIDGE,
 ) -> None:
     """Serve /metrics (read from OVSDB at each scrape) and /healthz until SIGTERM/SIGINT.
 

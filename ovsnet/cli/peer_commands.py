@@ -13,6 +13,7 @@ from ovsnet.cli.locking import changing_host
 from ovsnet.cli.options import Bridge, DryRun
 from ovsnet.cli.output import Settings, emit
 from ovsnet.errors import InvalidInput
+from ovsnet.model import DEFAULT_BRIDGE
 
 peer_app = typer.Typer(help="Tunnels to other hosts.", no_args_is_help=True)
 
@@ -84,7 +85,7 @@ def add(
     require_encryption: RequireEncryption = True,
     allow_downgrade: AllowDowngrade = False,
     subnet: PeerSubnet = None,
-    bridge: Bridge = "br0",
+    bridge: Bridge = DEFAULT_BRIDGE,
     tunnel_type: TunnelType = "gre",
     dry_run: DryRun = False,
 ) -> None:
@@ -114,7 +115,7 @@ def sync(
     psk_file: PskFile = None,
     require_encryption: RequireEncryption = True,
     allow_downgrade: AllowDowngrade = False,
-    bridge: Bridge = "br0",
+    bridge: Bridge = DEFAULT_BRIDGE,
     tunnel_type: TunnelType = "gre",
     dry_run: DryRun = False,
 ) -> None:
@@ -129,7 +130,7 @@ def remove(
     remote_ips: Annotated[
         list[str], typer.Argument(metavar="REMOTE_IP...", help="Peers to remove.")
     ],
-    bridge: Bridge = "br0",
+    bridge: Bridge = DEFAULT_BRIDGE,
     dry_run: DryRun = False,
 ) -> None:
     """Remove the tunnel port to each peer."""
@@ -142,7 +143,7 @@ def remove(
 
 
 @peer_app.command("list")
-def list_(ctx: typer.Context, bridge: Bridge = "br0") -> None:
+def list_(ctx: typer.Context, bridge: Bridge = DEFAULT_BRIDGE) -> None:
     """List peers with tunnel type, encryption and state."""
     from ovsnet.ovsdb.client import OvsDb
     from ovsnet.services.peers import list_peers

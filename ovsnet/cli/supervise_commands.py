@@ -17,6 +17,7 @@ from ovsnet.cli.options import (
 )
 from ovsnet.cli.output import Settings
 from ovsnet.errors import InvalidInput
+from ovsnet.model import DEFAULT_BRIDGE, DEFAULT_DOCKER_BRIDGE
 
 
 def supervise(
@@ -47,8 +48,8 @@ def supervise(
             help="A `peer sync` file (re-read when it changes): exactly these peers.",
         ),
     ] = None,
-    bridge: SupervisedBridge = "br0",
-    docker_bridge: SupervisedDockerBridge = "docker0",
+    bridge: SupervisedBridge = DEFAULT_BRIDGE,
+    docker_bridge: SupervisedDockerBridge = DEFAULT_DOCKER_BRIDGE,
     ipsec: Annotated[
         bool,
         typer.Option(

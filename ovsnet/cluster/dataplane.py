@@ -8,7 +8,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from ovsnet.addressing import host_addressing
 from ovsnet.hostlock import host_lock
-from ovsnet.model import SUBNET_KEY
+from ovsnet.model import DEFAULT_BRIDGE, DEFAULT_DOCKER_BRIDGE, SUBNET_KEY
 from ovsnet.tunnels import overlay_mtu
 
 
@@ -16,8 +16,8 @@ from ovsnet.tunnels import overlay_mtu
 class DataplaneConfig:
     db: str
     supernet: IPv4Network
-    bridge: str = "br0"
-    docker_bridge: str = "docker0"
+    bridge: str = DEFAULT_BRIDGE
+    docker_bridge: str = DEFAULT_DOCKER_BRIDGE
     datapath: str = "system"
     underlay_mtu: int | None = None
     tunnel_type: str = "gre"

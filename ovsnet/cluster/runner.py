@@ -17,6 +17,7 @@ from ovsnet.cluster.keys import ClusterKeys, check_name
 from ovsnet.cluster.subnets import check_supernet, usable
 from ovsnet.errors import InvalidInput
 from ovsnet.etcd.config import EtcdConfig
+from ovsnet.model import DEFAULT_BRIDGE, DEFAULT_DOCKER_BRIDGE
 from ovsnet.tunnels import TUNNEL_TYPES
 from ovsnet.validate import check_underlay_address
 
@@ -34,8 +35,8 @@ class AgentOptions:
     prefix: str | None = None
     tunnel_type: str = "gre"
     ttl: int = 30
-    bridge: str = "br0"
-    docker_bridge: str = "docker0"
+    bridge: str = DEFAULT_BRIDGE
+    docker_bridge: str = DEFAULT_DOCKER_BRIDGE
     datapath: str = "system"
     underlay_mtu: int | None = None
     ipsec: bool = False

@@ -10,7 +10,15 @@ from pathlib import Path
 
 from ovsnet.addressing import DEFAULT_SUPERNET, HostAddressing, host_addressing
 from ovsnet.errors import InvalidInput
-from ovsnet.model import DOCKER_BRIDGE_KEY, SUBNET_KEY, SUPERNET_KEY, LinkState, ObservedBridge
+from ovsnet.model import (
+    DEFAULT_BRIDGE,
+    DEFAULT_DOCKER_BRIDGE,
+    DOCKER_BRIDGE_KEY,
+    SUBNET_KEY,
+    SUPERNET_KEY,
+    LinkState,
+    ObservedBridge,
+)
 from ovsnet.services.host import DATAPATHS, InitRequest
 from ovsnet.tunnels import overlay_mtu, parse_peer
 
@@ -35,8 +43,8 @@ class CompanionConfig:
     underlay_mtu: int | None = None
     peers: tuple[str, ...] = ()
     peers_file: Path | None = None
-    bridge: str = "br0"
-    docker_bridge: str = "docker0"
+    bridge: str = DEFAULT_BRIDGE
+    docker_bridge: str = DEFAULT_DOCKER_BRIDGE
     ipsec: bool = False
     # The PSK file for the configured peers (None: the host's PSK, `ovsnet ipsec psk set`).
     psk_file: Path | None = None
@@ -145,7 +153,7 @@ def heal_request(bridge: ObservedBridge) -> InitRequest | None:
     return InitRequest(
         addressing=addressing,
         bridge=bridge.name,
-        docker_bridge=bridge.external_ids.get(DOCKER_BRIDGE_KEY, "docker0"),
+        docker_bridge=bridge.external_ids.get(DOCKER_BRIDGE_KEY, DEFAULT_DOCKER_BRIDGE),
         datapath=bridge.datapath_type or "system",
         underlay_mtu=underlay_mtu_for(mtu) if mtu else None,
     )

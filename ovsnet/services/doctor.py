@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ovsnet import diagnosis, firewall, kernel, probe
 from ovsnet.diagnosis import Check, DoctorResult
 from ovsnet.errors import OvsnetError
+from ovsnet.model import DEFAULT_BRIDGE, DEFAULT_DOCKER_BRIDGE
 from ovsnet.netlink import Netlink
 from ovsnet.ovsdb.client import OvsDb
 from ovsnet.services.status import StatusResult, host_status
@@ -25,7 +26,7 @@ REFERENCE_UNDERLAY = 1500  # any value: the overhead is what we want from overla
 
 @dataclass(frozen=True)
 class DoctorRequest:
-    bridge: str = "br0"
+    bridge: str = DEFAULT_BRIDGE
     docker_host: str | None = None
     docker_tls: str | None = None
     probe_timeout: float = 1.5
@@ -45,7 +46,7 @@ def run_doctor(db: OvsDb, net: Netlink, request: DoctorRequest) -> DoctorResult:
     tunnel_types = {p["type"] for p in status.peers}
     needed = diagnosis.needed_modules(datapath, tunnel_types, bool(ipsec_peers))
     checks.append(diagnosis.judge_modules(needed, kernel.modules(), datapath))
-    docker_bridge = status.docker_bridge or "docker0"
+    docker_bridge = status.docker_bridge or DEFAULT_DOCKER_BRIDGE
     checks.append(diagnosis.judge_bridge_filter(_bridge_filter(docker_bridge), docker_bridge))
     if status.exists:
         checks.append(_docker_check(status, request))

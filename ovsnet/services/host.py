@@ -14,7 +14,13 @@ from ovsnet.addressing import HostAddressing
 from ovsnet.errors import InvalidInput, NotReady
 from ovsnet.faults import checkpoint
 from ovsnet.ipsec import plan as ipsec_plan
-from ovsnet.model import DOCKER_BRIDGE_KEY, BridgeSpec, Changes
+from ovsnet.model import (
+    DEFAULT_BRIDGE,
+    DEFAULT_DOCKER_BRIDGE,
+    DOCKER_BRIDGE_KEY,
+    BridgeSpec,
+    Changes,
+)
 from ovsnet.netlink import Netlink
 from ovsnet.ovsdb.client import OvsDb
 from ovsnet.plaintext_guard import Guard
@@ -39,8 +45,8 @@ DATAPATHS = ("system", "netdev")
 @dataclass(frozen=True)
 class InitRequest:
     addressing: HostAddressing
-    bridge: str = "br0"
-    docker_bridge: str = "docker0"
+    bridge: str = DEFAULT_BRIDGE
+    docker_bridge: str = DEFAULT_DOCKER_BRIDGE
     datapath: str = "system"
     underlay_mtu: int | None = None
     tunnel_type: str = "gre"
@@ -198,8 +204,8 @@ def reset_host(
 ) -> ChangeReport:
     observed = db.bridge(bridge)
     if observed is not None and docker_bridge is None:
-        docker_bridge = observed.external_ids.get(DOCKER_BRIDGE_KEY, "docker0")
-    docker_bridge = docker_bridge or "docker0"
+        docker_bridge = observed.external_ids.get(DOCKER_BRIDGE_KEY, DEFAULT_DOCKER_BRIDGE)
+    docker_bridge = docker_bridge or DEFAULT_DOCKER_BRIDGE
     plan = plan_reset(bridge, observed, docker_bridge, net.link(docker_bridge), net.link(bridge))
     firewall_steps = firewall.plan_remove(docker_bridge)
     # The bridge's tunnels go with it; tunnels on other bridges keep their guard.

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ovsnet.addressing import host_addressing
 from ovsnet.errors import OvsnetError
-from ovsnet.model import DOCKER_BRIDGE_KEY, SUBNET_KEY, SUPERNET_KEY
+from ovsnet.model import DEFAULT_DOCKER_BRIDGE, DOCKER_BRIDGE_KEY, SUBNET_KEY, SUPERNET_KEY
 from ovsnet.netlink import Netlink
 from ovsnet.openflow import FlowRead
 from ovsnet.ovs_daemons import vswitchd_answers
@@ -122,7 +122,7 @@ def host_status(db: OvsDb, net: Netlink, bridge_name: str) -> StatusResult:
         status.datapath = bridge.datapath_type or "system"
         status.subnet = bridge.external_ids.get(SUBNET_KEY)
         status.supernet = bridge.external_ids.get(SUPERNET_KEY)
-        status.docker_bridge = bridge.external_ids.get(DOCKER_BRIDGE_KEY, "docker0")
+        status.docker_bridge = bridge.external_ids.get(DOCKER_BRIDGE_KEY, DEFAULT_DOCKER_BRIDGE)
         internal = bridge.internal
         status.mtu = internal.mtu_request if internal else None
         link = net.link(bridge_name)
