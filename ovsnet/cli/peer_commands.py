@@ -45,12 +45,13 @@ RequireEncryption = Annotated[
         "fallback.",
     ),
 ]
-PeerSubnet = Annotated[
-    str | None,
+PeerSubnets = Annotated[
+    list[str] | None,
     typer.Option(
         "--subnet",
         metavar="CIDR",
-        help="The peer's container subnet: IPv4 and ARP from its tunnel must come from it.",
+        help="The peer's container subnet: IPv4 and ARP from its tunnel must come from it. "
+        "Several peers: one --subnet each, in the peers' order.",
     ),
 ]
 AllowDowngrade = Annotated[
@@ -84,22 +85,25 @@ def add(
     remote_cert: RemoteCert = None,
     require_encryption: RequireEncryption = True,
     allow_downgrade: AllowDowngrade = False,
-    subnet: PeerSubnet = None,
+    subnets: PeerSubnets = None,
     bridge: Bridge = DEFAULT_BRIDGE,
     tunnel_type: TunnelType = "gre",
     dry_run: DryRun = False,
 ) -> None:
     """Add a tunnel port to each peer (all in one OVSDB transaction)."""
     choice = _ipsec_choice(ipsec, psk_file, remote_name, remote_cert, require_encryption)
-    subnets: tuple[IPv4Network, ...] = ()
-    if subnet is not None:
+    parsed: tuple[IPv4Network, ...] = ()
+    if subnets:
         from ovsnet.antispoof import parse_subnet
 
-        if len(remote_ips) != 1:
-            raise InvalidInput("--subnet names one peer's subnet", "add such peers one per call")
-        subnets = (parse_subnet(subnet),)
+        if len(subnets) != len(remote_ips):
+            raise InvalidInput(
+                f"{len(subnets)} --subnet for {len(remote_ips)} peers",
+                "give one --subnet per peer, in the peers' order, or none",
+            )
+        parsed = tuple(parse_subnet(subnet) for subnet in subnets)
     add_peers(ctx.obj, remote_ips, bridge, tunnel_type, dry_run, ipsec=choice,
-              allow_downgrade=allow_downgrade, subnets=subnets)  # fmt: skip
+              allow_downgrade=allow_downgrade, subnets=parsed)  # fmt: skip
 
 
 @peer_app.command("sync")

@@ -8,7 +8,7 @@ hand cannot disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 from ovsnet import __version__
 from ovsnet.addressing import DEFAULT_SUPERNET, HOST_PREFIXLEN, HostAddressing, host_addressing
@@ -45,6 +45,9 @@ class HostConfig:
     # A `docker save | gzip` file on the host: the unit loads it and never pulls (no registry).
     image_tarball: str | None = None
     ipsec_secret: IpsecSecret | None = field(default=None, repr=False)  # None: out of band
+    # Each peer's container subnet, in the order of `peers` (empty: not known, as with --peer):
+    # its tunnel then carries only that subnet's sources (ovsnet.antispoof).
+    peer_subnets: tuple[IPv4Network, ...] = ()
 
     @property
     def mtu(self) -> int:
@@ -93,7 +96,13 @@ class HostConfig:
         """`ovsnet peer add` for every peer at once (one OVSDB transaction); None: no peers."""
         if not self.peers:
             return None
-        return ["peer", "add", *(str(peer) for peer in self.peers), *self._ipsec_args()]
+        subnets = [arg for subnet in self.peer_subnets for arg in ("--subnet", str(subnet))]
+        return ["peer", "add", *(str(peer) for peer in self.peers), *self._ipsec_args(), *subnets]
+
+    def _subnet_of(self, peer: IPv4Address) -> list[str]:
+        if not self.peer_subnets:
+            return []
+        return ["--subnet", str(self.peer_subnets[self.peers.index(peer)])]
 
     def _ipsec_args(self) -> list[str]:
         return ["--ipsec"] if self.ipsec else []
@@ -123,9 +132,10 @@ class HostConfig:
         else:  # certificates: each tunnel names the CN its peer's certificate must carry
             names = dict(secret.peer_names)
             peers = [
-                ["peer", "add", str(peer), "--ipsec", "--remote-name", names[str(peer)]]
+                ["peer", "add", str(peer), "--ipsec", "--remote-name", names[str(peer)],
+                 *self._subnet_of(peer)]
                 for peer in self.peers
-            ]
+            ]  # fmt: skip
         return [self.init_args(), secret.setup_args(), *peers]
 
     def host_modules(self) -> list[str]:
@@ -174,8 +184,10 @@ def build_host_config(
     docker_tls: bool = False,
     docker_tls_dir: str | None = None,
     image_tarball: str | None = None,
+    peer_subnets: list[str] | tuple[str, ...] = (),
 ) -> HostConfig:
-    """Validate the inputs of `ovsnet render` and derive the host's configuration."""
+    """Validate the inputs of `ovsnet render` and derive the host's configuration
+    (`peer_subnets`: none, or one per peer in the same order)."""
     addressing = host_addressing(prefix=prefix, subnet=subnet, supernet=supernet)
     own = {own_ip} if own_ip is not None else set()
     parsed = [parse_peer(text, own, addressing.supernet) for text in peers]
@@ -184,6 +196,11 @@ def build_host_config(
         raise InvalidInput(
             f"peer {', '.join(duplicates)} given more than once", "give each peer once"
         )
+    if peer_subnets and len(peer_subnets) != len(parsed):
+        raise InvalidInput(
+            f"{len(peer_subnets)} peer subnets for {len(parsed)} peers", "give one per peer"
+        )
+    subnets = tuple(_peer_subnet(text, addressing) for text in peer_subnets)
     config = HostConfig(
         addressing=addressing,
         underlay_mtu=underlay_mtu,
@@ -193,6 +210,7 @@ def build_host_config(
         name=name,
         docker_tls=_docker_tls(docker_tls, docker_tls_dir),
         image_tarball=check_host_path(image_tarball, "image tarball") if image_tarball else None,
+        peer_subnets=subnets,
     )
     config.mtu  # noqa: B018 -- raises InvalidInput now if the underlay MTU is too small
     return config
@@ -233,3 +251,16 @@ def _docker_tls(enabled: bool, directory: str | None) -> DockerTls | None:
     if directory is None:
         return DockerTls()
     return DockerTls(directory=check_tls_dir(directory))
+
+
+def _peer_subnet(text: str, own: HostAddressing) -> IPv4Network:
+    """A peer's container subnet: inside the supernet, and not this host's own."""
+    from ovsnet.antispoof import parse_subnet
+
+    subnet = parse_subnet(text)
+    if not subnet.subnet_of(own.supernet) or subnet.overlaps(own.subnet):
+        raise InvalidInput(
+            f"peer subnet {subnet} is not another host's slice of {own.supernet}",
+            "give each peer's own subnet inside the supernet",
+        )
+    return subnet

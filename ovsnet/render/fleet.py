@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ovsnet import inventory as inv
+from ovsnet.addressing import host_addressing
 from ovsnet.errors import InvalidInput
 from ovsnet.render.context import DEFAULT_IMAGE, DEFAULT_UNDERLAY_MTU, HostConfig, build_host_config
 from ovsnet.render.documents import KINDS, render
@@ -43,7 +44,19 @@ def host_config(inventory: inv.Inventory, name: str, overrides: Overrides) -> Ho
         docker_tls=_first(overrides.docker_tls, inventory.docker_tls, False),
         docker_tls_dir=_first(overrides.docker_tls_dir, inventory.docker_tls_dir, None),
         image_tarball=overrides.image_tarball,
+        peer_subnets=_peer_subnets(inventory, name),
     )
+
+
+def _peer_subnets(inventory: inv.Inventory, name: str) -> list[str]:
+    """Every peer's /24, in `peers_of` order, so each tunnel is pinned to its sources; none when
+    a peer has no prefix yet (`ovsnet inventory allocate` gives every host one)."""
+    prefixes = [host.prefix or inventory.allocations.get(host.name)
+                for host in inventory.hosts if host.name != name]  # fmt: skip
+    if None in prefixes:
+        return []
+    return [str(host_addressing(prefix=prefix, supernet=str(inventory.supernet)).subnet)
+            for prefix in prefixes]  # fmt: skip
 
 
 def _first(*values):

@@ -162,3 +162,18 @@ def test_a_command_that_reported_then_failed_keeps_stdout_one_json_document(caps
     captured = capsys.readouterr()
     assert json.loads(captured.out) == {"ok": False}
     assert captured.err.strip() == "ovsnet: error: 2 checks failed"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["198.51.100.2", "198.51.100.3", "--subnet", "10.0.2.0/24"], "1 --subnet for 2 peers"),
+        (["198.51.100.2", "--subnet", "10.0.2.0/24", "--subnet", "10.0.3.0/24"],
+         "2 --subnet for 1 peers"),
+        (["198.51.100.2", "--subnet", "10.0.2.1"], "is not an IPv4 network"),
+    ],
+)  # fmt: skip
+def test_peer_subnets_are_one_per_peer_checked_before_ovsdb(tmp_path, args, fragment):
+    """Checked before anything is read: no OVSDB is needed to refuse them."""
+    done = ovsnet("--db", f"unix:{tmp_path}/db.sock", "peer", "add", *args)
+    assert_one_line(done, 2, fragment)

@@ -76,9 +76,49 @@ def test_render_one_inventory_host_with_every_other_host_as_peer(capsys, invento
     code, out, _ = run(capsys, "render", "cloud-config", "--inventory", str(inventory),
                        "--host", "core-2")  # fmt: skip
     expected = build_host_config(
-        prefix="10.0.42", peers=["198.51.100.11", "198.51.100.13"], name="core-2"
-    )
+        prefix="10.0.42", peers=["198.51.100.11", "198.51.100.13"], name="core-2",
+        peer_subnets=["10.0.1.0/24", "10.0.2.0/24"],
+    )  # fmt: skip
     assert code == 0 and out == render("cloud-config", expected)
+
+
+def test_each_inventory_peer_is_pinned_to_its_own_subnet(capsys, inventory):
+    """The inventory knows every host's /24: each tunnel the user-data adds carries only that
+    peer's container sources (ovsnet.antispoof), in the peers' order."""
+    code, out, _ = run(capsys, "render", "host-unit", "--inventory", str(inventory),
+                       "--host", "core-2")  # fmt: skip
+    assert code == 0
+    add = next(line for line in out.splitlines() if " peer add " in line)
+    assert add.endswith(
+        "peer add 198.51.100.11 198.51.100.13 --subnet 10.0.1.0/24 --subnet 10.0.2.0/24"
+    )
+
+
+def test_peers_without_a_prefix_yet_are_added_unpinned(capsys, tmp_path):
+    path = tmp_path / "hosts.yaml"
+    path.write_text(
+        "hosts:\n- {name: a, ip: 198.51.100.11, prefix: 10.0.1}\n- {name: b, ip: 198.51.100.12}\n"
+    )
+    code, out, _ = run(capsys, "render", "host-unit", "--inventory", str(path), "--host", "a")
+    assert code == 0
+    add = next(line for line in out.splitlines() if " peer add " in line)
+    assert add.endswith("peer add 198.51.100.12"), add
+
+
+@pytest.mark.parametrize(
+    ("subnets", "message"),
+    [
+        (["10.0.1.0/24"], "1 peer subnets for 2 peers"),
+        (["10.0.1.0/24", "10.0.42.0/24"], "is not another host's slice"),
+        (["10.0.1.0/24", "192.0.2.0/24"], "is not another host's slice"),
+    ],
+)
+def test_peer_subnets_must_be_other_hosts_slices_one_per_peer(subnets, message):
+    from ovsnet.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match=message):
+        build_host_config(prefix="10.0.42", peers=["198.51.100.11", "198.51.100.13"],
+                          peer_subnets=subnets)  # fmt: skip
 
 
 def test_render_all_writes_one_file_per_host(capsys, inventory, tmp_path):

@@ -133,7 +133,9 @@ def test_certificates_from_the_pki_with_each_peers_cn(capsys, tmp_path, inventor
     assert [p for p, (_, body) in files.items() if "PRIVATE KEY" in body] == [IPSEC_KEY_PATH]
     commands = exec_lines("ignition", text)
     assert "ipsec cert --cert /etc/ovsnet/ipsec-cert.pem" in commands[1]
-    assert commands[2].endswith("peer add 203.0.113.22 --ipsec --remote-name edge-2")
+    assert commands[2].endswith(
+        "peer add 203.0.113.22 --ipsec --remote-name edge-2 --subnet 10.64.2.0/24"
+    )
 
 
 def test_the_fleet_shares_the_psk_and_every_file_is_0600(capsys, tmp_path, psk_file, inventory):

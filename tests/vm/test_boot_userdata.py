@@ -49,6 +49,7 @@ hosts:
 - {name: edge-2, ip: 203.0.113.22, prefix: 10.80.2}
 - {name: edge-3, ip: 203.0.113.23, prefix: 10.80.3}
 """
+PEER_SUBNETS = {"edge-1": "10.80.1.0/24", "edge-2": "10.80.2.0/24", "edge-3": "10.80.3.0/24"}
 CONTAINER = "ping-c"
 VARIANTS = ("psk", "pki")
 # Where the user-data writes each variant's private part (ovsnet.render.host_secrets).
@@ -244,6 +245,12 @@ def test_cloud_init_ran_the_user_data_offline_and_the_companion_runs_as_rendered
         # The kernel datapath, not the netdev one the netns lab uses.
         datapath = vm.ssh("docker exec ovsnet ovs-vsctl get bridge br0 datapath_type").stdout
         assert datapath.strip() in ('""', "system"), (vm.name, datapath)
+        # Each tunnel carries only its peer's containers (the inventory knows every /24).
+        pinned = {p["remote_ip"]: (p["sources_pinned"], p["subnet"])
+                  for p in _status(vm).get("peers", [])}  # fmt: skip
+        expected = {peer.underlay_ip: (True, PEER_SUBNETS[peer.name])
+                    for peer in mesh.lab.vms if peer is not vm}  # fmt: skip
+        assert pinned == expected, (vm.name, pinned)
         # The PSK or the host's private key came with the user-data, written 0600.
         secret = SECRET_FILE[mesh.variant]
         mode = vm.ssh(f"stat -c %a {secret}", check=True).stdout.strip()
