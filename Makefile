@@ -12,8 +12,9 @@ demo: setup
 
 # CI's run is reproducible: Hypothesis's own "ci" profile seeds each property test from its
 # name, so a landing never depends on the examples one random run happened to draw.
+# --durations: the slowest tests in every CI log, to keep the run inside its time budget.
 test: setup
-	$(PY) -m pytest -q --hypothesis-profile=ci
+	$(PY) -m pytest -q --hypothesis-profile=ci --durations=40
 
 unit: setup
 	$(PY) -m pytest -q -m "not lab and not vm"
