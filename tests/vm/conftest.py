@@ -95,4 +95,13 @@ def pytest_terminal_summary(terminalreporter):
     if MEASUREMENTS:
         terminalreporter.write_sep("-", "real-kernel lab measurements")
         for key, value in MEASUREMENTS.items():
-            terminalreporter.write_line(f"{key}: {value}")
+            texts = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+            if value and texts:
+                # Evidence kept per host (several lines each): printed as it reads on the host.
+                terminalreporter.write_line(f"{key}:")
+                for host, text in value.items():
+                    terminalreporter.write_line(f"  --- {host}:")
+                    for line in text.splitlines():
+                        terminalreporter.write_line(f"    {line}")
+            else:
+                terminalreporter.write_line(f"{key}: {value}")

@@ -41,6 +41,8 @@ HEAL_UNIT = "ovsnet-ipsec-heal.service"
 # Every pair established: the healer's grace (60 s, its default) plus two or three repairs with
 # their backoff (60 s, then 120 s), and room for slow emulation on a loaded machine.
 SAS_TIMEOUT = 400
+# Seconds before the healer's grace ends that a still-stuck pair's state is kept as evidence.
+EVIDENCE_LEAD_S = 10
 HEAL_GRACE = 60  # the heal unit's default (OVSNET_IPSEC_GRACE unset); pairs down past it are its
 # to repair
 
@@ -180,6 +182,19 @@ def _ike_view(vm) -> str:
     return f"--- {vm.name}:\n{out}"
 
 
+def _stuck_evidence(vm, stuck) -> str:
+    """`ipsec statusall` lines and kernel SAs and policies about the stuck pairs' peers."""
+    peers = sorted({b.underlay_ip if a is vm else a.underlay_ip for a, b in stuck if vm in (a, b)})
+    pattern = "|".join(ip.replace(".", "[.]") for ip in peers)
+    out = vm.ssh(
+        f"ipsec statusall | grep -E -A2 '{pattern}' | head -40; "
+        f"ip xfrm state | grep -E -A1 '^src .*({pattern})' | head -24; "
+        f"ip xfrm policy | grep -E -A2 '^src .*({pattern})' | head -24",
+        timeout=120,
+    ).stdout
+    return out
+
+
 def _wait_for_sas(vms, measurements, name: str, pairs=None) -> float:
     """Wait until every pair is up (see _pairs_not_up); nothing is repaired here.
 
@@ -192,10 +207,16 @@ def _wait_for_sas(vms, measurements, name: str, pairs=None) -> float:
     before = {vm.name: len(_product_repairs(vm)) for vm in vms}
     down_after_grace = None
     down_at_first = None
+    evidence: dict[str, str] = {}
     while stuck := _pairs_not_up(pairs):
         if down_at_first is None:
             down_at_first = len(stuck)
         elapsed = time.monotonic() - started
+        if not evidence and elapsed >= HEAL_GRACE - EVIDENCE_LEAD_S:
+            # Both ends' IKE and kernel state just before the healer repairs: the evidence for
+            # stuck pairs of a kind the healer does not recognise at once (docs/decisions.md).
+            hosts = {vm.name: vm for pair in stuck for vm in pair}.values()
+            evidence = {vm.name: _stuck_evidence(vm, stuck) for vm in hosts}
         if down_after_grace is None and elapsed >= HEAL_GRACE:
             down_after_grace = [f"{a.name}->{b.name}" for a, b in stuck]
         if elapsed > SAS_TIMEOUT:
@@ -211,6 +232,8 @@ def _wait_for_sas(vms, measurements, name: str, pairs=None) -> float:
     measurements[f"{name}_sas_wait_s"] = elapsed
     measurements[f"{name}_pairs_down_after_grace"] = down_after_grace or []
     measurements[f"{name}_product_repairs"] = {host: len(lines) for host, lines in repairs.items()}
+    if down_after_grace and evidence:
+        measurements[f"{name}_stuck_evidence"] = evidence
     # Every all-at-once bring-up of the run, one row each (the README's table of rounds).
     bring_ups = measurements.setdefault("ipsec_all_at_once_bring_ups", [])
     bring_ups.append({
