@@ -239,6 +239,33 @@ def test_another_peers_change_leaves_the_other_flows_and_their_counters(pinned):
     assert c1.ping(c2.ip) and c2.ping(c1.ip)
 
 
+def test_several_peers_in_one_call_are_each_pinned_to_their_own_subnet(pinned):
+    """`peer add A B --subnet SA --subnet SB` (what user-data rendered from an inventory runs):
+    one transaction, and each tunnel's flows allow only its own peer's /24."""
+    lab, _ = pinned
+    _, h2 = lab.hosts
+    far = {"203.0.113.77": "10.0.77.0/24", "203.0.113.78": "10.0.78.0/24"}
+    h2.ovsnet("peer", "add", *far, *(arg for s in far.values() for arg in ("--subnet", s)),
+              check=True)  # fmt: skip
+    try:
+        peers = json.loads(h2.ovsnet("--json", "status", check=True).stdout)["peers"]
+        pinned_to = {p["remote_ip"]: (p["sources_pinned"], p["subnet"]) for p in peers}
+        assert {ip: pinned_to[ip] for ip in far} == {ip: (True, s) for ip, s in far.items()}
+        flows = ofctl(h2, "dump-flows", OURS).stdout
+        for ip, subnet in far.items():
+            port = ofport(h2, next(p["port"] for p in peers if p["remote_ip"] == ip))
+            allowed_sources = {
+                source
+                for line in flows.splitlines()
+                if f"in_port={port}," in line and "actions=NORMAL" in line
+                for source in re.findall(r"(?:nw_src|arp_spa)=([\d./]+)", line)
+            }
+            assert allowed_sources and subnet in allowed_sources, (ip, allowed_sources)
+            assert not allowed_sources - {subnet, "0.0.0.0"}, (ip, allowed_sources)
+    finally:
+        h2.ovsnet("peer", "remove", *far, check=True)
+
+
 def test_reset_removes_the_flows_with_the_bridge(pinned):
     lab, _ = pinned
     _, h2 = lab.hosts
