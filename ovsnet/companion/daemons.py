@@ -19,7 +19,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ovsnet import charon_settings
 from ovsnet.errors import OperationFailed
 
 log = logging.getLogger("ovsnet.companion")
@@ -219,7 +218,6 @@ def start_ipsec(paths: OvsPaths) -> Watched:
     """
     charon = _read_pid(CHARON_PIDFILES[1])
     if charon is None or not _alive(charon):
-        charon_settings.install()  # read by charon at start: its retries of a silent peer
         _run(["ipsec", "start"], "start strongSwan")
     _run(
         _ovs_ctl(paths, "--ike-daemon=strongswan", "--no-restart-ike-daemon", "start-ovs-ipsec"),
