@@ -66,6 +66,10 @@ class Inventory:
         known = ", ".join(h.name for h in self.hosts) or "none"
         raise InvalidInput(f"no host {name!r} in the inventory", f"known hosts: {known}")
 
+    def prefix_of(self, host: Host) -> str | None:
+        """The host's `A.B.C`: its own, else the ledger's; None until allocated."""
+        return host.prefix or self.allocations.get(host.name)
+
     def peers_of(self, name: str) -> list[IPv4Address]:
         """Every other host of the inventory: a full mesh."""
         return [host.ip for host in self.hosts if host.name != name]
@@ -224,7 +228,7 @@ def _claims(inventory: Inventory) -> Iterator[tuple[str, str]]:
     """(who, prefix) for every /24 in use: hosts' own, recorded ones, removed hosts' ones."""
     names = {host.name for host in inventory.hosts}
     for host in inventory.hosts:
-        prefix = host.prefix or inventory.allocations.get(host.name)
+        prefix = inventory.prefix_of(host)
         if prefix is not None:
             yield f"host {host.name}", prefix
     for name, prefix in inventory.allocations.items():

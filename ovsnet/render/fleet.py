@@ -27,7 +27,7 @@ class Overrides:
 def host_config(inventory: inv.Inventory, name: str, overrides: Overrides) -> HostConfig:
     """One host of the inventory, with every other host as a peer (a full mesh)."""
     host = inventory.host(name)
-    prefix = host.prefix or inventory.allocations.get(name)
+    prefix = inventory.prefix_of(host)
     if prefix is None:
         raise InvalidInput(
             f"host {name} has no prefix yet", "run `ovsnet inventory allocate` on the inventory"
@@ -51,8 +51,7 @@ def host_config(inventory: inv.Inventory, name: str, overrides: Overrides) -> Ho
 def _peer_subnets(inventory: inv.Inventory, name: str) -> list[str]:
     """Every peer's /24, in `peers_of` order, so each tunnel is pinned to its sources; none when
     a peer has no prefix yet (`ovsnet inventory allocate` gives every host one)."""
-    prefixes = [host.prefix or inventory.allocations.get(host.name)
-                for host in inventory.hosts if host.name != name]  # fmt: skip
+    prefixes = [inventory.prefix_of(host) for host in inventory.hosts if host.name != name]
     if None in prefixes:
         return []
     return [str(host_addressing(prefix=prefix, supernet=str(inventory.supernet)).subnet)
