@@ -18,8 +18,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ovsnet.errors import OperationFailed
+from ovsnet.errors import OperationFailed, OvsnetError
+
+if TYPE_CHECKING:
+    from ovsnet.plaintext_guard import Guard
 
 log = logging.getLogger("ovsnet.companion")
 
@@ -211,13 +215,25 @@ def stop_child(watched: Watched, timeout: float = STOP_TIMEOUT) -> None:
 CHARON_PIDFILES = (Path("/var/run/starter.charon.pid"), Path("/var/run/charon.pid"))
 
 
-def start_ipsec(paths: OvsPaths) -> Watched:
+def start_ipsec(paths: OvsPaths, peers: Guard | None = None) -> Watched:
     """strongSwan's charon, then ovs-monitor-ipsec, which configures it for every IPsec tunnel.
 
+    A new charon starts from a kernel that holds nothing of the tunnels' `peers`: the charon of
+    the last container was killed (see stop_ipsec), and the SAs and policies it left are owned
+    by no one. Traffic that still matches them never asks the new charon to negotiate, so the
+    pair stayed "configured but not established" until the healer's repair (87 s after a Docker
+    restart in the real-kernel lab). The plaintext guard is in place meanwhile.
     --no-restart-ike-daemon: the monitor must not restart charon (that would drop every SA).
     """
     charon = _read_pid(CHARON_PIDFILES[1])
     if charon is None or not _alive(charon):
+        if peers is not None and peers.peers:
+            from ovsnet import strongswan
+
+            try:
+                strongswan.forget_peers(peers)
+            except OvsnetError as exc:  # the healer repairs what is left
+                log.warning("IPsec state of the last strongSwan kept: %s", exc.one_line())
         _run(["ipsec", "start"], "start strongSwan")
     _run(
         _ovs_ctl(paths, "--ike-daemon=strongswan", "--no-restart-ike-daemon", "start-ovs-ipsec"),

@@ -25,6 +25,7 @@ from ovsnet.companion.healing import HostHealer
 from ovsnet.errors import InvalidInput, OperationFailed, OvsnetError
 
 if TYPE_CHECKING:  # loaded when first used: the companion starts OVS before it needs them
+    from ovsnet.plaintext_guard import Guard
     from ovsnet.services.guard_watch import GuardWatcher
     from ovsnet.services.ipsec_heal import Healer
 
@@ -33,6 +34,9 @@ log = logging.getLogger("ovsnet.companion")
 RECHECK = 30.0  # seconds between re-checks when nothing happens
 SETTLE = 0.2  # a Docker restart is a burst of netlink events: heal once it has settled
 LOCK_WAIT = 5.0  # seconds to wait for another ovsnet process changing the host
+# Before the daemons run the loop has nothing else to do: wait out a command that holds the
+# lock while it waits for an ovs-vswitchd that is not there (its OVSDB timeout, 10 s).
+START_LOCK_WAIT = 60.0
 
 
 class Exit(Exception):
@@ -135,13 +139,21 @@ class Supervisor:
     # -- daemons --------------------------------------------------------------------------------
 
     def _start_ovs(self) -> None:
-        self._watch(daemons.start_ovsdb(self.paths))
-        host = self._restore_guard()
-        # The IKE daemon first where it will be needed, so strongSwan has the tunnels'
-        # policies as early as vswitchd re-creates them (the guard drops what comes before).
-        if self.config.ipsec or any(t.method for t in host.tunnels):
-            self._ensure_ipsec(in_use=True)
-        self._watch(daemons.start_vswitchd(self.paths))
+        # The host lock from before ovsdb-server answers until ovs-vswitchd runs. A command
+        # that got in between (the boot unit's `ovsnet init`, as soon as OVSDB answers) would
+        # hold the lock while it waits for vswitchd to apply its change, while vswitchd waits
+        # for the guard, which needs the lock: the start failed and the container restarted.
+        from ovsnet.plaintext_guard import guard_for_tunnels
+
+        self.paths.rundir.mkdir(parents=True, exist_ok=True)  # where the lock file lives
+        with self._host_lock("start", wait=START_LOCK_WAIT):
+            self._watch(daemons.start_ovsdb(self.paths))
+            host = self._restore_guard()
+            # The IKE daemon first where it will be needed, so strongSwan has the tunnels'
+            # policies as early as vswitchd re-creates them (the guard drops what comes before).
+            if self.config.ipsec or any(t.method for t in host.tunnels):
+                self._ensure_ipsec(in_use=True, peers=guard_for_tunnels(host.tunnels))
+            self._watch(daemons.start_vswitchd(self.paths))
         log.info("ovsdb-server and ovs-vswitchd running (datapath %s)", self.config.datapath)
         daemons.run_hooks(self.config.hook_dir, "start")
 
@@ -216,8 +228,9 @@ class Supervisor:
             self.healing.disconnect()
             self._watch(daemons.start_ovsdb(self.paths))
         else:
-            self._restore_guard()  # fail closed here too
-            self._watch(daemons.start_vswitchd(self.paths))
+            with self._host_lock("restart", wait=START_LOCK_WAIT):  # as at the start
+                self._restore_guard()  # fail closed here too
+                self._watch(daemons.start_vswitchd(self.paths))
             daemons.run_hooks(self.config.hook_dir, "restart")
         self._schedule_heal(time.monotonic())
 
@@ -265,24 +278,25 @@ class Supervisor:
         else:
             self.backoff.reset()
 
-    def _host_lock(self, what: str):
+    def _host_lock(self, what: str, wait: float = LOCK_WAIT):
         """One writer at a time with the CLI (`docker exec ovsnet ovsnet ...`, the boot unit).
-        A short wait: the loop must stay responsive, and a busy host is retried later."""
+        In the loop a short wait: it must stay responsive, and a busy host is retried later."""
         from ovsnet.hostlock import host_lock
 
-        return host_lock(self.paths.db, holder=f"ovsnet companion {what}", wait=LOCK_WAIT)
+        return host_lock(self.paths.db, holder=f"ovsnet companion {what}", wait=wait)
 
     def _retry(self, exc: OvsnetError) -> None:
         delay = self.backoff.next_delay()
         log.warning("not healed yet (retrying in %.1f s): %s", delay, exc.one_line())
         self._schedule_heal(time.monotonic() + delay)
 
-    def _ensure_ipsec(self, in_use: bool) -> None:
-        """Run strongSwan and ovs-monitor-ipsec once IPsec is configured or in use."""
+    def _ensure_ipsec(self, in_use: bool, peers: Guard | None = None) -> None:
+        """Run strongSwan and ovs-monitor-ipsec once IPsec is configured or in use (`peers`:
+        the IPsec tunnels' peers, whose kernel state a new charon starts without)."""
         if self.ipsec_on or not (self.config.ipsec or in_use):
             return
         try:
-            self._watch(daemons.start_ipsec(self.paths))
+            self._watch(daemons.start_ipsec(self.paths, peers))
         except OvsnetError as exc:
             # Not fatal: the guard drops what IPsec does not protect; the next heal retries.
             log.error("IKE daemon not started: %s", exc.one_line())

@@ -67,6 +67,33 @@ print("order:", ",".join(started))
 """
 )
 
+# `ovsnet init` from the boot unit arrives as soon as OVSDB answers, takes the host lock and
+# holds it while it waits for ovs-vswitchd to apply its change (OVSDB timeout: 10 s).
+_COMMAND_ARRIVES_WITH_OVSDB = (
+    _FAKE_DAEMONS
+    + """
+import subprocess, time
+HOLD = ("import sys, time\\nfrom ovsnet.hostlock import host_lock\\n"
+        "with host_lock(sys.argv[1], 'ovsnet init', wait=30):\\n"
+        "    print('command: lock held', flush=True); time.sleep(8)")
+command = []
+
+def ovsdb_then_a_command(paths):
+    started.append("ovsdb-server")
+    command.append(subprocess.Popen([sys.executable, "-c", HOLD, sys.argv[1]]))
+    time.sleep(1.0)  # the command's start: it takes the lock if it is free
+    return daemons.Watched("ovsdb-server", os.getpid())
+
+daemons.start_ovsdb = ovsdb_then_a_command
+try:
+    sup._start_ovs()
+except OvsnetError as exc:
+    print("refused:", exc.one_line(), flush=True)
+print("order:", ",".join(started), flush=True)
+command[0].wait(timeout=60)
+"""
+)
+
 _RUN = (
     _FAKE_DAEMONS
     + """
@@ -209,6 +236,22 @@ def test_companion_starts_ike_then_vswitchd_behind_a_restored_guard(ipsec_host):
     done = host.run([sys.executable, "-c", _START, host.db], check=False)
     assert "refused" not in done.stdout, done.stdout + done.stderr
     assert "order: ovsdb-server,ovs-monitor-ipsec,ovs-vswitchd" in done.stdout, done.stdout
+    assert guarded(host)
+
+
+def test_companion_start_is_not_refused_by_a_command_that_arrives_with_ovsdb(ipsec_host):
+    """Seen in the real-kernel lab on a Docker restart: the boot unit's `ovsnet init` took the
+    lock between ovsdb-server and the guard, waited for vswitchd, and the companion gave up
+    (and restarted from scratch, 2 minutes under emulation). Now the companion holds the lock
+    from before OVSDB answers until vswitchd runs, and the command waits for it."""
+    host = ipsec_host
+    host.run(["nft", "delete", "table", "inet", "ovsnet"])  # as after a reboot
+    done = host.run([sys.executable, "-c", _COMMAND_ARRIVES_WITH_OVSDB, host.db], check=False)
+    out = done.stdout
+    assert "refused" not in out, out + done.stderr
+    assert "order: ovsdb-server,ovs-monitor-ipsec,ovs-vswitchd" in out, out + done.stderr
+    # The command got the lock, after the companion's start.
+    assert out.index("order:") < out.index("command: lock held"), out
     assert guarded(host)
 
 

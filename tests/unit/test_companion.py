@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from ipaddress import IPv4Interface
 from pathlib import Path
 
@@ -178,3 +179,71 @@ def test_a_daemon_command_that_hangs_is_an_operation_failed_not_a_crash():
 
     with pytest.raises(OperationFailed, match="start ovs-monitor-ipsec: no answer within 0 s"):
         _run(["sleep", "5"], "start ovs-monitor-ipsec", timeout=0.2)
+
+
+def _fake_ipsec_start(monkeypatch, charon_running: bool, forget_fails: bool = False):
+    """start_ipsec with fakes for every command and process check: the calls, in order."""
+    from ovsnet import strongswan
+    from ovsnet.companion import daemons
+    from ovsnet.errors import OperationFailed
+
+    calls: list[str] = []
+
+    def forget(peers):
+        calls.append("forget " + ",".join(str(p) for p in sorted(peers.peers)))
+        if forget_fails:
+            raise OperationFailed("deleting stale IPsec policies failed: ip: not found")
+
+    monkeypatch.setattr(strongswan, "forget_peers", forget)
+    monkeypatch.setattr(daemons, "_run", lambda argv, what, **kw: calls.append(what))
+    monkeypatch.setattr(daemons, "_read_pid", lambda path: os.getpid())
+    # charon and the monitor both alive, or neither (then the monitor "did not stay up").
+    monkeypatch.setattr(daemons, "_alive", lambda pid: charon_running)
+    return calls
+
+
+def test_fake_daemons_a_new_charon_starts_without_the_killed_ones_kernel_state(monkeypatch):
+    """The last container's charon was killed: its SAs and policies for the tunnels' peers
+    are deleted before the new charon starts (else traffic keeps matching them and the new
+    charon is never asked to negotiate)."""
+    from ipaddress import IPv4Address
+
+    from ovsnet.companion import daemons
+    from ovsnet.errors import OperationFailed
+    from ovsnet.plaintext_guard import Guard
+
+    peers = Guard(gre=frozenset({IPv4Address("203.0.113.22"), IPv4Address("203.0.113.21")}))
+    calls = _fake_ipsec_start(monkeypatch, charon_running=False)
+    with pytest.raises(OperationFailed, match="did not stay up"):  # the fake monitor
+        daemons.start_ipsec(daemons.OvsPaths(), peers)
+    assert calls[:3] == [
+        "forget 203.0.113.21,203.0.113.22",
+        "start strongSwan",
+        "start ovs-monitor-ipsec",
+    ]
+
+
+def test_fake_daemons_a_running_charon_keeps_its_state(monkeypatch):
+    from ipaddress import IPv4Address
+
+    from ovsnet.companion import daemons
+    from ovsnet.plaintext_guard import Guard
+
+    calls = _fake_ipsec_start(monkeypatch, charon_running=True)
+    watched = daemons.start_ipsec(
+        daemons.OvsPaths(), Guard(gre=frozenset({IPv4Address("203.0.113.22")}))
+    )
+    assert calls == ["start ovs-monitor-ipsec"] and watched.pid == os.getpid()
+
+
+def test_fake_daemons_charon_starts_even_when_the_old_state_cannot_be_deleted(monkeypatch):
+    from ipaddress import IPv4Address
+
+    from ovsnet.companion import daemons
+    from ovsnet.errors import OperationFailed
+    from ovsnet.plaintext_guard import Guard
+
+    calls = _fake_ipsec_start(monkeypatch, charon_running=False, forget_fails=True)
+    with pytest.raises(OperationFailed, match="did not stay up"):
+        daemons.start_ipsec(daemons.OvsPaths(), Guard(gre=frozenset({IPv4Address("203.0.113.22")})))
+    assert calls[1:3] == ["start strongSwan", "start ovs-monitor-ipsec"]
