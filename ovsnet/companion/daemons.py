@@ -248,14 +248,26 @@ def start_ipsec(paths: OvsPaths, peers: Guard | None = None) -> Watched:
 
 
 def stop_ipsec(paths: OvsPaths) -> None:
-    """Stop the monitor, then kill (not stop) strongSwan.
+    """Stop the monitor without its cleanup, then kill (not stop) strongSwan.
 
-    A clean `ipsec stop` would delete every SA and tell the peers so; killed, charon leaves the
-    kernel's SAs and policies in place, so IPsec traffic keeps flowing while the container
-    restarts and the new charon renegotiates.
+    Neither tells the peers anything or touches the kernel: IPsec traffic keeps flowing while
+    the container restarts, the peers keep their SAs instead of negotiating with a host that
+    is not there, and the next container's charon starts from a clean kernel (start_ipsec)
+    and negotiates anew; the peers take its IKE SA in place of the old one (uniqueids=yes).
+    The monitor's own clean exit (`ovs-ctl stop-ovs-ipsec`) took every connection down, told
+    every peer, and in an emulated VM outlasted docker stop's 10 s, so the container was
+    SIGKILLed halfway (seen in the real-kernel lab).
     """
-    with contextlib.suppress(OperationFailed):
-        _run(_ovs_ctl(paths, "stop-ovs-ipsec"), "stop ovs-monitor-ipsec", timeout=STOP_TIMEOUT * 3)
+    monitor = _read_pid(paths.pidfile("ovs-monitor-ipsec"))
+    if monitor is not None and _alive(monitor):
+        control = paths.rundir / f"ovs-monitor-ipsec.{monitor}.ctl"
+        with contextlib.suppress(OperationFailed):
+            _run(["ovs-appctl", "-t", str(control), "exit", "--no-cleanup"],
+                 "stop ovs-monitor-ipsec", timeout=STOP_TIMEOUT)  # fmt: skip
+        _wait_gone(monitor, STOP_TIMEOUT)
+        if _alive(monitor):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(monitor, signal.SIGKILL)
     for pidfile in CHARON_PIDFILES:  # starter first, or it restarts charon
         pid = _read_pid(pidfile)
         if pid is not None and _alive(pid):

@@ -454,6 +454,15 @@ def test_companions_negotiate_ike_with_only_the_rendered_capabilities(fleet):
     assert f"established between {fleet.h1.underlay_ip}" in up.stdout, up.stdout
     status = in_companion(fleet.h2, "ipsec", "status").stdout
     assert "ESTABLISHED" in status, status
+    # Stopping a companion tells its peer nothing: no IKE DELETE, so h2 keeps its IKE SA rather
+    # than negotiate with a host that is restarting (the next charon's IKE SA replaces it). And
+    # the stop fits in docker stop's 10 s: exit 0, not SIGKILLed halfway.
+    fleet.h1.docker("stop", COMPANION_NAME)
+    code = fleet.h1.docker("inspect", "-f", "{{.State.ExitCode}}", COMPANION_NAME).stdout
+    assert code.strip() == "0", code
+    time.sleep(2)  # a DELETE sent during the stop has arrived by now
+    status = in_companion(fleet.h2, "ipsec", "status").stdout
+    assert "ESTABLISHED" in status, status
 
 
 # -- the netlink watch, on a real kernel --------------------------------------------------------
