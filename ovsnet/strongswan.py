@@ -78,23 +78,62 @@ def policy_selectors(guard: Guard) -> list[list[str]]:
     return selectors
 
 
-def state_batch(peers: Iterable[IPv4Address]) -> str:
-    """`ip -batch` lines deleting every ESP SA to or from these peers (pure)."""
-    lines = []
-    for peer in sorted(peers):
-        lines += [
-            f"xfrm state deleteall src {peer} proto esp",
-            f"xfrm state deleteall dst {peer} proto esp",
-        ]
-    return "\n".join(lines) + "\n"
+@dataclass(frozen=True)
+class KernelSa:
+    """One ESP SA as `ip xfrm state` lists it: what `xfrm state delete` needs to name it."""
+
+    src: str
+    dst: str
+    spi: str
+    mark: str | None = None  # "value/mask", when the SA carries one
+
+    def delete_line(self) -> str:
+        mark = f" mark {self.mark}" if self.mark else ""
+        return f"xfrm state delete src {self.src} dst {self.dst} proto esp spi {self.spi}{mark}"
+
+
+_SA_HEAD = re.compile(r"^src (?P<src>\S+) dst (?P<dst>\S+)\s*$")
+_SA_ID = re.compile(r"^\s+proto esp spi (?P<spi>0x[0-9a-f]+)")
+_SA_MARK = re.compile(r"^\s+mark (?P<mark>0x[0-9a-f]+/0x[0-9a-f]+)")
+
+
+def parse_esp_states(listing: str) -> list[KernelSa]:
+    """The ESP SAs in `ip xfrm state` output (pure); other protocols are left out."""
+    found: list[KernelSa] = []
+    head: re.Match | None = None
+    for line in listing.splitlines():
+        if sa_head := _SA_HEAD.match(line):
+            head = sa_head
+        elif head and (sa_id := _SA_ID.match(line)):
+            found.append(KernelSa(head["src"], head["dst"], sa_id["spi"]))
+        elif found and head and (mark := _SA_MARK.match(line)):
+            last = found[-1]
+            if (last.src, last.dst) == (head["src"], head["dst"]):
+                found[-1] = KernelSa(last.src, last.dst, last.spi, mark["mark"])
+    return found
+
+
+def state_batch(listing: str, peers: Iterable[IPv4Address]) -> str:
+    """`ip -batch` lines deleting every ESP SA to or from these peers, one exact SA per line
+    (pure). Not `deleteall` filters: iproute2 keeps the first line's filter for the lines after
+    it, so `deleteall src P` then `deleteall dst P` deleted only the inbound SAs (measured on
+    the VMs' iproute2 6.1), and a repair left the stale outbound SAs to the peer in place."""
+    wanted = {str(peer) for peer in peers}
+    lines = [sa.delete_line() for sa in parse_esp_states(listing) if {sa.src, sa.dst} & wanted]
+    return "".join(line + "\n" for line in lines)
 
 
 def _delete_kernel_state(selectors: list[list[str]], peers: Iterable[IPv4Address]) -> None:
     ip = _tool("ip", "iproute2")
     for selector in selectors:
         _run([ip, "xfrm", "policy", "deleteall", *selector], "deleting stale IPsec policies")
-    # `-force`: a peer with nothing left to delete is not an error.
-    _run([ip, "-force", "-batch", "-"], "deleting the peers' SAs", state_batch(peers))
+    listing = _call([ip, "xfrm", "state", "list", "proto", "esp"], "listing the ESP SAs")
+    if listing.returncode != 0:
+        raise OperationFailed(f"listing the ESP SAs failed: {listing.stderr.strip()[:200]}")
+    batch = state_batch(listing.stdout, peers)
+    if batch:
+        # `-force`: an SA gone since the listing (expired, deleted by charon) is not an error.
+        _run([ip, "-force", "-batch", "-"], "deleting the peers' SAs", batch)
 
 
 def forget_peers(gone: Guard) -> None:

@@ -110,6 +110,27 @@ def test_change_steps_name_the_final_guard_or_nothing():
     assert removal == ["remove the plaintext guard (nftables table inet ovsnet)"]
 
 
+# `ip xfrm state list proto esp` as a VM's kernel printed it (keys shortened), plus a marked SA.
+XFRM_STATES = f"""\
+src 203.0.113.22 dst {B}
+\tproto esp spi 0xc0c442ad reqid 2 mode transport
+\treplay-window 0 seq 0x00000000 flag  (0x00000000)
+\taead rfc4106(gcm(aes)) 0x92c14d22 (288 bits) 128
+\tanti-replay context: seq 0x0, oseq 0xa5, bitmap 0x00000000
+\tsel src 203.0.113.22/32 dst {B}/32
+src {B} dst 203.0.113.22
+\tproto esp spi 0xcb86585f reqid 2 mode transport
+\treplay-window 32 seq 0x00000000 flag  (0x00000000)
+\tmark 0x1/0x1
+\taead rfc4106(gcm(aes)) 0x4ce9676e (288 bits) 128
+src 203.0.113.22 dst {C}
+\tproto esp spi 0xc5ee315e reqid 1 mode transport
+\treplay-window 0 seq 0x00000000 flag  (0x00000000)
+src 203.0.113.22 dst 198.51.100.200
+\tproto esp spi 0xc5e56cd0 reqid 9 mode tunnel
+"""
+
+
 def test_repair_deletes_only_the_tunnel_policies_and_esp_sas_of_the_peers():
     from ovsnet.strongswan import policy_selectors, state_batch
 
@@ -122,8 +143,12 @@ def test_repair_deletes_only_the_tunnel_policies_and_esp_sas_of_the_peers():
         ["src", f"{C}/32", "proto", "udp", "dport", "4789"],
         ["src", f"{C}/32", "proto", "udp", "sport", "4789"],
     ]
-    assert state_batch([B]).splitlines() == [
-        f"xfrm state deleteall src {B} proto esp",
-        f"xfrm state deleteall dst {B} proto esp",
+    # Both directions of B, each SA by its exact id (with its mark): a `deleteall` filter
+    # would stay in force for the batch's next lines and leave the outbound SAs.
+    assert state_batch(XFRM_STATES, [B]).splitlines() == [
+        f"xfrm state delete src 203.0.113.22 dst {B} proto esp spi 0xc0c442ad",
+        f"xfrm state delete src {B} dst 203.0.113.22 proto esp spi 0xcb86585f mark 0x1/0x1",
     ]
-    assert len(state_batch(guard.peers).splitlines()) == 2 * 2
+    assert len(state_batch(XFRM_STATES, guard.peers).splitlines()) == 3
+    assert state_batch(XFRM_STATES, []) == ""
+    assert state_batch("", guard.peers) == ""
