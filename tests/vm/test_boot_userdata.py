@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import secrets
 import subprocess
 import time
@@ -319,6 +320,18 @@ def test_every_container_pings_every_other_over_ipsec_and_nothing_readable_cross
         _assert_encrypted_only(counts, host, [vm for vm in vms if vm is not host])
 
 
+def _orphan_sas(vm) -> list[str]:
+    """ESP SAs in the host's kernel that its charon does not report as a CHILD_SA's: left by a
+    charon that was killed, or by a repair that did not delete them; the kernel may send on
+    them, and the peer cannot decrypt."""
+    from ovsnet.strongswan import parse_esp_states
+
+    kernel = parse_esp_states(vm.ssh("ip xfrm state list proto esp", check=True).stdout)
+    statusall = vm.ssh("docker exec ovsnet ipsec statusall", check=True).stdout
+    owned = {f"0x{spi[:-2]}" for spi in re.findall(r"\b([0-9a-f]{8}_[io])\b", statusall)}
+    return [f"{sa.src}->{sa.dst} {sa.spi}" for sa in kernel if sa.spi not in owned]
+
+
 def _wait_for_mesh(vms, what: str) -> tuple[float, list[str]]:
     """Poll (reads only) until every pair is up at once: the seconds it took and the pairs seen
     down on the way (none of them is repaired here: that is the companion's healer's job)."""
@@ -342,6 +355,7 @@ def test_docker_restarted_on_one_host_comes_back_attached_and_encrypted(mesh, me
     (the plaintext guard lives in the host's nftables, not in Docker)."""
     vms, host = mesh.lab.vms, mesh.lab.vms[1]
     _start_containers(mesh)
+    repairs_before = _repairs(vms)
     with mesh.lab.capture("docker-restart") as capture:
         started = time.monotonic()
         host.ssh("systemctl restart docker", check=True, timeout=300)
@@ -359,6 +373,13 @@ def test_docker_restarted_on_one_host_comes_back_attached_and_encrypted(mesh, me
     status = _status(host)
     assert status["docker_attached"] is True and not status.get("problems"), status
     _assert_encrypted_only(capture.counts, host, [vm for vm in vms if vm is not host])
+    # The new companion's charon started from a kernel with nothing of the last one's.
+    assert not _orphan_sas(host), _orphan_sas(host)
+    # Nobody waited for the healer: the peers were told nothing and kept their SAs, the
+    # restarted host negotiated anew as soon as its connections were loaded.
+    # (The restarted host's companion is new: its healer's history starts empty.)
+    repairs_after = measurements[f"{prefix}_healer_repairs"]
+    assert repairs_after == {**repairs_before, host.name: {}}, (repairs_before, repairs_after)
 
 
 if "pki" in VARIANTS:  # defined only when its boot runs: never collected to be skipped
