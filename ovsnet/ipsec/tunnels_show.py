@@ -38,8 +38,23 @@ class MonitorTunnel:
     connections: tuple[str, ...]
 
     @property
+    def current_connections(self) -> tuple[str, ...]:
+        """The connection lines of this tunnel's current configuration (`<name>-<version>`,
+        `<name>-in-<version>`, `<name>-out-<version>`). An IKE SA of an earlier version (the
+        tunnel re-created or re-keyed, its old SA never taken down) authenticated with the old
+        settings: seen in the VM lab as a PSK IKE SA that kept a certificate tunnel "established"
+        while its current connection never came up."""
+        names = tuple(f"{self.name}{part}{self.version}" for part in ("-", "-in-", "-out-"))
+        return tuple(line for line in self.connections if line.split("[")[0].split("{")[0] in names)
+
+    @property
     def ike_established(self) -> bool:
-        return any("ESTABLISHED" in line for line in self.connections)
+        return any("ESTABLISHED" in line for line in self.current_connections)
+
+    @property
+    def outdated_ike(self) -> bool:
+        """An IKE SA is up, but only under an earlier configuration of the tunnel."""
+        return not self.ike_established and any("ESTABLISHED" in c for c in self.connections)
 
     @property
     def child_installed(self) -> bool:
@@ -57,8 +72,10 @@ class MonitorTunnel:
             return "established"
         if self.ike_established:
             return "IKE up, no IPsec SA installed"
-        if any("CONNECTING" in line for line in self.connections):
+        if any("CONNECTING" in line for line in self.current_connections):
             return "configured, negotiating"
+        if self.outdated_ike:
+            return "configured but not established (IKE up only under an earlier configuration)"
         return "configured but not established"
 
     def as_json(self) -> dict[str, Any]:

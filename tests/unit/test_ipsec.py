@@ -421,6 +421,34 @@ def test_ike_without_child_sa_is_reported_as_such(monitor_script):
     assert tunnel.summary() == "IKE up, no IPsec SA installed"
 
 
+def test_an_ike_sa_of_an_earlier_configuration_does_not_count(monitor_script):
+    """The tunnel is at v1 (re-created with certificates); only its v2 PSK IKE SA from before
+    is up. That pair is not established under the configuration it has now: the healer must
+    repair it, not leave it (seen in the VM lab's certificate switch)."""
+    conns = {
+        "gre-c633640d": {
+            "gre-c633640d-2[29]": "gre-c633640d-2[29]: ESTABLISHED 4 minutes ago, "
+            "198.51.100.11[198.51.100.11]...198.51.100.13[198.51.100.13]",
+            "gre-c633640d-1{43}": "gre-c633640d-1{43}:   198.51.100.11/32[gre] === "
+            "198.51.100.13/32[gre]",
+        }
+    }
+    securities = {"198.51.100.13": ["src 198.51.100.11 dst 198.51.100.13 proto esp spi 0xc9913da6"]}
+    text = _show(
+        monitor_script,
+        "gre-c633640d",
+        {"remote_ip": "198.51.100.13", "remote_name": "vm3"},
+        {**CERT_CONFIG, "local_name": "vm1"},
+        conns=conns,
+        securities=securities,
+    )
+    (tunnel,) = tunnels_show.parse_tunnels_show(text)
+    assert tunnel.version == 1
+    assert not tunnel.ike_established and tunnel.outdated_ike
+    assert tunnel.summary().startswith("configured but not established")
+    assert "earlier configuration" in tunnel.summary()
+
+
 def test_several_tunnels_and_the_empty_reply():
     assert tunnels_show.parse_tunnels_show("No tunnels configured with IPsec") == []
     text = (
