@@ -119,7 +119,13 @@ def state_batch(listing: str, peers: Iterable[IPv4Address]) -> str:
     it, so `deleteall src P` then `deleteall dst P` deleted only the inbound SAs (measured on
     the VMs' iproute2 6.1), and a repair left the stale outbound SAs to the peer in place."""
     wanted = {str(peer) for peer in peers}
-    lines = [sa.delete_line() for sa in parse_esp_states(listing) if {sa.src, sa.dst} & wanted]
+    lines = [
+        sa.delete_line()
+        for sa in parse_esp_states(listing)
+        # Not the kernel's larval acquire states (SPI 0): a delete by SPI 0 is looked up by
+        # address and may hit another SA; the SA charon installs next replaces them anyway.
+        if {sa.src, sa.dst} & wanted and int(sa.spi, 16) != 0
+    ]
     return "".join(line + "\n" for line in lines)
 
 

@@ -128,6 +128,8 @@ src 203.0.113.22 dst {C}
 \treplay-window 0 seq 0x00000000 flag  (0x00000000)
 src 203.0.113.22 dst 198.51.100.200
 \tproto esp spi 0xc5e56cd0 reqid 9 mode tunnel
+src 203.0.113.22 dst {B}
+\tproto esp spi 0x00000000 reqid 2 mode transport
 """
 
 
