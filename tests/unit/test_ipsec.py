@@ -386,25 +386,28 @@ def test_parsed_invalid_tunnel_keeps_the_reason(monitor_script):
     assert tunnel.summary().startswith("invalid: ")
 
 
-def test_parsed_cert_tunnel_with_strongswan_connections(monitor_script):
-    conns = {
-        "gre-c6336402": {
-            "gre-c6336402-1[1]": "gre-c6336402-1[1]: ESTABLISHED 2 seconds ago, "
-            "198.51.100.1[node1]...198.51.100.2[node2]",
-            "gre-c6336402-1{1}": "gre-c6336402-1{1}:  INSTALLED, TRANSPORT, reqid 1, "
-            "ESP SPIs: c1234567_i c7654321_o",
-        }
-    }
-    policies = {"198.51.100.2": ["src 198.51.100.1/32 dst 198.51.100.2/32 proto gre"]}
-    text = _show(
-        monitor_script,
-        "gre-c6336402",
-        {"remote_ip": "198.51.100.2", "remote_name": "node2"},
-        {**CERT_CONFIG, "local_name": "node1"},
-        conns=conns,
-        policies=policies,
-    )
+def _active(port: str, *lines: str) -> dict:
+    """`ipsec status` lines as ovs-monitor-ipsec's get_active_conns() keys them."""
+    return {port: {line.split(":")[0]: line for line in lines}}
+
+
+def _cert_tunnel(module, name, remote, local_name, **state) -> tunnels_show.MonitorTunnel:
+    """One certificate tunnel to `remote` (address, name), as ovsnet parses OVS's tunnels/show."""
+    options = {"remote_ip": remote[0], "remote_name": remote[1]}
+    text = _show(module, name, options, {**CERT_CONFIG, "local_name": local_name}, **state)
     (tunnel,) = tunnels_show.parse_tunnels_show(text)
+    return tunnel
+
+
+def test_parsed_cert_tunnel_with_strongswan_connections(monitor_script):
+    conns = _active(
+        "gre-c6336402",
+        "gre-c6336402-1[1]: ESTABLISHED 2 seconds ago, 198.51.100.1[node1]...198.51.100.2[node2]",
+        "gre-c6336402-1{1}:  INSTALLED, TRANSPORT, reqid 1, ESP SPIs: c1234567_i c7654321_o",
+    )
+    policies = {"198.51.100.2": ["src 198.51.100.1/32 dst 198.51.100.2/32 proto gre"]}
+    tunnel = _cert_tunnel(monitor_script, "gre-c6336402", ("198.51.100.2", "node2"), "node1",
+                          conns=conns, policies=policies)  # fmt: skip
     assert tunnel.config["Remote name"] == "node2"
     assert tunnel.config["Local name"] == "node1"
     assert tunnel.policies == ("src 198.51.100.1/32 dst 198.51.100.2/32 proto gre",)
@@ -425,24 +428,15 @@ def test_an_ike_sa_of_an_earlier_configuration_does_not_count(monitor_script):
     """The tunnel is at v1 (re-created with certificates); only its v2 PSK IKE SA from before
     is up. That pair is not established under the configuration it has now: the healer must
     repair it, not leave it (seen in the VM lab's certificate switch)."""
-    conns = {
-        "gre-c633640d": {
-            "gre-c633640d-2[29]": "gre-c633640d-2[29]: ESTABLISHED 4 minutes ago, "
-            "198.51.100.11[198.51.100.11]...198.51.100.13[198.51.100.13]",
-            "gre-c633640d-1{43}": "gre-c633640d-1{43}:   198.51.100.11/32[gre] === "
-            "198.51.100.13/32[gre]",
-        }
-    }
-    securities = {"198.51.100.13": ["src 198.51.100.11 dst 198.51.100.13 proto esp spi 0xc9913da6"]}
-    text = _show(
-        monitor_script,
+    conns = _active(
         "gre-c633640d",
-        {"remote_ip": "198.51.100.13", "remote_name": "vm3"},
-        {**CERT_CONFIG, "local_name": "vm1"},
-        conns=conns,
-        securities=securities,
+        "gre-c633640d-2[29]: ESTABLISHED 4 minutes ago, 198.51.100.11[198.51.100.11]..."
+        "198.51.100.13[198.51.100.13]",
+        "gre-c633640d-1{43}:   198.51.100.11/32[gre] === 198.51.100.13/32[gre]",
     )
-    (tunnel,) = tunnels_show.parse_tunnels_show(text)
+    securities = {"198.51.100.13": ["src 198.51.100.11 dst 198.51.100.13 proto esp spi 0xc9913da6"]}
+    tunnel = _cert_tunnel(monitor_script, "gre-c633640d", ("198.51.100.13", "vm3"), "vm1",
+                          conns=conns, securities=securities)  # fmt: skip
     assert tunnel.version == 1
     assert not tunnel.ike_established and tunnel.outdated_ike
     assert tunnel.summary().startswith("configured but not established")
