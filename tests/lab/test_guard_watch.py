@@ -42,7 +42,7 @@ from ovsnet.errors import OvsnetError
 started = []
 
 def fake(name):
-    def start(paths):
+    def start(paths, *more):
         started.append(name)
         print("started", name, flush=True)
         return daemons.Watched(name, os.getpid())
