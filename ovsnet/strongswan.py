@@ -177,14 +177,15 @@ def ike_sas_with(status: str, peers: Iterable[IPv4Address]) -> list[str]:
 
 
 def _terminate_ike_sas(peers: Iterable[IPv4Address]) -> None:
-    """Best effort: the kernel state is deleted next in any case."""
+    """Best effort (no strongSwan, or one that does not answer, is no error): the kernel state
+    is deleted next in any case."""
     try:
         ipsec = _tool("ipsec", "strongswan")
-    except NotReady:
+        status = _call([ipsec, "status"], "reading strongSwan's IKE SAs")
+        for name in ike_sas_with(status.stdout if status.returncode == 0 else "", peers):
+            _call([ipsec, "stroke", "down-nb", name], f"terminating the IKE SA {name}")
+    except (NotReady, OperationFailed):
         return
-    status = _call([ipsec, "status"], "reading strongSwan's IKE SAs")
-    for name in ike_sas_with(status.stdout if status.returncode == 0 else "", peers):
-        _call([ipsec, "stroke", "down-nb", name], f"terminating the IKE SA {name}")
 
 
 def restart_clean(guard: Guard) -> None:
