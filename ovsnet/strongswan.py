@@ -152,40 +152,8 @@ def forget_peers(gone: Guard) -> None:
     the kernel, and a later tunnel to the same peer then sent ESP on a stale outbound SA the
     peer could not decrypt. Exact selectors (see peer_policy_selectors): other traffic to the
     same address keeps its policies.
-
-    Charon's own IKE SAs with those peers are asked to terminate too, by unique id: one that
-    survived kept a later tunnel to the same address (same connection name) reported
-    "established" with no SA in the kernel (seen in the VM lab).
     """
-    _terminate_ike_sas(gone.peers)
     _delete_kernel_state(policy_selectors(gone), gone.peers)
-
-
-_ANY_IKE_SA = re.compile(r"^\s*(?P<conn>[^\s\[{]+\[\d+\]): [A-Z_]+\b.*?\.\.\.(?P<remote>[0-9.]+)\[")
-
-
-def ike_sas_with(status: str, peers: Iterable[IPv4Address]) -> list[str]:
-    """`conn[id]` of every IKE SA in `ipsec status` whose remote address is one of `peers`
-    (pure)."""
-    wanted = {str(peer) for peer in peers}
-    found = []
-    for line in status.splitlines():
-        match = _ANY_IKE_SA.match(line)
-        if match and match["remote"] in wanted and match["conn"] not in found:
-            found.append(match["conn"])
-    return found
-
-
-def _terminate_ike_sas(peers: Iterable[IPv4Address]) -> None:
-    """Best effort (no strongSwan, or one that does not answer, is no error): the kernel state
-    is deleted next in any case."""
-    try:
-        ipsec = _tool("ipsec", "strongswan")
-        status = _call([ipsec, "status"], "reading strongSwan's IKE SAs")
-        for name in ike_sas_with(status.stdout if status.returncode == 0 else "", peers):
-            _call([ipsec, "stroke", "down-nb", name], f"terminating the IKE SA {name}")
-    except (NotReady, OperationFailed):
-        return
 
 
 def restart_clean(guard: Guard) -> None:

@@ -154,19 +154,3 @@ def test_repair_deletes_only_the_tunnel_policies_and_esp_sas_of_the_peers():
     assert len(state_batch(XFRM_STATES, guard.peers).splitlines()) == 3
     assert state_batch(XFRM_STATES, []) == ""
     assert state_batch("", guard.peers) == ""
-
-
-def test_the_ike_sas_of_removed_peers_are_named_by_unique_id():
-    from ovsnet.strongswan import ike_sas_with
-
-    status = f"""\
-Security Associations (3 up, 1 connecting):
-gre-c633640c-1[8]: ESTABLISHED 3 minutes ago, 198.51.100.12[vm2]...{B}[vm3]
-gre-c633640c-1{{11}}:  INSTALLED, TRANSPORT, reqid 1, ESP SPIs: c211f786_i c8f54604_o
-gre-c633640c-1[7]: ESTABLISHED 3 minutes ago, 198.51.100.12[vm2]...{B}[vm3]
-gre-c633640b-1[5]: ESTABLISHED 9 minutes ago, 198.51.100.12[vm2]...{A}[vm1]
-gre-c633640d-1[9]: CONNECTING, 198.51.100.12[%any]...{C}[%any]
-"""
-    assert ike_sas_with(status, [B]) == ["gre-c633640c-1[8]", "gre-c633640c-1[7]"]
-    assert ike_sas_with(status, [C]) == ["gre-c633640d-1[9]"]
-    assert ike_sas_with(status, []) == [] and ike_sas_with("", [A]) == []
