@@ -54,5 +54,9 @@ def tunnels_show(run_dir: str | os.PathLike | None = None) -> str:
 
 
 def monitor_tunnels(run_dir: str | os.PathLike | None = None) -> list[MonitorTunnel]:
-    """ovs-monitor-ipsec's view of every IPsec tunnel, parsed and with the PSKs removed."""
-    return parse_tunnels_show(tunnels_show(run_dir))
+    """ovs-monitor-ipsec's view of every IPsec tunnel, parsed and with the PSKs removed, with
+    the kernel's ESP SAs of each (what says whether its SAs are installed)."""
+    from ovsnet import strongswan
+
+    shown = tunnels_show(run_dir)
+    return parse_tunnels_show(shown, strongswan.esp_states())

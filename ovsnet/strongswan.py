@@ -21,6 +21,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from ovsnet.errors import NotReady, OperationFailed
+from ovsnet.ipsec.xfrm_states import KernelSa, parse_esp_states
 from ovsnet.plaintext_guard import Guard
 
 TIMEOUT = 60
@@ -78,41 +79,6 @@ def policy_selectors(guard: Guard) -> list[list[str]]:
     return selectors
 
 
-@dataclass(frozen=True)
-class KernelSa:
-    """One ESP SA as `ip xfrm state` lists it: what `xfrm state delete` needs to name it."""
-
-    src: str
-    dst: str
-    spi: str
-    mark: str | None = None  # "value/mask", when the SA carries one
-
-    def delete_line(self) -> str:
-        mark = f" mark {self.mark}" if self.mark else ""
-        return f"xfrm state delete src {self.src} dst {self.dst} proto esp spi {self.spi}{mark}"
-
-
-_SA_HEAD = re.compile(r"^src (?P<src>\S+) dst (?P<dst>\S+)\s*$")
-_SA_ID = re.compile(r"^\s+proto esp spi (?P<spi>0x[0-9a-f]+)")
-_SA_MARK = re.compile(r"^\s+mark (?P<mark>0x[0-9a-f]+/0x[0-9a-f]+)")
-
-
-def parse_esp_states(listing: str) -> list[KernelSa]:
-    """The ESP SAs in `ip xfrm state` output (pure); other protocols are left out."""
-    found: list[KernelSa] = []
-    head: re.Match | None = None
-    for line in listing.splitlines():
-        if sa_head := _SA_HEAD.match(line):
-            head = sa_head
-        elif head and (sa_id := _SA_ID.match(line)):
-            found.append(KernelSa(head["src"], head["dst"], sa_id["spi"]))
-        elif found and head and (mark := _SA_MARK.match(line)):
-            last = found[-1]
-            if (last.src, last.dst) == (head["src"], head["dst"]):
-                found[-1] = KernelSa(last.src, last.dst, last.spi, mark["mark"])
-    return found
-
-
 def state_batch(listing: str, peers: Iterable[IPv4Address]) -> str:
     """`ip -batch` lines deleting every ESP SA to or from these peers, one exact SA per line
     (pure). Not `deleteall` filters: iproute2 keeps the first line's filter for the lines after
@@ -124,19 +90,32 @@ def state_batch(listing: str, peers: Iterable[IPv4Address]) -> str:
         for sa in parse_esp_states(listing)
         # Not the kernel's larval acquire states (SPI 0): a delete by SPI 0 is looked up by
         # address and may hit another SA; the SA charon installs next replaces them anyway.
-        if {sa.src, sa.dst} & wanted and int(sa.spi, 16) != 0
+        if {sa.src, sa.dst} & wanted and sa.keyed
     ]
     return "".join(line + "\n" for line in lines)
+
+
+def esp_listing() -> str:
+    """`ip xfrm state list proto esp nokeys`: SPIs and addresses, never the keying material."""
+    argv = [_tool("ip", "iproute2"), "xfrm", "state", "list", "proto", "esp", "nokeys"]
+    listing = _call(argv, "listing the ESP SAs")
+    if listing.returncode != 0:
+        raise NotReady(
+            f"listing the kernel's ESP SAs failed: {listing.stderr.strip()[:200]}",
+            "run ovsnet as root (reading IPsec state needs CAP_NET_ADMIN)",
+        )
+    return listing.stdout
+
+
+def esp_states() -> list[KernelSa]:
+    return parse_esp_states(esp_listing())
 
 
 def _delete_kernel_state(selectors: list[list[str]], peers: Iterable[IPv4Address]) -> None:
     ip = _tool("ip", "iproute2")
     for selector in selectors:
         _run([ip, "xfrm", "policy", "deleteall", *selector], "deleting stale IPsec policies")
-    listing = _call([ip, "xfrm", "state", "list", "proto", "esp"], "listing the ESP SAs")
-    if listing.returncode != 0:
-        raise OperationFailed(f"listing the ESP SAs failed: {listing.stderr.strip()[:200]}")
-    batch = state_batch(listing.stdout, peers)
+    batch = state_batch(esp_listing(), peers)
     if batch:
         # `-force`: an SA gone since the listing (expired, deleted by charon) is not an error.
         _run([ip, "-force", "-batch", "-"], "deleting the peers' SAs", batch)
@@ -166,14 +145,6 @@ def restart_clean(guard: Guard) -> None:
     _call([ipsec, "stop"], "stopping strongSwan (`ipsec stop`)")  # not running: fine
     _delete_kernel_state(policy_selectors(guard), guard.peers)
     _run([ipsec, "start"], "starting strongSwan (`ipsec start`)")
-
-
-def connection_names(port: str, version: int, tunnel_type: str) -> tuple[str, ...]:
-    """strongSwan connections ovs-monitor-ipsec (OVS 2.11 to 3.x) loads for one tunnel (pure):
-    `<port>-<version>` for GRE, `<port>-in-<version>` and `<port>-out-<version>` otherwise."""
-    if tunnel_type in ("gre", "gre64", "ipsec_gre"):
-        return (f"{port}-{version}",)
-    return (f"{port}-in-{version}", f"{port}-out-{version}")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """ovs-monitor-ipsec's view of the tunnels (`ovs-appctl -t ovs-monitor-ipsec tunnels/show`,
-OVS 2.11 to 3.x format), parsed; the PSK is redacted while parsing.
+OVS 2.11 to 3.x format), parsed; the PSK is redacted while parsing. Whether a tunnel's SAs are
+installed is read from the kernel's keyed ESP SAs, not from that view (see child_installed).
 
 Place: docs/architecture.md, "Layers": pure layer.
 """
@@ -7,9 +8,11 @@ Place: docs/architecture.md, "Layers": pure layer.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from ovsnet.ipsec.xfrm_states import KernelSa, keyed_both_ways
 
 _HEADER = re.compile(
     r"^Interface name: (?P<name>\S+) v(?P<version>\d+) "
@@ -22,6 +25,15 @@ _SECTIONS = {
     "IPsec connections that are active:": "connections",
 }
 _REDACTED = {"PSK"}
+_GRE_TYPES = ("gre", "gre64", "ipsec_gre")
+
+
+def connection_names(port: str, version: int, tunnel_type: str) -> tuple[str, ...]:
+    """strongSwan connections ovs-monitor-ipsec (OVS 2.11 to 3.x) loads for one tunnel:
+    `<port>-<version>` for GRE, `<port>-in-<version>` and `<port>-out-<version>` otherwise."""
+    if tunnel_type in _GRE_TYPES:
+        return (f"{port}-{version}",)
+    return (f"{port}-in-{version}", f"{port}-out-{version}")
 
 
 @dataclass(frozen=True)
@@ -36,15 +48,20 @@ class MonitorTunnel:
     policies: tuple[str, ...]
     security_associations: tuple[str, ...]
     connections: tuple[str, ...]
+    # The kernel's ESP SAs from and to this tunnel's remote address.
+    kernel_sas: tuple[KernelSa, ...] = ()
+
+    @property
+    def connection_names(self) -> tuple[str, ...]:
+        return connection_names(self.name, self.version, self.config.get("Tunnel Type", "gre"))
 
     @property
     def current_connections(self) -> tuple[str, ...]:
-        """The connection lines of this tunnel's current configuration (`<name>-<version>`,
-        `<name>-in-<version>`, `<name>-out-<version>`). An IKE SA of an earlier version (the
-        tunnel re-created or re-keyed, its old SA never taken down) authenticated with the old
-        settings: seen in the VM lab as a PSK IKE SA that kept a certificate tunnel "established"
-        while its current connection never came up."""
-        names = tuple(f"{self.name}{part}{self.version}" for part in ("-", "-in-", "-out-"))
+        """The connection lines of this tunnel's current configuration. An IKE SA of an earlier
+        version (the tunnel re-created or re-keyed, its old SA never taken down) authenticated
+        with the old settings: seen in the VM lab as a PSK IKE SA that kept a certificate tunnel
+        "established" while its current connection never came up."""
+        names = self.connection_names
         return tuple(line for line in self.connections if line.split("[")[0].split("{")[0] in names)
 
     @property
@@ -58,9 +75,12 @@ class MonitorTunnel:
 
     @property
     def child_installed(self) -> bool:
-        return any("INSTALLED" in line for line in self.connections) or bool(
-            self.security_associations
-        )
+        """Keyed ESP SAs both ways with the remote, in the kernel. Not the monitor's lines: its
+        SA lines are selectors, which the kernel's larval acquire states have too, and its
+        connection lines keep only a CHILD_SA's last `ipsec status` line (the selectors, not
+        INSTALLED). A CI run saw a rogue peer reported "established" that way, with nothing
+        keyed in either kernel: charon still held an IKE SA left from before `peer remove`."""
+        return keyed_both_ways(self.kernel_sas, self.config.get("Remote IP", ""))
 
     def summary(self) -> str:
         """One phrase for `ovsnet status`."""
@@ -91,11 +111,15 @@ class MonitorTunnel:
             "policies": list(self.policies),
             "security_associations": list(self.security_associations),
             "connections": list(self.connections),
+            "kernel_sas": [{"src": sa.src, "dst": sa.dst, "spi": sa.spi} for sa in self.kernel_sas],
         }
 
 
-def parse_tunnels_show(text: str) -> list[MonitorTunnel]:
-    """Parse ovs-monitor-ipsec's tunnels/show (OVS 2.11 to 3.x format); redacts the PSK."""
+def parse_tunnels_show(text: str, kernel_sas: Iterable[KernelSa] = ()) -> list[MonitorTunnel]:
+    """Parse ovs-monitor-ipsec's tunnels/show (OVS 2.11 to 3.x format); redacts the PSK.
+    `kernel_sas`: the kernel's ESP SAs (xfrm_states.parse_esp_states), given to each tunnel
+    whose remote address they are from or to."""
+    sas = tuple(kernel_sas)
     tunnels: list[MonitorTunnel] = []
     current: dict[str, Any] | None = None
     section: str | None = None
@@ -103,7 +127,7 @@ def parse_tunnels_show(text: str) -> list[MonitorTunnel]:
         header = _HEADER.match(line.rstrip())
         if header:
             if current:
-                tunnels.append(_tunnel(current))
+                tunnels.append(_tunnel(current, sas))
             current = {
                 "name": header["name"],
                 "version": int(header["version"]),
@@ -132,11 +156,12 @@ def parse_tunnels_show(text: str) -> list[MonitorTunnel]:
                 value = "<secret>" if value not in ("", "None") else "None"
             current["config"][key] = value
     if current:
-        tunnels.append(_tunnel(current))
+        tunnels.append(_tunnel(current, sas))
     return tunnels
 
 
-def _tunnel(raw: dict[str, Any]) -> MonitorTunnel:
+def _tunnel(raw: dict[str, Any], kernel_sas: tuple[KernelSa, ...]) -> MonitorTunnel:
+    remote = raw["config"].get("Remote IP")
     return MonitorTunnel(
         name=raw["name"],
         version=raw["version"],
@@ -146,4 +171,5 @@ def _tunnel(raw: dict[str, Any]) -> MonitorTunnel:
         policies=tuple(raw["policies"]),
         security_associations=tuple(raw["security_associations"]),
         connections=tuple(raw["connections"]),
+        kernel_sas=tuple(sa for sa in kernel_sas if remote in (sa.src, sa.dst)),
     )

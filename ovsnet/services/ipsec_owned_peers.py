@@ -58,12 +58,10 @@ class OwnedPeer:
 
     def connections(self) -> strongswan.PeerConnections:
         """The strongSwan connections and kernel policy filters of this peer only."""
-        seen = self.seen
-        tunnel_type = seen.config.get("Tunnel Type", self.tunnel.type)
         guard = guard_for_tunnels([self.tunnel])
         return strongswan.PeerConnections(
             peer=self.peer,
-            connections=strongswan.connection_names(self.port, seen.version, tunnel_type),
+            connections=self.seen.connection_names,
             selectors=tuple(tuple(s) for s in strongswan.policy_selectors(guard)),
         )
 

@@ -399,20 +399,67 @@ def _cert_tunnel(module, name, remote, local_name, **state) -> tunnels_show.Moni
     return tunnel
 
 
-def test_parsed_cert_tunnel_with_strongswan_connections(monitor_script):
-    conns = _active(
-        "gre-c6336402",
-        "gre-c6336402-1[1]: ESTABLISHED 2 seconds ago, 198.51.100.1[node1]...198.51.100.2[node2]",
-        "gre-c6336402-1{1}:  INSTALLED, TRANSPORT, reqid 1, ESP SPIs: c1234567_i c7654321_o",
+def _esp_listing(*sas: tuple[str, str, str]) -> list:
+    """The kernel's ESP SAs (src, dst, spi) as `ip xfrm state list proto esp nokeys` prints
+    them in the VMs, parsed."""
+    from ovsnet.ipsec.xfrm_states import parse_esp_states
+
+    text = "".join(
+        f"src {src} dst {dst}\n\tproto esp spi {spi} reqid 1 mode transport\n"
+        f"\treplay-window 0 seq 0x00000000 flag  (0x00000000)\n"
+        f"\tsel src {src}/32 dst {dst}/32 proto gre\n"
+        for src, dst, spi in sas
     )
-    policies = {"198.51.100.2": ["src 198.51.100.1/32 dst 198.51.100.2/32 proto gre"]}
-    tunnel = _cert_tunnel(monitor_script, "gre-c6336402", ("198.51.100.2", "node2"), "node1",
-                          conns=conns, policies=policies)  # fmt: skip
+    return parse_esp_states(text)
+
+
+LOCAL, REMOTE = "198.51.100.1", "198.51.100.2"
+# `ipsec status` of an established pair: ovs-monitor-ipsec keys its lines by connection name,
+# so of a CHILD_SA's two lines only the last (the selectors) reaches tunnels/show.
+ESTABLISHED_PAIR = _active(
+    "gre-c6336402",
+    f"gre-c6336402-1[1]: ESTABLISHED 2 seconds ago, {LOCAL}[node1]...{REMOTE}[node2]",
+    "gre-c6336402-1{1}:  INSTALLED, TRANSPORT, reqid 1, ESP SPIs: c1234567_i c7654321_o",
+    f"gre-c6336402-1{{1}}:   {LOCAL}/32[gre] === {REMOTE}/32[gre]",
+)
+SELECTOR = f"sel src {LOCAL}/32 dst {REMOTE}/32 proto gre"
+
+
+def test_parsed_cert_tunnel_with_strongswan_connections(monitor_script):
+    policies = {REMOTE: [f"src {LOCAL}/32 dst {REMOTE}/32 proto gre"]}
+    text = _show(monitor_script, "gre-c6336402",
+                 {"remote_ip": REMOTE, "remote_name": "node2"},
+                 {**CERT_CONFIG, "local_name": "node1"},
+                 conns=ESTABLISHED_PAIR, policies=policies)  # fmt: skip
+    other_peer = (LOCAL, "198.51.100.9", "0xc9")
+    kernel = _esp_listing((LOCAL, REMOTE, "0xc7654321"), (REMOTE, LOCAL, "0xc1234567"), other_peer)
+    (tunnel,) = tunnels_show.parse_tunnels_show(text, kernel)
     assert tunnel.config["Remote name"] == "node2"
     assert tunnel.config["Local name"] == "node1"
-    assert tunnel.policies == ("src 198.51.100.1/32 dst 198.51.100.2/32 proto gre",)
+    assert tunnel.policies == (f"src {LOCAL}/32 dst {REMOTE}/32 proto gre",)
+    assert len(tunnel.kernel_sas) == 2  # the SA with another peer is not this tunnel's
     assert tunnel.ike_established and tunnel.child_installed
     assert tunnel.summary() == "established"
+    assert tunnel.as_json()["kernel_sas"][0] == {"src": LOCAL, "dst": REMOTE, "spi": "0xc7654321"}
+
+
+def test_larval_states_and_charons_word_are_not_installed_sas(monitor_script):
+    """What a clean-clone CI run showed for a rogue peer reported "established": charon still
+    held an IKE SA (and its CHILD_SA) left from before `peer remove`, whose kernel SAs were
+    deleted; the kernel had only larval acquire states (SPI 0), whose selectors the monitor
+    lists as "security associations installed". Only keyed SAs both ways count."""
+    text = _show(monitor_script, "gre-c6336402", {"remote_ip": REMOTE, "psk": GOOD_PSK},
+                 conns=ESTABLISHED_PAIR, securities={REMOTE: [SELECTOR, SELECTOR]})  # fmt: skip
+
+    def summary(*sas):
+        (tunnel,) = tunnels_show.parse_tunnels_show(text, _esp_listing(*sas))
+        return tunnel.summary()
+
+    larval = [(LOCAL, REMOTE, "0x00000000"), (REMOTE, LOCAL, "0x00000000")]
+    assert summary(*larval) == "IKE up, no IPsec SA installed"
+    assert summary() == "IKE up, no IPsec SA installed"
+    assert summary(*larval, (LOCAL, REMOTE, "0xc7654321")) == "IKE up, no IPsec SA installed"
+    assert summary(*larval, (LOCAL, REMOTE, "0xc7"), (REMOTE, LOCAL, "0xc1")) == "established"
 
 
 def test_ike_without_child_sa_is_reported_as_such(monitor_script):

@@ -197,7 +197,7 @@ def test_healer_invariants(steps, grace, first, cap):
 
 
 def test_connection_names_follow_ovs_monitor_ipsec():
-    from ovsnet.strongswan import connection_names
+    from ovsnet.ipsec.tunnels_show import connection_names
 
     assert connection_names("gre-c6336402", 3, "gre") == ("gre-c6336402-3",)
     assert connection_names("vxlan-c6336402", 1, "vxlan") == (
