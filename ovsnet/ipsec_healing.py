@@ -48,13 +48,17 @@ class PeerObservation:
     state: str  # MonitorTunnel.summary(), or why the monitor has no view of it
     ike_established: bool = False
     child_installed: bool = False
+    bfd_state: str | None = None  # the tunnel port's BFD state (None: BFD does not run on it)
     # An IKE SA with this peer is up under ovs-monitor-ipsec's shunt connection instead of the
     # tunnel's own: a wrong state, not a negotiation in progress.
     misrouted: bool = False
 
     def healthy(self, policy: HealPolicy) -> bool:
         if policy.require_child_sa:
-            return self.ike_established and self.child_installed
+            # BFD over the tunnel proves packets cross both ways: SAs keyed on both ends can
+            # still not match (the VM lab saw "established" pairs that carried no ping).
+            carrying = self.bfd_state in (None, "up")
+            return self.ike_established and self.child_installed and carrying
         return self.ike_established
 
 

@@ -82,13 +82,17 @@ class MonitorTunnel:
         keyed in either kernel: charon still held an IKE SA left from before `peer remove`."""
         return keyed_both_ways(self.kernel_sas, self.config.get("Remote IP", ""))
 
-    def summary(self) -> str:
-        """One phrase for `ovsnet status`."""
+    def summary(self, bfd_state: str | None = None) -> str:
+        """One phrase for `ovsnet status`. `bfd_state`: the tunnel port's BFD state, when BFD
+        runs on it (ovsnet enables it on every tunnel): keyed SAs on both ends can still carry
+        nothing (an outbound SA the peer does not hold), and only BFD sees that from here."""
         if self.state == "INVALID":
             return f"invalid: {self.invalid_reason}"
         if self.state != "CONFIGURED":
             return self.state.lower()
         if self.child_installed and self.ike_established:
+            if bfd_state not in (None, "up"):
+                return f"established, but BFD is {bfd_state}: packets do not cross both ways"
             return "established"
         if self.ike_established:
             return "IKE up, no IPsec SA installed"

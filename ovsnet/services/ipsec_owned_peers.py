@@ -34,6 +34,7 @@ class OwnedPeer:
     peer: IPv4Address
     tunnel: ipsec_observed.ObservedTunnel
     monitor: tunnels_show.MonitorTunnel | None
+    bfd_state: str | None = None  # the port's BFD state, when BFD runs on it
 
     @property
     def port(self) -> str:
@@ -45,14 +46,18 @@ class OwnedPeer:
         assert self.monitor is not None, f"{self.port}: not seen by ovs-monitor-ipsec"
         return self.monitor
 
+    def summary(self) -> str:
+        return self.seen.summary(self.bfd_state)
+
     def observation(self, misrouted: bool = False) -> PeerObservation:
         seen = self.seen
         return PeerObservation(
             peer=str(self.peer),
             port=self.port,
-            state=seen.summary(),
+            state=self.summary(),
             ike_established=seen.ike_established,
             child_installed=seen.child_installed,
+            bfd_state=self.bfd_state,
             misrouted=misrouted,
         )
 
@@ -81,7 +86,8 @@ def owned_peers(
                 peer = IPv4Address(port.peer)
             except ValueError:
                 continue
-            found.append(OwnedPeer(peer, tunnel, seen.get(port.name)))
+            bfd_state = port.bfd_status.get("state")
+            found.append(OwnedPeer(peer, tunnel, seen.get(port.name), bfd_state))
     return sorted(found, key=lambda p: p.peer)
 
 

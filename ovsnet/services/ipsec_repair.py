@@ -83,15 +83,15 @@ def repair_peers(db: OvsDb, request: RepairRequest) -> ChangeReport:
                 "see `ovsnet status` for why",
             )
     else:
-        chosen = [p for p in repairable(peers) if p.seen.summary() != "established"]
+        chosen = [p for p in repairable(peers) if p.summary() != "established"]
     # every chosen peer is repairable (checked above), so ovs-monitor-ipsec sees it
-    steps = [f"re-negotiate IPsec with {p.peer} ({p.port}: {p.seen.summary()})" for p in chosen]
+    steps = [f"re-negotiate IPsec with {p.peer} ({p.port}: {p.summary()})" for p in chosen]
     errors = []
     if not request.dry_run and chosen:
         records = repair_history(request.state_file)
         now = time.time()
         for peer in chosen:
-            reason = f"manual (ovsnet ipsec repair): {peer.seen.summary()}"
+            reason = f"manual (ovsnet ipsec repair): {peer.summary()}"
             error = repair_and_log(peer, reason)
             if error:
                 errors.append(f"{peer.peer}: {error}")

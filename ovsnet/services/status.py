@@ -226,7 +226,7 @@ def _add_ipsec_view(status: StatusResult, other_config: dict[str, str]) -> None:
         elif peer["port"] not in seen:
             peer["ipsec_state"] = "not seen by ovs-monitor-ipsec"
         else:
-            peer["ipsec_state"] = seen[peer["port"]].summary()
+            peer["ipsec_state"] = seen[peer["port"]].summary(peer.get("bfd_state"))
         if peer["ipsec_state"] != "established":
             status.warnings.append(f"peer {peer['remote_ip']}: IPsec {peer['ipsec_state']}")
     add_repair_history(status.peers)

@@ -462,6 +462,19 @@ def test_larval_states_and_charons_word_are_not_installed_sas(monitor_script):
     assert summary(*larval, (LOCAL, REMOTE, "0xc7"), (REMOTE, LOCAL, "0xc1")) == "established"
 
 
+def test_an_established_pair_is_only_established_while_bfd_is_up_or_absent(monitor_script):
+    text = _show(monitor_script, "gre-c6336402", {"remote_ip": REMOTE, "psk": GOOD_PSK},
+                 conns=ESTABLISHED_PAIR)  # fmt: skip
+    keyed = _esp_listing((LOCAL, REMOTE, "0xc7"), (REMOTE, LOCAL, "0xc1"))
+    (tunnel,) = tunnels_show.parse_tunnels_show(text, keyed)
+    assert tunnel.summary() == tunnel.summary("up") == "established"
+    assert tunnel.summary("down") == (
+        "established, but BFD is down: packets do not cross both ways"
+    )
+    (unkeyed,) = tunnels_show.parse_tunnels_show(text)
+    assert unkeyed.summary("up") == "IKE up, no IPsec SA installed"
+
+
 def test_ike_without_child_sa_is_reported_as_such(monitor_script):
     conns = {"gre-1": {"gre-1-1[1]": "gre-1-1[1]: ESTABLISHED 2 seconds ago, a[n1]...b[n2]"}}
     text = _show(

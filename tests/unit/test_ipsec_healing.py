@@ -50,6 +50,22 @@ def test_a_peer_down_is_repaired_only_after_the_grace_period_and_alone():
     assert due.records[A].repairs == 0
 
 
+def test_an_established_pair_that_bfd_sees_down_is_repaired_after_the_grace():
+    """SAs keyed on both ends that carry nothing (the VM lab's "established, yet no ping"):
+    BFD over the tunnel sees it; a kernel without ESP (the netns lab) ignores BFD."""
+    silent = PeerObservation(B, "gre-x", "established, but BFD is down: ...", True, True, "down")
+    one_way = PeerObservation(B, "gre-x", "established, but BFD is init: ...", True, True, "init")
+    for peer in (silent, one_way):
+        assert not peer.healthy(POLICY)
+        assert peer.healthy(HealPolicy(require_child_sa=False))
+        first = plan_repairs(1000, [peer], {}, POLICY)
+        assert first.repairs == () and first.records[B].down_since == 1000
+        (repair,) = plan_repairs(1060, [peer], first.records, POLICY).repairs
+        assert repair.reason.startswith("established, but BFD is ")
+    for bfd in (None, "up"):
+        assert PeerObservation(B, "gre-x", "established", True, True, bfd).healthy(POLICY)
+
+
 def test_the_delay_between_repairs_of_one_peer_doubles_up_to_the_cap():
     assert [backoff_delay(n, POLICY) for n in range(7)] == [0, 60, 120, 240, 480, 600, 600]
     records, now, times = {}, 0.0, []
@@ -159,6 +175,7 @@ observation = st.builds(
     state=st.just("configured but not established"),
     ike_established=st.booleans(),
     child_installed=st.booleans(),
+    bfd_state=st.sampled_from([None, "up", "down", "init"]),
 )
 rounds = st.lists(
     st.tuples(st.integers(0, 400), st.lists(observation, max_size=3, unique_by=lambda o: o.peer)),

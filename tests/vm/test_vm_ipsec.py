@@ -270,9 +270,18 @@ def _assert_no_ping(src, dst, overlay) -> None:
 
 
 def _ping_all_pairs(vms, ips, count: int = 5) -> None:
+    """A pair that never answers fails with both ends' IKE SAs, kernel SAs and policies, and
+    BFD states (the "established, yet no ping" case)."""
     for src, dst in itertools.permutations(vms, 2):
-        guest.wait_until(lambda src=src, dst=dst: _ping_ok(src, ips[dst.name]), IKE_TIMEOUT,
-                         f"first ping {src.name} -> {dst.name} over IPsec")  # fmt: skip
+        try:
+            guest.wait_until(lambda src=src, dst=dst: _ping_ok(src, ips[dst.name]), IKE_TIMEOUT,
+                             f"first ping {src.name} -> {dst.name} over IPsec")  # fmt: skip
+        except OperationFailed as exc:
+            pair = [(src, dst)]
+            bfd = "ovs-vsctl --columns=name,bfd_status find Interface type=gre"
+            evidence = [_stuck_evidence(vm, pair) + vm.ssh(bfd, timeout=60).stdout
+                        for vm in (src, dst)]  # fmt: skip
+            pytest.fail(f"{exc.one_line()}\n{''.join(evidence)}", pytrace=False)
         result = guest.container_ping(src, CONTAINER, ips[dst.name], count=count)
         assert result.loss == 0, f"{src.name} -> {dst.name}:\n{result.output}"
 
