@@ -8,6 +8,9 @@ from __future__ import annotations
 import itertools
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from test_kernel_lab import CONTAINER
 
@@ -74,3 +77,31 @@ def interruptions(outputs, measurements, name: str) -> dict[str, float]:
     measurements[f"{name}_ping_lost_echoes"] = lost
     print(f"{name}: longest ping interruption per pair (s):", per_pair, "lost echoes:", lost)
     return per_pair
+
+
+@dataclass
+class TrafficRun:
+    capture: object = None  # the underlay capture (its counts once the run is over)
+    per_pair: dict[str, float] = field(default_factory=dict)  # longest interruption, s
+
+
+@contextmanager
+def under_traffic(vmlab, overlay, name: str, measurements) -> Iterator[TrafficRun]:
+    """The body runs while every container pings every other, inside one underlay capture.
+    Afterwards the run holds the capture and each pair's longest interruption, and
+    `measurements` the total time (`<name>_total_s`), the packets and the interruptions."""
+    vms = vmlab.vms
+    run = TrafficRun()
+    with vmlab.capture(name.replace("_", "-")) as capture:
+        run.capture = capture
+        start_pings(vms, overlay)
+        started = time.monotonic()
+        try:
+            time.sleep(2)  # a few answered echoes before anything changes
+            yield run
+            time.sleep(3)  # answered echoes after the last change
+        finally:
+            outputs = stop_pings(vms)
+        measurements[f"{name}_total_s"] = round(time.monotonic() - started, 1)
+    measurements[f"{name}_packets"] = capture.counts.as_dict()
+    run.per_pair = interruptions(outputs, measurements, name)

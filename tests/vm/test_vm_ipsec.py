@@ -505,23 +505,14 @@ def test_psk_rotation_under_traffic_sends_no_plaintext(vmlab, overlay, psk_mesh,
     new_psk = secrets.token_urlsafe(36)
     _in_parallel(vms, lambda vm: vm.ssh(f"umask 077 && cat > {NEW_PSK_PATH}", input=new_psk,
                                         check=True))  # fmt: skip
-    with vmlab.capture("rotation-psk") as capture:
-        ping_watch.start_pings(vms, overlay)
-        started = time.monotonic()
-        try:
-            time.sleep(2)  # a few answered echoes before anything changes
-            _in_parallel(vms, lambda vm: _rotate(vm, "accept"))
-            for vm in vms:  # a rolling switch, host by host
-                _rotate(vm, "switch")
-            _wait_for_sas(vms, measurements, "rotation_psk")
-            _in_parallel(vms, lambda vm: _rotate(vm, "finish"))
-            time.sleep(3)  # answered echoes after the last change
-        finally:
-            outputs = ping_watch.stop_pings(vms)
-        measurements["rotation_psk_total_s"] = round(time.monotonic() - started, 1)
-    measurements["rotation_psk_packets"] = capture.counts.as_dict()
-    _assert_no_plaintext(capture, vms)
-    per_pair = ping_watch.interruptions(outputs, measurements, "rotation_psk")
+    with ping_watch.under_traffic(vmlab, overlay, "rotation_psk", measurements) as run:
+        _in_parallel(vms, lambda vm: _rotate(vm, "accept"))
+        for vm in vms:  # a rolling switch, host by host
+            _rotate(vm, "switch")
+        _wait_for_sas(vms, measurements, "rotation_psk")
+        _in_parallel(vms, lambda vm: _rotate(vm, "finish"))
+    _assert_no_plaintext(run.capture, vms)
+    per_pair = run.per_pair
     for vm in vms:
         status = vm.ssh("ovsnet --json status", check=True, timeout=120).stdout
         assert new_psk not in status and psk_mesh["psk"] not in status
@@ -654,20 +645,11 @@ def test_certificate_renewal_under_traffic_sends_no_plaintext(
 
     for vm in vms:
         pki_lifecycle.renew(directory / "ca", "ike", vm.name)  # same files, new certificate
-    with vmlab.capture("rotation-cert-renewal") as capture:
-        ping_watch.start_pings(vms, overlay)
-        started = time.monotonic()
-        try:
-            time.sleep(2)
-            _in_parallel(vms, lambda vm: _install_certificate(vm, issued[vm.name]))
-            _wait_for_sas(vms, measurements, "rotation_cert_renewal")
-            time.sleep(3)
-        finally:
-            outputs = ping_watch.stop_pings(vms)
-        measurements["rotation_cert_total_s"] = round(time.monotonic() - started, 1)
-    measurements["rotation_cert_packets"] = capture.counts.as_dict()
-    _assert_no_plaintext(capture, vms)
-    per_pair = ping_watch.interruptions(outputs, measurements, "rotation_cert")
+    with ping_watch.under_traffic(vmlab, overlay, "rotation_cert", measurements) as run:
+        _in_parallel(vms, lambda vm: _install_certificate(vm, issued[vm.name]))
+        _wait_for_sas(vms, measurements, "rotation_cert_renewal")
+    _assert_no_plaintext(run.capture, vms)
+    per_pair = run.per_pair
     for vm in vms:
         # charon now authenticates with the renewed certificate (it holds its private key).
         from cryptography import x509
