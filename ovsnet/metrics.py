@@ -150,7 +150,8 @@ def _peer_families(peers: list[dict], names: dict[str, str]) -> Iterator:
     )
     yield _gauge(
         "ovsnet_peer_ike_established",
-        "1 if ovs-monitor-ipsec reports the IPsec connection established (IPsec peers only)",
+        "1 if the IPsec peer is established: IKE SA up, keyed ESP SAs both ways in the kernel, "
+        "BFD up where it runs (IPsec peers only)",
         PEER_LABELS,
         ((label, int(p.get("ipsec_state") == "established")) for label, p in rows if p["ipsec"]),
     )
