@@ -55,11 +55,20 @@ class PeerObservation:
 
     def healthy(self, policy: HealPolicy) -> bool:
         if policy.require_child_sa:
-            # BFD over the tunnel proves packets cross both ways: SAs keyed on both ends can
-            # still not match (the VM lab saw "established" pairs that carried no ping).
-            carrying = self.bfd_state in (None, "up")
-            return self.ike_established and self.child_installed and carrying
+            return self.ike_established and self.child_installed and self.carrying
         return self.ike_established
+
+    @property
+    def carrying(self) -> bool:
+        """BFD over the tunnel proves packets cross both ways: SAs keyed on both ends can still
+        not match (the VM lab saw "established" pairs that carried no ping)."""
+        return self.bfd_state in (None, "up")
+
+    def silent(self, policy: HealPolicy) -> bool:
+        """Established, but BFD does not see packets crossing. BFD needs a few seconds after
+        the SAs come up, so this state gets a grace of its own (see plan_repairs)."""
+        sas_up = self.ike_established and self.child_installed
+        return policy.require_child_sa and sas_up and not self.carrying
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,8 @@ class RepairRecord:
     streak: int = 0  # repairs since the peer was last seen established (drives the backoff)
     last_repair: float | None = None
     last_reason: str | None = None
+    # First seen established with BFD down, in the current run of that state (None: not in it).
+    silent_since: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -89,6 +100,7 @@ class RepairRecord:
             streak=int(data.get("streak") or 0),
             last_repair=number("last_repair"),
             last_reason=str(data["last_reason"]) if data.get("last_reason") else None,
+            silent_since=number("silent_since"),
         )
 
 
@@ -122,6 +134,11 @@ def next_repair_at(
     due = record.down_since + (0.0 if misrouted else policy.grace)
     if record.last_repair is not None and record.streak:
         due = max(due, record.last_repair + backoff_delay(record.streak, policy))
+    if record.silent_since is not None:
+        # A pair that has just come up (its peer back from a reboot, say) is not repaired
+        # before BFD had the grace to come up: in the VM lab a repair due from the outage
+        # cut the fresh SAs and kept the pair down for minutes more.
+        due = max(due, record.silent_since + policy.grace)
     return due
 
 
@@ -141,13 +158,17 @@ def plan_repairs(
         record = records.get(peer.peer) or RepairRecord(port=peer.port)
         record = replace(record, port=peer.port)
         if peer.healthy(policy):
-            kept[peer.peer] = replace(record, down_since=None, streak=0)
+            kept[peer.peer] = replace(record, down_since=None, streak=0, silent_since=None)
             continue
         down_since = now if record.down_since is None else record.down_since
-        record = replace(record, down_since=down_since)
+        silent_since = None
+        if peer.silent(policy):
+            silent_since = now if record.silent_since is None else record.silent_since
+        record = replace(record, down_since=down_since, silent_since=silent_since)
         due = next_repair_at(record, policy, peer.misrouted)
         if may_repair and due is not None and now >= due:
-            reason = f"{peer.state} for {now - down_since:.0f} s"
+            since = down_since if silent_since is None else silent_since
+            reason = f"{peer.state} for {now - since:.0f} s"
             if peer.misrouted:
                 reason += ", its IKE SA under ovs-monitor-ipsec's shunt connection"
             repairs.append(Repair(peer.peer, peer.port, reason))

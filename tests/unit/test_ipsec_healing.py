@@ -66,6 +66,25 @@ def test_an_established_pair_that_bfd_sees_down_is_repaired_after_the_grace():
         assert PeerObservation(B, "gre-x", "established", True, True, bfd).healthy(POLICY)
 
 
+def test_a_pair_just_back_gets_the_grace_for_its_bfd_before_any_repair():
+    """Its peer rebooted: down for minutes, repairs due long ago. The SAs come up and BFD
+    needs a few seconds: no repair then (one cut the fresh SAs in the VM lab), and none while
+    BFD stays down within the grace counted from the SAs coming up; after it, one."""
+    silent = PeerObservation(B, "gre-x", "established, but BFD is down: ...", True, True, "down")
+    plan = plan_repairs(0, [down(B)], {}, POLICY)
+    plan = plan_repairs(60, [down(B)], plan.records, POLICY)  # the first repair
+    assert len(plan.repairs) == 1
+    records = plan.records
+    for now in (300, 303, 359):  # back at 300, BFD still down; the backoff was over at 120
+        plan = plan_repairs(now, [silent], records, POLICY)
+        assert plan.repairs == () and plan.records[B].silent_since == 300
+        records = plan.records
+    assert plan_repairs(302, [up(B)], records, POLICY).records[B].silent_since is None
+    (repair,) = plan_repairs(360, [silent], records, POLICY).repairs
+    assert repair.reason == "established, but BFD is down: ... for 60 s"
+    assert wake_after(303, records, POLICY) == POLICY.recheck_down
+
+
 def test_the_delay_between_repairs_of_one_peer_doubles_up_to_the_cap():
     assert [backoff_delay(n, POLICY) for n in range(7)] == [0, 60, 120, 240, 480, 600, 600]
     records, now, times = {}, 0.0, []
@@ -200,6 +219,9 @@ def test_healer_invariants(steps, grace, first, cap):
             before = records.get(repair.peer)
             down_since = before.down_since if before and before.down_since is not None else now
             assert now - down_since >= grace  # never within the grace period
+            if seen.silent(policy):  # nor within the grace since its SAs came up
+                since = before.silent_since if before and before.silent_since is not None else now
+                assert now - since >= grace
             if before and before.streak and repair.peer in last:
                 # never sooner than the backoff, which never exceeds the cap
                 assert now - last[repair.peer] >= min(first, cap) - 1e-9
