@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ovsnet.ipsec.tunnels_show import bfd_carrying
+
 DEFAULT_GRACE = 60.0
 DEFAULT_FIRST_BACKOFF = 60.0
 DEFAULT_MAX_BACKOFF = 600.0
@@ -62,11 +64,11 @@ class PeerObservation:
     def carrying(self) -> bool:
         """BFD over the tunnel proves packets cross both ways: SAs keyed on both ends can still
         not match (the VM lab saw "established" pairs that carried no ping)."""
-        return self.bfd_state in (None, "up")
+        return bfd_carrying(self.bfd_state)
 
     def silent(self, policy: HealPolicy) -> bool:
         """Established, but BFD does not see packets crossing. BFD needs a few seconds after
-        the SAs come up, so this state gets a grace of its own (see plan_repairs)."""
+        the SAs come up, so this state gets a grace of its own (see next_repair_at)."""
         sas_up = self.ike_established and self.child_installed
         return policy.require_child_sa and sas_up and not self.carrying
 

@@ -28,6 +28,12 @@ _REDACTED = {"PSK"}
 _GRE_TYPES = ("gre", "gre64", "ipsec_gre")
 
 
+def bfd_carrying(bfd_state: str | None) -> bool:
+    """BFD over a tunnel sees packets cross both ways ("init": heard one way only), or BFD
+    does not run on it (None: nothing to judge by)."""
+    return bfd_state in (None, "up")
+
+
 def connection_names(port: str, version: int, tunnel_type: str) -> tuple[str, ...]:
     """strongSwan connections ovs-monitor-ipsec (OVS 2.11 to 3.x) loads for one tunnel:
     `<port>-<version>` for GRE, `<port>-in-<version>` and `<port>-out-<version>` otherwise."""
@@ -91,7 +97,7 @@ class MonitorTunnel:
         if self.state != "CONFIGURED":
             return self.state.lower()
         if self.child_installed and self.ike_established:
-            if bfd_state not in (None, "up"):
+            if not bfd_carrying(bfd_state):
                 return f"established, but BFD is {bfd_state}: packets do not cross both ways"
             return "established"
         if self.ike_established:
