@@ -26,7 +26,12 @@ class KernelSa:
         return int(self.spi, 16) != 0
 
     def delete_line(self) -> str:
-        mark = f" mark {self.mark}" if self.mark else ""
+        # A marked SA is only found with its mark, which iproute2 takes as `mark V mask M`: the
+        # listing's "V/M" form is refused ("MARK value is invalid"), seen on iproute2 6.1.
+        mark = ""
+        if self.mark:
+            value, _, mask = self.mark.partition("/")
+            mark = f" mark {value}" + (f" mask {mask}" if mask else "")
         return f"xfrm state delete src {self.src} dst {self.dst} proto esp spi {self.spi}{mark}"
 
 

@@ -134,7 +134,7 @@ src 203.0.113.22 dst {B}
 
 
 def test_repair_deletes_only_the_tunnel_policies_and_esp_sas_of_the_peers():
-    from ovsnet.strongswan import policy_selectors, state_batch
+    from ovsnet.strongswan import policy_selectors, state_deletions
 
     guard = Guard(frozenset({B}), frozenset({(C, 4789)}))
     assert policy_selectors(guard) == [
@@ -146,11 +146,11 @@ def test_repair_deletes_only_the_tunnel_policies_and_esp_sas_of_the_peers():
         ["src", f"{C}/32", "proto", "udp", "sport", "4789"],
     ]
     # Both directions of B, each SA by its exact id (with its mark): a `deleteall` filter
-    # would stay in force for the batch's next lines and leave the outbound SAs.
-    assert state_batch(XFRM_STATES, [B]).splitlines() == [
+    # would stay in force for a batch's next lines and leave the outbound SAs.
+    assert [" ".join(d) for d in state_deletions(XFRM_STATES, [B])] == [
         f"xfrm state delete src 203.0.113.22 dst {B} proto esp spi 0xc0c442ad",
-        f"xfrm state delete src {B} dst 203.0.113.22 proto esp spi 0xcb86585f mark 0x1/0x1",
+        f"xfrm state delete src {B} dst 203.0.113.22 proto esp spi 0xcb86585f mark 0x1 mask 0x1",
     ]
-    assert len(state_batch(XFRM_STATES, guard.peers).splitlines()) == 3
-    assert state_batch(XFRM_STATES, []) == ""
-    assert state_batch("", guard.peers) == ""
+    assert len(state_deletions(XFRM_STATES, guard.peers)) == 3
+    assert state_deletions(XFRM_STATES, []) == []
+    assert state_deletions("", guard.peers) == []
