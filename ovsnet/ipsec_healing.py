@@ -9,6 +9,11 @@ established again starts afresh. One stuck state is repaired without waiting for
 IKE SA with the peer under ovs-monitor-ipsec's catch-all shunt connection (`misrouted`), which is
 what a responder makes of a peer that initiated before the responder had loaded the tunnel's
 own connection (certificates; docs/decisions.md). Nothing ever re-negotiates that on its own.
+A peer down with nothing under way for it (no IKE SA, none being negotiated: `idle`) is first
+only initiated, at once and at most every `initiate_every` seconds, not torn down: charon drops
+the kernel's acquires that arrive before ovs-monitor-ipsec loaded the connection, and the
+kernel raises no new one while the dropped acquire's larval state lives (docs/decisions.md,
+"A host back from a restart initiates").
 Everything here works on wall-clock seconds passed in by the caller, so the same records work
 across processes (the state file under /run/ovsnet).
 
@@ -39,6 +44,8 @@ class HealPolicy:
     # While a peer is down, look again this often (a misrouted peer is repaired when seen, and
     # would otherwise wait until the next peer became due).
     recheck_down: float = 10.0
+    # An idle peer (see the module doc) is initiated again at most this often until it is up.
+    initiate_every: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,9 @@ class PeerObservation:
     # An IKE SA with this peer is up under ovs-monitor-ipsec's shunt connection instead of the
     # tunnel's own: a wrong state, not a negotiation in progress.
     misrouted: bool = False
+    # charon has no IKE SA for this peer under the tunnel's current connection, up or being
+    # negotiated: nothing will happen until a packet raises an acquire that charon takes.
+    idle: bool = False
 
     def healthy(self, policy: HealPolicy) -> bool:
         if policy.require_child_sa:
@@ -85,6 +95,8 @@ class RepairRecord:
     last_reason: str | None = None
     # First seen established with BFD down, in the current run of that state (None: not in it).
     silent_since: float | None = None
+    # Last time the healer initiated this peer (a repair initiates too), in this down streak.
+    initiated_at: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -103,6 +115,7 @@ class RepairRecord:
             last_repair=number("last_repair"),
             last_reason=str(data["last_reason"]) if data.get("last_reason") else None,
             silent_since=number("silent_since"),
+            initiated_at=number("initiated_at"),
         )
 
 
@@ -114,9 +127,16 @@ class Repair:
 
 
 @dataclass(frozen=True)
+class Initiation:
+    peer: str
+    port: str
+
+
+@dataclass(frozen=True)
 class HealPlan:
     records: dict[str, RepairRecord]  # the records to keep, repairs below already counted
     repairs: tuple[Repair, ...]
+    initiations: tuple[Initiation, ...] = ()
 
 
 def backoff_delay(streak: int, policy: HealPolicy) -> float:
@@ -151,16 +171,19 @@ def plan_repairs(
     policy: HealPolicy,
     may_repair: bool = True,
 ) -> HealPlan:
-    """Which peers to repair now, and the records afterwards. Peers no longer observed are
-    forgotten (their tunnel is gone). With may_repair=False (the plaintext guard is missing)
-    nothing is repaired, but how long each peer has been down is still tracked."""
+    """Which peers to repair now, which only to initiate, and the records afterwards. Peers no
+    longer observed are forgotten (their tunnel is gone). With may_repair=False (the plaintext
+    guard is missing) nothing is touched, but how long each peer has been down is tracked."""
     kept: dict[str, RepairRecord] = {}
     repairs: list[Repair] = []
+    initiations: list[Initiation] = []
     for peer in sorted(observed, key=lambda p: p.peer):
         record = records.get(peer.peer) or RepairRecord(port=peer.port)
         record = replace(record, port=peer.port)
         if peer.healthy(policy):
-            kept[peer.peer] = replace(record, down_since=None, streak=0, silent_since=None)
+            kept[peer.peer] = replace(
+                record, down_since=None, streak=0, silent_since=None, initiated_at=None
+            )
             continue
         down_since = now if record.down_since is None else record.down_since
         silent_since = None
@@ -174,9 +197,16 @@ def plan_repairs(
             if peer.misrouted:
                 reason += ", its IKE SA under ovs-monitor-ipsec's shunt connection"
             repairs.append(Repair(peer.peer, peer.port, reason))
-            record = record_repair(record, reason, now)
+            record = replace(record_repair(record, reason, now), initiated_at=now)
+        elif may_repair and peer.idle and not peer.misrouted and initiate_due(record, now, policy):
+            initiations.append(Initiation(peer.peer, peer.port))
+            record = replace(record, initiated_at=now)
         kept[peer.peer] = record
-    return HealPlan(kept, tuple(repairs))
+    return HealPlan(kept, tuple(repairs), tuple(initiations))
+
+
+def initiate_due(record: RepairRecord, now: float, policy: HealPolicy) -> bool:
+    return record.initiated_at is None or now >= record.initiated_at + policy.initiate_every
 
 
 def record_repair(record: RepairRecord, reason: str, now: float | None = None) -> RepairRecord:

@@ -192,6 +192,21 @@ def repair_peer(target: PeerConnections) -> None:
         _run([ipsec, "stroke", "up-nb", conn], f"initiating the strongSwan connection {conn}")
 
 
+def initiate(connections: Iterable[str]) -> None:
+    """Have charon initiate these connections now, tearing nothing down (up-nb: no waiting
+    for a peer that may be away; keyingtries=%forever keeps it trying).
+
+    NOTE: ovs-monitor-ipsec's connections are `auto=route`: charon initiates on the kernel's
+    acquire for the first packet. A host back from a restart raised its acquires (BFD's first
+    packets) while the monitor was still loading the connections; charon dropped them, and the
+    kernel raises no new acquire while the larval state lives (the VM lab's reboots: "0 up,
+    0 connecting" for over a minute, while the peers sat in retransmission backoff).
+    """
+    ipsec = _tool("ipsec", "strongswan")
+    for conn in connections:
+        _run([ipsec, "stroke", "up-nb", conn], f"initiating the strongSwan connection {conn}")
+
+
 # ovs-monitor-ipsec's catch-all connections (`prevent_unencrypted_gre`, `..._vxlan`, ...): drop
 # shunts for tunnel traffic without an SA. strongSwan also takes them as responder configs.
 SHUNT_PREFIX = "prevent_unencrypted_"

@@ -121,9 +121,9 @@ class Supervisor:
             if now >= self.recheck_at:
                 self.recheck_at = now + RECHECK
                 self._schedule_heal(now)
-                self._heal_ipsec()
                 if self._guard_watcher is not None:
                     self._guard_watcher.heal()
+            self._heal_ipsec()  # acts only when a peer is due (10 s apart while one is down)
             if self.heal_at is not None and now >= self.heal_at:
                 self._heal()
         log.info("stopping (SIGTERM)")
@@ -131,6 +131,8 @@ class Supervisor:
 
     def _timeout(self) -> float:
         due = [self.recheck_at] + ([self.heal_at] if self.heal_at is not None else [])
+        if self._healer is not None:  # its clock is the wall clock (its records outlive us)
+            due.append(time.monotonic() + self._healer.due_at - time.time())
         return max(0.0, min(due) - time.monotonic())
 
     def _schedule_heal(self, at: float) -> None:
@@ -311,4 +313,5 @@ class Supervisor:
         from ovsnet.services.ipsec_heal import healer_for
 
         self._healer = self._healer or healer_for(str(self.paths.rundir))
-        self._healer.tick(self.healing.db)
+        if time.time() >= self._healer.due_at:
+            self._healer.tick(self.healing.db)

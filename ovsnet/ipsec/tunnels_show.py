@@ -75,6 +75,16 @@ class MonitorTunnel:
         return any("ESTABLISHED" in line for line in self.current_connections)
 
     @property
+    def negotiating(self) -> bool:
+        return any("CONNECTING" in line for line in self.current_connections)
+
+    @property
+    def idle(self) -> bool:
+        """charon has no IKE SA of the current connection, up or under way: it waits for a
+        packet to raise an acquire (connections are `auto=route`)."""
+        return not self.ike_established and not self.negotiating
+
+    @property
     def outdated_ike(self) -> bool:
         """An IKE SA is up, but only under an earlier configuration of the tunnel."""
         return not self.ike_established and any("ESTABLISHED" in c for c in self.connections)
@@ -102,7 +112,7 @@ class MonitorTunnel:
             return "established"
         if self.ike_established:
             return "IKE up, no IPsec SA installed"
-        if any("CONNECTING" in line for line in self.current_connections):
+        if self.negotiating:
             return "configured, negotiating"
         if self.outdated_ike:
             return "configured but not established (IKE up only under an earlier configuration)"

@@ -25,6 +25,7 @@ from ovsnet.ovsdb.client import OvsDb
 from ovsnet.repair_history import repair_history, save_history
 from ovsnet.services.ipsec_owned_peers import (
     guard_problem,
+    initiate_and_log,
     owned_peers,
     read_monitor,
     repair_and_log,
@@ -59,6 +60,7 @@ class HealResult:
     """One look at every peer: what was repaired, what was held back, when to look again."""
 
     repaired: list[dict] = field(default_factory=list)
+    initiated: list[str] = field(default_factory=list)  # idle peers only initiated
     held_back: str | None = None
     next_in: float = 0.0
     peers: dict[str, dict] = field(default_factory=dict)
@@ -69,9 +71,11 @@ class HealResult:
     def render(self, console) -> None:
         for repair in self.repaired:
             console.print(f"repaired {repair['peer']} ({repair['port']}): {repair['reason']}")
+        for peer in self.initiated:
+            console.print(f"initiated {peer}: no IKE SA was under way")
         if self.held_back:
             console.print(f"no repair: {self.held_back}")
-        if not self.repaired and not self.held_back:
+        if not self.repaired and not self.initiated and not self.held_back:
             console.print(f"ipsec heal: nothing to repair ({len(self.peers)} IPsec peer(s))")
 
 
@@ -88,17 +92,22 @@ def heal_once(db: OvsDb, options: HealOptions, now: float | None = None) -> Heal
         observed = [p.observation(misrouted=str(p.peer) in shunted) for p in peers]
     plan = plan_repairs(now, observed, records, options.policy)
     tick = HealResult()
-    if plan.repairs:
+    if plan.repairs or plan.initiations:
         tick.held_back = guard_problem(snapshot)
         if tick.held_back:
             log.warning(
                 "IPsec peer(s) %s not established, not repaired: %s",
-                ", ".join(r.peer for r in plan.repairs),
+                ", ".join(
+                    sorted({r.peer for r in plan.repairs} | {i.peer for i in plan.initiations})
+                ),
                 tick.held_back,
             )
             plan = plan_repairs(now, observed, records, options.policy, may_repair=False)
     by_peer = {str(p.peer): p for p in peers}
     kept = dict(plan.records)
+    for initiation in plan.initiations:
+        initiate_and_log(by_peer[initiation.peer])
+        tick.initiated.append(initiation.peer)
     for repair in plan.repairs:
         error = repair_and_log(by_peer[repair.peer], repair.reason)
         if error:
@@ -126,9 +135,11 @@ class Healer:
             return None
         try:
             result = heal_once(db, self.options, now)
-        except NotReady as exc:  # e.g. ovs-monitor-ipsec restarting: look again later
+        except NotReady as exc:  # e.g. ovs-monitor-ipsec (re)starting: look again soon
+            # Soon, not after the grace: at a companion's start the first look finds the
+            # monitor not up yet, and its idle peers wait for that look to be initiated.
             log.debug("IPsec healer: %s", exc.one_line())
-            self.due_at = now + self.options.policy.grace
+            self.due_at = now + self.options.policy.recheck_down
             return None
         except OvsnetError as exc:  # never stops the process it runs in
             log.warning("IPsec healer: %s", exc.one_line())

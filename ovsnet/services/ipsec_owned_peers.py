@@ -59,6 +59,7 @@ class OwnedPeer:
             child_installed=seen.child_installed,
             bfd_state=self.bfd_state,
             misrouted=misrouted,
+            idle=seen.state == "CONFIGURED" and seen.idle,
         )
 
     def connections(self) -> strongswan.PeerConnections:
@@ -113,6 +114,17 @@ def read_monitor(run_dir: str | None) -> list[tunnels_show.MonitorTunnel]:
     from ovsnet.ipsec_monitor import monitor_tunnels
 
     return monitor_tunnels(run_dir)
+
+
+def initiate_and_log(peer: OwnedPeer) -> None:
+    """Initiate one idle peer's connections (nothing torn down) and log one line."""
+    try:
+        strongswan.initiate(peer.connections().connections)
+    except OvsnetError as exc:  # tried again after HealPolicy.initiate_every
+        log.warning("initiating IPsec peer %s (%s) failed: %s", peer.peer, peer.port,
+                    exc.one_line())  # fmt: skip
+        return
+    log.info("IPsec peer %s (%s): no IKE SA under way, initiated", peer.peer, peer.port)
 
 
 def repair_and_log(peer: OwnedPeer, reason: str) -> str | None:

@@ -501,6 +501,24 @@ def test_an_ike_sa_of_an_earlier_configuration_does_not_count(monitor_script):
     assert not tunnel.ike_established and tunnel.outdated_ike
     assert tunnel.summary().startswith("configured but not established")
     assert "earlier configuration" in tunnel.summary()
+    assert tunnel.idle  # nothing under way for the current connection: the healer initiates it
+
+
+def test_idle_means_no_ike_sa_of_the_current_connection_up_or_under_way(monitor_script):
+    """What a host back from a restart showed: "0 up, 0 connecting" for its peers, while the
+    kernel held larval acquire states only. Then and only then the healer initiates."""
+    connecting = _active("gre-c6336402", "gre-c6336402-1[3]: CONNECTING, 198.51.100.1[%any]..."
+                         "198.51.100.2[%any]")  # fmt: skip
+
+    def tunnel(conns):
+        text = _show(monitor_script, "gre-c6336402", {"remote_ip": REMOTE, "psk": GOOD_PSK},
+                     conns=conns)  # fmt: skip
+        (parsed,) = tunnels_show.parse_tunnels_show(text)
+        return parsed
+
+    assert tunnel({}).idle
+    assert not tunnel(connecting).idle and tunnel(connecting).summary() == "configured, negotiating"
+    assert not tunnel(ESTABLISHED_PAIR).idle  # IKE up, whatever its CHILD_SA
 
 
 def test_several_tunnels_and_the_empty_reply():

@@ -4,12 +4,14 @@ parts of the strongSwan facade and the repair history file."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ovsnet.ipsec_healing import (
     HealPolicy,
+    Initiation,
     PeerObservation,
     RepairRecord,
     backoff_delay,
@@ -141,6 +143,52 @@ def test_wake_after_is_the_next_due_peer_or_the_recheck_while_a_peer_is_down():
     assert wake_after(10, {}, POLICY) == POLICY.grace
 
 
+def idle(peer: str) -> PeerObservation:
+    return PeerObservation(peer, "gre-x", "configured but not established", idle=True)
+
+
+def test_an_idle_peer_is_initiated_at_once_and_again_until_it_is_up_then_repaired():
+    """A host back from a restart: charon dropped the acquires raised before its connections
+    were loaded and negotiates nothing. Initiating tears nothing down, so it needs no grace;
+    it is not repeated while a negotiation is under way, and the repair still comes after the
+    grace if initiating did not help."""
+    first = plan_repairs(0, [idle(B), down(A)], {}, POLICY)
+    assert first.initiations == (Initiation(B, "gre-x"),) and first.repairs == ()
+    assert first.records[B].initiated_at == 0 and first.records[B].repairs == 0
+    assert plan_repairs(29, [idle(B)], first.records, POLICY).initiations == ()
+    again = plan_repairs(30, [idle(B)], first.records, POLICY)
+    assert again.initiations == (Initiation(B, "gre-x"),)
+    assert plan_repairs(40, [down(B)], again.records, POLICY).initiations == ()  # negotiating
+    due = plan_repairs(60, [idle(B)], again.records, POLICY)
+    assert [r.peer for r in due.repairs] == [B] and due.initiations == ()
+    assert due.records[B].initiated_at == 60  # a repair initiates too
+    healed = plan_repairs(70, [up(B)], due.records, POLICY).records
+    assert healed[B].initiated_at is None
+    assert plan_repairs(80, [idle(B)], healed, POLICY).initiations  # a new down streak
+
+
+def test_nothing_is_initiated_while_the_guard_is_missing_or_under_the_shunt():
+    held = plan_repairs(0, [idle(B)], {}, POLICY, may_repair=False)
+    assert held.initiations == () and held.records[B].initiated_at is None
+    shunted = replace(idle(B), misrouted=True)
+    assert plan_repairs(0, [shunted], {}, POLICY).initiations == ()  # repaired instead
+
+
+def test_the_healer_looks_again_soon_while_the_monitor_is_not_up_yet(monkeypatch):
+    """At a companion's start the first look finds ovs-monitor-ipsec not running yet; its idle
+    peers must not wait a whole grace for the next look."""
+    from ovsnet.errors import NotReady
+    from ovsnet.services import ipsec_heal
+
+    def not_yet(db, options, now):
+        raise NotReady("ovs-monitor-ipsec is not running")
+
+    monkeypatch.setattr(ipsec_heal, "heal_once", not_yet)
+    healer = ipsec_heal.Healer(ipsec_heal.HealOptions(policy=POLICY))
+    assert healer.tick(db=None, now=1000) is None
+    assert healer.due_at == 1000 + POLICY.recheck_down
+
+
 def misrouted(peer: str) -> PeerObservation:
     return PeerObservation(peer, "gre-x", "configured but not established", misrouted=True)
 
@@ -195,6 +243,8 @@ observation = st.builds(
     ike_established=st.booleans(),
     child_installed=st.booleans(),
     bfd_state=st.sampled_from([None, "up", "down", "init"]),
+    misrouted=st.booleans(),
+    idle=st.booleans(),
 )
 rounds = st.lists(
     st.tuples(st.integers(0, 400), st.lists(observation, max_size=3, unique_by=lambda o: o.peer)),
@@ -218,7 +268,8 @@ def test_healer_invariants(steps, grace, first, cap):
             assert not seen.healthy(policy)  # an established peer is never repaired
             before = records.get(repair.peer)
             down_since = before.down_since if before and before.down_since is not None else now
-            assert now - down_since >= grace  # never within the grace period
+            if not seen.misrouted:  # under the shunt: repaired when seen
+                assert now - down_since >= grace  # else never within the grace period
             if seen.silent(policy):  # nor within the grace since its SAs came up
                 since = before.silent_since if before and before.silent_since is not None else now
                 assert now - since >= grace
@@ -228,6 +279,15 @@ def test_healer_invariants(steps, grace, first, cap):
                 assert backoff_delay(before.streak, policy) <= cap
             last[repair.peer] = now
         assert len({r.peer for r in plan.repairs}) == len(plan.repairs)  # once per tick
+        repaired = {r.peer for r in plan.repairs}
+        for initiation in plan.initiations:
+            seen = by_peer[initiation.peer]
+            # only an idle peer that is down, never one also repaired in the same tick
+            assert seen.idle and not seen.healthy(policy) and not seen.misrouted
+            assert initiation.peer not in repaired
+            before = records.get(initiation.peer)
+            if before and before.initiated_at is not None and before.down_since is not None:
+                assert now - before.initiated_at >= policy.initiate_every
         assert set(plan.records) == set(by_peer)
         for peer, record in plan.records.items():
             assert record.repairs >= record.streak >= 0
