@@ -131,7 +131,9 @@ class Supervisor:
 
     def _timeout(self) -> float:
         due = [self.recheck_at] + ([self.heal_at] if self.heal_at is not None else [])
-        if self._healer is not None:  # its clock is the wall clock (its records outlive us)
+        if self._healer is not None and self._can_heal_ipsec():
+            # Its clock is the wall clock (its records outlive us). Only while it can tick: a
+            # due time it cannot act on would make this loop spin and starve the host's CPU.
             due.append(time.monotonic() + self._healer.due_at - time.time())
         return max(0.0, min(due) - time.monotonic())
 
@@ -306,12 +308,16 @@ class Supervisor:
         self.ipsec_on = True
         log.info("strongSwan and ovs-monitor-ipsec running")
 
+    def _can_heal_ipsec(self) -> bool:
+        return self.ipsec_on and self.healing.db is not None
+
     def _heal_ipsec(self) -> None:
         """Repair IPsec peers that stay not established, one at a time (logs each repair)."""
-        if not self.ipsec_on or self.healing.db is None:
+        db = self.healing.db
+        if not self.ipsec_on or db is None:
             return
         from ovsnet.services.ipsec_heal import healer_for
 
         self._healer = self._healer or healer_for(str(self.paths.rundir))
         if time.time() >= self._healer.due_at:
-            self._healer.tick(self.healing.db)
+            self._healer.tick(db)

@@ -118,7 +118,12 @@ def heal_once(db: OvsDb, options: HealOptions, now: float | None = None) -> Heal
         save_history(kept, options.state_file)
     tick.peers = {peer: record.as_json() for peer, record in kept.items()}
     tick.next_in = wake_after(now, kept, options.policy)
+    if tick.held_back:  # nothing changes until the guard is back: look again in a while
+        tick.next_in = max(tick.next_in, options.policy.recheck_down)
     return tick
+
+
+MIN_LOOK = 1.0  # seconds: the soonest the healer looks again after a look
 
 
 class Healer:
@@ -145,7 +150,9 @@ class Healer:
             log.warning("IPsec healer: %s", exc.one_line())
             self.due_at = now + self.options.policy.grace
             return None
-        self.due_at = now + result.next_in
+        # Never sooner than MIN_LOOK: a peer due but held back (no guard) would otherwise be
+        # due again at once, and a process that ticks when due would spin.
+        self.due_at = now + max(result.next_in, MIN_LOOK)
         return result
 
 

@@ -189,6 +189,21 @@ def test_the_healer_looks_again_soon_while_the_monitor_is_not_up_yet(monkeypatch
     assert healer.due_at == 1000 + POLICY.recheck_down
 
 
+def test_the_healer_is_never_due_again_at_once(monkeypatch):
+    """A companion's loop wakes when the healer is due: a look that left a peer due (held
+    back while the guard is missing) must not make it due again at once, or the loop spins
+    (it starved a 1-vCPU VM's OVS and IKE daemons in a CI run)."""
+    from ovsnet.services import ipsec_heal
+
+    def held_back(db, options, now):
+        return ipsec_heal.HealResult(held_back="no guard", next_in=0.0)
+
+    monkeypatch.setattr(ipsec_heal, "heal_once", held_back)
+    healer = ipsec_heal.Healer(ipsec_heal.HealOptions(policy=POLICY))
+    healer.tick(db=None, now=1000)
+    assert healer.due_at >= 1000 + ipsec_heal.MIN_LOOK
+
+
 def misrouted(peer: str) -> PeerObservation:
     return PeerObservation(peer, "gre-x", "configured but not established", misrouted=True)
 
