@@ -25,6 +25,7 @@ from ovsnet.companion.healing import HostHealer
 from ovsnet.errors import InvalidInput, OperationFailed, OvsnetError
 
 if TYPE_CHECKING:  # loaded when first used: the companion starts OVS before it needs them
+    from ovsnet.ovsdb.client import OvsDb
     from ovsnet.plaintext_guard import Guard
     from ovsnet.services.guard_watch import GuardWatcher
     from ovsnet.services.ipsec_heal import Healer
@@ -131,7 +132,7 @@ class Supervisor:
 
     def _timeout(self) -> float:
         due = [self.recheck_at] + ([self.heal_at] if self.heal_at is not None else [])
-        if self._healer is not None and self._can_heal_ipsec():
+        if self._healer is not None and self._healer_db() is not None:
             # Its clock is the wall clock (its records outlive us). Only while it can tick: a
             # due time it cannot act on would make this loop spin and starve the host's CPU.
             due.append(time.monotonic() + self._healer.due_at - time.time())
@@ -308,13 +309,14 @@ class Supervisor:
         self.ipsec_on = True
         log.info("strongSwan and ovs-monitor-ipsec running")
 
-    def _can_heal_ipsec(self) -> bool:
-        return self.ipsec_on and self.healing.db is not None
+    def _healer_db(self) -> OvsDb | None:
+        """The OVSDB connection the IPsec healer ticks on; None while it cannot tick."""
+        return self.healing.db if self.ipsec_on else None
 
     def _heal_ipsec(self) -> None:
         """Repair IPsec peers that stay not established, one at a time (logs each repair)."""
-        db = self.healing.db
-        if not self.ipsec_on or db is None:
+        db = self._healer_db()
+        if db is None:
             return
         from ovsnet.services.ipsec_heal import healer_for
 
