@@ -49,8 +49,12 @@ def _call(argv: list[str], what: str, input: str | None = None) -> subprocess.Co
 def _run(argv: list[str], what: str, input: str | None = None) -> None:
     done = _call(argv, what, input)
     if done.returncode != 0:
-        detail = " ".join(done.stderr.split())[:200] or f"exit {done.returncode}"
-        raise OperationFailed(f"{what} failed: {detail}")
+        raise OperationFailed(f"{what} failed: {_failure(done)}")
+
+
+def _failure(done: subprocess.CompletedProcess) -> str:
+    """A failed command's stderr on one line (or its exit code), for an error message."""
+    return " ".join(done.stderr.split())[:200] or f"exit {done.returncode}"
 
 
 def peer_policy_selectors(peer: IPv4Address, udp_ports: Iterable[int] = (), gre: bool = False):
@@ -132,8 +136,7 @@ def delete_sas(deletions: list[list[str]]) -> None:
     for deletion in deletions:
         done = _call([ip, *deletion], "deleting a peer's SA")
         if done.returncode != 0 and SA_GONE not in done.stderr:
-            detail = " ".join(done.stderr.split())[:200] or f"exit {done.returncode}"
-            raise OperationFailed(f"deleting the peers' SAs failed: {detail}")
+            raise OperationFailed(f"deleting the peers' SAs failed: {_failure(done)}")
 
 
 def forget_peers(gone: Guard) -> None:
