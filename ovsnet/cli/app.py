@@ -38,6 +38,7 @@ COMMAND_MODULES = {
     "supervise": "supervise_commands",
     "metrics": "metrics_commands",
     "doctor": "doctor_commands",
+    "batch": "batch_commands",
     "completion": "meta_commands",
     "man": "meta_commands",
 }

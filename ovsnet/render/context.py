@@ -12,6 +12,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from ovsnet import __version__
 from ovsnet.addressing import DEFAULT_SUPERNET, HOST_PREFIXLEN, HostAddressing, host_addressing
+from ovsnet.batch import join_steps
 from ovsnet.errors import InvalidInput
 from ovsnet.render.host_layout import (
     COMPANION_CAPABILITIES,
@@ -137,6 +138,11 @@ class HostConfig:
                 for peer in self.peers
             ]  # fmt: skip
         return [self.init_args(), secret.setup_args(), *peers]
+
+    def boot_command(self) -> list[str]:
+        """The `ovsnet` arguments of the init unit: ovsnet_commands() in one process (a Python
+        start took 20-80 s per command in an emulated VM, while the companion waited)."""
+        return join_steps(self.ovsnet_commands())
 
     def host_modules(self) -> list[str]:
         """The kernel modules the companion unit loads on the host before the container."""

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from ovsnet import __version__
+from ovsnet.batch import SEPARATOR
 from ovsnet.errors import InvalidInput
 from ovsnet.render.context import HostConfig
 from ovsnet.render.host_layout import (
@@ -84,17 +85,26 @@ def header(config: HostConfig) -> list[str]:
     return lines
 
 
-def _exec_start(argv: list[str]) -> str:
-    """A long command line for a unit, one option group per continuation line."""
+def _exec_start(
+    argv: list[str],
+    breaks: tuple[str, ...] = ("--volume", "--cap-drop=ALL"),
+    last_alone: bool = True,
+) -> str:
+    """A long command line for a unit, a new continuation line before each of `breaks` (and
+    before the last token: the companion's image)."""
     command_line(argv)  # refuses unsafe tokens
     lines = [argv[0]]
     for index, token in enumerate(argv[1:], start=1):
-        starts_group = token in ("--volume", "--cap-drop=ALL") or index == len(argv) - 1
-        if starts_group:
+        if token in breaks or (last_alone and index == len(argv) - 1):
             lines.append(token)
         else:
             lines[-1] += " " + token
     return " \\\n    ".join(lines)
+
+
+def _boot_exec_start(argv: list[str]) -> str:
+    """The init unit's one command: each ovsnet command of its batch on a line of its own."""
+    return _exec_start(argv, breaks=(SEPARATOR,), last_alone=False)
 
 
 def _unit_context(config: HostConfig) -> dict:
@@ -108,9 +118,7 @@ def _unit_context(config: HostConfig) -> dict:
         "capabilities": COMPANION_CAPABILITIES,
         "host_modules": config.host_modules(),
         "image_tarball": config.image_tarball,
-        "ovsnet_commands": [
-            command_line(config.companion_exec(args)) for args in config.ovsnet_commands()
-        ],
+        "ovsnet_command": _boot_exec_start(config.companion_exec(config.boot_command())),
         "docker_flags": config.dropin_flags,
         "docker_tls": config.docker_tls,
     }
@@ -129,7 +137,7 @@ def host_unit(config: HostConfig) -> Unit:
         "ovsnet": OVSNET,
         "unit_name": INIT_UNIT,
         "ipsec": config.ipsec,
-        "ovsnet_commands": [command_line([OVSNET, *args]) for args in config.ovsnet_commands()],
+        "ovsnet_command": _boot_exec_start([OVSNET, *config.boot_command()]),
     }
     return Unit(INIT_UNIT, render_template(KINDS["host-unit"].template, context))
 

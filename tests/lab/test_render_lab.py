@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ovsnet.batch import join_steps, split_steps
 from ovsnet.cli import main
 from ovsnet.render import build_host_config, render
 from tests.lab.rendered_dockerd import restart_dockerd_as_rendered
@@ -91,16 +92,21 @@ def dropin_flags(user_data: dict) -> list[str]:
     return value.split()  # an unbraced $VAR in ExecStart= splits on whitespace
 
 
-def init_unit_commands(user_data: dict) -> list[list[str]]:
-    """The ovsnet argument lists of the init unit's ExecStart= lines, in order."""
+def init_unit_command(user_data: dict) -> list[str]:
+    """The ovsnet arguments of the init unit's one ExecStart= (continuation lines joined)."""
     (unit,) = [u for u in user_data["coreos"]["units"] if u["name"] == "ovsnet-init.service"]
-    commands = []
-    for line in unit["content"].splitlines():
-        if line.startswith("ExecStart="):
-            argv = shlex.split(line.removeprefix("ExecStart="))
-            assert argv[: len(COMPANION_EXEC)] == COMPANION_EXEC, line
-            commands.append(argv[len(COMPANION_EXEC) :])
-    return commands
+    content = unit["content"].replace("\\\n", " ")
+    (line,) = [x for x in content.splitlines() if x.startswith("ExecStart=")]
+    argv = shlex.split(line.removeprefix("ExecStart="))
+    assert argv[: len(COMPANION_EXEC)] == COMPANION_EXEC, line
+    return argv[len(COMPANION_EXEC) :]
+
+
+def with_lab_only_init_flags(argv: list[str]) -> list[str]:
+    """The same batch with the netdev datapath given to its init (no kernel datapath here)."""
+    steps = split_steps(argv[1:]) if argv[0] == "batch" else [argv]
+    return join_steps([[*step, *LAB_ONLY_INIT_FLAGS] if step[0] == "init" else step
+                       for step in steps])  # fmt: skip
 
 
 def test_rendered_user_data_for_three_hosts_gives_a_working_mesh(lab_factory, tmp_path):
@@ -121,10 +127,11 @@ def test_rendered_user_data_for_three_hosts_gives_a_working_mesh(lab_factory, tm
         user_data = yaml.safe_load(Path(out / f"{host.name}.coreos.yaml").read_text())
         restart_dockerd_as_rendered(host, flags=dropin_flags(user_data))
         assert ipv4_addresses(host, "docker0") == [f"{prefixes[host.name]}.1/8"]
-        for args in init_unit_commands(user_data):
-            extra = LAB_ONLY_INIT_FLAGS if args[0] == "init" else []
-            done = host.ovsnet(*args, *extra)
-            assert done.returncode == 0, (args, done.stderr)
+        # init and peer add in one `ovsnet batch`, as the unit runs them
+        argv = init_unit_command(user_data)
+        assert argv[0] == "batch", argv
+        done = host.ovsnet(*with_lab_only_init_flags(argv))
+        assert done.returncode == 0, (argv, done.stderr)
         containers[host.name] = host.start_container()
 
     for host in lab.hosts:

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 import pytest
 import yaml
 
+from ovsnet.batch import split_steps
 from ovsnet.cli import main
 from ovsnet.pki import cas as pki_cas
 from ovsnet.pki import issue as pki_issue
@@ -74,14 +75,16 @@ def written_files(kind: str, text: str) -> dict[str, tuple[int, str]]:
 
 
 def exec_lines(kind: str, text: str) -> list[str]:
-    """The ovsnet commands of the rendered init unit, in order."""
+    """The ovsnet commands of the rendered init unit's batch, in order."""
     if kind == "ignition":
         units = {u["name"]: u.get("contents", "") for u in json.loads(text)["systemd"]["units"]}
     elif kind == "cloud-init":
         units = {Path(e["path"]).name: e["content"] for e in yaml.safe_load(text)["write_files"]}
     else:
         units = {u["name"]: u.get("content", "") for u in yaml.safe_load(text)["coreos"]["units"]}
-    return [x for x in units["ovsnet-init.service"].splitlines() if x.startswith("ExecStart=")]
+    joined = units["ovsnet-init.service"].replace(" \\\n    ", " ")
+    (line,) = [x for x in joined.splitlines() if x.startswith("ExecStart=")]
+    return [" ".join(step) for step in split_steps(line.split(" ovsnet batch ", 1)[1].split())]
 
 
 @pytest.mark.parametrize("kind", KINDS)
