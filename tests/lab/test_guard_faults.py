@@ -55,8 +55,10 @@ def psk_file(tmp_path_factory) -> Path:
 @pytest.fixture
 def clean(host):
     yield host
+    stopped = host.pids().get("ovs-vswitchd")  # None when a test was interrupted without it
     with contextlib.suppress(ProcessLookupError):
-        os.kill(host.pids()["ovs-vswitchd"], signal.SIGCONT)
+        if stopped:
+            os.kill(stopped, signal.SIGCONT)
     listed = json.loads(host.ovsnet("--json", "peer", "list", check=True).stdout)
     if listed:
         host.ovsnet("peer", "remove", *[p["remote_ip"] for p in listed], check=True)
