@@ -106,6 +106,31 @@ def failures_of_every_pair(vms: Sequence[Vm], check: Callable[[Vm, Vm], str | No
         return list(itertools.chain.from_iterable(pool.map(from_source, vms)))
 
 
+def parse_keyed_esp_pairs(listing: str, mode: str | None = "transport") -> set[tuple[str, str]]:
+    """(src, dst) of every keyed ESP SA of `mode` (None: any) in an `ip xfrm state` listing.
+
+    Keyed: with an algorithm (larval states, SPI allocations and acquires, carry none). The
+    default leaves tunnel-mode SAs out: in these labs one is ovs-monitor-ipsec's catch-all shunt
+    connection, which a responder that had not loaded the tunnel's own connection yet may have
+    matched; it is not the tunnel's."""
+    found: set[tuple[str, str]] = set()
+    head, sa_mode = None, None
+    for line in listing.splitlines():
+        words = line.split()
+        if line.startswith("src ") and len(words) >= 4:
+            head, sa_mode = (words[1], words[3]), None
+        elif "mode" in words[:-1]:
+            sa_mode = words[words.index("mode") + 1]
+        elif head and words and words[0] in ("aead", "enc") and mode in (None, sa_mode):
+            found.add(head)
+    return found
+
+
+def keyed_esp_pairs(vm: Vm, mode: str | None = "transport") -> set[tuple[str, str]]:
+    """parse_keyed_esp_pairs of the VM's kernel, from one listing (one ssh)."""
+    return parse_keyed_esp_pairs(vm.ssh("ip xfrm state list proto esp").stdout, mode)
+
+
 def sysctl(vm: Vm, key: str) -> str:
     return vm.ssh(f"sysctl -n {key}", check=True).stdout.strip()
 

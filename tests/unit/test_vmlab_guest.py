@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from ovsnet.vmlab.guest import failures_of_every_pair
+from ovsnet.vmlab.guest import failures_of_every_pair, parse_keyed_esp_pairs
 
 
 def test_every_ordered_pair_is_checked_once_the_sources_at_once():
@@ -28,3 +28,32 @@ def test_every_ordered_pair_is_checked_once_the_sources_at_once():
 
 def test_no_vms_no_pairs_no_failures():
     assert failures_of_every_pair([], lambda src, dst: "never called") == []
+
+
+LISTING = """\
+src 198.51.100.11 dst 198.51.100.12
+\tproto esp spi 0xc1a2b3c4 reqid 1 mode transport
+\treplay-window 0 flag af-unspec
+\taead rfc4106(gcm(aes)) 0x00 128
+\tsel src 198.51.100.11/32 dst 198.51.100.12/32 proto gre
+src 198.51.100.13 dst 198.51.100.11
+\tproto esp spi 0xc5a6b7c8 reqid 2 mode tunnel
+\treplay-window 32 flag af-unspec
+\tenc cbc(aes) 0x00
+src 198.51.100.12 dst 198.51.100.11
+\tproto esp spi 0x00000000 reqid 1 mode transport
+\treplay-window 0
+\tsel src 198.51.100.12/32 dst 198.51.100.11/32 proto gre
+"""
+
+
+def test_only_keyed_transport_sas_count_as_a_tunnels():
+    # The tunnel-mode SA is the monitor's shunt; the larval state (no algorithm) carries nothing.
+    assert parse_keyed_esp_pairs(LISTING) == {("198.51.100.11", "198.51.100.12")}
+
+
+def test_any_mode_counts_keyed_tunnel_mode_sas_too():
+    assert parse_keyed_esp_pairs(LISTING, None) == {
+        ("198.51.100.11", "198.51.100.12"),
+        ("198.51.100.13", "198.51.100.11"),
+    }

@@ -163,22 +163,6 @@ def _status(vm) -> dict:
         return {}
 
 
-def _keyed_transport_pairs(vm) -> set[tuple[str, str]]:
-    """(src, dst) of every keyed transport-mode ESP SA in the VM's kernel, from one listing.
-    Not a tunnel-mode SA: that is ovs-monitor-ipsec's catch-all shunt, not the tunnel's."""
-    found: set[tuple[str, str]] = set()
-    head, mode = None, None
-    for line in vm.ssh("ip xfrm state list proto esp").stdout.splitlines():
-        words = line.split()
-        if line.startswith("src ") and len(words) >= 4:
-            head, mode = (words[1], words[3]), None
-        elif "mode" in words[:-1]:
-            mode = words[words.index("mode") + 1]
-        elif head and words and words[0] in ("aead", "enc") and mode == "transport":
-            found.add(head)
-    return found
-
-
 def _pairs_not_up(vms) -> list[str]:
     """Pairs a->b without keyed transport-mode SAs both ways in a's kernel, or whose tunnel a's
     status does not report established.
@@ -188,7 +172,7 @@ def _pairs_not_up(vms) -> list[str]:
     host's own boot (or restart) needs meanwhile. Polling status on every host every few
     seconds had the test slow down what it was timing."""
     with ThreadPoolExecutor(max_workers=len(vms)) as pool:
-        kernels = dict(zip([vm.name for vm in vms], pool.map(_keyed_transport_pairs, vms),
+        kernels = dict(zip([vm.name for vm in vms], pool.map(guest.keyed_esp_pairs, vms),
                            strict=True))  # fmt: skip
         down = [(a, b) for a, b in itertools.permutations(vms, 2)
                 if not {(a.underlay_ip, b.underlay_ip), (b.underlay_ip, a.underlay_ip)}
