@@ -19,7 +19,8 @@ from test_kernel_lab import CONTAINER, _bring_up_host, prefix_of
 
 from ovsnet.vmlab import guest
 
-pytestmark = pytest.mark.vm
+# In `make test-vm-extended`: make test's reboot is the certificate fleet's (test_boot_userdata).
+pytestmark = [pytest.mark.vm, pytest.mark.vm_extended]
 
 UNIT = "/etc/systemd/system/ovsnet-init.service"
 BACK_TIMEOUT = 300  # boot under emulation, then Docker and the unit's retries
