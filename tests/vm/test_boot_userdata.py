@@ -123,7 +123,10 @@ def booted(request, vm_tier_ready, lab_factory_module, tmp_path_factory, measure
     from ovsnet.vmlab.lab import Seeding
 
     variant = request.param
-    running = VmLab.names()
+    labs = [VmLab.load(name) for name in VmLab.names()]
+    for stale in [lab for lab in labs if not any(vm.running() for vm in lab.vms)]:
+        stale.down()  # left by an interrupted run: its qemu processes are gone (2026-12-01)
+    running = [lab.name for lab in labs if any(vm.running() for vm in lab.vms)]
     assert not running, f"another VM lab is running ({running}): one lab's VMs at a time"
     started = time.monotonic()
     archive = _companion_archive(lab_factory_module)
