@@ -47,7 +47,7 @@ src 198.51.100.12 dst 198.51.100.11
 """
 
 
-def test_only_keyed_transport_sas_count_as_a_tunnels():
+def test_only_keyed_transport_sas_count_as_the_tunnels():
     # The tunnel-mode SA is the monitor's shunt; the larval state (no algorithm) carries nothing.
     assert parse_keyed_esp_pairs(LISTING) == {("198.51.100.11", "198.51.100.12")}
 
