@@ -19,7 +19,7 @@ test: setup
 	$(PY) -m pytest -q --hypothesis-profile=ci --durations=40 -m "not vm_extended"
 
 test-vm-extended: setup
-	$(PY) -m pytest -q -m vm tests/vm --durations=20
+	$(PY) -m pytest -q -m vm_extended tests/vm --durations=20
 
 unit: setup
 	$(PY) -m pytest -q -m "not lab and not vm"

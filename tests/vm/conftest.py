@@ -1,4 +1,5 @@
-"""Fixtures of the real-kernel lab: one boot of 3 Debian VMs shared by every VM test.
+"""Fixtures of the real-kernel lab: one boot of 3 Debian VMs shared by the host-unit scenarios
+(`vm_extended`: `make test-vm-extended`); test_boot_userdata.py boots fleets of its own.
 
 Run alone with `.venv/bin/python -m pytest -m vm tests/vm` (as root). The first run builds the
 VM image (about 2 minutes); later runs reuse it from the cache (OVSNET_VMLAB_CACHE). To iterate

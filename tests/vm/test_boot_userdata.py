@@ -12,15 +12,16 @@ strongSwan restart: pairs not established at first are the companion's healer's 
 
 The underlay is captured from power-on: no GRE and no readable inner packet may cross it, ever.
 
-Once the mesh is up, the same VMs serve two more scenarios (no extra boot): Docker restarted
-on one host (the companion restarts with it: docker0 must be re-attached and IPsec back,
-nothing readable on the wire meanwhile), then one host rebooted (back in the encrypted mesh with
-no human step).
+Once the mesh is up, the same VMs serve more scenarios (no extra boot): the mesh switched on
+every host at once, round after round (the all-at-once IPsec bring-up, healed by the product
+alone), then Docker restarted on one host (the companion restarts with it: docker0 must be
+re-attached and IPsec back, nothing readable on the wire meanwhile), or one host rebooted (back
+in the encrypted mesh with no human step).
 
 `make test` boots two fleets: one with the fleet's PSK embedded, then one with each host's own
-certificate from `ovsnet pki` (about 8 more minutes, paid for by the shared lab's IPsec
-scenarios sharing one mesh setup). The Docker restart runs on the PSK fleet, the reboot on the
-certificate fleet. OVSNET_VM_USERDATA=psk (or pki) boots one (tests/vm/README.md).
+certificate from `ovsnet pki`. This module is `make test`'s whole VM tier (the shared host-unit
+lab is `vm_extended`: docs/decisions.md). The Docker restart runs on the PSK fleet, the reboot
+on the certificate fleet. OVSNET_VM_USERDATA=psk (or pki) boots one (tests/vm/README.md).
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ STATUS_TIMEOUT = 120
 # After Docker restarts or the host reboots: the companion's start (OVS, strongSwan, ovsnet
 # init under emulation), then its healer's grace (60 s) and one backoff (60 s), with room.
 BACK_TIMEOUT = 600
+# All-at-once switches of the booted mesh per fleet: the acceptance's five bring-ups in one run
+# (switching tunnels, not rebooting), with both kinds of IKE authentication.
+SWITCH_ROUNDS = {"psk": 3, "pki": 2}
+HEAL_GRACE = 60  # the companion healer's default grace (ovsnet.ipsec_healing.DEFAULT_GRACE)
 
 
 @dataclass
@@ -326,6 +331,97 @@ def test_every_container_pings_every_other_over_ipsec_and_nothing_readable_cross
     measurements[f"userdata_{mesh.variant}_capture_from_power_on"] = counts.as_dict()
     for host in vms:
         _assert_encrypted_only(counts, host, [vm for vm in vms if vm is not host])
+
+
+def _repair_count(repairs: dict[str, dict]) -> dict[tuple[str, str], int]:
+    return {(host, peer): record["count"] for host, peers in repairs.items()
+            for peer, record in peers.items()}  # fmt: skip
+
+
+def _repairs_since(before: dict[str, dict], after: dict[str, dict]) -> int:
+    """Repairs made between two `_repairs` reads (a peer's count restarts if its history was
+    dropped with the peer: then all of the new count is new)."""
+    old, new = _repair_count(before), _repair_count(after)
+    return sum(n - old.get(key, 0) if n >= old.get(key, 0) else n for key, n in new.items())
+
+
+def _in_companions(vms, command_of) -> None:
+    """`ovsnet <command_of(vm)>` in every host's companion at once (as its init unit runs it)."""
+    with ThreadPoolExecutor(max_workers=len(vms)) as pool:
+        list(pool.map(lambda vm: vm.ssh(f"docker exec ovsnet ovsnet {command_of(vm)}",
+                                        check=True, timeout=300), vms))  # fmt: skip
+
+
+def _peer_adds(vm, vms, variant: str) -> str:
+    """The host's peers added back as its user-data adds them: IPsec, each with its subnet and,
+    with certificates, the CN its certificate must carry (the inventory name)."""
+    cn = {"psk": lambda peer: [], "pki": lambda peer: ["--remote-name", peer.name]}[variant]
+    steps = [" ".join(["peer", "add", peer.underlay_ip, "--ipsec", *cn(peer),
+                       "--subnet", PEER_SUBNETS[peer.name]])
+             for peer in vms if peer is not vm]  # fmt: skip
+    return "batch " + " --then ".join(steps)
+
+
+def _switch_all_at_once(mesh, name: str) -> dict:
+    """One all-at-once bring-up: every host drops its tunnels, and once no tunnel SA is left
+    anywhere, all hosts add them back at the same moment, as a fleet does at power-on. Nothing
+    is repaired here: pairs left not established are the companions' healers' to bring up.
+    The round's row: pairs not up at the first look once the commands returned, still down
+    after the healer's grace, seconds from the commands to every pair up, the healers'
+    repairs."""
+    vms = mesh.lab.vms
+    others = {vm.name: " ".join(p.underlay_ip for p in vms if p is not vm) for vm in vms}
+    _in_companions(vms, lambda vm: f"peer remove {others[vm.name]}")
+    with ThreadPoolExecutor(max_workers=len(vms)) as pool:
+        guest.wait_until(lambda: not any(pool.map(guest.keyed_esp_pairs, vms)), BACK_TIMEOUT,
+                         f"{name}: every tunnel SA gone after peer remove", interval=3)  # fmt: skip
+    before = _repairs(vms)
+    started = time.monotonic()  # the switch as a user times it: from the commands on
+    _in_companions(vms, lambda vm: _peer_adds(vm, vms, mesh.variant))
+    not_up_at_first, down_after_grace = None, None
+    while down := _pairs_not_up(vms):
+        elapsed = time.monotonic() - started
+        not_up_at_first = len(down) if not_up_at_first is None else not_up_at_first
+        if down_after_grace is None and elapsed >= HEAL_GRACE:
+            down_after_grace = down
+        if elapsed > BACK_TIMEOUT:
+            views = "\n".join(_diagnosis(vm) for vm in vms)
+            pytest.fail(f"{name}: {', '.join(down)} still down after {BACK_TIMEOUT} s of the "
+                        f"companions' own healing:\n{views}")  # fmt: skip
+        time.sleep(3)
+    return {"switch": name, "pairs": len(vms) * (len(vms) - 1),
+            "not_up_at_first": not_up_at_first or 0,
+            "down_after_grace": len(down_after_grace or []),
+            "all_up_s": round(time.monotonic() - started, 1),
+            "healer_repairs": _repairs_since(before, _repairs(vms))}  # fmt: skip
+
+
+def test_the_mesh_switched_on_every_host_at_once_comes_up_by_itself_every_round(mesh, measurements):
+    """The all-at-once IPsec bring-up, repeated on the booted fleet (SWITCH_ROUNDS: five in
+    all in make test, with certificates and with the PSK). Every round must end with every
+    pair established by the product alone, and no GRE and nothing readable on the underlay
+    while the tunnels go and come back (the plaintext guard)."""
+    vms, ips = mesh.lab.vms, _start_containers(mesh)
+    # Traffic the whole time: every container pings every other once a second, so a tunnel
+    # that carried anything before its SAs existed would show on the underlay.
+    for vm in vms:
+        for peer in vms:
+            if peer is not vm:
+                vm.ssh(f"docker exec -d {CONTAINER} ping -i 1 {ips[peer.name]}", check=True)
+    rows = measurements.setdefault("ipsec_all_at_once_bring_ups", [])
+    try:
+        for round_number in range(1, SWITCH_ROUNDS[mesh.variant] + 1):
+            name = f"{mesh.variant}-switch-{round_number}"
+            with mesh.lab.capture(name) as capture:
+                row = _switch_all_at_once(mesh, name)
+            rows.append(row)
+            print(f"{name}: {row}; {capture.counts.explain()}")
+            assert capture.counts["gre"] == 0, capture.counts.explain()
+            assert not capture.counts.readable, capture.counts.explain()
+            assert capture.counts.inner_icmp == 0, capture.counts.explain()
+    finally:
+        mesh.lab.on_all(f"docker exec {CONTAINER} killall ping", check=False)
+    _ping_all(vms, ips)
 
 
 def _orphan_sas(vm) -> list[str]:

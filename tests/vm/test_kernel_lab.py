@@ -19,7 +19,8 @@ from ovsnet.addressing import host_addressing
 from ovsnet.tunnels import overlay_mtu, port_name
 from ovsnet.vmlab import guest
 
-pytestmark = pytest.mark.vm
+# The shared host-unit lab runs in `make test-vm-extended` (CI's time budget, docs/decisions.md).
+pytestmark = [pytest.mark.vm, pytest.mark.vm_extended]
 
 CONTAINER = "ovl"
 UNDERLAY_MTU = 1500

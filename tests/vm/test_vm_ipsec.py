@@ -39,7 +39,8 @@ from ovsnet.errors import OperationFailed
 from ovsnet.strongswan import parse_own_certificate_serials
 from ovsnet.vmlab import guest
 
-pytestmark = pytest.mark.vm
+# The shared host-unit lab runs in `make test-vm-extended` (CI's time budget, docs/decisions.md).
+pytestmark = [pytest.mark.vm, pytest.mark.vm_extended]
 
 PSK_PATH = "/etc/ovsnet/ipsec.psk"
 PKI_VM_DIR = "/etc/ovsnet/vmlab-pki"
@@ -583,7 +584,6 @@ def test_certificates_from_one_ca_carry_only_esp(vmlab, overlay, pki, measuremen
         assert set(states.values()) == {"established"}, (vm.name, states)
 
 
-@pytest.mark.vm_extended  # CI's time budget: `make test-vm-extended`
 def test_a_certificate_from_another_ca_gets_no_tunnel(vmlab, overlay, pki, measurements):
     rogue = vmlab.vms[2]
     trusted = _others(rogue, vmlab.vms)
@@ -619,7 +619,6 @@ def test_a_certificate_from_another_ca_gets_no_tunnel(vmlab, overlay, pki, measu
     assert _guard(rogue)["dropped_packets"] > 0
 
 
-@pytest.mark.vm_extended  # CI's time budget: `make test-vm-extended`
 def test_certificate_renewal_under_traffic_sends_no_plaintext(
     vmlab, overlay, psk_mesh, measurements, tmp_path_factory
 ):

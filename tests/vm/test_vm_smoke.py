@@ -8,7 +8,8 @@ import pytest
 
 from ovsnet.vmlab import guest
 
-pytestmark = pytest.mark.vm
+# The shared host-unit lab runs in `make test-vm-extended` (CI's time budget, docs/decisions.md).
+pytestmark = [pytest.mark.vm, pytest.mark.vm_extended]
 
 
 def test_vms_run_debian_kernel_with_openvswitch_module_and_ovsdb(vmlab):
