@@ -13,8 +13,9 @@ demo: setup
 # CI's run is reproducible: Hypothesis's own "ci" profile seeds each property test from its
 # name, so a landing never depends on the examples one random run happened to draw.
 # --durations: the slowest tests in every CI log, to keep the run inside its time budget.
-# The VM scenarios marked vm_extended (a certificate mesh's renewal and rogue CA, the host-unit
-# reboot: 20-25 minutes of emulation) run in `make test-vm-extended`, not here: CI's budget.
+# The VM scenarios marked vm_extended (the shared host-unit lab: plain GRE, the guard's faults,
+# rotation, certificates, the host-unit reboot; about 50 minutes of emulation) run in
+# `make test-vm-extended`, not here: CI's budget. The user-data fleets run here.
 test: setup
 	$(PY) -m pytest -q --hypothesis-profile=ci --durations=40 -m "not vm_extended"
 
