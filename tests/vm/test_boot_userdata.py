@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import pytest
 
 from ovsnet.errors import OvsnetError
+from ovsnet.ipsec_healing import DEFAULT_GRACE as HEAL_GRACE  # the companions' healers' grace
 from ovsnet.render.host_layout import COMPANION_CAPABILITIES
 from ovsnet.vmlab import guest
 
@@ -73,7 +74,6 @@ BACK_TIMEOUT = 600
 # All-at-once switches of the booted mesh per fleet: the acceptance's five bring-ups in one run
 # (switching tunnels, not rebooting), with both kinds of IKE authentication.
 SWITCH_ROUNDS = {"psk": 3, "pki": 2}
-HEAL_GRACE = 60  # the companion healer's default grace (ovsnet.ipsec_healing.DEFAULT_GRACE)
 
 
 @dataclass

@@ -36,6 +36,7 @@ import pytest
 from test_kernel_lab import CONTAINER, _bring_up_host, prefix_of
 
 from ovsnet.errors import OperationFailed
+from ovsnet.ipsec_healing import DEFAULT_GRACE as HEAL_GRACE  # the heal unit's, as deployed
 from ovsnet.strongswan import parse_own_certificate_serials
 from ovsnet.vmlab import guest
 
@@ -51,8 +52,6 @@ HEAL_UNIT = "ovsnet-ipsec-heal.service"
 SAS_TIMEOUT = 400
 # Seconds before the healer's grace ends that a still-stuck pair's state is kept as evidence.
 EVIDENCE_LEAD_S = 10
-HEAL_GRACE = 60  # the heal unit's default (OVSNET_IPSEC_GRACE unset); pairs down past it are its
-# to repair
 
 
 def _others(vm, vms) -> list:
